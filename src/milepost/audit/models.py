@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from milepost.kit.db import Base, Money, UTCDateTime, json_column
+
+
+class MilestoneEvent(Base):
+    """One change to a milestone. Events are chained per milestone: each hash covers the previous one."""
+
+    __tablename__ = "milestone_events"
+    __table_args__ = (UniqueConstraint("milestone_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    milestone_id: Mapped[str] = mapped_column(ForeignKey("milestones.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    actor_role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(60))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[int | None] = mapped_column(Money)
+    data: Mapped[dict[str, Any]] = mapped_column(json_column())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,110 @@
+"""The audit trail: every change to a milestone is an event, hash-chained per milestone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from milepost.audit.models import MilestoneEvent
+from milepost.kit.context import Context
+from milepost.kit.ids import new_id
+
+GENESIS_HASH = "0" * 64
+
+
+def event_hash(event: MilestoneEvent) -> str:
+    payload = {
+        "id": event.id,
+        "milestone_id": event.milestone_id,
+        "seq": event.seq,
+        "actor_id": event.actor_id,
+        "actor_role": event.actor_role,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "amount": event.amount,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+        "prev_hash": event.prev_hash,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record(
+    ctx: Context,
+    milestone_id: str,
+    action: str,
+    *,
+    role: str,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    amount: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> MilestoneEvent:
+    """Append an event to the milestone's chain. The caller holds the milestone's row lock."""
+    last = ctx.session.execute(
+        select(MilestoneEvent.seq, MilestoneEvent.hash)
+        .where(MilestoneEvent.milestone_id == milestone_id)
+        .order_by(MilestoneEvent.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    event = MilestoneEvent(
+        id=new_id("evt"),
+        milestone_id=milestone_id,
+        seq=seq,
+        actor_id=ctx.actor_id,
+        actor_role=role,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        amount=amount,
+        data=data or {},
+        created_at=ctx.now,
+        prev_hash=prev_hash,
+    )
+    event.hash = event_hash(event)
+    ctx.session.add(event)
+    return event
+
+
+def list_events(ctx: Context, milestone_id: str) -> list[MilestoneEvent]:
+    return list(
+        ctx.session.scalars(
+            select(MilestoneEvent)
+            .where(MilestoneEvent.milestone_id == milestone_id)
+            .order_by(MilestoneEvent.seq)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    milestone_id: str
+    seq: int
+    message: str
+
+
+def check_chain(events: list[MilestoneEvent]) -> list[ChainProblem]:
+    """Check one milestone's events (ordered by seq): numbering, links and hashes."""
+    problems = []
+    prev_hash = GENESIS_HASH
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            problems.append(
+                ChainProblem(event.milestone_id, event.seq, f"expected event {expected_seq}")
+            )
+        if event.prev_hash != prev_hash:
+            problems.append(
+                ChainProblem(event.milestone_id, event.seq, "link to previous event broken")
+            )
+        if event_hash(event) != event.hash:
+            problems.append(
+                ChainProblem(event.milestone_id, event.seq, "event content was altered")
+            )
+        prev_hash = event.hash
+    return problems

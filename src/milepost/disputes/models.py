@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from milepost.kit.db import Base, Money, UTCDateTime, str_enum
+from milepost.milestones.state import MilestoneStatus
+
+
+class DisputeStatus(StrEnum):
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    RESOLVED = "resolved"
+
+
+class Resolution(StrEnum):
+    OFFER_ACCEPTED = "offer_accepted"
+    STAFF = "staff"
+    NO_RESPONSE = "no_response"  # the other party let the response window pass
+
+
+class OfferStatus(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    SUPERSEDED = "superseded"  # a newer offer from the same party replaced it
+
+
+class Dispute(Base):
+    __tablename__ = "disputes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    milestone_id: Mapped[str] = mapped_column(ForeignKey("milestones.id"), index=True)
+    opened_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    opener_role: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[DisputeStatus] = mapped_column(str_enum(DisputeStatus), index=True)
+    status_before: Mapped[MilestoneStatus] = mapped_column(str_enum(MilestoneStatus))
+    respond_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    mediation_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[Resolution | None] = mapped_column(str_enum(Resolution))
+    to_freelancer: Mapped[int | None] = mapped_column(Money)
+    to_client: Mapped[int | None] = mapped_column(Money)
+    resolved_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SettlementOffer(Base):
+    __tablename__ = "settlement_offers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dispute_id: Mapped[str] = mapped_column(ForeignKey("disputes.id"), index=True)
+    made_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    maker_role: Mapped[str] = mapped_column(String(20))
+    to_freelancer: Mapped[int] = mapped_column(Money)
+    status: Mapped[OfferStatus] = mapped_column(str_enum(OfferStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Shared plumbing: database, errors, ids, time."""

@@ -1,0 +1,225 @@
+"""Engines, the unit of work, and the column types shared by every domain.
+
+SQLite: a file in WAL mode with ``synchronous=FULL`` and foreign keys on. pysqlite's own transaction
+handling is switched off so that we issue ``BEGIN IMMEDIATE`` ourselves: a writer takes the database's write
+lock before it reads anything it will check, so two writers can never both act on the same stale balance.
+Read-only units of work use a plain (deferred) ``BEGIN`` and run beside writers.
+
+PostgreSQL: READ COMMITTED, with the rows a write depends on locked (``SELECT ... FOR UPDATE``) in a fixed
+order before they are checked: projects, then milestones, then disputes, then ledger accounts by key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from milepost.kit.errors import Conflict
+from milepost.kit.time import as_utc
+
+DEFAULT_DATABASE_URL = "sqlite:///milepost.db"
+
+# How long a writer waits for the SQLite write lock, or PostgreSQL for a row lock, before giving up with a
+# conflict. Long enough for a queue of honest writers, short enough that nobody hangs.
+LOCK_TIMEOUT_SECONDS = 30
+
+_naming = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_naming)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always handed back timezone-aware in UTC, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+# Money and counters: 64-bit on PostgreSQL; SQLite integers are 64-bit already.
+Money = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"},
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": LOCK_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Hand transaction control to us (see the "begin" hook below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_SECONDS * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("milepost_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_sqlite(session_or_engine: Session | Engine) -> bool:
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
+    return bind.dialect.name == "sqlite"
+
+
+def insert_ignoring_conflicts(
+    session: Session, model: type[Base], rows: list[dict[str, Any]]
+) -> None:
+    """INSERT rows, silently keeping the existing row where a unique key already exists."""
+    if not rows:
+        return
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
+
+
+# PostgreSQL SQLSTATEs that mean "another transaction got in the way": retrying later may work.
+_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def as_conflict(error: DBAPIError) -> Conflict | None:
+    """Translate a lock timeout, deadlock or serialisation failure into a typed conflict."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _CONFLICT_SQLSTATES:
+        return Conflict("Another request is changing the same money right now; try again.")
+    if isinstance(error, OperationalError) and "database is locked" in str(orig):
+        return Conflict("The database is busy with another write; try again.")
+    return None
+
+
+class Database:
+    """One per process: an engine and the units of work opened on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(milepost_read_only=True), expire_on_commit=False
+        )
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except DBAPIError as error:
+            session.rollback()
+            conflict = as_conflict(error)
+            if conflict is not None:
+                raise conflict from error
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """A read transaction; never commits anything."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def upgrade_schema(url: str) -> None:
+    """Create or migrate the schema to the newest revision (the schema comes only from migrations)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def str_enum(enum_class: type[Any]) -> Any:
+    """Store a StrEnum as its string value (portable between SQLite and PostgreSQL)."""
+    from sqlalchemy import Enum
+
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+def json_column() -> Any:
+    from sqlalchemy import JSON
+
+    return JSON().with_variant(postgresql.JSONB(), "postgresql")

@@ -1,0 +1,75 @@
+"""Small validators for raw input. Each refuses with ValidationFailed naming the field (``param``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from milepost.kit.errors import ValidationFailed
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def text(value: Any, param: str, *, max_length: int, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{param} must be text.", param=param)
+    stripped: str = value.strip()
+    if required and not stripped:
+        raise ValidationFailed(f"{param} is required.", code="missing", param=param)
+    if len(stripped) > max_length:
+        raise ValidationFailed(f"{param} must be at most {max_length} characters.", param=param)
+    return stripped
+
+
+def text_list(value: Any, param: str, *, max_items: int = 50, max_length: int = 2000) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed(f"{param} must be a list of text items.", param=param)
+    if len(value) > max_items:
+        raise ValidationFailed(f"{param} may have at most {max_items} items.", param=param)
+    return [
+        text(item, f"{param}[{index}]", max_length=max_length) for index, item in enumerate(value)
+    ]
+
+
+def integer(value: Any, param: str, *, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"{param} must be a whole number.", param=param)
+    if not minimum <= value <= maximum:
+        raise ValidationFailed(f"{param} must be between {minimum} and {maximum}.", param=param)
+    return value
+
+
+def optional_date(value: Any, param: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValidationFailed(f"{param} must be a date as YYYY-MM-DD.", param=param)
+
+
+def email(value: Any, param: str = "email") -> str:
+    address = text(value, param, max_length=320).lower()
+    if not _EMAIL.match(address):
+        raise ValidationFailed(f"{param} must be an e-mail address.", param=param)
+    return address
+
+
+def optional_email(value: Any, param: str) -> str | None:
+    return None if value is None else email(value, param)
+
+
+def only_known_fields(values: dict[str, Any], known: set[str] | frozenset[str]) -> None:
+    """Refuse unknown fields: a misspelt term must not be silently dropped."""
+    for name in values:
+        if name not in known:
+            raise ValidationFailed(f"Unknown field {name}.", code="unknown_field", param=name)

@@ -1,0 +1,93 @@
+"""The double-entry ledger: accounts, journal entries, postings.
+
+An account's balance is the sum of its postings; the cached ``balance`` column is kept in step inside the
+same transaction and checked against the postings by ``verify``. Sign convention: money a user or an escrow
+holds is positive; the external (outside world) accounts go negative as money comes in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from milepost.kit.db import Base, Money, UTCDateTime, str_enum
+
+
+class AccountKind(StrEnum):
+    USER = "user"  # a user's available balance in one currency
+    ESCROW = "escrow"  # one per milestone
+    PLATFORM_FEE = "platform_fee"  # fee revenue per currency
+    EXTERNAL = "external"  # the outside world, per payment provider and currency
+    PAYOUT_CLEARING = "payout_clearing"  # payouts requested but not yet paid out by the provider
+
+
+# Accounts that hold somebody's money and therefore may never go negative.
+NON_NEGATIVE_KINDS = frozenset({AccountKind.USER, AccountKind.ESCROW, AccountKind.PAYOUT_CLEARING})
+
+
+class EntryKind(StrEnum):
+    DEPOSIT = "deposit"
+    PAYOUT = "payout"
+    PAYOUT_PAID = "payout_paid"
+    FUND = "fund"
+    RELEASE = "release"
+    REFUND = "refund"
+    DISPUTE_SPLIT = "dispute_split"
+    BONUS = "bonus"
+
+
+class Account(Base):
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "kind NOT IN ('user', 'escrow', 'payout_clearing') OR balance >= 0",
+            name="balance_not_negative",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # A readable unique name: user:usr_..:USD, escrow:ms_.., platform_fee:USD, external:sandbox:USD.
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind))
+    currency: Mapped[str] = mapped_column(String(3))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    milestone_id: Mapped[str | None] = mapped_column(ForeignKey("milestones.id"), index=True)
+    provider: Mapped[str | None] = mapped_column(String(40))
+    balance: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JournalEntry(Base):
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind))
+    memo: Mapped[str] = mapped_column(String(500), default="")
+    milestone_id: Mapped[str | None] = mapped_column(ForeignKey("milestones.id"), index=True)
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # SHA-256 over the entry and its postings, so that an edited posting shows in verify.
+    hash: Mapped[str] = mapped_column(String(64))
+
+    postings: Mapped[list[Posting]] = relationship(
+        back_populates="entry", order_by="Posting.id", lazy="selectin"
+    )
+
+
+class Posting(Base):
+    __tablename__ = "ledger_postings"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        Index("ix_ledger_postings_account_id_id", "account_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+
+    entry: Mapped[JournalEntry] = relationship(back_populates="postings")

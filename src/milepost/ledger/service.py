@@ -1,0 +1,183 @@
+"""Posting journal entries and reading balances.
+
+``post`` is the only way money moves. It takes legs (account, signed amount) that sum to zero per
+currency, locks the accounts involved in a fixed order (by key), refuses a leg that would take a user's or
+an escrow's balance below zero, and writes the entry, its postings and the new cached balances together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from milepost.kit.context import Context
+from milepost.kit.db import insert_ignoring_conflicts
+from milepost.kit.errors import InsufficientFunds
+from milepost.kit.ids import new_id
+from milepost.ledger.models import (
+    NON_NEGATIVE_KINDS,
+    Account,
+    AccountKind,
+    EntryKind,
+    JournalEntry,
+    Posting,
+)
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    kind: AccountKind
+    currency: str
+    user_id: str | None = None
+    milestone_id: str | None = None
+    provider: str | None = None
+
+    @property
+    def key(self) -> str:
+        owner = {
+            AccountKind.USER: self.user_id,
+            AccountKind.ESCROW: self.milestone_id,
+            AccountKind.PLATFORM_FEE: None,
+            AccountKind.EXTERNAL: self.provider,
+            AccountKind.PAYOUT_CLEARING: self.provider,
+        }[self.kind]
+        return ":".join(part for part in (self.kind.value, owner, self.currency) if part)
+
+
+def user_account(user_id: str, currency: str) -> AccountRef:
+    return AccountRef(AccountKind.USER, currency, user_id=user_id)
+
+
+def escrow_account(milestone_id: str, currency: str) -> AccountRef:
+    return AccountRef(AccountKind.ESCROW, currency, milestone_id=milestone_id)
+
+
+def fee_account(currency: str) -> AccountRef:
+    return AccountRef(AccountKind.PLATFORM_FEE, currency)
+
+
+def external_account(provider: str, currency: str) -> AccountRef:
+    return AccountRef(AccountKind.EXTERNAL, currency, provider=provider)
+
+
+def clearing_account(provider: str, currency: str) -> AccountRef:
+    return AccountRef(AccountKind.PAYOUT_CLEARING, currency, provider=provider)
+
+
+Leg = tuple[AccountRef, int]
+
+
+class LedgerImbalance(AssertionError):
+    """A programming error: an entry whose legs do not sum to zero must never be written."""
+
+
+def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) -> str:
+    """SHA-256 over an entry and its postings as (account key, amount, currency)."""
+    payload = {
+        "id": entry.id,
+        "kind": str(entry.kind),
+        "milestone_id": entry.milestone_id,
+        "created_at": entry.created_at.isoformat(),
+        "postings": sorted([key, amount, currency] for key, amount, currency in postings),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def lock_accounts(ctx: Context, refs: Sequence[AccountRef]) -> dict[str, Account]:
+    """Create the accounts if need be, then lock them (ordered by key) and return them by key."""
+    keys = sorted({ref.key for ref in refs})
+    insert_ignoring_conflicts(
+        ctx.session,
+        Account,
+        [
+            {
+                "id": new_id("acc"),
+                "key": ref.key,
+                "kind": ref.kind,
+                "currency": ref.currency,
+                "user_id": ref.user_id,
+                "milestone_id": ref.milestone_id,
+                "provider": ref.provider,
+                "balance": 0,
+                "created_at": ctx.now,
+            }
+            for ref in {ref.key: ref for ref in refs}.values()
+        ],
+    )
+    accounts = ctx.session.scalars(
+        select(Account)
+        .where(Account.key.in_(keys))
+        .order_by(Account.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return {account.key: account for account in accounts}
+
+
+def post(
+    ctx: Context,
+    kind: EntryKind,
+    legs: Sequence[Leg],
+    *,
+    milestone_id: str | None = None,
+    memo: str = "",
+) -> JournalEntry:
+    """Write one balanced journal entry. Raises InsufficientFunds if a protected balance would go < 0."""
+    legs = [(ref, amount) for ref, amount in legs if amount != 0]
+    totals: dict[str, int] = defaultdict(int)
+    for ref, amount in legs:
+        totals[ref.currency] += amount
+    if len(legs) < 2 or any(totals.values()):
+        raise LedgerImbalance(f"unbalanced entry {kind}: {legs}")
+
+    accounts = lock_accounts(ctx, [ref for ref, _ in legs])
+    deltas: dict[str, int] = defaultdict(int)
+    for ref, amount in legs:
+        deltas[ref.key] += amount
+    for key, delta in deltas.items():
+        account = accounts[key]
+        if account.kind in NON_NEGATIVE_KINDS and account.balance + delta < 0:
+            whose = "escrow" if account.kind is AccountKind.ESCROW else "available balance"
+            raise InsufficientFunds(
+                f"The {whose} holds {account.balance} {account.currency} (minor units); "
+                f"{-delta} is needed.",
+                param="amount",
+            )
+
+    entry = JournalEntry(
+        id=new_id("je"),
+        kind=kind,
+        memo=memo,
+        milestone_id=milestone_id,
+        actor_id=ctx.actor_id,
+        created_at=ctx.now,
+    )
+    for key, delta in deltas.items():
+        accounts[key].balance += delta
+    entry.hash = entry_hash(entry, [(ref.key, amount, ref.currency) for ref, amount in legs])
+    ctx.session.add(entry)
+    ctx.session.flush([entry])
+    ctx.session.add_all(
+        Posting(
+            id=new_id("pst"),
+            entry_id=entry.id,
+            account_id=accounts[ref.key].id,
+            amount=amount,
+            currency=ref.currency,
+        )
+        for ref, amount in legs
+    )
+    ctx.session.flush()
+    return entry
+
+
+def available_balance(ctx: Context, user_id: str, currency: str) -> int:
+    balance = ctx.session.scalar(
+        select(Account.balance).where(Account.key == user_account(user_id, currency).key)
+    )
+    return balance or 0

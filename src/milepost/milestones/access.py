@@ -1,0 +1,50 @@
+"""Loading a milestone for an actor: 404 for anyone who is not a party (staff see all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState, NotFound
+from milepost.milestones.models import Milestone
+from milepost.milestones.state import Role
+from milepost.projects.models import Project
+from milepost.projects.service import project_role
+
+
+@dataclass
+class MilestoneAccess:
+    milestone: Milestone
+    project: Project
+    role: Role
+
+    @property
+    def freelancer_id(self) -> str:
+        if self.project.freelancer_id is None:
+            raise InvalidState(
+                "This project has no freelancer yet, so there is nobody to pay.",
+                code="no_freelancer",
+            )
+        return self.project.freelancer_id
+
+
+def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneAccess:
+    """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked."""
+    query = select(Milestone).where(Milestone.id == milestone_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    milestone = ctx.session.scalar(query)
+    if milestone is None:
+        raise NotFound("No such milestone.", param="id")
+    project = ctx.session.scalar(
+        select(Project)
+        .where(Project.id == milestone.project_id)
+        .execution_options(populate_existing=lock)
+    )
+    assert project is not None  # foreign key
+    role = project_role(ctx.actor, project)
+    if role is None:
+        raise NotFound("No such milestone.", param="id")
+    return MilestoneAccess(milestone, project, role)

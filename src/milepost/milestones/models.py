@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
+from milepost.milestones.state import MilestoneStatus
+
+
+class Milestone(Base):
+    __tablename__ = "milestones"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "funded_amount >= 0 AND released_amount >= 0 AND refunded_amount >= 0 "
+            "AND fee_amount >= 0 AND late_fee_amount >= 0",
+            name="amounts_not_negative",
+        ),
+        CheckConstraint(
+            "released_amount + refunded_amount <= funded_amount", name="escrow_not_negative"
+        ),
+        CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[MilestoneStatus] = mapped_column(str_enum(MilestoneStatus), index=True)
+
+    # Terms: editable while draft, frozen from funding on.
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    amount: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    fund_by: Mapped[date | None] = mapped_column(Date)
+    acceptance_criteria: Mapped[list[str]] = mapped_column(json_column())
+    required_evidence: Mapped[list[str]] = mapped_column(json_column())
+    exclusions: Mapped[list[str]] = mapped_column(json_column())
+    dependencies: Mapped[list[str]] = mapped_column(json_column())
+    review_period_days: Mapped[int] = mapped_column(Integer)
+    release_delay_days: Mapped[int] = mapped_column(Integer)
+    late_fee: Mapped[dict[str, Any] | None] = mapped_column(json_column())
+
+    # Money, kept in step with the ledger (verify checks the escrow account against these).
+    funded_amount: Mapped[int] = mapped_column(Money, default=0)
+    released_amount: Mapped[int] = mapped_column(Money, default=0)  # gross, fee included
+    refunded_amount: Mapped[int] = mapped_column(Money, default=0)
+    fee_amount: Mapped[int] = mapped_column(Money, default=0)
+    late_fee_amount: Mapped[int] = mapped_column(Money, default=0)
+    fee_rate_bps: Mapped[int | None] = mapped_column(Integer)  # fixed at funding
+
+    cancellation_requested: Mapped[bool] = mapped_column(default=False)
+    cancellation_reason: Mapped[str | None] = mapped_column(Text)
+
+    funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def escrow_balance(self) -> int:
+        return self.funded_amount - self.released_amount - self.refunded_amount
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("milestone_id", "revision"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    milestone_id: Mapped[str] = mapped_column(ForeignKey("milestones.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    submitted_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    # [{type: link, url} | {type: file, file_id} | {type: text, text}]
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(json_column())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

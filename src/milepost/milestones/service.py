@@ -1,0 +1,507 @@
+"""Milestone use cases: terms, funding, delivery, review, release, cancellation.
+
+Each action loads the milestone with its row locked, asks the state machine whether the actor may act,
+moves money through the ledger, changes status through ``set_status`` and records an audit event. Nothing
+here commits: the caller's unit of work does, or rolls everything back if anything raised.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import func, or_, select
+
+from milepost.audit import service as audit
+from milepost.kit import validate
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.ids import new_id
+from milepost.kit.pagination import Page, paginate
+from milepost.ledger.models import EntryKind
+from milepost.ledger.service import escrow_account, fee_account, post, user_account
+from milepost.milestones.access import MilestoneAccess, load_milestone
+from milepost.milestones.late_fees import accrued_late_fee
+from milepost.milestones.models import Milestone, Submission
+from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, authorize, set_status
+from milepost.milestones.terms import validate_terms
+from milepost.money import cumulative_fee, validate_amount
+from milepost.projects.models import Project
+from milepost.projects.service import _next_position, get_project, project_role
+
+S = MilestoneStatus
+MAX_EVIDENCE_ITEMS = 50
+
+
+def _authorize(access: MilestoneAccess, action: Action) -> None:
+    authorize(
+        action,
+        access.role,
+        access.milestone.status,
+        project_has_freelancer=access.project.freelancer_id is not None,
+    )
+
+
+def _transition(
+    ctx: Context,
+    access: MilestoneAccess,
+    to_status: MilestoneStatus,
+    action: str,
+    *,
+    amount: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    milestone = access.milestone
+    from_status = set_status(milestone, to_status)
+    milestone.updated_at = ctx.now
+    if to_status in TERMINAL:
+        milestone.ended_at = ctx.now
+        milestone.cancellation_requested = False
+    audit.record(
+        ctx,
+        milestone.id,
+        action,
+        role=access.role,
+        from_status=from_status,
+        to_status=to_status,
+        amount=amount,
+        data=data,
+    )
+
+
+# Terms ------------------------------------------------------------------------------------------------
+
+
+def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
+    project = get_project(ctx, project_id)
+    role = project_role(ctx.actor, project)
+    if role is None:
+        raise NotFound("No such project.", param="id")
+    if role is not Role.CLIENT:
+        raise PermissionDenied(
+            "Only the project's client can create milestones.", code="only_client_can_create"
+        )
+    terms = validate_terms(values, creating=True)
+    milestone = Milestone(
+        id=new_id("ms"),
+        project_id=project.id,
+        client_id=project.client_id,
+        position=_next_position(ctx, project.id),
+        status=S.DRAFT,
+        currency=project.currency,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        **terms,
+    )
+    ctx.session.add(milestone)
+    ctx.session.flush([milestone])
+    audit.record(
+        ctx, milestone.id, "created", role=role, to_status=S.DRAFT, amount=milestone.amount
+    )
+    return milestone
+
+
+def update_terms(ctx: Context, milestone_id: str, **values: Any) -> Milestone:
+    """Edit terms while the milestone is a draft; from funding on they are frozen."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.EDIT)
+    terms = validate_terms(values, creating=False)
+    milestone = access.milestone
+    changed = {}
+    for name, value in terms.items():
+        if getattr(milestone, name) != value:
+            setattr(milestone, name, value)
+            changed[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    if changed:
+        milestone.updated_at = ctx.now
+        audit.record(
+            ctx,
+            milestone.id,
+            "terms_edited",
+            role=access.role,
+            from_status=S.DRAFT,
+            to_status=S.DRAFT,
+            data={"changed": changed},
+        )
+    return milestone
+
+
+def get_milestone(ctx: Context, milestone_id: str) -> Milestone:
+    return load_milestone(ctx, milestone_id, lock=False).milestone
+
+
+def list_milestones(
+    ctx: Context,
+    *,
+    role: str | None = None,
+    status: str | None = None,
+    project_id: str | None = None,
+    limit: int = 20,
+    starting_after: str | None = None,
+) -> Page[Milestone]:
+    """Milestones the actor is a party to: ``role='client'`` outgoing, ``'freelancer'`` incoming."""
+    from milepost.kit.errors import InvalidRequest
+
+    actor = ctx.require_actor()
+    query = select(Milestone).join(Project, Project.id == Milestone.project_id)
+    if role == "client":
+        query = query.where(Milestone.client_id == actor.id)
+    elif role == "freelancer":
+        query = query.where(Project.freelancer_id == actor.id)
+    elif role is None:
+        if not actor.is_staff:
+            query = query.where(
+                or_(Milestone.client_id == actor.id, Project.freelancer_id == actor.id)
+            )
+    else:
+        raise InvalidRequest("role must be client or freelancer.", param="role")
+    if status is not None:
+        if status not in set(MilestoneStatus):
+            raise InvalidRequest(f"Unknown status {status}.", param="status")
+        query = query.where(Milestone.status == status)
+    if project_id is not None:
+        query = query.where(Milestone.project_id == project_id)
+    return paginate(ctx.session, query, Milestone.id, limit=limit, starting_after=starting_after)
+
+
+# Money in: funding ---------------------------------------------------------------------------------------
+
+
+def amount_to_fund(milestone: Milestone, ctx: Context) -> tuple[int, int]:
+    """What funding takes now: (amount + accrued late fee, the late fee)."""
+    late_fee = accrued_late_fee(
+        milestone.late_fee, milestone.amount, milestone.fund_by, ctx.now.date()
+    )
+    return milestone.amount + late_fee, late_fee
+
+
+def fund(ctx: Context, milestone_id: str) -> Milestone:
+    """Move the milestone's amount (plus any accrued late fee) from the client's wallet into escrow."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.FUND)
+    milestone = access.milestone
+    total, late_fee = amount_to_fund(milestone, ctx)
+    post(
+        ctx,
+        EntryKind.FUND,
+        [
+            (user_account(milestone.client_id, milestone.currency), -total),
+            (escrow_account(milestone.id, milestone.currency), total),
+        ],
+        milestone_id=milestone.id,
+        memo=f"fund milestone {milestone.id}",
+    )
+    milestone.funded_amount = total
+    milestone.late_fee_amount = late_fee
+    milestone.fee_rate_bps = ctx.settings.fee_bps
+    milestone.funded_at = ctx.now
+    _transition(ctx, access, S.FUNDED, "funded", amount=total, data={"late_fee": late_fee})
+    return milestone
+
+
+# Delivery and review -----------------------------------------------------------------------------------
+
+
+def _validate_evidence(value: Any) -> list[dict[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed("evidence must be a list.", param="evidence")
+    if len(value) > MAX_EVIDENCE_ITEMS:
+        raise ValidationFailed(f"At most {MAX_EVIDENCE_ITEMS} evidence items.", param="evidence")
+    items = []
+    for index, item in enumerate(value):
+        param = f"evidence[{index}]"
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "link":
+            url = validate.text(item.get("url"), f"{param}.url", max_length=2000)
+            if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
+                raise ValidationFailed("A link must be an http(s) URL.", param=f"{param}.url")
+            items.append({"type": "link", "url": url})
+        elif kind == "file":
+            file_id = validate.text(item.get("file_id"), f"{param}.file_id", max_length=40)
+            if not file_id.startswith("file_"):
+                raise ValidationFailed("file_id must be a file id.", param=f"{param}.file_id")
+            items.append({"type": "file", "file_id": file_id})
+        elif kind == "text":
+            items.append(
+                {
+                    "type": "text",
+                    "text": validate.text(item.get("text"), f"{param}.text", max_length=20_000),
+                }
+            )
+        else:
+            raise ValidationFailed(
+                "Each evidence item's type must be link, file or text.", param=param
+            )
+    return items
+
+
+def submit(
+    ctx: Context, milestone_id: str, *, note: object = None, evidence: object = None
+) -> Submission:
+    """The freelancer delivers: a note and evidence. Starts the review period."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.SUBMIT)
+    milestone = access.milestone
+    text = validate.text(note, "note", max_length=20_000, required=False)
+    items = _validate_evidence(evidence)
+    if not text and not items:
+        raise ValidationFailed(
+            "A delivery needs a note or evidence.", code="missing", param="evidence"
+        )
+    revision = (
+        ctx.session.scalar(select(func.count()).where(Submission.milestone_id == milestone.id)) or 0
+    ) + 1
+    submission = Submission(
+        id=new_id("sub"),
+        milestone_id=milestone.id,
+        revision=revision,
+        submitted_by=ctx.require_actor().id,
+        note=text,
+        evidence=items,
+        created_at=ctx.now,
+    )
+    ctx.session.add(submission)
+    milestone.submitted_at = ctx.now
+    milestone.review_due_at = ctx.now + timedelta(days=milestone.review_period_days)
+    _transition(
+        ctx,
+        access,
+        S.SUBMITTED,
+        "submitted",
+        data={"submission_id": submission.id, "revision": revision},
+    )
+    ctx.session.flush()
+    return submission
+
+
+def list_submissions(ctx: Context, milestone_id: str) -> list[Submission]:
+    milestone = get_milestone(ctx, milestone_id)
+    return list(
+        ctx.session.scalars(
+            select(Submission)
+            .where(Submission.milestone_id == milestone.id)
+            .order_by(Submission.revision)
+        )
+    )
+
+
+def request_changes(
+    ctx: Context, milestone_id: str, *, reason: object, unmet_criteria: object = None
+) -> Milestone:
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.REQUEST_CHANGES)
+    milestone = access.milestone
+    why = validate.text(reason, "reason", max_length=20_000)
+    unmet: list[int] = []
+    if unmet_criteria is not None:
+        if not isinstance(unmet_criteria, list):
+            raise ValidationFailed(
+                "unmet_criteria must be a list of indexes.", param="unmet_criteria"
+            )
+        last = len(milestone.acceptance_criteria) - 1
+        unmet = sorted(
+            {
+                validate.integer(i, "unmet_criteria", minimum=0, maximum=max(last, 0))
+                for i in unmet_criteria
+            }
+        )
+        if unmet and last < 0:
+            raise ValidationFailed(
+                "This milestone has no acceptance criteria.", param="unmet_criteria"
+            )
+    milestone.review_due_at = None  # the clock stops until the next delivery
+    _transition(
+        ctx,
+        access,
+        S.CHANGES_REQUESTED,
+        "changes_requested",
+        data={"reason": why, "unmet_criteria": unmet},
+    )
+    return milestone
+
+
+def approve(ctx: Context, milestone_id: str, *, automatic: bool = False) -> Milestone:
+    """Accept the delivery. Released at once, or when the release delay has passed."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.APPROVE)
+    milestone = access.milestone
+    access.freelancer_id  # noqa: B018 -- refuses before anything changes if there is nobody to pay
+    milestone.approved_at = ctx.now
+    milestone.review_due_at = None
+    _transition(ctx, access, S.APPROVED, "auto_approved" if automatic else "approved")
+    if milestone.release_delay_days == 0:
+        _release(ctx, access, milestone.escrow_balance)
+    else:
+        milestone.release_due_at = ctx.now + timedelta(days=milestone.release_delay_days)
+    return milestone
+
+
+# Money out: releases -----------------------------------------------------------------------------------
+
+
+def release(ctx: Context, milestone_id: str, *, amount: object = None) -> Milestone:
+    """Release part (``amount``) or all that remains of the escrow to the freelancer."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.RELEASE)
+    escrow = access.milestone.escrow_balance
+    value = escrow if amount is None else validate_amount(amount)
+    _release(ctx, access, value)
+    return access.milestone
+
+
+def release_matured(ctx: Context, milestone_id: str) -> Milestone:
+    """Release an approved milestone whose release delay has passed (time-driven, by the system)."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    milestone = access.milestone
+    _authorize(access, Action.RELEASE)
+    if milestone.status is not S.APPROVED or milestone.release_due_at is None:
+        raise InvalidState("Only an approved milestone waiting out its release delay can mature.")
+    if ctx.now < milestone.release_due_at:
+        raise InvalidState("The release delay has not passed yet.", code="not_due")
+    _release(ctx, access, milestone.escrow_balance)
+    return milestone
+
+
+def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
+    milestone = access.milestone
+    freelancer_id = access.freelancer_id
+    escrow = milestone.escrow_balance
+    if amount > escrow:
+        from milepost.kit.errors import InsufficientFunds
+
+        raise InsufficientFunds(
+            f"The escrow holds {escrow}; cannot release {amount}.", param="amount"
+        )
+    fee = cumulative_fee(
+        milestone.released_amount, amount, milestone.fee_amount, milestone.fee_rate_bps or 0
+    )
+    post(
+        ctx,
+        EntryKind.RELEASE,
+        [
+            (escrow_account(milestone.id, milestone.currency), -amount),
+            (user_account(freelancer_id, milestone.currency), amount - fee),
+            (fee_account(milestone.currency), fee),
+        ],
+        milestone_id=milestone.id,
+        memo=f"release from milestone {milestone.id}",
+    )
+    milestone.released_amount += amount
+    milestone.fee_amount += fee
+    data = {"fee": fee, "to_freelancer": amount - fee}
+    if milestone.escrow_balance == 0:
+        _transition(ctx, access, S.RELEASED, "released", amount=amount, data=data)
+    else:
+        milestone.updated_at = ctx.now
+        audit.record(
+            ctx,
+            milestone.id,
+            "released_part",
+            role=access.role,
+            from_status=milestone.status,
+            to_status=milestone.status,
+            amount=amount,
+            data=data,
+        )
+
+
+def request_release(ctx: Context, milestone_id: str) -> Milestone:
+    """The freelancer nudges the client to review and release."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.REQUEST_RELEASE)
+    milestone = access.milestone
+    audit.record(
+        ctx,
+        milestone.id,
+        "release_requested",
+        role=access.role,
+        from_status=milestone.status,
+        to_status=milestone.status,
+    )
+    return milestone
+
+
+# Cancellation ------------------------------------------------------------------------------------------
+
+
+def cancel(ctx: Context, milestone_id: str, *, reason: object = None) -> Milestone:
+    """Cancel; whatever is left in escrow goes back to the client."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.CANCEL)
+    why = validate.text(reason, "reason", max_length=20_000, required=False)
+    _cancel(ctx, access, action="cancelled", reason=why)
+    return access.milestone
+
+
+def _cancel(ctx: Context, access: MilestoneAccess, *, action: str, reason: str) -> None:
+    milestone = access.milestone
+    refund = milestone.escrow_balance
+    if refund:
+        post(
+            ctx,
+            EntryKind.REFUND,
+            [
+                (escrow_account(milestone.id, milestone.currency), -refund),
+                (user_account(milestone.client_id, milestone.currency), refund),
+            ],
+            milestone_id=milestone.id,
+            memo=f"refund of milestone {milestone.id}",
+        )
+        milestone.refunded_amount += refund
+    _transition(ctx, access, S.CANCELLED, action, amount=refund, data={"reason": reason})
+
+
+def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> Milestone:
+    """The client asks the freelancer to agree to cancel a funded milestone."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.REQUEST_CANCELLATION)
+    milestone = access.milestone
+    why = validate.text(reason, "reason", max_length=20_000)
+    if access.project.freelancer_id is None:
+        raise InvalidState(
+            "The project has no freelancer yet: cancel the milestone directly.",
+            code="cancel_directly",
+        )
+    if milestone.cancellation_requested:
+        raise InvalidState("A cancellation request is pending already.", code="already_requested")
+    milestone.cancellation_requested = True
+    milestone.cancellation_reason = why
+    milestone.updated_at = ctx.now
+    audit.record(
+        ctx,
+        milestone.id,
+        "cancellation_requested",
+        role=access.role,
+        from_status=milestone.status,
+        to_status=milestone.status,
+        data={"reason": why},
+    )
+    return milestone
+
+
+def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Milestone:
+    """The freelancer accepts (cancelled, refund) or declines (unchanged) the client's request."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    _authorize(access, Action.ANSWER_CANCELLATION)
+    milestone = access.milestone
+    if not milestone.cancellation_requested:
+        raise InvalidState("There is no cancellation request to answer.", code="no_request")
+    reason = milestone.cancellation_reason or ""
+    milestone.cancellation_requested = False
+    milestone.cancellation_reason = None
+    if accept:
+        _cancel(ctx, access, action="cancellation_accepted", reason=reason)
+    else:
+        milestone.updated_at = ctx.now
+        audit.record(
+            ctx,
+            milestone.id,
+            "cancellation_declined",
+            role=access.role,
+            from_status=milestone.status,
+            to_status=milestone.status,
+        )
+    return milestone

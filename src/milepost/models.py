@@ -1,0 +1,28 @@
+"""Every table, imported in one place so that Alembic and the tests see the whole schema."""
+
+from milepost.audit.models import MilestoneEvent
+from milepost.disputes.models import Dispute, SettlementOffer
+from milepost.kit.db import Base
+from milepost.ledger.models import Account, JournalEntry, Posting
+from milepost.milestones.models import Milestone, Submission
+from milepost.projects.models import Bonus, Project, Proposal
+from milepost.users.models import User
+from milepost.wallets.models import Deposit, Payout
+
+__all__ = [
+    "Account",
+    "Base",
+    "Bonus",
+    "Deposit",
+    "Dispute",
+    "JournalEntry",
+    "Milestone",
+    "MilestoneEvent",
+    "Payout",
+    "Posting",
+    "Project",
+    "Proposal",
+    "SettlementOffer",
+    "Submission",
+    "User",
+]

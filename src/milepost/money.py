@@ -1,0 +1,113 @@
+"""Money: integers in a currency's minor unit, never floats.
+
+Exponents come from Babel's CLDR tables (USD 2, JPY 0, KWD 3). Rounding is half-up in exactly one helper,
+``round_half_up``; every fee in Milepost goes through ``fee_on``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+from milepost.kit.errors import ValidationFailed
+
+MAX_AMOUNT = 10**12
+BPS_DENOMINATOR = 10_000
+
+
+@cache
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def validate_currency(code: Any, *, param: str = "currency") -> str:
+    """Return the code if it is an upper-case ISO 4217 code Babel knows; refuse anything else."""
+    if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
+        raise ValidationFailed(
+            "Currency must be an upper-case ISO 4217 code such as USD.",
+            code="invalid_currency",
+            param=param,
+        )
+    if code not in _known_currencies():
+        raise ValidationFailed(f"Unknown currency {code}.", code="invalid_currency", param=param)
+    return code
+
+
+def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = False) -> int:
+    """Return ``value`` if it is a whole number of minor units in range; refuse floats, strings, bools."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(
+            "Amount must be an integer number of minor units (cents for USD).",
+            code="invalid_amount",
+            param=param,
+        )
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValidationFailed(
+            "Amount must be positive." if not allow_zero else "Amount must not be negative.",
+            code="invalid_amount",
+            param=param,
+        )
+    if value > MAX_AMOUNT:
+        raise ValidationFailed(
+            f"Amount must not exceed {MAX_AMOUNT} minor units.", code="invalid_amount", param=param
+        )
+    return value
+
+
+def exponent(currency: str) -> int:
+    """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(validate_currency(currency)))
+
+
+def to_decimal(amount: int, currency: str) -> Decimal:
+    return Decimal(amount).scaleb(-exponent(currency))
+
+
+def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
+    """Format minor units for people: 1500000 USD -> '$15,000.00', 1500 JPY -> '¥1,500'."""
+    return str(
+        format_currency(to_decimal(amount, currency), currency, locale=locale, currency_digits=True)
+    )
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """Round numerator/denominator to the nearest integer, halves away from zero. Integers only."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if 2 * remainder >= denominator:
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient
+
+
+def fee_on(amount: int, rate_bps: int) -> int:
+    """The platform fee on ``amount`` at ``rate_bps`` basis points, rounded half-up."""
+    return round_half_up(amount * rate_bps, BPS_DENOMINATOR)
+
+
+def cumulative_fee(released_before: int, released_now: int, fee_taken: int, rate_bps: int) -> int:
+    """Fee due on a release of ``released_now``, given what was released and charged before.
+
+    Computed on the cumulative amount so that a milestone paid in parts costs exactly what it would cost
+    paid at once: fee(total) == sum of the fees of the parts.
+    """
+    return fee_on(released_before + released_now, rate_bps) - fee_taken
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` (largest remainder); the parts always add up to it."""
+    if not weights or any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    weight_sum = sum(weights)
+    floors = [total * weight // weight_sum for weight in weights]
+    remainders = [total * weight % weight_sum for weight in weights]
+    shortfall = total - sum(floors)
+    # Hand the leftover units to the largest remainders; ties go to the earlier part.
+    order = sorted(range(len(weights)), key=lambda index: (-remainders[index], index))
+    for index in order[:shortfall]:
+        floors[index] += 1
+    return floors

@@ -1,0 +1,309 @@
+"""Projects, proposals and bonuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from milepost.audit import service as audit
+from milepost.kit import validate
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.ids import new_id
+from milepost.kit.pagination import Page, paginate
+from milepost.ledger.models import EntryKind
+from milepost.ledger.service import fee_account, post, user_account
+from milepost.milestones.models import Milestone
+from milepost.milestones.state import MilestoneStatus, Role
+from milepost.milestones.terms import DEFAULT_REVIEW_PERIOD_DAYS
+from milepost.money import fee_on, validate_amount, validate_currency
+from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.users.models import User
+
+MAX_PROPOSAL_MILESTONES = 10
+
+
+def create_project(
+    ctx: Context,
+    *,
+    title: object,
+    currency: object,
+    description: object = None,
+    freelancer_id: object = None,
+    billing_contact_email: object = None,
+) -> Project:
+    """Post a project; the poster is its client. Naming a freelancer awards it at once."""
+    client = ctx.require_actor()
+    freelancer: User | None = None
+    if freelancer_id is not None:
+        freelancer = (
+            ctx.session.get(User, freelancer_id) if isinstance(freelancer_id, str) else None
+        )
+        if freelancer is None:
+            raise ValidationFailed(
+                "No such freelancer.", code="unknown_user", param="freelancer_id"
+            )
+        if freelancer.id == client.id:
+            raise ValidationFailed(
+                "A client cannot be the freelancer of their own project.", param="freelancer_id"
+            )
+    project = Project(
+        id=new_id("prj"),
+        client_id=client.id,
+        freelancer_id=freelancer.id if freelancer else None,
+        title=validate.text(title, "title", max_length=200),
+        description=validate.text(description, "description", max_length=20_000, required=False),
+        currency=validate_currency(currency),
+        billing_contact_email=validate.optional_email(
+            billing_contact_email, "billing_contact_email"
+        ),
+        status=ProjectStatus.AWARDED if freelancer else ProjectStatus.OPEN,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    ctx.session.add(project)
+    ctx.session.flush()
+    return project
+
+
+def project_role(actor: User | None, project: Project) -> Role | None:
+    """The actor's role on the project, or None if they are not a party (staff see everything)."""
+    if actor is None:
+        return Role.SYSTEM
+    if actor.id == project.client_id:
+        return Role.CLIENT
+    if project.freelancer_id is not None and actor.id == project.freelancer_id:
+        return Role.FREELANCER
+    if actor.is_staff:
+        return Role.STAFF
+    return None
+
+
+def get_project(ctx: Context, project_id: str, *, lock: bool = False) -> Project:
+    """The project if the actor may see it: a party, staff, or anyone while it is open for proposals."""
+    query = select(Project).where(Project.id == project_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    project = ctx.session.scalar(query)
+    if project is None or (
+        project_role(ctx.actor, project) is None and project.status is not ProjectStatus.OPEN
+    ):
+        raise NotFound("No such project.", param="id")
+    return project
+
+
+def list_projects(
+    ctx: Context, *, limit: int = 20, starting_after: str | None = None
+) -> Page[Project]:
+    """Projects the actor is a party to (staff: all)."""
+    actor = ctx.require_actor()
+    query = select(Project)
+    if not actor.is_staff:
+        query = query.where(or_(Project.client_id == actor.id, Project.freelancer_id == actor.id))
+    return paginate(ctx.session, query, Project.id, limit=limit, starting_after=starting_after)
+
+
+def _validate_proposed_milestones(value: Any, amount: int) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise ValidationFailed(
+            "A proposal needs at least one milestone.", code="missing", param="milestones"
+        )
+    if len(value) > MAX_PROPOSAL_MILESTONES:
+        raise ValidationFailed(
+            f"A proposal may have at most {MAX_PROPOSAL_MILESTONES} milestones; it has {len(value)}.",
+            code="too_many_milestones",
+            param="milestones",
+        )
+    milestones: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        param = f"milestones[{index}]"
+        if not isinstance(item, dict):
+            raise ValidationFailed("Each milestone must be an object.", param=param)
+        validate.only_known_fields(
+            {f"{param}.{key}": v for key, v in item.items()},
+            {f"{param}.{key}" for key in ("title", "amount", "due_date", "acceptance_criteria")},
+        )
+        due_date = validate.optional_date(item.get("due_date"), f"{param}.due_date")
+        milestones.append(
+            {
+                "title": validate.text(item.get("title"), f"{param}.title", max_length=200),
+                "amount": validate_amount(item.get("amount"), param=f"{param}.amount"),
+                "due_date": due_date.isoformat() if due_date else None,
+                "acceptance_criteria": validate.text_list(
+                    item.get("acceptance_criteria"), f"{param}.acceptance_criteria"
+                ),
+            }
+        )
+    total = sum(int(milestone["amount"]) for milestone in milestones)
+    if total != amount:
+        raise ValidationFailed(
+            f"The milestones add up to {total}, not to the proposal's amount of {amount}.",
+            code="milestones_do_not_add_up",
+            param="milestones",
+        )
+    return milestones
+
+
+def create_proposal(
+    ctx: Context,
+    project_id: str,
+    *,
+    amount: object,
+    milestones: object,
+    cover_letter: object = None,
+) -> Proposal:
+    freelancer = ctx.require_actor()
+    project = get_project(ctx, project_id)
+    if freelancer.id == project.client_id:
+        raise PermissionDenied(
+            "A client cannot propose on their own project.", code="client_cannot_propose"
+        )
+    if project.status is not ProjectStatus.OPEN:
+        raise InvalidState("This project is no longer open for proposals.")
+    total = validate_amount(amount)
+    proposal = Proposal(
+        id=new_id("prp"),
+        project_id=project.id,
+        freelancer_id=freelancer.id,
+        amount=total,
+        currency=project.currency,
+        cover_letter=validate.text(cover_letter, "cover_letter", max_length=20_000, required=False),
+        milestones=_validate_proposed_milestones(milestones, total),
+        status=ProposalStatus.PENDING,
+        created_at=ctx.now,
+    )
+    ctx.session.add(proposal)
+    ctx.session.flush()
+    return proposal
+
+
+def list_proposals(
+    ctx: Context, project_id: str, *, limit: int = 20, starting_after: str | None = None
+) -> Page[Proposal]:
+    """The client (and staff) see every proposal; anyone else sees only their own."""
+    project = get_project(ctx, project_id)
+    actor = ctx.require_actor()
+    query = select(Proposal).where(Proposal.project_id == project.id)
+    if project_role(actor, project) not in (Role.CLIENT, Role.STAFF):
+        query = query.where(Proposal.freelancer_id == actor.id)
+    return paginate(ctx.session, query, Proposal.id, limit=limit, starting_after=starting_after)
+
+
+def accept_proposal(ctx: Context, proposal_id: str) -> Project:
+    """Award the project to the proposal's freelancer, create its milestones, decline the others."""
+    actor = ctx.require_actor()
+    proposal = ctx.session.get(Proposal, proposal_id)
+    if proposal is None:
+        raise NotFound("No such proposal.", param="id")
+    project = get_project(ctx, proposal.project_id, lock=True)
+    if actor.id != project.client_id:
+        if actor.id != proposal.freelancer_id and not actor.is_staff:
+            raise NotFound("No such proposal.", param="id")
+        raise PermissionDenied(
+            "Only the client can accept a proposal.", code="only_client_can_accept"
+        )
+    ctx.session.refresh(proposal, with_for_update=True)
+    if project.status is not ProjectStatus.OPEN:
+        raise InvalidState("This project has been awarded already.")
+    if proposal.status is not ProposalStatus.PENDING:
+        raise InvalidState(f"This proposal is {proposal.status}.")
+
+    project.freelancer_id = proposal.freelancer_id
+    project.status = ProjectStatus.AWARDED
+    project.updated_at = ctx.now
+    proposal.status = ProposalStatus.ACCEPTED
+    proposal.decided_at = ctx.now
+    for other in ctx.session.scalars(
+        select(Proposal).where(
+            Proposal.project_id == project.id,
+            Proposal.id != proposal.id,
+            Proposal.status == ProposalStatus.PENDING,
+        )
+    ):
+        other.status = ProposalStatus.DECLINED
+        other.decided_at = ctx.now
+
+    position = _next_position(ctx, project.id)
+    for offset, terms in enumerate(proposal.milestones):
+        milestone = Milestone(
+            id=new_id("ms"),
+            project_id=project.id,
+            client_id=project.client_id,
+            position=position + offset,
+            status=MilestoneStatus.DRAFT,
+            title=terms["title"],
+            description="",
+            amount=terms["amount"],
+            currency=project.currency,
+            due_date=validate.optional_date(terms["due_date"], "due_date"),
+            acceptance_criteria=list(terms["acceptance_criteria"]),
+            required_evidence=[],
+            exclusions=[],
+            dependencies=[],
+            review_period_days=DEFAULT_REVIEW_PERIOD_DAYS,
+            release_delay_days=0,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        ctx.session.add(milestone)
+        ctx.session.flush([milestone])
+        audit.record(
+            ctx,
+            milestone.id,
+            "created",
+            role=Role.CLIENT,
+            to_status=MilestoneStatus.DRAFT,
+            amount=milestone.amount,
+            data={"proposal_id": proposal.id},
+        )
+    ctx.session.flush()
+    return project
+
+
+def _next_position(ctx: Context, project_id: str) -> int:
+    from sqlalchemy import func
+
+    highest = ctx.session.scalar(
+        select(func.max(Milestone.position)).where(Milestone.project_id == project_id)
+    )
+    return (highest or 0) + 1
+
+
+def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object = None) -> Bonus:
+    """The client pays the freelancer from the wallet: no escrow, no review; the platform fee applies."""
+    project = get_project(ctx, project_id)
+    role = project_role(ctx.actor, project)
+    if role is None:
+        raise NotFound("No such project.", param="id")
+    if role is not Role.CLIENT:
+        raise PermissionDenied("Only the client can pay a bonus.", code="only_client_can_pay_bonus")
+    if project.freelancer_id is None:
+        raise InvalidState("This project has no freelancer to pay yet.", code="no_freelancer")
+    value = validate_amount(amount)
+    fee = fee_on(value, ctx.settings.fee_bps)
+    entry = post(
+        ctx,
+        EntryKind.BONUS,
+        [
+            (user_account(project.client_id, project.currency), -value),
+            (user_account(project.freelancer_id, project.currency), value - fee),
+            (fee_account(project.currency), fee),
+        ],
+        memo=f"bonus on project {project.id}",
+    )
+    bonus = Bonus(
+        id=new_id("bon"),
+        project_id=project.id,
+        client_id=project.client_id,
+        freelancer_id=project.freelancer_id,
+        amount=value,
+        fee_amount=fee,
+        currency=project.currency,
+        note=validate.text(note, "note", max_length=2000, required=False),
+        entry_id=entry.id,
+        created_at=ctx.now,
+    )
+    ctx.session.add(bonus)
+    ctx.session.flush()
+    return bonus

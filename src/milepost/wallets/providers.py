@@ -1,0 +1,66 @@
+"""Payment providers: how money gets in (deposits) and out (payouts).
+
+``sandbox`` settles at once (demos and tests). ``manual`` is a bank transfer: a deposit waits, with a
+reference the payer quotes, until staff confirm the money arrived; a payout waits until staff mark it paid.
+Further providers (Stripe, ...) implement the same two methods.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+from milepost.kit.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    settled: bool  # True: the money has moved; False: pending until confirmed
+    reference: str
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome: ...
+
+    def start_payout(self, *, payout_id: str, amount: int, currency: str) -> Outcome: ...
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome:
+        return Outcome(settled=True, reference=f"sandbox-{deposit_id}")
+
+    def start_payout(self, *, payout_id: str, amount: int, currency: str) -> Outcome:
+        return Outcome(settled=True, reference=f"sandbox-{payout_id}")
+
+
+class ManualProvider:
+    name = "manual"
+
+    def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome:
+        # Short enough to type into a bank transfer's reference field, unambiguous characters only.
+        code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(10))
+        return Outcome(settled=False, reference=f"MP-{code}")
+
+    def start_payout(self, *, payout_id: str, amount: int, currency: str) -> Outcome:
+        return Outcome(settled=False, reference=f"payout-{payout_id}")
+
+
+PROVIDERS: dict[str, PaymentProvider] = {
+    provider.name: provider for provider in (SandboxProvider(), ManualProvider())
+}
+
+
+def get_provider(name: object) -> PaymentProvider:
+    provider = PROVIDERS.get(name) if isinstance(name, str) else None
+    if provider is None:
+        raise ValidationFailed(
+            f"Unknown payment provider; use one of: {', '.join(sorted(PROVIDERS))}.",
+            code="unknown_provider",
+            param="provider",
+        )
+    return provider

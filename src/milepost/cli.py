@@ -74,7 +74,9 @@ def users_create(
     email: Annotated[str, typer.Option(help="E-mail address (the login).")],
     name: Annotated[str, typer.Option(help="Display name.")],
     password: Annotated[str, typer.Option(help="At least 10 characters.")],
-    staff: Annotated[bool, typer.Option("--staff", help="Platform staff (mediates disputes).")] = False,
+    staff: Annotated[
+        bool, typer.Option("--staff", help="Platform staff (mediates disputes).")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Create a user."""

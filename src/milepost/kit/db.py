@@ -182,12 +182,12 @@ class Database:
 
     @contextmanager
     def read_only(self) -> Iterator[Session]:
-        """A read transaction; never commits anything."""
+        """A read transaction; never commits anything. Objects read stay usable after the block."""
         session = self._read_sessions()
         try:
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction without expiring what was loaded (rollback() would).
             session.close()
 
     def dispose(self) -> None:

@@ -161,7 +161,7 @@ def post(
         accounts[key].balance += delta
     entry.hash = entry_hash(entry, [(ref.key, amount, ref.currency) for ref, amount in legs])
     ctx.session.add(entry)
-    ctx.session.flush([entry])
+    ctx.session.flush()
     ctx.session.add_all(
         Posting(
             id=new_id("pst"),

@@ -35,11 +35,12 @@ def summarise(session: Session) -> list[str]:
         for kind, label in _LABELS.items():
             lines.append(f"  {label:20} {format_money(totals[currency][kind], currency):>18}")
     statuses = dict(
-        session.execute(select(Milestone.status, func.count()).group_by(Milestone.status)).tuples().all()
+        session.execute(select(Milestone.status, func.count()).group_by(Milestone.status)).all()
     )
     entries = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
     lines.append(
-        "milestones: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        "milestones: "
+        + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
     )
     report = verify_ledger(session)
     verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"

@@ -89,9 +89,7 @@ def _check_accounts(session: Session, accounts: dict[str, Account], report: Veri
     sums = dict(
         session.execute(
             select(Posting.account_id, func.sum(Posting.amount)).group_by(Posting.account_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     for account in accounts.values():
         recomputed = int(sums.get(account.id) or 0)
@@ -110,9 +108,7 @@ def _check_milestones(session: Session, report: VerifyReport) -> None:
             .join(Posting, Posting.account_id == Account.id)
             .where(Account.kind == AccountKind.ESCROW)
             .group_by(Account.milestone_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     fees = dict(
         session.execute(
@@ -121,9 +117,7 @@ def _check_milestones(session: Session, report: VerifyReport) -> None:
             .join(Account, Account.id == Posting.account_id)
             .where(Account.kind == AccountKind.PLATFORM_FEE, JournalEntry.milestone_id.is_not(None))
             .group_by(JournalEntry.milestone_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     for milestone in session.scalars(select(Milestone).order_by(Milestone.id)):
         report.milestones += 1

@@ -95,7 +95,7 @@ def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
         **terms,
     )
     ctx.session.add(milestone)
-    ctx.session.flush([milestone])
+    ctx.session.flush()
     audit.record(
         ctx, milestone.id, "created", role=role, to_status=S.DRAFT, amount=milestone.amount
     )

@@ -247,7 +247,7 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
             updated_at=ctx.now,
         )
         ctx.session.add(milestone)
-        ctx.session.flush([milestone])
+        ctx.session.flush()
         audit.record(
             ctx,
             milestone.id,

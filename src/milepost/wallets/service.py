@@ -164,9 +164,7 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             select(Account.currency, Account.balance).where(
                 Account.kind == AccountKind.USER, Account.user_id == user_id
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     escrow = Milestone.funded_amount - Milestone.released_amount - Milestone.refunded_amount
     outgoing = dict(
@@ -174,9 +172,7 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             select(Milestone.currency, func.sum(escrow))
             .where(Milestone.client_id == user_id)
             .group_by(Milestone.currency)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     incoming = dict(
         ctx.session.execute(
@@ -184,9 +180,7 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             .join(Project, Project.id == Milestone.project_id)
             .where(Project.freelancer_id == user_id)
             .group_by(Milestone.currency)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     currencies = sorted(
         set(available)

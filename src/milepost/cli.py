@@ -73,7 +73,15 @@ def db_upgrade(db: DbOption = None) -> None:
 def users_create(
     email: Annotated[str, typer.Option(help="E-mail address (the login).")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    password: Annotated[str, typer.Option(help="At least 10 characters.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            help="At least 10 characters; asked for (hidden) when not given.",
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+        ),
+    ],
     staff: Annotated[
         bool, typer.Option("--staff", help="Platform staff (mediates disputes).")
     ] = False,

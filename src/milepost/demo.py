@@ -18,6 +18,7 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
+from milepost.milestones.models import Milestone
 from milepost.projects import service as projects
 from milepost.users.models import User
 from milepost.users.service import create_user
@@ -79,11 +80,11 @@ class _Demo:
         self.database = database
         self.users: dict[str, User] = {}
 
-    def as_(self, email: str | None, action: Callable[[Context], T]) -> T:
-        """Run one action as one person, in its own unit of work, like one request."""
+    def as_(self, email: str | None, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``action(ctx, *args, **kwargs)`` as one person, in its own unit of work, like a request."""
         with self.database.unit_of_work() as session:
             actor = None if email is None else session.get(User, self.users[email].id)
-            return action(Context(session, actor))
+            return action(Context(session, actor), *args, **kwargs)
 
     def people(self) -> None:
         for email, name, is_staff, _role in PEOPLE:
@@ -94,10 +95,7 @@ class _Demo:
 
     def deposit(self, email: str, amount: int, currency: str, provider: str = "sandbox") -> Any:
         return self.as_(
-            email,
-            lambda c: wallets.create_deposit(
-                c, amount=amount, currency=currency, provider=provider
-            ),
+            email, wallets.create_deposit, amount=amount, currency=currency, provider=provider
         )
 
 
@@ -125,99 +123,82 @@ def _crm_project(demo: _Demo, today: date) -> None:
     demo.deposit(dana, 4_000_000, "USD")
     project = demo.as_(
         dana,
-        lambda c: projects.create_project(
-            c,
-            title="CRM implementation for Northwind",
-            currency="USD",
-            description="Replace the spreadsheet-and-inbox sales process with a CRM, migrate the data, "
-            "integrate accounting and train the team.",
-            billing_contact_email="accounts-payable@northwind.example",
-        ),
+        projects.create_project,
+        title="CRM implementation for Northwind",
+        currency="USD",
+        description="Replace the spreadsheet-and-inbox sales process with a CRM, migrate the data, "
+        "integrate accounting and train the team.",
+        billing_contact_email="accounts-payable@northwind.example",
     )
+    proposed = [
+        {
+            "title": title,
+            "amount": amount,
+            "acceptance_criteria": criteria,
+            "due_date": (today + timedelta(days=14 * (index + 1))).isoformat(),
+        }
+        for index, (title, amount, criteria) in enumerate(CRM_MILESTONES)
+    ]
     proposal = demo.as_(
         priya,
-        lambda c: projects.create_proposal(
-            c,
-            project.id,
-            amount=5_000_000,
-            cover_letter="I have delivered six CRM roll-outs for sales "
-            "teams of 20-50 people; references on request.",
-            milestones=[
-                {
-                    "title": title,
-                    "amount": amount,
-                    "acceptance_criteria": criteria,
-                    "due_date": (today + timedelta(days=14 * (index + 1))).isoformat(),
-                }
-                for index, (title, amount, criteria) in enumerate(CRM_MILESTONES)
-            ],
-        ),
+        projects.create_proposal,
+        project.id,
+        amount=5_000_000,
+        milestones=proposed,
+        cover_letter="I have delivered six CRM roll-outs for sales teams of 20-50 people.",
     )
     demo.as_(
         lucas,
-        lambda c: projects.create_proposal(
-            c,
-            project.id,
-            amount=5_800_000,
-            cover_letter="Fixed price, two phases.",
-            milestones=[
-                {"title": "Phase 1: migration and set-up", "amount": 2_900_000},
-                {"title": "Phase 2: integrations and training", "amount": 2_900_000},
-            ],
-        ),
+        projects.create_proposal,
+        project.id,
+        amount=5_800_000,
+        cover_letter="Fixed price, two phases.",
+        milestones=[
+            {"title": "Phase 1: migration and set-up", "amount": 2_900_000},
+            {"title": "Phase 2: integrations and training", "amount": 2_900_000},
+        ],
     )
-    demo.as_(dana, lambda c: projects.accept_proposal(c, proposal.id))
-    page = demo.as_(dana, lambda c: milestones.list_milestones(c, project_id=project.id, limit=10))
+    demo.as_(dana, projects.accept_proposal, proposal.id)
+    page = demo.as_(dana, milestones.list_milestones, project_id=project.id, limit=10)
     ms = sorted(page.data, key=lambda m: m.position)
     demo.as_(
         dana,
-        lambda c: milestones.update_terms(
-            c, ms[0].id, required_evidence=["Migration report", "Row counts before and after"]
-        ),
+        milestones.update_terms,
+        ms[0].id,
+        required_evidence=["Migration report", "Row counts before and after"],
     )
     # Milestones 1 and 2 ($10,000 and $15,000): funded, delivered, approved, released.
     for milestone, note in (
         (ms[0], "All records migrated; report attached."),
         (ms[1], "Core CRM is live in staging for the sales team."),
     ):
-        demo.as_(dana, lambda c, m=milestone: milestones.fund(c, m.id))
-        demo.as_(
-            priya,
-            lambda c, m=milestone, n=note: milestones.submit(
-                c,
-                m.id,
-                note=n,
-                evidence=[
-                    {"type": "link", "url": "https://crm-staging.northwind.example"},
-                    {"type": "text", "text": n},
-                ],
-            ),
-        )
-        demo.as_(dana, lambda c, m=milestone: milestones.approve(c, m.id))
+        demo.as_(dana, milestones.fund, milestone.id)
+        evidence = [
+            {"type": "link", "url": "https://crm-staging.northwind.example"},
+            {"type": "text", "text": note},
+        ]
+        demo.as_(priya, milestones.submit, milestone.id, note=note, evidence=evidence)
+        demo.as_(dana, milestones.approve, milestone.id)
     # Milestone 3: funded and delivered, awaiting review; Priya nudged for release.
-    demo.as_(dana, lambda c: milestones.fund(c, ms[2].id))
+    demo.as_(dana, milestones.fund, ms[2].id)
     demo.as_(
         priya,
-        lambda c: milestones.submit(
-            c,
-            ms[2].id,
-            note="Quote builder and accounting sync are done.",
-            evidence=[{"type": "link", "url": "https://github.example/northwind/crm/pull/42"}],
-        ),
+        milestones.submit,
+        ms[2].id,
+        note="Quote builder and accounting sync are done.",
+        evidence=[{"type": "link", "url": "https://github.example/northwind/crm/pull/42"}],
     )
-    demo.as_(priya, lambda c: milestones.request_release(c, ms[2].id))
+    demo.as_(priya, milestones.request_release, ms[2].id)
     # Milestones 4 and 5 stay drafts; Dana sets a fund-by date on the next one.
     demo.as_(
-        dana,
-        lambda c: milestones.update_terms(
-            c, ms[3].id, fund_by=(today + timedelta(days=5)).isoformat()
-        ),
+        dana, milestones.update_terms, ms[3].id, fund_by=(today + timedelta(days=5)).isoformat()
     )
     demo.as_(
         dana,
-        lambda c: projects.create_bonus(
-            c, project.id, amount=50_000, note="Thanks for the weekend cut-over."
-        ),
+        projects.create_bonus,
+        project.id,
+        amount=50_000,
+        note="Thanks for the weekend cut-over.",
     )
 
 
@@ -226,14 +207,12 @@ def _mobile_app_contract(demo: _Demo, today: date) -> None:
     demo.deposit(omar, 900_000, "USD")
     project = demo.as_(
         omar,
-        lambda c: projects.create_project(
-            c,
-            title="Mobile app rebuild",
-            currency="USD",
-            freelancer_id=demo.users[lucas].id,
-            description="Rebuild the iOS and Android apps on one shared code base.",
-            billing_contact_email="finance@brightlabs.example",
-        ),
+        projects.create_project,
+        title="Mobile app rebuild",
+        currency="USD",
+        freelancer_id=demo.users[lucas].id,
+        description="Rebuild the iOS and Android apps on one shared code base.",
+        billing_contact_email="finance@brightlabs.example",
     )
     titles = [
         "Design system and screens",
@@ -242,71 +221,67 @@ def _mobile_app_contract(demo: _Demo, today: date) -> None:
         "Checkout",
         "Store release",
     ]
+    late_fee = {
+        "type": "percent",
+        "rate_bps": 100,
+        "period_days": 7,
+        "grace_days": 3,
+        "cap_bps": 1000,
+    }
     ms = []
     for index, title in enumerate(titles):
         fund_by = today + timedelta(days=14 * index - 12)
         ms.append(
             demo.as_(
                 omar,
-                lambda c, t=title, f=fund_by: milestones.create_milestone(
-                    c,
-                    project.id,
-                    title=t,
-                    amount=200_000,
-                    fund_by=f.isoformat(),
-                    due_date=(f + timedelta(days=14)).isoformat(),
-                    acceptance_criteria=[
-                        f"{t} works on iOS 17+ and Android 12+",
-                        "Reviewed in a demo call",
-                    ],
-                    late_fee={
-                        "type": "percent",
-                        "rate_bps": 100,
-                        "period_days": 7,
-                        "grace_days": 3,
-                        "cap_bps": 1000,
-                    },
-                ),
+                milestones.create_milestone,
+                project.id,
+                title=title,
+                amount=200_000,
+                fund_by=fund_by.isoformat(),
+                due_date=(fund_by + timedelta(days=14)).isoformat(),
+                acceptance_criteria=[
+                    f"{title} works on iOS 17+ and Android 12+",
+                    "Reviewed in a demo call",
+                ],
+                late_fee=late_fee,
             )
         )
-    # Milestone 1: released in two parts.
-    demo.as_(omar, lambda c: milestones.fund(c, ms[0].id))
+    # Milestone 1: funded late (so with a late fee), then released in two parts.
+    demo.as_(omar, milestones.fund, ms[0].id)
     demo.as_(
         lucas,
-        lambda c: milestones.submit(
-            c,
-            ms[0].id,
-            note="Figma file and component library.",
-            evidence=[{"type": "link", "url": "https://figma.example/f/abc"}],
-        ),
+        milestones.submit,
+        ms[0].id,
+        note="Figma file and component library.",
+        evidence=[{"type": "link", "url": "https://figma.example/f/abc"}],
     )
-    demo.as_(omar, lambda c: milestones.release(c, ms[0].id, amount=80_000))
-    demo.as_(omar, lambda c: milestones.release(c, ms[0].id))
+    demo.as_(omar, milestones.release, ms[0].id, amount=80_000)
+    demo.as_(omar, milestones.release, ms[0].id)
     # Milestone 2: delivered, changes requested.
-    demo.as_(omar, lambda c: milestones.fund(c, ms[1].id))
+    demo.as_(omar, milestones.fund, ms[1].id)
     demo.as_(
         lucas,
-        lambda c: milestones.submit(
-            c,
-            ms[1].id,
-            note="Sign-in with e-mail and Apple.",
-            evidence=[{"type": "text", "text": "Build 1.2.0 (41)"}],
-        ),
+        milestones.submit,
+        ms[1].id,
+        note="Sign-in with e-mail and Apple.",
+        evidence=[{"type": "text", "text": "Build 1.2.0 (41)"}],
     )
     demo.as_(
         omar,
-        lambda c: milestones.request_changes(
-            c, ms[1].id, reason="Google sign-in is missing on Android.", unmet_criteria=[0]
-        ),
+        milestones.request_changes,
+        ms[1].id,
+        reason="Google sign-in is missing on Android.",
+        unmet_criteria=[0],
     )
-    # Milestone 3: funded, part released up front for the search licence; a cancellation is requested.
-    demo.as_(omar, lambda c: milestones.fund(c, ms[2].id))
-    demo.as_(omar, lambda c: milestones.release(c, ms[2].id, amount=30_000))
+    # Milestone 3: funded, part released up front for a search licence; a cancellation is requested.
+    demo.as_(omar, milestones.fund, ms[2].id)
+    demo.as_(omar, milestones.release, ms[2].id, amount=30_000)
     demo.as_(
         omar,
-        lambda c: milestones.request_cancellation(
-            c, ms[2].id, reason="We may buy an off-the-shelf search product instead."
-        ),
+        milestones.request_cancellation,
+        ms[2].id,
+        reason="We may buy an off-the-shelf search product instead.",
     )
     # Milestones 4 and 5: drafts; the 4th is past its fund-by date.
 
@@ -316,114 +291,92 @@ def _localisation_project(demo: _Demo, today: date) -> None:
     demo.deposit(yuki, 2_000_000, "JPY")
     project = demo.as_(
         yuki,
-        lambda c: projects.create_project(
-            c,
-            title="Localise the booking app into Portuguese and Spanish",
-            currency="JPY",
-            freelancer_id=demo.users[ana].id,
-        ),
+        projects.create_project,
+        title="Localise the booking app into Portuguese and Spanish",
+        currency="JPY",
+        freelancer_id=demo.users[ana].id,
     )
 
-    def milestone(title: str, amount: int, **terms: Any) -> Any:
+    def milestone(title: str, amount: int, **terms: Any) -> Milestone:
         return demo.as_(
             yuki,
-            lambda c: milestones.create_milestone(
-                c,
-                project.id,
-                title=title,
-                amount=amount,
-                acceptance_criteria=["Every string translated", "Reviewed by a native speaker"],
-                **terms,
-            ),
+            milestones.create_milestone,
+            project.id,
+            title=title,
+            amount=amount,
+            acceptance_criteria=["Every string translated", "Reviewed by a native speaker"],
+            **terms,
         )
 
     disputed = milestone("Portuguese (Brazil)", 300_000)
     resolved = milestone("Spanish (Spain)", 300_000)
     cancelled = milestone("Spanish (Mexico)", 250_000)
     delayed = milestone("App store listings", 150_000, release_delay_days=7)
-    for m in (disputed, resolved, cancelled, delayed):
-        demo.as_(yuki, lambda c, m=m: milestones.fund(c, m.id))
-    for m in (disputed, resolved, delayed):
+    for funded in (disputed, resolved, cancelled, delayed):
+        demo.as_(yuki, milestones.fund, funded.id)
+    for delivered in (disputed, resolved, delayed):
         demo.as_(
             ana,
-            lambda c, m=m: milestones.submit(
-                c,
-                m.id,
-                note="Translations delivered.",
-                evidence=[{"type": "link", "url": "https://translate.example/project/9/export"}],
-            ),
+            milestones.submit,
+            delivered.id,
+            note="Translations delivered.",
+            evidence=[{"type": "link", "url": "https://translate.example/project/9/export"}],
         )
-    # Open dispute with a settlement offer on the table.
+    # An open dispute with a settlement offer on the table.
     dispute = demo.as_(
         yuki,
-        lambda c: disputes.open_dispute(
-            c,
-            disputed.id,
-            reason="About a third of the strings are machine translation, unreviewed.",
-        ),
+        disputes.open_dispute,
+        disputed.id,
+        reason="About a third of the strings are machine translation, unreviewed.",
     )
-    demo.as_(ana, lambda c: disputes.make_offer(c, dispute.id, to_freelancer=200_000))
+    demo.as_(ana, disputes.make_offer, dispute.id, to_freelancer=200_000)
     # A dispute staff resolved with a split.
     dispute2 = demo.as_(
         ana,
-        lambda c: disputes.open_dispute(
-            c, resolved.id, reason="The client has not reviewed for three weeks."
-        ),
+        disputes.open_dispute,
+        resolved.id,
+        reason="The client has not reviewed for three weeks.",
     )
     demo.as_(
         staff,
-        lambda c: disputes.resolve(
-            c,
-            dispute2.id,
-            to_freelancer=240_000,
-            to_client=60_000,
-            note="Delivered work is complete except the glossary; 80/20 split.",
-        ),
+        disputes.resolve,
+        dispute2.id,
+        to_freelancer=240_000,
+        to_client=60_000,
+        note="Delivered work is complete except the glossary; 80/20 split.",
     )
     # The freelancer cancels one: the escrow goes back to the client.
-    demo.as_(
-        ana, lambda c: milestones.cancel(c, cancelled.id, reason="Out of capacity this quarter.")
-    )
+    demo.as_(ana, milestones.cancel, cancelled.id, reason="Out of capacity this quarter.")
     # Approved, waiting out its 7-day release delay.
-    demo.as_(yuki, lambda c: milestones.approve(c, delayed.id))
-    demo.as_(
-        ana, lambda c: wallets.create_payout(c, amount=100_000, currency="JPY", provider="manual")
-    )
+    demo.as_(yuki, milestones.approve, delayed.id)
+    demo.as_(ana, wallets.create_payout, amount=100_000, currency="JPY", provider="manual")
 
 
 def _open_project(demo: _Demo) -> None:
     omar, lucas = "omar@brightlabs.example", "lucas@freelance.example"
     project = demo.as_(
         omar,
-        lambda c: projects.create_project(
-            c,
-            title="Data pipeline audit",
-            currency="USD",
-            description="Review our ETL jobs for correctness and cost; open for proposals.",
-        ),
+        projects.create_project,
+        title="Data pipeline audit",
+        currency="USD",
+        description="Review our ETL jobs for correctness and cost; open for proposals.",
     )
     early = demo.as_(
         omar,
-        lambda c: milestones.create_milestone(
-            c,
-            project.id,
-            title="Audit report",
-            amount=150_000,
-            acceptance_criteria=["Every job reviewed", "Findings ranked by cost saved"],
-            required_evidence=["Audit report (PDF)"],
-        ),
+        milestones.create_milestone,
+        project.id,
+        title="Audit report",
+        amount=150_000,
+        acceptance_criteria=["Every job reviewed", "Findings ranked by cost saved"],
+        required_evidence=["Audit report (PDF)"],
     )
-    demo.as_(omar, lambda c: milestones.fund(c, early.id))  # funds reserved before the award
+    demo.as_(omar, milestones.fund, early.id)  # funds reserved before the award
     demo.as_(
         lucas,
-        lambda c: projects.create_proposal(
-            c, project.id, amount=150_000, milestones=[{"title": "Audit report", "amount": 150_000}]
-        ),
+        projects.create_proposal,
+        project.id,
+        amount=150_000,
+        milestones=[{"title": "Audit report", "amount": 150_000}],
     )
-    demo.as_(
-        omar,
-        lambda c: milestones.create_milestone(
-            c, project.id, title="Follow-up fixes", amount=100_000
-        ),
-    )
+    demo.as_(omar, milestones.create_milestone, project.id, title="Follow-up fixes", amount=100_000)
     demo.deposit(omar, 250_000, "USD", provider="manual")  # a bank transfer waiting for staff

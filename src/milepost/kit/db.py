@@ -6,7 +6,9 @@ lock before it reads anything it will check, so two writers can never both act o
 Read-only units of work use a plain (deferred) ``BEGIN`` and run beside writers.
 
 PostgreSQL: READ COMMITTED, with the rows a write depends on locked (``SELECT ... FOR UPDATE``) in a fixed
-order before they are checked: projects, then milestones, then disputes, then ledger accounts by key.
+order before they are checked: the milestone, then its dispute, then ledger accounts ordered by key. Awarding
+a project locks only the project row (it creates milestones but never locks existing ones), so no two
+writers can wait on each other in a cycle.
 """
 
 from __future__ import annotations

@@ -160,24 +160,16 @@ def post(
     for key, delta in deltas.items():
         accounts[key].balance += delta
     entry.hash = entry_hash(entry, [(ref.key, amount, ref.currency) for ref, amount in legs])
-    ctx.session.add(entry)
-    ctx.session.flush()
-    ctx.session.add_all(
+    entry.postings = [
         Posting(
             id=new_id("pst"),
-            entry_id=entry.id,
             account_id=accounts[ref.key].id,
             amount=amount,
             currency=ref.currency,
         )
         for ref, amount in legs
-    )
+    ]
+    ctx.session.add(entry)
     ctx.session.flush()
     return entry
 
-
-def available_balance(ctx: Context, user_id: str, currency: str) -> int:
-    balance = ctx.session.scalar(
-        select(Account.balance).where(Account.key == user_account(user_id, currency).key)
-    )
-    return balance or 0

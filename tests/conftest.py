@@ -53,7 +53,8 @@ def postgres_url(worker_id: str) -> Iterator[str]:
     admin_url, reason = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(reason)
-    name = f"milepost_test_{worker_id}"
+    # The process id keeps two test runs on one server (or two xdist workers) out of each other's way.
+    name = f"milepost_test_{worker_id}_{os.getpid()}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -92,6 +93,16 @@ def make_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) 
     database = Database(request.getfixturevalue("postgres_url"))
     empty_tables(database)
     return database
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2, with its cheapest parameters: tests make hundreds of users (~0.2 s each otherwise)."""
+    from argon2 import PasswordHasher
+
+    from milepost.users import service as users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -23,6 +23,7 @@ class Milestone(Base):
             "released_amount + refunded_amount <= funded_amount", name="escrow_not_negative"
         ),
         CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
+        UniqueConstraint("project_id", "position"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

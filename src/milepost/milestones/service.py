@@ -74,7 +74,8 @@ def _transition(
 
 
 def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
-    project = get_project(ctx, project_id)
+    # The project row lock numbers the project's milestones one at a time.
+    project = get_project(ctx, project_id, lock=True)
     role = project_role(ctx.actor, project)
     if role is None:
         raise NotFound("No such project.", param="id")

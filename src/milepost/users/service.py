@@ -5,6 +5,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from milepost.kit import validate
@@ -46,7 +47,14 @@ def create_user(
         created_at=utcnow(),
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent sign-up with the same address committed between the check above and this insert
+        # (PostgreSQL; SQLite's write lock serialises sign-ups). The unit of work rolls back.
+        raise ValidationFailed(
+            "An account with this e-mail address exists already.", code="email_taken", param="email"
+        ) from None
     return user
 
 

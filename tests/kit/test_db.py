@@ -1,0 +1,46 @@
+"""Storage set-up: the schema comes from the migrations, and SQLite runs with the promised settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from milepost.kit.db import Database
+from milepost.models import Base
+from tests.conftest import make_database
+
+
+def test_migrations_build_exactly_the_schema_the_models_describe(db: Database) -> None:
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_sqlite_is_wal_with_full_sync_and_foreign_keys(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    db = make_database(request, "sqlite", tmp_path)
+    try:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_database_refuses_a_row_that_breaks_a_foreign_key(db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), db.unit_of_work() as session:
+        session.execute(
+            text(
+                "INSERT INTO projects (id, client_id, title, description, currency, status, paused,"
+                " created_at, updated_at) VALUES ('prj_x', 'usr_missing', 't', '', 'USD', 'open',"
+                " false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )

@@ -1,8 +1,10 @@
 """Every table, imported in one place so that Alembic and the tests see the whole schema."""
 
 from milepost.audit.models import MilestoneEvent
+from milepost.auth.models import ApiToken, LoginFailure
 from milepost.disputes.models import Dispute, SettlementOffer
 from milepost.kit.db import Base
+from milepost.kit.idempotency_models import IdempotencyKey
 from milepost.ledger.models import Account, JournalEntry, Posting
 from milepost.milestones.models import Milestone, Submission
 from milepost.projects.models import Bonus, Project, Proposal
@@ -11,11 +13,14 @@ from milepost.wallets.models import Deposit, Payout
 
 __all__ = [
     "Account",
+    "ApiToken",
     "Base",
     "Bonus",
     "Deposit",
     "Dispute",
+    "IdempotencyKey",
     "JournalEntry",
+    "LoginFailure",
     "Milestone",
     "MilestoneEvent",
     "Payout",

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     dispute_response_days: int = Field(default=7, ge=1)
     # An unresolved dispute goes to the staff queue as overdue after this many days.
     dispute_mediation_days: int = Field(default=14, ge=1)
+    # HTTP: the largest JSON body accepted, and the largest uploaded file.
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Uploaded files, stored by SHA-256.
+    files_dir: str = "milepost-files"
 
 
 @lru_cache

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from milepost.kit.errors import Conflict
+from milepost.kit.errors import Conflict, MilepostError
 from milepost.kit.time import as_utc
 
 DEFAULT_DATABASE_URL = "sqlite:///milepost.db"
@@ -129,12 +129,17 @@ def is_sqlite(session_or_engine: Session | Engine) -> bool:
 
 def insert_ignoring_conflicts(
     session: Session, model: type[Base], rows: list[dict[str, Any]]
-) -> None:
-    """INSERT rows, silently keeping the existing row where a unique key already exists."""
+) -> int:
+    """INSERT rows, silently keeping the existing row where a unique key already exists.
+
+    Returns how many rows were inserted. On PostgreSQL, a conflict with a row another transaction has
+    inserted but not yet committed waits for that transaction to end.
+    """
     if not rows:
-        return
+        return 0
     dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
-    session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
+    result = session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # PostgreSQL SQLSTATEs that mean "another transaction got in the way": retrying later may work.
@@ -175,6 +180,12 @@ class Database:
             conflict = as_conflict(error)
             if conflict is not None:
                 raise conflict from error
+            raise
+        except MilepostError as error:
+            if error.keep_changes:
+                session.commit()
+            else:
+                session.rollback()
             raise
         except BaseException:
             session.rollback()

@@ -13,6 +13,9 @@ class MilepostError(Exception):
     status: int = 500
     type: str = "api_error"
     code: str = "internal_error"
+    # Almost every refusal rolls back everything. A few must keep a record of the refused attempt (a failed
+    # sign-in counts towards the rate limit): they set this, and the unit of work commits before re-raising.
+    keep_changes: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)

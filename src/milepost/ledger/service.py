@@ -172,4 +172,3 @@ def post(
     ctx.session.add(entry)
     ctx.session.flush()
     return entry
-

@@ -189,7 +189,9 @@ def upgrade() -> None:
             ["project_id"], ["projects.id"], name=op.f("fk_milestones_project_id_projects")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_milestones")),
-        sa.UniqueConstraint("project_id", "position", name=op.f("uq_milestones_project_id_position")),
+        sa.UniqueConstraint(
+            "project_id", "position", name=op.f("uq_milestones_project_id_position")
+        ),
     )
     with op.batch_alter_table("milestones", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_milestones_client_id"), ["client_id"], unique=False)

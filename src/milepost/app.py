@@ -1,0 +1,204 @@
+"""The FastAPI application: routers, error rendering, body limits, request ids and request logs."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from milepost import __version__
+from milepost.kit.db import Database
+from milepost.kit.errors import InvalidRequest, MilepostError, NotFound, ValidationFailed
+from milepost.kit.logs import REQUEST_LOGGER
+from milepost.settings import Settings, get_settings
+
+log = logging.getLogger(REQUEST_LOGGER)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Milepost",
+        version=__version__,
+        description="Escrow-backed milestone payments: fund, deliver, review, release.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = database or Database(settings.database_url)
+    _install_error_handlers(app)
+    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_bytes,
+        file_limit=settings.max_upload_bytes,
+    )
+    from milepost.api import router
+
+    app.include_router(router)
+    return app
+
+
+def _error(
+    status: int, type_: str, code: str, message: str, param: str | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": type_, "code": code, "message": message, "param": param}},
+        status_code=status,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MilepostError)
+    async def milepost_error(_request: Request, error: MilepostError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+        problems = list(error.errors())
+        first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return error_response(
+                InvalidRequest("The body is not valid JSON.", code="malformed_json")
+            )
+        location = [
+            str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        param = ".".join(location) or None
+        if first.get("type") == "missing" and not location:
+            return error_response(ValidationFailed("A JSON body is required.", code="missing"))
+        code = {
+            "missing": "missing",
+            "extra_forbidden": "unknown_field",
+        }.get(str(first.get("type")), "invalid_value")
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        if first.get("loc", ("",))[0] == "query":
+            return error_response(InvalidRequest(message, code=code, param=param))
+        return error_response(ValidationFailed(message, code=code, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return error_response(NotFound("No such endpoint."))
+        if error.status_code == 405:
+            return _error(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
+        return _error(error.status_code, "invalid_request", "invalid_request", str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        request_id = getattr(request.state, "request_id", None)
+        log.error(
+            "unhandled error",
+            exc_info=error,
+            extra={"fields": {"request_id": request_id, "path": request.url.path}},
+        )
+        return _error(
+            500,
+            "api_error",
+            "internal_error",
+            f"Something went wrong on our side; nothing was changed. Request id: {request_id}.",
+        )
+
+
+def error_response(error: MilepostError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+class RequestLogMiddleware:
+    """Gives every request an id (X-Request-Id) and logs one JSON line when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            state: dict[str, Any] = scope.get("state", {})
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "user_id": state.get("user_id"),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                },
+            )
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over the limit (JSON 1 MiB by default; uploads 25 MiB) with 413 in the error shape."""
+
+    def __init__(self, app: ASGIApp, *, json_limit: int, file_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.file_limit = file_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_upload = scope["path"].rstrip("/") == "/v1/files"
+        # Multipart framing adds a little to the file itself.
+        limit = self.file_limit + 64 * 1024 if is_upload else self.json_limit
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _too_large(limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    return _error(
+        413, "invalid_request", "body_too_large", f"The request body is larger than {limit} bytes."
+    )

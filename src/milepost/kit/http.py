@@ -1,0 +1,148 @@
+"""The thin layer every endpoint goes through: authenticate, honour idempotency, run one service call in
+one unit of work, render. Endpoints hold no business rules: they parse, call ``Api.write``/``Api.read``
+with a service function, and say how to render its result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from milepost.kit import idempotency
+from milepost.kit.context import Context
+from milepost.kit.db import Database
+from milepost.kit.errors import AuthenticationFailed, MilepostError
+from milepost.kit.time import utcnow
+from milepost.settings import Settings
+from milepost.users.models import User
+
+T = TypeVar("T")
+Render = Callable[[T], Any]
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    return value
+
+
+class Api:
+    """Per request: the database, settings, and who is calling."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.db: Database = request.app.state.db
+        self.settings: Settings = request.app.state.settings
+
+    def _token(self) -> str | None:
+        header = self.request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    def _user_id(self, *, required: bool) -> str | None:
+        from milepost.auth.service import user_for_token
+
+        token = self._token()
+        if token is None:
+            if required:
+                raise AuthenticationFailed(
+                    "Send a token: Authorization: Bearer <token> (get one from POST /v1/tokens).",
+                    code="missing_token",
+                )
+            return None
+        with self.db.read_only() as session:
+            user = user_for_token(Context(session, None, settings=self.settings), token)
+        self.request.state.user_id = user.id
+        return user.id
+
+    @property
+    def token(self) -> str | None:
+        return self._token()
+
+    @property
+    def client_address(self) -> str | None:
+        return self.request.client.host if self.request.client else None
+
+    def read(
+        self, action: Callable[[Context], T], render: Render[T], *, auth: bool = True
+    ) -> Response:
+        user_id = self._user_id(required=auth)
+        with self.db.read_only() as session:
+            actor = session.get(User, user_id) if user_id else None
+            body = to_json(render(action(Context(session, actor, settings=self.settings))))
+        return JSONResponse(body)
+
+    async def write(
+        self,
+        action: Callable[[Context], T],
+        render: Render[T] | None,
+        *,
+        status: int = 200,
+        auth: bool = True,
+    ) -> Response:
+        """Run a state-changing service call; ``render=None`` answers 204 with no body."""
+        body_bytes = await self.request.body()
+        return await _run_in_threadpool(self._write_sync, action, render, status, auth, body_bytes)
+
+    def _write_sync(
+        self,
+        action: Callable[[Context], T],
+        render: Render[T] | None,
+        status: int,
+        auth: bool,
+        body_bytes: bytes,
+    ) -> Response:
+        user_id = self._user_id(required=auth)
+        key = self.request.headers.get("idempotency-key")
+        scope_key = None
+        if key is not None:
+            scope_key = idempotency.scope(user_id, key)
+            request_hash = idempotency.fingerprint(
+                self.request.method, self.request.url.path, body_bytes
+            )
+            stored = idempotency.claim(self.db, scope_key, request_hash, utcnow())
+            if stored is not None:
+                return _response(stored.status, stored.body, replayed=True)
+        try:
+            with self.db.unit_of_work() as session:
+                actor = session.get(User, user_id) if user_id else None
+                result = action(Context(session, actor, settings=self.settings))
+                body = None if render is None else to_json(render(result))
+                if scope_key is not None:
+                    idempotency.store(session, scope_key, status, body)
+        except MilepostError as error:
+            if scope_key is not None:
+                idempotency.settle_failure(self.db, scope_key, error)
+            raise
+        except Exception:
+            if scope_key is not None:
+                idempotency.settle_failure(self.db, scope_key, None)
+            raise
+        return _response(status, body, replayed=False)
+
+
+def _response(status: int, body: Any, *, replayed: bool) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    if status == 204:
+        return Response(status_code=204, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _run_in_threadpool(function: Callable[..., Response], *args: Any) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)
+
+
+def get_api(request: Request) -> Api:
+    return Api(request)
+
+
+ApiDep = Annotated[Api, Depends(get_api)]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from milepost.kit.db import Base, UTCDateTime, json_column
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    # "<user id or anonymous>:<key>"
+    scope_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # None while the first request is running; then its response, replayed to duplicates.
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any] = mapped_column(json_column(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,29 @@
+"""Pieces shared by every domain's request and response models."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so that a misspelt field never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListOf(BaseModel, Generic[T]):
+    object: str = "list"
+    data: list[T]
+    has_more: bool
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool = True
+
+
+Amount = Field(description="Integer amount in the currency's minor unit (cents for USD).")

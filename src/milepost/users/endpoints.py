@@ -1,0 +1,48 @@
+"""Sign-up, sign-in (tokens), sign-out, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from milepost.auth import service as auth
+from milepost.kit.context import Context
+from milepost.kit.http import ApiDep
+from milepost.users import service
+from milepost.users.schemas import SignIn, SignUp, TokenOut, UserOut
+
+router = APIRouter(tags=["users"])
+
+
+@router.post("/users", status_code=201, response_model=UserOut)
+async def sign_up(body: SignUp, api: ApiDep) -> Response:
+    def create(ctx: Context) -> UserOut:
+        return UserOut.of(
+            service.create_user(
+                ctx.session, email=body.email, name=body.name, password=body.password
+            )
+        )
+
+    return await api.write(create, lambda user: user, status=201, auth=False)
+
+
+@router.post("/tokens", status_code=201, response_model=TokenOut)
+async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
+    def issue(ctx: Context) -> TokenOut:
+        token, user = auth.sign_in(
+            ctx, email=body.email, password=body.password, address=api.client_address
+        )
+        return TokenOut(token=token, user=UserOut.of(user))
+
+    return await api.write(issue, lambda token: token, status=201, auth=False)
+
+
+@router.delete("/tokens/current", status_code=204)
+async def sign_out(api: ApiDep) -> Response:
+    token = api.token or ""
+    return await api.write(lambda ctx: auth.revoke_token(ctx, token), None, status=204)
+
+
+@router.get("/me", response_model=UserOut)
+def me(api: ApiDep) -> Response:
+    return api.read(lambda ctx: ctx.require_actor(), UserOut.of)

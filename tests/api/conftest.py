@@ -1,0 +1,114 @@
+"""HTTP tests talk to a real server: uvicorn on a loopback port, over the test's database."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from milepost.app import create_app
+from milepost.kit.db import Database
+from milepost.settings import Settings
+
+_emails = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+class LiveServer:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        app = create_app(settings, database=database)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def settings(tmp_path: Any) -> Settings:
+    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"))
+
+
+@pytest.fixture
+def base_url(db: Database, settings: Settings) -> Iterator[str]:
+    with LiveServer(db, settings) as url:
+        yield url
+
+
+class Client:
+    """An API client for one person: signs up, signs in, then sends the token with every request."""
+
+    def __init__(
+        self, base_url: str, token: str | None = None, user: dict[str, Any] | None = None
+    ) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.token = token
+        self.user = user or {}
+
+    @property
+    def id(self) -> str:
+        return str(self.user["id"])
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def ok(self, method: str, path: str, json: Any = None, status: int | None = None) -> Any:
+        """Send and insist on success; return the JSON body (None for 204)."""
+        response = self.request(method, path, json=json)
+        expected = status or (201 if method == "POST" and response.status_code == 201 else 200)
+        assert response.status_code in (expected, 204), (response.status_code, response.text)
+        return None if response.status_code == 204 else response.json()
+
+
+@pytest.fixture
+def sign_up(base_url: str, db: Database) -> Any:
+    """sign_up(name, staff=False) -> a signed-in Client. Staff are made as the CLI would (no API for it)."""
+    from milepost.users.service import create_user
+
+    def make(name: str = "user", *, staff: bool = False) -> Client:
+        email = f"{name}{next(_emails)}@example.com"
+        if staff:
+            with db.unit_of_work() as session:
+                create_user(session, email=email, name=name, password=PASSWORD, is_staff=True)
+        else:
+            anonymous = Client(base_url)
+            anonymous.ok("POST", "/v1/users", {"email": email, "name": name, "password": PASSWORD})
+        response = Client(base_url).post("/v1/tokens", {"email": email, "password": PASSWORD})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return Client(base_url, body["token"], body["user"])
+
+    return make

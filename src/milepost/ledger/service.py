@@ -172,3 +172,34 @@ def post(
     ctx.session.add(entry)
     ctx.session.flush()
     return entry
+
+
+@dataclass(frozen=True)
+class PostingView:
+    posting: Posting
+    account: Account
+    entry: JournalEntry
+
+
+def list_postings(
+    ctx: Context, *, limit: int = 20, starting_after: str | None = None
+) -> tuple[list[PostingView], bool]:
+    """The actor's postings (on their own accounts), newest first; staff see every posting."""
+    from milepost.kit.errors import InvalidRequest
+    from milepost.kit.pagination import MAX_LIMIT
+
+    actor = ctx.require_actor()
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", param="limit")
+    query = (
+        select(Posting, Account, JournalEntry)
+        .join(Account, Account.id == Posting.account_id)
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+    )
+    if not actor.is_staff:
+        query = query.where(Account.user_id == actor.id)
+    if starting_after is not None:
+        query = query.where(Posting.id < starting_after)
+    rows = ctx.session.execute(query.order_by(Posting.id.desc()).limit(limit + 1)).all()
+    views = [PostingView(posting, account, entry) for posting, account, entry in rows[:limit]]
+    return views, len(rows) > limit

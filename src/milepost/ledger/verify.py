@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from milepost.audit.models import MilestoneEvent
 from milepost.audit.service import check_chain
+from milepost.kit.context import Context
+from milepost.kit.errors import PermissionDenied
 from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
 from milepost.ledger.service import entry_hash
 from milepost.milestones.models import Milestone
@@ -148,3 +150,10 @@ def _check_events(session: Session, report: VerifyReport) -> None:
             report.problems.append(
                 f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
             )
+
+
+def verify_as_staff(ctx: Context) -> VerifyReport:
+    """Verification over the API is for staff only."""
+    if not ctx.require_actor().is_staff:
+        raise PermissionDenied("Only staff can verify the ledger.", code="staff_only")
+    return verify_ledger(ctx.session)

@@ -506,3 +506,21 @@ def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Mil
             to_status=milestone.status,
         )
     return milestone
+
+
+def freelancer_ids(ctx: Context, milestones: list[Milestone]) -> dict[str, str | None]:
+    """The freelancer of each milestone's project, by milestone id (one query for a whole page)."""
+    project_ids = {milestone.project_id for milestone in milestones}
+    by_project: dict[str, str | None] = {}
+    for project_id in project_ids:
+        # Projects loaded earlier in this unit of work come from the identity map without a query.
+        loaded = ctx.session.identity_map.get(ctx.session.identity_key(Project, project_id))
+        if isinstance(loaded, Project):
+            by_project[project_id] = loaded.freelancer_id
+    missing = project_ids - set(by_project)
+    if missing:
+        rows = ctx.session.execute(
+            select(Project.id, Project.freelancer_id).where(Project.id.in_(missing))
+        ).all()
+        by_project.update({project_id: freelancer_id for project_id, freelancer_id in rows})
+    return {milestone.id: by_project.get(milestone.project_id) for milestone in milestones}

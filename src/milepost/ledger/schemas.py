@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from milepost.ledger.service import PostingView
+from milepost.ledger.verify import VerifyReport
+
+
+class PostingOut(BaseModel):
+    id: str
+    object: Literal["ledger_posting"] = "ledger_posting"
+    entry_id: str
+    entry_kind: str
+    account: str
+    account_kind: str
+    amount: int
+    currency: str
+    milestone_id: str | None
+    memo: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: PostingView) -> PostingOut:
+        return cls(
+            id=view.posting.id,
+            entry_id=view.entry.id,
+            entry_kind=view.entry.kind,
+            account=view.account.key,
+            account_kind=view.account.kind,
+            amount=view.posting.amount,
+            currency=view.posting.currency,
+            milestone_id=view.entry.milestone_id,
+            memo=view.entry.memo,
+            created_at=view.entry.created_at,
+        )
+
+
+class PostingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[PostingOut]
+    has_more: bool
+
+
+class VerifyOut(BaseModel):
+    object: Literal["ledger_verification"] = "ledger_verification"
+    ok: bool
+    accounts: int
+    entries: int
+    milestones: int
+    events: int
+    problems: list[str]
+
+    @classmethod
+    def of(cls, report: VerifyReport) -> VerifyOut:
+        return cls(
+            ok=report.ok,
+            accounts=report.accounts,
+            entries=report.entries,
+            milestones=report.milestones,
+            events=report.events,
+            problems=report.problems,
+        )

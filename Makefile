@@ -14,10 +14,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## Set up, load demo data into a SQLite file and show where the money is.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+## Set up, load demo data into a SQLite file, and serve Milepost (prints the address).
 run: install
 	$(BIN)/milepost demo --db $(DB)
-	$(BIN)/milepost ledger verify --db $(DB)
+	$(BIN)/milepost serve --db $(DB) --host $(HOST) --port $(PORT)
 
 ## Set up and run every check: lint, types, and the whole test suite on SQLite and PostgreSQL.
 test: install lint typecheck pytest

@@ -125,6 +125,34 @@ def ledger_summary(db: DbOption = None) -> None:
             typer.echo(line)
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    db: DbOption = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run background work in this process.")
+    ] = False,
+) -> None:
+    """Run the HTTP API (and, with later issues, the web app and the worker)."""
+    import uvicorn
+
+    from milepost.app import create_app
+    from milepost.kit.logs import configure_logging
+    from milepost.settings import Settings
+
+    url = database_url(db)
+    if url.startswith("sqlite"):
+        upgrade_schema(url)  # nothing to install: a fresh SQLite file gets its schema on start
+    configure_logging()
+    settings = Settings(database_url=url, run_worker=not no_worker)
+    application = create_app(settings)
+    typer.echo(
+        f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
+    )
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
 @app.command("demo")
 def demo(db: DbOption = None) -> None:
     """Fill a database with realistic demo projects (creates the schema if needed)."""

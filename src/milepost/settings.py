@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # HTTP: the largest JSON body accepted, and the largest uploaded file.
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Run background work (webhook delivery, and later time-driven work) inside the server process.
+    run_worker: bool = True
     # Uploaded files, stored by SHA-256.
     files_dir: str = "milepost-files"
 

@@ -48,6 +48,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app as ``milepost serve`` runs it: settings from MILEPOST_* variables, JSON logs on stderr."""
+    from milepost.kit.logs import configure_logging
+
+    configure_logging()
+    return create_app(Settings())
+
+
 def _error(
     status: int, type_: str, code: str, message: str, param: str | None = None
 ) -> JSONResponse:

@@ -133,24 +133,29 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run background work in this process.")
     ] = False,
+    workers: Annotated[int, typer.Option(help="Server processes (PostgreSQL: one per core).")] = 1,
 ) -> None:
     """Run the HTTP API (and, with later issues, the web app and the worker)."""
     import uvicorn
 
-    from milepost.app import create_app
-    from milepost.kit.logs import configure_logging
-    from milepost.settings import Settings
-
     url = database_url(db)
     if url.startswith("sqlite"):
         upgrade_schema(url)  # nothing to install: a fresh SQLite file gets its schema on start
-    configure_logging()
-    settings = Settings(database_url=url, run_worker=not no_worker)
-    application = create_app(settings)
+    # Server processes build their settings from the environment (app.app_from_environment).
+    os.environ["MILEPOST_DATABASE_URL"] = url
+    os.environ["MILEPOST_RUN_WORKER"] = "false" if no_worker else "true"
     typer.echo(
         f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "milepost.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command("demo")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,20 +33,39 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = database or Database(settings.database_url)
     _install_error_handlers(app)
-    app.add_middleware(RequestLogMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_bytes,
         file_limit=settings.max_upload_bytes,
     )
+    # Added last, so outermost: the body limit's 413 gets a request id and a log line too.
+    app.add_middleware(RequestLogMiddleware)
     from milepost.api import router
 
     app.include_router(router)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work in the server process (unless ``run_worker`` is off): the webhook sender."""
+    from starlette.concurrency import run_in_threadpool
+
+    from milepost.webhooks.worker import WebhookSender
+
+    sender = WebhookSender(app.state.db) if app.state.settings.run_worker else None
+    if sender is not None:
+        sender.start()
+    try:
+        yield
+    finally:
+        if sender is not None:
+            await run_in_threadpool(sender.stop)
 
 
 def app_from_environment() -> FastAPI:
@@ -110,12 +130,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             exc_info=error,
             extra={"fields": {"request_id": request_id, "path": request.url.path}},
         )
-        return _error(
-            500,
-            "api_error",
-            "internal_error",
-            f"Something went wrong on our side; nothing was changed. Request id: {request_id}.",
-        )
+        response = _internal_error(request_id)
+        # This handler answers from outside every middleware, so the request id is added here.
+        if request_id:
+            response.headers["X-Request-Id"] = request_id
+        return response
+
+
+def _internal_error(request_id: str | None) -> JSONResponse:
+    return _error(
+        500,
+        "api_error",
+        "internal_error",
+        f"Something went wrong on our side; nothing was changed. Request id: {request_id}.",
+    )
 
 
 def error_response(error: MilepostError) -> JSONResponse:
@@ -136,16 +164,30 @@ class RequestLogMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            if response_started:
+                raise
+            # Answer the 500 here rather than letting the exception reach Starlette's outermost handler:
+            # that one re-raises after answering, and the server then drops the connection, so a client
+            # could see a connection reset instead of the error.
+            log.error(
+                "unhandled error",
+                exc_info=error,
+                extra={"fields": {"request_id": request_id, "path": scope["path"]}},
+            )
+            await _internal_error(request_id)(scope, receive, send_with_id)
         finally:
             state: dict[str, Any] = scope.get("state", {})
             log.info(
@@ -185,6 +227,7 @@ class BodyLimitMiddleware:
             return
         received = 0
         too_large = False
+        started = False
 
         async def counting_receive() -> Message:
             nonlocal received, too_large
@@ -196,9 +239,22 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # Once the body is known to be too large, whatever the app makes of the interrupted read (FastAPI
+            # turns it into "400 error parsing the body") is replaced by the 413 below.
+            if too_large and not started:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large or started:
+                raise
+        if too_large and not started:
             await _too_large(limit)(scope, receive, send)
 
 

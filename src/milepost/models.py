@@ -3,6 +3,7 @@
 from milepost.audit.models import MilestoneEvent
 from milepost.auth.models import ApiToken, LoginFailure
 from milepost.disputes.models import Dispute, SettlementOffer
+from milepost.files.models import StoredFile, SubmissionFile
 from milepost.kit.db import Base
 from milepost.kit.idempotency_models import IdempotencyKey
 from milepost.ledger.models import Account, JournalEntry, Posting
@@ -10,6 +11,7 @@ from milepost.milestones.models import Milestone, Submission
 from milepost.projects.models import Bonus, Project, Proposal
 from milepost.users.models import User
 from milepost.wallets.models import Deposit, Payout
+from milepost.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -28,6 +30,11 @@ __all__ = [
     "Project",
     "Proposal",
     "SettlementOffer",
+    "StoredFile",
     "Submission",
+    "SubmissionFile",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from milepost.audit.models import MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
+from milepost.webhooks import service as webhooks
 
 GENESIS_HASH = "0" * 64
 
@@ -69,6 +70,7 @@ def record(
     )
     event.hash = event_hash(event)
     ctx.session.add(event)
+    webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
     return event
 
 

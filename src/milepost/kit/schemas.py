@@ -27,3 +27,16 @@ class Deleted(BaseModel):
 
 
 Amount = Field(description="Integer amount in the currency's minor unit (cents for USD).")
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="The error family, e.g. `validation` or `not_found`.")
+    code: str = Field(description="A machine-readable reason, e.g. `invalid_state`.")
+    message: str = Field(description="A human-readable explanation; never a stack trace.")
+    param: str | None = Field(description="The field or parameter at fault, when there is one.")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response: ``{"error": {"type", "code", "message", "param"}}``."""
+
+    error: ErrorDetail

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from sqlalchemy import func, or_, select
 
 from milepost.audit import service as audit
+from milepost.files import service as files
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -248,6 +249,7 @@ def submit(
     milestone = access.milestone
     text = validate.text(note, "note", max_length=20_000, required=False)
     items = _validate_evidence(evidence)
+    file_ids = files.check_evidence_files(ctx, items)
     if not text and not items:
         raise ValidationFailed(
             "A delivery needs a note or evidence.", code="missing", param="evidence"
@@ -265,6 +267,7 @@ def submit(
         created_at=ctx.now,
     )
     ctx.session.add(submission)
+    files.link_to_submission(ctx, submission.id, file_ids)
     milestone.submitted_at = ctx.now
     milestone.review_due_at = ctx.now + timedelta(days=milestone.review_period_days)
     _transition(

@@ -1,0 +1,238 @@
+"""Webhook endpoints (create, list, read, delete), the outbox they are fed from, and their delivery log.
+
+``enqueue`` is called by ``audit.record`` for every milestone event, in the same unit of work: a
+rolled-back request leaves no delivery behind, and nothing is sent before the event has committed
+(``delivery.deliver_due`` only sees committed rows).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from milepost.audit.models import MilestoneEvent
+from milepost.kit.context import Context
+from milepost.kit.errors import NotFound, ValidationFailed
+from milepost.kit.ids import new_id
+from milepost.kit.pagination import Page, paginate
+from milepost.milestones.models import Milestone
+from milepost.projects.models import Project
+from milepost.webhooks.events import EVENT_TYPES, event_payload, event_type
+from milepost.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+MAX_ENDPOINTS_PER_USER = 20
+MAX_URL_LENGTH = 2000
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def validate_url(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("url is required.", code="missing", param="url")
+    url = value.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationFailed(f"url must be at most {MAX_URL_LENGTH} characters.", param="url")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises on a malformed port
+    except ValueError as error:
+        raise ValidationFailed("url is not a valid URL.", param="url") from error
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValidationFailed(
+            "url must be an http:// or https:// URL with a host.", code="invalid_url", param="url"
+        )
+    return url
+
+
+def validate_events(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed("events must be a list of event types.", param="events")
+    chosen: list[str] = []
+    for index, item in enumerate(value):
+        if item not in EVENT_TYPES:
+            raise ValidationFailed(
+                f"Unknown event type {item!r}; known types: {', '.join(EVENT_TYPES)}.",
+                code="unknown_event_type",
+                param=f"events[{index}]",
+            )
+        if item not in chosen:
+            chosen.append(item)
+    return chosen
+
+
+def create_endpoint(ctx: Context, *, url: object, events: object = None) -> WebhookEndpoint:
+    owner = ctx.require_actor()
+    clean_url = validate_url(url)
+    chosen = validate_events(events)
+    count = ctx.session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.owner_id == owner.id, WebhookEndpoint.deleted_at.is_(None))
+    )
+    if (count or 0) >= MAX_ENDPOINTS_PER_USER:
+        raise ValidationFailed(
+            f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per user; delete one first.",
+            code="too_many_endpoints",
+        )
+    endpoint = WebhookEndpoint(
+        id=new_id("whe"),
+        owner_id=owner.id,
+        url=clean_url,
+        events=chosen,
+        secret=new_secret(),
+        created_at=ctx.now,
+    )
+    ctx.session.add(endpoint)
+    ctx.session.flush()
+    return endpoint
+
+
+def _owned(ctx: Context) -> list[ColumnElement[bool]]:
+    return [
+        WebhookEndpoint.owner_id == ctx.require_actor().id,
+        WebhookEndpoint.deleted_at.is_(None),
+    ]
+
+
+def list_endpoints(
+    ctx: Context, *, limit: int = 20, starting_after: str | None = None
+) -> Page[WebhookEndpoint]:
+    query = select(WebhookEndpoint).where(*_owned(ctx))
+    return paginate(
+        ctx.session, query, WebhookEndpoint.id, limit=limit, starting_after=starting_after
+    )
+
+
+def get_endpoint(ctx: Context, endpoint_id: str, *, lock: bool = False) -> WebhookEndpoint:
+    """The actor's own endpoint; anyone else's, or a deleted one, does not exist."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, *_owned(ctx))
+    if lock:
+        query = query.with_for_update()
+    endpoint = ctx.session.scalar(query)
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.", param="id")
+    return endpoint
+
+
+def delete_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:
+    """Stop sending to the endpoint: it disappears, and its pending deliveries are cancelled."""
+    endpoint = get_endpoint(ctx, endpoint_id, lock=True)
+    endpoint.deleted_at = ctx.now
+    ctx.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint.id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None)
+    )
+    return endpoint
+
+
+@dataclass(frozen=True)
+class DeliveryWithLog:
+    delivery: WebhookDelivery
+    log: list[WebhookAttempt]
+
+
+def list_deliveries(
+    ctx: Context, endpoint_id: str, *, limit: int = 20, starting_after: str | None = None
+) -> Page[DeliveryWithLog]:
+    endpoint = get_endpoint(ctx, endpoint_id)
+    page = paginate(
+        ctx.session,
+        select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id),
+        WebhookDelivery.id,
+        limit=limit,
+        starting_after=starting_after,
+    )
+    logs: dict[str, list[WebhookAttempt]] = {delivery.id: [] for delivery in page.data}
+    if logs:
+        for attempt in ctx.session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(list(logs)))
+            .order_by(WebhookAttempt.number)
+        ):
+            logs[attempt.delivery_id].append(attempt)
+    return Page(
+        data=[DeliveryWithLog(delivery, logs[delivery.id]) for delivery in page.data],
+        has_more=page.has_more,
+    )
+
+
+# The outbox -----------------------------------------------------------------------------------------------
+
+
+def enqueue(ctx: Context, event: MilestoneEvent) -> int:
+    """Queue the event for every matching endpoint of the milestone's client and freelancer.
+
+    Runs inside the caller's unit of work; returns how many deliveries were queued.
+    """
+    milestone = ctx.session.get(Milestone, event.milestone_id)
+    if milestone is None:
+        return 0
+    project = ctx.session.get(Project, milestone.project_id)
+    freelancer_id = project.freelancer_id if project is not None else None
+    owners = {milestone.client_id} | ({freelancer_id} if freelancer_id else set())
+    kind = event_type(event.action)
+    endpoints = [
+        endpoint
+        for endpoint in ctx.session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.owner_id.in_(owners), WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.id)
+        )
+        if not endpoint.events or kind in endpoint.events
+    ]
+    if not endpoints:
+        return 0
+    payload = event_payload(event, milestone, freelancer_id)
+    for endpoint in endpoints:
+        ctx.session.add(
+            WebhookDelivery(
+                id=new_id("whd"),
+                endpoint_id=endpoint.id,
+                event_id=event.id,
+                event_type=kind,
+                event_seq=event.seq,
+                payload=payload,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=ctx.now,
+                created_at=ctx.now,
+            )
+        )
+    _wake_sender_after_commit(ctx.session)
+    return len(endpoints)
+
+
+def _wake_sender_after_commit(session: Session) -> None:
+    """Once this unit of work commits, wake the in-process sender so the events go out at once (it also
+    polls every second, so this only saves latency). Never before commit, never on rollback."""
+    if session.info.get("webhooks_wake"):
+        return
+    session.info["webhooks_wake"] = True
+
+    def wake(_session: Session) -> None:
+        from milepost.webhooks.worker import wake_senders
+
+        wake_senders()
+
+    sa_event.listen(session, "after_commit", wake, once=True)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -138,8 +138,13 @@ def insert_ignoring_conflicts(
     if not rows:
         return 0
     dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
-    result = session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
-    return int(getattr(result, "rowcount", 0) or 0)
+    # Count the rows RETURNING gives back: the driver's rowcount for this statement is -1 on PostgreSQL
+    # (psycopg 3 under SQLAlchemy 2.1), which would count every conflict as an insert.
+    primary_key = list(inspect(model).primary_key)
+    result = session.execute(
+        dialect_insert(model).values(rows).on_conflict_do_nothing().returning(*primary_key)
+    )
+    return len(result.all())
 
 
 # PostgreSQL SQLSTATEs that mean "another transaction got in the way": retrying later may work.

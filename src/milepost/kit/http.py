@@ -86,10 +86,17 @@ class Api:
         *,
         status: int = 200,
         auth: bool = True,
+        idempotent: bool = True,
     ) -> Response:
-        """Run a state-changing service call; ``render=None`` answers 204 with no body."""
+        """Run a state-changing service call; ``render=None`` answers 204 with no body.
+
+        ``idempotent=False``: the Idempotency-Key header is accepted but not honoured, because the response
+        must never be stored (it holds a secret shown once, such as a new bearer token).
+        """
         body_bytes = await self.request.body()
-        return await _run_in_threadpool(self._write_sync, action, render, status, auth, body_bytes)
+        return await _run_in_threadpool(
+            self._write_sync, action, render, status, auth, idempotent, body_bytes
+        )
 
     def _write_sync(
         self,
@@ -97,10 +104,11 @@ class Api:
         render: Render[T] | None,
         status: int,
         auth: bool,
+        idempotent: bool,
         body_bytes: bytes,
     ) -> Response:
         user_id = self._user_id(required=auth)
-        key = self.request.headers.get("idempotency-key")
+        key = self.request.headers.get("idempotency-key") if idempotent else None
         scope_key = None
         if key is not None:
             scope_key = idempotency.scope(user_id, key)

@@ -34,7 +34,9 @@ async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
         )
         return TokenOut(token=token, user=UserOut.of(user))
 
-    return await api.write(issue, lambda token: token, status=201, auth=False)
+    # Never stored for replay: the response holds the new token, which is kept only hashed. A retried
+    # sign-in simply issues another token.
+    return await api.write(issue, lambda token: token, status=201, auth=False, idempotent=False)
 
 
 @router.delete("/tokens/current", status_code=204)

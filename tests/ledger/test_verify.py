@@ -209,6 +209,33 @@ def test_an_event_deleted_from_the_middle_of_a_chain_is_caught(world: World, db:
     assert problems_matching(report, f"event {middle + 1}: expected event {middle}")
 
 
+@pytest.mark.tampers
+@pytest.mark.parametrize("how_many", [1, "all"])
+def test_events_deleted_from_the_end_of_a_chain_are_caught(
+    world: World, db: Database, how_many: int | str
+) -> None:
+    b = busy(world)
+    with db.read_only() as session:
+        seqs = session.scalars(
+            select(MilestoneEvent.seq).where(MilestoneEvent.milestone_id == b.released.id)
+        ).all()
+    doomed = sorted(seqs) if how_many == "all" else [max(seqs)]
+    with db.unit_of_work() as session:
+        session.execute(
+            delete(MilestoneEvent).where(
+                MilestoneEvent.milestone_id == b.released.id, MilestoneEvent.seq.in_(doomed)
+            )
+        )
+
+    report = world.verify()
+    assert not report.ok
+    assert problems_matching(
+        report,
+        f"milestone {b.released.id}: its audit trail should hold {len(seqs)} events",
+    )
+    assert problems_matching(report, f"but holds {len(seqs) - len(doomed)} ending in")
+
+
 def _shift(db: Database, entry_id: str, from_key: str, to_key: str, amount: int) -> None:
     """Move ``amount`` between two postings of one entry, and the cached balances with them, so that
     the entry still sums to zero and every balance still matches its postings."""

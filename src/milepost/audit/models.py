@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column
 
+GENESIS_EVENT_HASH = "0" * 64
+
 
 class MilestoneEvent(Base):
     """One change to a milestone. Events are chained per milestone: each hash covers the previous one."""

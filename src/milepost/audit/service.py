@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from milepost.audit.models import MilestoneEvent
+from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
+from milepost.milestones.models import Milestone
 from milepost.webhooks import service as webhooks
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = GENESIS_EVENT_HASH
 
 
 def event_hash(event: MilestoneEvent) -> str:
@@ -37,7 +38,7 @@ def event_hash(event: MilestoneEvent) -> str:
 
 def record(
     ctx: Context,
-    milestone_id: str,
+    milestone: Milestone,
     action: str,
     *,
     role: str,
@@ -46,14 +47,14 @@ def record(
     amount: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> MilestoneEvent:
-    """Append an event to the milestone's chain. The caller holds the milestone's row lock."""
-    last = ctx.session.execute(
-        select(MilestoneEvent.seq, MilestoneEvent.hash)
-        .where(MilestoneEvent.milestone_id == milestone_id)
-        .order_by(MilestoneEvent.seq.desc())
-        .limit(1)
-    ).first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    """Append an event to the milestone's chain. The caller holds the milestone's row lock.
+
+    The chain's head (how many events, the newest hash) is kept on the milestone row itself, so appending
+    needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
+    """
+    milestone_id = milestone.id
+    seq = (milestone.event_count or 0) + 1
+    prev_hash = milestone.last_event_hash or GENESIS_HASH
     event = MilestoneEvent(
         id=new_id("evt"),
         milestone_id=milestone_id,
@@ -69,6 +70,8 @@ def record(
         prev_hash=prev_hash,
     )
     event.hash = event_hash(event)
+    milestone.event_count = seq
+    milestone.last_event_hash = event.hash
     ctx.session.add(event)
     webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
     return event

@@ -136,7 +136,7 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
     milestone = access.milestone_access.milestone
     audit.record(
         ctx,
-        milestone.id,
+        milestone,
         "settlement_offered",
         role=access.role,
         from_status=milestone.status,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from milepost.audit.models import MilestoneEvent
+from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import check_chain
 from milepost.kit.context import Context
 from milepost.kit.errors import PermissionDenied
@@ -149,6 +149,19 @@ def _check_events(session: Session, report: VerifyReport) -> None:
         for problem in check_chain(events):
             report.problems.append(
                 f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
+            )
+    # The head kept on each milestone must be the chain's last event: this catches events deleted from
+    # the end of a chain (or a whole chain), which the links alone cannot show.
+    for milestone_id, count, head in session.execute(
+        select(Milestone.id, Milestone.event_count, Milestone.last_event_hash)
+    ):
+        events = by_milestone.get(milestone_id, [])
+        last_hash = events[-1].hash if events else GENESIS_EVENT_HASH
+        if count != len(events) or head != last_hash:
+            report.problems.append(
+                f"milestone {milestone_id}: its audit trail should hold {count} events ending in "
+                f"{head[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
+                "(events were removed or added)"
             )
 
 

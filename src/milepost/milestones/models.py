@@ -67,6 +67,10 @@ class Milestone(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    # The head of the milestone's audit chain (see audit.record): its length and its newest hash.
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+
     @property
     def escrow_balance(self) -> int:
         return self.funded_amount - self.released_amount - self.refunded_amount

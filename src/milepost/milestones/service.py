@@ -61,7 +61,7 @@ def _transition(
         milestone.cancellation_requested = False
     audit.record(
         ctx,
-        milestone.id,
+        milestone,
         action,
         role=access.role,
         from_status=from_status,
@@ -98,9 +98,7 @@ def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
     )
     ctx.session.add(milestone)
     ctx.session.flush()
-    audit.record(
-        ctx, milestone.id, "created", role=role, to_status=S.DRAFT, amount=milestone.amount
-    )
+    audit.record(ctx, milestone, "created", role=role, to_status=S.DRAFT, amount=milestone.amount)
     return milestone
 
 
@@ -119,7 +117,7 @@ def update_terms(ctx: Context, milestone_id: str, **values: Any) -> Milestone:
         milestone.updated_at = ctx.now
         audit.record(
             ctx,
-            milestone.id,
+            milestone,
             "terms_edited",
             role=access.role,
             from_status=S.DRAFT,
@@ -402,7 +400,7 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
         milestone.updated_at = ctx.now
         audit.record(
             ctx,
-            milestone.id,
+            milestone,
             "released_part",
             role=access.role,
             from_status=milestone.status,
@@ -419,7 +417,7 @@ def request_release(ctx: Context, milestone_id: str) -> Milestone:
     milestone = access.milestone
     audit.record(
         ctx,
-        milestone.id,
+        milestone,
         "release_requested",
         role=access.role,
         from_status=milestone.status,
@@ -476,7 +474,7 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
     milestone.updated_at = ctx.now
     audit.record(
         ctx,
-        milestone.id,
+        milestone,
         "cancellation_requested",
         role=access.role,
         from_status=milestone.status,
@@ -502,7 +500,7 @@ def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Mil
         milestone.updated_at = ctx.now
         audit.record(
             ctx,
-            milestone.id,
+            milestone,
             "cancellation_declined",
             role=access.role,
             from_status=milestone.status,

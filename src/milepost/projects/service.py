@@ -250,7 +250,7 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
         ctx.session.flush()
         audit.record(
             ctx,
-            milestone.id,
+            milestone,
             "created",
             role=Role.CLIENT,
             to_status=MilestoneStatus.DRAFT,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from milepost.kit import idempotency
 from milepost.kit.context import Context
@@ -46,7 +47,8 @@ class Api:
             return None
         return token.strip()
 
-    def _user_id(self, *, required: bool) -> str | None:
+    def _actor(self, session: Session, *, required: bool) -> User | None:
+        """The token's user, read in ``session`` (one query), or None when no token was sent."""
         from milepost.auth.service import user_for_token
 
         token = self._token()
@@ -57,10 +59,9 @@ class Api:
                     code="missing_token",
                 )
             return None
-        with self.db.read_only() as session:
-            user = user_for_token(Context(session, None, settings=self.settings), token)
+        user = user_for_token(Context(session, None, settings=self.settings), token)
         self.request.state.user_id = user.id
-        return user.id
+        return user
 
     @property
     def token(self) -> str | None:
@@ -73,9 +74,8 @@ class Api:
     def read(
         self, action: Callable[[Context], T], render: Render[T], *, auth: bool = True
     ) -> Response:
-        user_id = self._user_id(required=auth)
         with self.db.read_only() as session:
-            actor = session.get(User, user_id) if user_id else None
+            actor = self._actor(session, required=auth)
             body = to_json(render(action(Context(session, actor, settings=self.settings))))
         return JSONResponse(body)
 
@@ -107,10 +107,14 @@ class Api:
         idempotent: bool,
         body_bytes: bytes,
     ) -> Response:
-        user_id = self._user_id(required=auth)
         key = self.request.headers.get("idempotency-key") if idempotent else None
         scope_key = None
+        user_id: str | None = None
         if key is not None:
+            # The key is scoped to the caller, so who it is must be known before the claim.
+            with self.db.read_only() as session:
+                user = self._actor(session, required=auth)
+            user_id = user.id if user is not None else None
             scope_key = idempotency.scope(user_id, key)
             request_hash = idempotency.fingerprint(
                 self.request.method, self.request.url.path, body_bytes
@@ -120,7 +124,12 @@ class Api:
                 return _response(stored.status, stored.body, replayed=True)
         try:
             with self.db.unit_of_work() as session:
-                actor = session.get(User, user_id) if user_id else None
+                # Without an idempotency key the token is read in this same transaction.
+                actor = (
+                    session.get(User, user_id)
+                    if key is not None and user_id is not None
+                    else self._actor(session, required=auth)
+                )
                 result = action(Context(session, actor, settings=self.settings))
                 body = None if render is None else to_json(render(result))
                 if scope_key is not None:

@@ -13,7 +13,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from milepost.kit.context import Context
 from milepost.kit.db import insert_ignoring_conflicts
@@ -88,35 +90,91 @@ def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) ->
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _new_account_row(ctx: Context, ref: AccountRef) -> dict[str, object]:
+    return {
+        "id": new_id("acc"),
+        "key": ref.key,
+        "kind": ref.kind,
+        "currency": ref.currency,
+        "user_id": ref.user_id,
+        "milestone_id": ref.milestone_id,
+        "provider": ref.provider,
+        "balance": 0,
+        "created_at": ctx.now,
+    }
+
+
+def _accounts(ctx: Context, refs: Sequence[AccountRef], *, lock: bool) -> dict[str, Account]:
+    """The accounts for ``refs`` by key, created if need be; locked (in key order) when ``lock``.
+
+    Existing accounts are read first and only missing ones inserted: an INSERT that meets an existing key
+    on PostgreSQL waits for whoever last changed that row, which would queue every request behind a busy
+    account even when nothing needs creating.
+    """
+    by_key = {ref.key: ref for ref in refs}
+    if not by_key:
+        return {}
+
+    def read(keys: Sequence[str]) -> list[Account]:
+        query = select(Account).where(Account.key.in_(sorted(keys))).order_by(Account.key)
+        if lock:
+            query = query.with_for_update()
+        return list(ctx.session.scalars(query.execution_options(populate_existing=True)))
+
+    found = {account.key: account for account in read(list(by_key))}
+    missing = [key for key in sorted(by_key) if key not in found]
+    if missing:
+        insert_ignoring_conflicts(
+            ctx.session, Account, [_new_account_row(ctx, by_key[key]) for key in missing]
+        )
+        # Locks are still taken in key order overall: every key read here sorts among the missing ones,
+        # and a transaction that creates an account holds no lock on it until this read.
+        found.update({account.key: account for account in read(missing)})
+    return found
+
+
 def lock_accounts(ctx: Context, refs: Sequence[AccountRef]) -> dict[str, Account]:
     """Create the accounts if need be, then lock them (ordered by key) and return them by key."""
-    keys = sorted({ref.key for ref in refs})
-    insert_ignoring_conflicts(
-        ctx.session,
-        Account,
-        [
-            {
-                "id": new_id("acc"),
-                "key": ref.key,
-                "kind": ref.kind,
-                "currency": ref.currency,
-                "user_id": ref.user_id,
-                "milestone_id": ref.milestone_id,
-                "provider": ref.provider,
-                "balance": 0,
-                "created_at": ctx.now,
-            }
-            for ref in {ref.key: ref for ref in refs}.values()
-        ],
-    )
-    accounts = ctx.session.scalars(
-        select(Account)
-        .where(Account.key.in_(keys))
-        .order_by(Account.key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    return {account.key: account for account in accounts}
+    return _accounts(ctx, refs, lock=True)
+
+
+# Accounts whose balance is never checked against zero (platform fees, external money) are credited or
+# debited by most entries of their currency: locking them up front would make every release wait for
+# every other release's whole transaction. Their postings are written at once, but their cached balances
+# are changed by one atomic ``balance = balance + delta`` per account just before commit (``_apply_later``
+# below), so each transaction holds such a row only for the moment of its commit.
+_DEFERRED = "milepost_ledger_deferred_deltas"
+
+
+def _defer(ctx: Context, account: Account, delta: int) -> None:
+    session = ctx.session
+    deltas: dict[str, int] | None = session.info.get(_DEFERRED)
+    if deltas is None:
+        deltas = session.info[_DEFERRED] = defaultdict(int)
+    deltas[account.id] += delta
+
+
+@event.listens_for(Session, "before_commit")
+def _apply_later(session: Session) -> None:
+    deltas: dict[str, int] | None = session.info.pop(_DEFERRED, None)
+    if not deltas:
+        return
+    session.flush()  # everything else first: the hot rows are taken last
+    for account_id in sorted(deltas):
+        new_balance = session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(balance=Account.balance + deltas[account_id])
+            .returning(Account.balance)
+        ).scalar_one()
+        loaded = session.identity_map.get(session.identity_key(Account, account_id))
+        if isinstance(loaded, Account):
+            set_committed_value(loaded, "balance", new_balance)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_deferred(session: Session, _previous_transaction: object) -> None:
+    session.info.pop(_DEFERRED, None)
 
 
 def post(
@@ -135,7 +193,9 @@ def post(
     if len(legs) < 2 or any(totals.values()):
         raise LedgerImbalance(f"unbalanced entry {kind}: {legs}")
 
-    accounts = lock_accounts(ctx, [ref for ref, _ in legs])
+    checked = [ref for ref, _ in legs if ref.kind in NON_NEGATIVE_KINDS]
+    accounts = lock_accounts(ctx, checked)
+    accounts.update(_accounts(ctx, [ref for ref, _ in legs if ref.key not in accounts], lock=False))
     deltas: dict[str, int] = defaultdict(int)
     for ref, amount in legs:
         deltas[ref.key] += amount
@@ -158,7 +218,10 @@ def post(
         created_at=ctx.now,
     )
     for key, delta in deltas.items():
-        accounts[key].balance += delta
+        if accounts[key].kind in NON_NEGATIVE_KINDS:
+            accounts[key].balance += delta
+        else:
+            _defer(ctx, accounts[key], delta)
     entry.hash = entry_hash(entry, [(ref.key, amount, ref.currency) for ref, amount in legs])
     entry.postings = [
         Posting(

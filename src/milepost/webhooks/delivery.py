@@ -33,7 +33,8 @@ from milepost.webhooks.models import (
 
 log = logging.getLogger("milepost.webhooks")
 
-# Waits before each retry. With the first attempt, 7 attempts over about 18 hours; then ``failed``.
+# Waits before each retry. With the first attempt, 8 attempts spread over about 31 hours (a receiver that is
+# down for a whole day still gets the event); then ``failed``.
 RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -41,6 +42,7 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(hours=2),
     timedelta(hours=5),
     timedelta(hours=10),
+    timedelta(hours=14),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 # A claimed delivery whose sender never reports back is tried again after this.

@@ -194,11 +194,7 @@ def enqueue(ctx: Context, event: MilestoneEvent) -> int:
     kind = event_type(event.action)
     endpoints = [
         endpoint
-        for endpoint in ctx.session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.owner_id.in_(owners), WebhookEndpoint.deleted_at.is_(None))
-            .order_by(WebhookEndpoint.id)
-        )
+        for endpoint in _live_endpoints(ctx.session, frozenset(owners))
         if not endpoint.events or kind in endpoint.events
     ]
     if not endpoints:
@@ -221,6 +217,22 @@ def enqueue(ctx: Context, event: MilestoneEvent) -> int:
         )
     _wake_sender_after_commit(ctx.session)
     return len(endpoints)
+
+
+def _live_endpoints(session: Session, owners: frozenset[str]) -> list[WebhookEndpoint]:
+    """The owners' endpoints, read once per unit of work (an action often records several events)."""
+    cache: dict[frozenset[str], list[WebhookEndpoint]] = session.info.setdefault(
+        "webhook_endpoints", {}
+    )
+    if owners not in cache:
+        cache[owners] = list(
+            session.scalars(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.owner_id.in_(owners), WebhookEndpoint.deleted_at.is_(None))
+                .order_by(WebhookEndpoint.id)
+            )
+        )
+    return cache[owners]
 
 
 def _wake_sender_after_commit(session: Session) -> None:

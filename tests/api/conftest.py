@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import uvicorn
 
 from milepost.app import create_app
 from milepost.kit.db import Database
+from milepost.kit.logs import JsonFormatter
 from milepost.settings import Settings
 
 _emails = itertools.count(1)
@@ -112,3 +115,26 @@ def sign_up(base_url: str, db: Database) -> Any:
         return Client(base_url, body["token"], body["user"])
 
     return make
+
+
+@contextmanager
+def capture_logs(name: str) -> Iterator[list[str]]:
+    """What the ``name`` logger (and its children) write while the block runs, formatted as the server
+    formats it (JSON lines)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect(level=logging.DEBUG)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(name)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from milepost.kit.db import Database
-from milepost.kit.logs import JsonFormatter
-from tests.api.conftest import PASSWORD, Client
+from tests.api.conftest import PASSWORD, Client, capture_logs
 
 _numbers = itertools.count(1)
 
@@ -72,23 +70,8 @@ def everything_in(db: Database) -> str:
 @pytest.fixture
 def captured_logs() -> Iterator[list[str]]:
     """Every record logged under ``milepost`` (requests included) while the test runs, as JSON lines."""
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(self.format(record))
-
-    handler = Collect(level=logging.DEBUG)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("milepost")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with capture_logs("milepost") as lines:
         yield lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 # --- sign-up -------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +13,8 @@ from fastapi import FastAPI
 
 from milepost.kit.db import Database
 from milepost.kit.http import ApiDep
-from milepost.kit.logs import JsonFormatter
 from milepost.settings import Settings
-from tests.api.conftest import Client, LiveServer
+from tests.api.conftest import Client, LiveServer, capture_logs
 
 MIB = 1024 * 1024
 
@@ -53,23 +51,8 @@ def balance(client: Client, currency: str = "USD") -> int:
 @pytest.fixture
 def request_log() -> Iterator[list[str]]:
     """The ``milepost.requests`` logger's output while the test runs, formatted as the server does."""
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(self.format(record))
-
-    handler = Collect(level=logging.DEBUG)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("milepost.requests")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with capture_logs("milepost.requests") as lines:
         yield lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 def logged_requests(lines: list[str], count: int) -> list[dict[str, Any]]:

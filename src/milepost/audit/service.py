@@ -13,6 +13,7 @@ from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.milestones.models import Milestone
+from milepost.notifications import service as notifications
 from milepost.webhooks import service as webhooks
 
 GENESIS_HASH = GENESIS_EVENT_HASH
@@ -74,6 +75,7 @@ def record(
     milestone.last_event_hash = event.hash
     ctx.session.add(event)
     webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
+    notifications.on_event(ctx, milestone, event)  # in-app, and e-mail into its outbox
     return event
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 
 from milepost.kit.db import DEFAULT_DATABASE_URL, Database, upgrade_schema
 from milepost.kit.errors import MilepostError
+from milepost.ledger.cli import statement_command
 
 app = typer.Typer(
     help="Milepost: escrow-backed milestone payments.",
@@ -135,7 +136,8 @@ def serve(
     ] = False,
     workers: Annotated[int, typer.Option(help="Server processes (PostgreSQL: one per core).")] = 1,
 ) -> None:
-    """Run the HTTP API (and, with later issues, the web app and the worker)."""
+    """Run the HTTP API, with the background worker (webhooks, e-mail, reminders, late fees, automatic
+    approval and release, dispute deadlines) unless --no-worker."""
     import uvicorn
 
     url = database_url(db)
@@ -158,6 +160,77 @@ def serve(
     )
 
 
+@app.command("tick")
+def tick(
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="The moment to run as (ISO 8601; without an offset, UTC). Default: the current time.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Run all due time-driven work once (reminders, late fees, auto-approval, delayed releases, dispute
+    deadlines, e-mails and webhooks) and print what was done. Running it again for the same moment does
+    nothing twice. Exit 1 if any item failed (it is tried again on the next run)."""
+    from milepost.kit.time import parse_instant, utcnow
+    from milepost.schedule.service import run_due
+    from milepost.settings import Settings
+
+    try:
+        moment = utcnow() if now is None else parse_instant(now)
+    except ValueError:
+        raise fail(f"--now must be an ISO 8601 date and time, not {now!r}") from None
+    with open_database(db) as database:
+        report = run_due(database, Settings(database_url=database_url(db)), moment)
+    for line in report.lines():
+        typer.echo(line)
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command("worker")
+def worker(
+    db: DbOption = None,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between runs of the due work.", min=0.1)
+    ] = 5.0,
+) -> None:
+    """Run the due time-driven work every few seconds until stopped (SIGTERM or Ctrl-C). Any number of
+    workers may share one PostgreSQL database."""
+    import signal
+    import threading
+
+    from milepost.schedule.service import TickReport
+    from milepost.schedule.worker import run_until_stopped
+    from milepost.settings import Settings
+
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def show(report: TickReport) -> None:
+        if not report.nothing_done:
+            for line in report.lines():
+                typer.echo(line)
+
+    with open_database(db) as database:
+        typer.echo(f"worker running every {interval:g}s on {database_url(db)}; Ctrl-C to stop")
+        run_until_stopped(
+            database,
+            Settings(database_url=database_url(db)),
+            stop,
+            interval=interval,
+            on_report=show,
+        )
+    typer.echo("worker stopped")
+
+
 @app.command("demo")
 def demo(db: DbOption = None) -> None:
     """Fill a database with realistic demo projects (creates the schema if needed)."""
@@ -174,6 +247,9 @@ def demo(db: DbOption = None) -> None:
         typer.echo(f"  {email:32} {role}")
     for line in lines:
         typer.echo(line)
+
+
+app.command("statement")(statement_command)
 
 
 def main() -> None:

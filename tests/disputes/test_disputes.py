@@ -143,6 +143,24 @@ def test_a_disputed_milestone_is_frozen(world: World) -> None:
 # Withdrawing -------------------------------------------------------------------------------------------
 
 
+def test_a_withdrawn_dispute_gives_the_review_period_back_the_time_it_was_open(
+    world: World,
+) -> None:
+    client, _freelancer, milestone = world.submitted()
+    due = milestone.review_due_at
+    assert due is not None
+    # Opened with two days of review left; withdrawn twenty days later.
+    opened_at = due - timedelta(days=2)
+    opened = world.act(
+        client, disputes.open_dispute, milestone.id, reason="Not as agreed", now=opened_at
+    )
+    world.act(client, disputes.withdraw, opened.id, now=opened_at + timedelta(days=20))
+
+    after = world.get(milestone.id)
+    assert after.status is S.SUBMITTED
+    assert after.review_due_at == due + timedelta(days=20)  # still two days left to review
+
+
 def test_only_the_opener_withdraws_once_and_the_milestone_carries_on(world: World) -> None:
     client, freelancer, project = world.parties()
     cases = [

@@ -41,6 +41,8 @@ class Dispute(Base):
     respond_by: Mapped[datetime] = mapped_column(UTCDateTime)
     mediation_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the scheduler once the mediation window has passed: the dispute is in staff's overdue queue.
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution: Mapped[Resolution | None] = mapped_column(str_enum(Resolution))
     to_freelancer: Mapped[int | None] = mapped_column(Money)
     to_client: Mapped[int | None] = mapped_column(Money)

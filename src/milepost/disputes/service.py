@@ -206,6 +206,14 @@ def withdraw(ctx: Context, dispute_id: str) -> Dispute:
     _require_open(dispute)
     dispute.status = DisputeStatus.WITHDRAWN
     dispute.ended_at = ctx.now
+    # The clocks stood still while the dispute was open: a review period or release delay that was
+    # running resumes with the time it had left, rather than lapsing the moment the dispute ends.
+    milestone = access.milestone_access.milestone
+    paused_for = ctx.now - dispute.created_at
+    if milestone.review_due_at is not None:
+        milestone.review_due_at += paused_for
+    if milestone.release_due_at is not None:
+        milestone.release_due_at += paused_for
     _transition(
         ctx,
         access.milestone_access,
@@ -248,15 +256,28 @@ def resolve_unanswered(ctx: Context, dispute_id: str) -> Dispute:
     if dispute.responded_at is not None or ctx.now < dispute.respond_by:
         raise InvalidState("The other party answered, or still may.", code="not_due")
     escrow = access.milestone_access.milestone.escrow_balance
+    other = "client" if dispute.opener_role == Role.FREELANCER else "freelancer"
+    reason = (
+        f"The {other} did not answer within the response window "
+        f"(by {dispute.respond_by.isoformat()}), so the dispute is resolved for the "
+        f"{dispute.opener_role} who opened it."
+    )
+    dispute.resolution_note = reason
     if dispute.opener_role == Role.FREELANCER:
-        _settle(ctx, access, escrow, 0, Resolution.NO_RESPONSE)
+        _settle(ctx, access, escrow, 0, Resolution.NO_RESPONSE, reason=reason)
     else:
-        _settle(ctx, access, 0, escrow, Resolution.NO_RESPONSE)
+        _settle(ctx, access, 0, escrow, Resolution.NO_RESPONSE, reason=reason)
     return dispute
 
 
 def _settle(
-    ctx: Context, access: DisputeAccess, to_freelancer: int, to_client: int, resolution: Resolution
+    ctx: Context,
+    access: DisputeAccess,
+    to_freelancer: int,
+    to_client: int,
+    resolution: Resolution,
+    *,
+    reason: str | None = None,
 ) -> None:
     milestone_access = access.milestone_access
     milestone = milestone_access.milestone
@@ -285,19 +306,22 @@ def _settle(
     dispute.to_client = to_client
     dispute.resolved_by = ctx.actor_id
     dispute.ended_at = ctx.now
+    data: dict[str, object] = {
+        "dispute_id": dispute.id,
+        "resolution": resolution,
+        "to_freelancer": to_freelancer,
+        "to_client": to_client,
+        "fee": fee,
+    }
+    if reason is not None:
+        data["reason"] = reason
     _transition(
         ctx,
         milestone_access,
         MilestoneStatus.RESOLVED,
         "dispute_resolved",
         amount=to_freelancer + to_client,
-        data={
-            "dispute_id": dispute.id,
-            "resolution": resolution,
-            "to_freelancer": to_freelancer,
-            "to_client": to_client,
-            "fee": fee,
-        },
+        data=data,
     )
 
 

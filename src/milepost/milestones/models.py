@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
@@ -74,6 +84,12 @@ class Milestone(Base):
     @property
     def escrow_balance(self) -> int:
         return self.funded_amount - self.released_amount - self.refunded_amount
+
+
+def funding_overdue(today: date) -> ColumnElement[bool]:
+    """Milestones whose funding is due or overdue on ``today``: still draft, and the fund-by date has
+    come (the fund-by day itself counts: it is the day of the first reminder)."""
+    return and_(Milestone.status == MilestoneStatus.DRAFT, Milestone.fund_by <= today)
 
 
 class Submission(Base):

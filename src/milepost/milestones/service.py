@@ -113,6 +113,15 @@ def update_terms(ctx: Context, milestone_id: str, **values: Any) -> Milestone:
         if getattr(milestone, name) != value:
             setattr(milestone, name, value)
             changed[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    if changed.keys() & {"amount", "fund_by", "late_fee"}:
+        # The late fee shown is the one accrued under the terms as they now stand (the scheduler keeps it
+        # current as days pass; funding takes what has accrued by then).
+        late_fee = accrued_late_fee(
+            milestone.late_fee, milestone.amount, milestone.fund_by, ctx.now.date()
+        )
+        if late_fee != milestone.late_fee_amount:
+            milestone.late_fee_amount = late_fee
+            changed["late_fee_amount"] = late_fee
     if changed:
         milestone.updated_at = ctx.now
         audit.record(
@@ -169,7 +178,11 @@ def list_milestones(
 
 
 def amount_to_fund(milestone: Milestone, ctx: Context) -> tuple[int, int]:
-    """What funding takes now: (amount + accrued late fee, the late fee)."""
+    """What funding takes now: (amount + accrued late fee, the late fee).
+
+    Computed from the terms at ``ctx.now``; before funding, ``late_fee_amount`` shows the same figure as
+    of the scheduler's last run (schedule.service records each increase as ``late_fee_accrued``).
+    """
     late_fee = accrued_late_fee(
         milestone.late_fee, milestone.amount, milestone.fund_by, ctx.now.date()
     )

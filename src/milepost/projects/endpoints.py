@@ -48,6 +48,19 @@ def get_project(project_id: str, api: ApiDep) -> Response:
     return api.read(lambda ctx: service.get_project(ctx, project_id), ProjectOut.of)
 
 
+@router.post("/projects/{project_id}/pause", response_model=ProjectOut)
+async def pause_project(project_id: str, api: ApiDep) -> Response:
+    """The freelancer pauses work while a payment on the project is overdue (409 ``nothing_overdue``
+    otherwise; 403 ``only_freelancer_can_pause`` for anyone else)."""
+    return await api.write(lambda ctx: service.pause_project(ctx, project_id), ProjectOut.of)
+
+
+@router.post("/projects/{project_id}/resume", response_model=ProjectOut)
+async def resume_project(project_id: str, api: ApiDep) -> Response:
+    """The freelancer resumes work on a paused project (409 ``not_paused`` if it is not paused)."""
+    return await api.write(lambda ctx: service.resume_project(ctx, project_id), ProjectOut.of)
+
+
 @router.post("/projects/{project_id}/proposals", status_code=201, response_model=ProposalOut)
 async def create_proposal(project_id: str, body: ProposalIn, api: ApiDep) -> Response:
     return await api.write(

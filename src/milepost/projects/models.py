@@ -32,7 +32,9 @@ class Project(Base):
     currency: Mapped[str] = mapped_column(String(3))
     billing_contact_email: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[ProjectStatus] = mapped_column(str_enum(ProjectStatus))
+    # The freelancer paused work because a payment on the project is overdue; the client sees it.
     paused: Mapped[bool] = mapped_column(default=False)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -28,6 +28,7 @@ class ProjectOut(BaseModel):
     billing_contact_email: str | None
     status: str
     paused: bool
+    paused_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -43,6 +44,7 @@ class ProjectOut(BaseModel):
             billing_contact_email=project.billing_contact_email,
             status=project.status,
             paused=project.paused,
+            paused_at=project.paused_at,
             created_at=project.created_at,
             updated_at=project.updated_at,
         )

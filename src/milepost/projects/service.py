@@ -14,10 +14,11 @@ from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import fee_account, post, user_account
-from milepost.milestones.models import Milestone
+from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.milestones.terms import DEFAULT_REVIEW_PERIOD_DAYS
 from milepost.money import fee_on, validate_amount, validate_currency
+from milepost.notifications.service import notify
 from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
 from milepost.users.models import User
 
@@ -307,3 +308,68 @@ def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object 
     ctx.session.add(bonus)
     ctx.session.flush()
     return bonus
+
+
+# Pausing work while a payment is overdue -----------------------------------------------------------------
+
+
+def _freelancer_project(ctx: Context, project_id: str, what: str) -> Project:
+    project = get_project(ctx, project_id, lock=True)
+    if project_role(ctx.actor, project) is not Role.FREELANCER:
+        raise PermissionDenied(
+            f"Only the project's freelancer can {what} work on it.",
+            code=f"only_freelancer_can_{what}",
+        )
+    return project
+
+
+def overdue_milestone_ids(ctx: Context, project_id: str) -> list[str]:
+    """The project's milestones whose funding is due or overdue today (still draft past fund-by)."""
+    return list(
+        ctx.session.scalars(
+            select(Milestone.id)
+            .where(Milestone.project_id == project_id, funding_overdue(ctx.now.date()))
+            .order_by(Milestone.position)
+        )
+    )
+
+
+def pause_project(ctx: Context, project_id: str) -> Project:
+    """The freelancer pauses work because a payment on the project is overdue; the client is told."""
+    project = _freelancer_project(ctx, project_id, "pause")
+    if project.paused:
+        raise InvalidState("Work on this project is paused already.", code="already_paused")
+    overdue = overdue_milestone_ids(ctx, project.id)
+    if not overdue:
+        raise InvalidState(
+            "Work can be paused only while a payment on the project is overdue.",
+            code="nothing_overdue",
+        )
+    project.paused = True
+    project.paused_at = ctx.now
+    project.updated_at = ctx.now
+    _notify_client(ctx, project, "project_paused", {"overdue_milestone_ids": overdue})
+    return project
+
+
+def resume_project(ctx: Context, project_id: str) -> Project:
+    """The freelancer resumes work on a paused project; the client is told."""
+    project = _freelancer_project(ctx, project_id, "resume")
+    if not project.paused:
+        raise InvalidState("Work on this project is not paused.", code="not_paused")
+    project.paused = False
+    project.paused_at = None
+    project.updated_at = ctx.now
+    _notify_client(ctx, project, "project_resumed", {})
+    return project
+
+
+def _notify_client(ctx: Context, project: Project, kind: str, data: dict[str, Any]) -> None:
+    notify(
+        ctx,
+        kind,
+        user_ids=[project.client_id],
+        project_id=project.id,
+        data=data,
+        key=f"{kind}:{project.id}:{ctx.now.isoformat()}",
+    )

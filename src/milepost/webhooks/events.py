@@ -29,6 +29,12 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         "settlement_offered",
         "dispute_withdrawn",
         "dispute_resolved",
+        # Time-driven (recorded by the scheduler, actor role "system"):
+        "funding_reminder",
+        "funding_escalated",
+        "late_fee_accrued",
+        "review_reminder",
+        "dispute_overdue",
     )
 )
 
@@ -62,6 +68,7 @@ def event_payload(
                 "refunded_amount": milestone.refunded_amount,
                 "escrow_balance": milestone.escrow_balance,
                 "fee_amount": milestone.fee_amount,
+                "late_fee_amount": milestone.late_fee_amount,
             },
             "actor": {"id": event.actor_id, "role": event.actor_role},
             "from_status": event.from_status,

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from milepost.kit.db import Base, UTCDateTime
+
+
+class ScheduleStep(Base):
+    """A step of a reminder ladder that has been taken: the exactly-once guard of time-driven messages.
+
+    Keyed by the milestone, the ladder (``funding`` or ``review``), the deadline the ladder counts towards
+    (so a new fund-by date or a new review period starts a fresh ladder) and the step, in days from that
+    deadline (negative: before it). Inserted in the same unit of work as the step's audit event.
+    """
+
+    __tablename__ = "schedule_steps"
+
+    milestone_id: Mapped[str] = mapped_column(ForeignKey("milestones.id"), primary_key=True)
+    ladder: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deadline: Mapped[str] = mapped_column(String(40), primary_key=True)  # ISO date or instant
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("milestone_events.id"))
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime)

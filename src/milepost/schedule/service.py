@@ -1,0 +1,458 @@
+"""Time-driven work: everything that is due at a moment, as a function of the stored state and "now".
+
+``run_due`` finds what is due (a cheap read), then takes each milestone in its own short unit of work:
+it claims the milestone row (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so two workers never hold the same
+milestone and neither waits for the other; SQLite: ``BEGIN IMMEDIATE`` serialises writers), checks again
+under the lock that the work is still due, and does it through the same services a person's request uses.
+What was done is visible in the state itself (a status, a stored late fee, a taken ladder step, a flagged
+dispute), so running again for the same moment, or two workers at once, never does anything twice.
+
+Every happening is an audit event with no actor and the role ``system``; notifications, e-mails and
+webhooks follow from the events. After the state work, due e-mails and webhooks are sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from math import ceil
+
+from sqlalchemy import and_, or_, select
+
+from milepost.audit import service as audit
+from milepost.disputes import service as disputes
+from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.kit.context import Context
+from milepost.kit.db import Database, is_sqlite
+from milepost.kit.time import as_utc
+from milepost.milestones import service as milestones
+from milepost.milestones.late_fees import accrued_late_fee
+from milepost.milestones.models import Milestone, funding_overdue
+from milepost.milestones.state import MilestoneStatus, Role
+from milepost.money import format_money
+from milepost.notifications.mail import deliver_due_emails
+from milepost.projects.models import Project
+from milepost.schedule import ladders
+from milepost.schedule.models import ScheduleStep
+from milepost.settings import Settings
+from milepost.webhooks.delivery import deliver_due
+
+log = logging.getLogger("milepost.schedule")
+S = MilestoneStatus
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One thing the run did: the audit action, the milestone, and a line for people."""
+
+    action: str
+    milestone_id: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    job: str
+    milestone_id: str
+    error: str
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    done: list[Happening] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    emails_sent: int = 0
+    webhooks_sent: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """How many of each action, in the order they first happened."""
+        return dict(Counter(happening.action for happening in self.done))
+
+    @property
+    def nothing_done(self) -> bool:
+        return not (self.done or self.failed or self.emails_sent or self.webhooks_sent)
+
+    def lines(self) -> list[str]:
+        """A readable summary: counts per kind, then one line per thing done."""
+        if self.nothing_done:
+            return [f"{self.now.isoformat()}: nothing due"]
+        counts = [f"{count} {action}" for action, count in self.counts().items()]
+        if self.emails_sent:
+            counts.append(f"{self.emails_sent} e-mails sent")
+        if self.webhooks_sent:
+            counts.append(f"{self.webhooks_sent} webhooks sent")
+        if self.failed:
+            counts.append(f"{len(self.failed)} failed")
+        lines = [f"{self.now.isoformat()}: " + ", ".join(counts)]
+        lines += [
+            f"  {happening.milestone_id}  {happening.action}: {happening.detail}"
+            for happening in self.done
+        ]
+        lines += [
+            f"  {failure.milestone_id}  FAILED {failure.job}: {failure.error}"
+            for failure in self.failed
+        ]
+        return lines
+
+
+Job = Callable[[Context, Milestone], list[Happening]]
+
+
+def run_due(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    deliver_emails: bool = True,
+    deliver_webhooks: bool = True,
+) -> TickReport:
+    """Do everything due at ``now``, each milestone in its own unit of work, then send due messages.
+
+    A milestone that fails (a conflict, say) is logged and reported, and the run goes on; the next run
+    tries it again. The worker inside ``serve`` passes ``deliver_emails=False, deliver_webhooks=False``:
+    the server's own senders run beside it.
+    """
+    now = as_utc(now)
+    report = TickReport(now=now)
+    jobs: list[tuple[str, Callable[[], list[str]], Job]] = [
+        ("funding", lambda: _funding_candidates(db, now), _funding_overdue),
+        ("review", lambda: _review_candidates(db, settings, now), _review_overdue),
+        ("release", lambda: _release_candidates(db, now), _release_delay_passed),
+        ("dispute", lambda: _dispute_candidates(db, now), _dispute_deadlines),
+    ]
+    for name, candidates, job in jobs:
+        for milestone_id in candidates():
+            _run_one(db, settings, now, name, milestone_id, job, report)
+    if deliver_emails:
+        report.emails_sent = deliver_due_emails(db, settings, now)
+    if deliver_webhooks:
+        report.webhooks_sent = len(deliver_due(db, now))
+    return report
+
+
+def _run_one(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    name: str,
+    milestone_id: str,
+    job: Job,
+    report: TickReport,
+) -> None:
+    try:
+        with db.unit_of_work() as session:
+            ctx = Context(session, None, now=now, settings=settings)
+            milestone = _claim(ctx, milestone_id)
+            happenings = [] if milestone is None else job(ctx, milestone)
+    except Exception as error:  # one milestone's trouble must not stop the others
+        log.exception(
+            "time-driven work failed", extra={"fields": {"job": name, "milestone_id": milestone_id}}
+        )
+        report.failed.append(Failure(name, milestone_id, f"{type(error).__name__}: {error}"))
+        return
+    report.done.extend(happenings)
+
+
+def _claim(ctx: Context, milestone_id: str) -> Milestone | None:
+    """Lock the milestone row for this unit of work; None if another worker holds it (PostgreSQL)."""
+    query = (
+        select(Milestone)
+        .where(Milestone.id == milestone_id)
+        .execution_options(populate_existing=True)
+    )
+    if not is_sqlite(ctx.session):
+        query = query.with_for_update(skip_locked=True)
+    return ctx.session.scalar(query)
+
+
+def _record(
+    ctx: Context,
+    milestone: Milestone,
+    action: str,
+    *,
+    amount: int | None = None,
+    data: dict[str, object],
+) -> str:
+    """An event of the system's that changes no status; returns the event id."""
+    event = audit.record(
+        ctx,
+        milestone,
+        action,
+        role=Role.SYSTEM,
+        from_status=milestone.status,
+        to_status=milestone.status,
+        amount=amount,
+        data=dict(data),
+    )
+    return event.id
+
+
+def _take_step(
+    ctx: Context,
+    milestone: Milestone,
+    ladder: str,
+    deadline: str,
+    step: ladders.Step,
+    data: dict[str, object],
+) -> None:
+    event_id = _record(ctx, milestone, step.action, data=data)
+    ctx.session.add(
+        ScheduleStep(
+            milestone_id=milestone.id,
+            ladder=ladder,
+            deadline=deadline,
+            step=step.days,
+            event_id=event_id,
+            done_at=ctx.now,
+        )
+    )
+
+
+def _steps_taken(ctx: Context, milestone_id: str, ladder: str, deadline: str) -> list[int]:
+    return list(
+        ctx.session.scalars(
+            select(ScheduleStep.step).where(
+                ScheduleStep.milestone_id == milestone_id,
+                ScheduleStep.ladder == ladder,
+                ScheduleStep.deadline == deadline,
+            )
+        )
+    )
+
+
+# Funding overdue: late fees, reminders, escalation ------------------------------------------------------
+
+
+def _funding_candidates(db: Database, now: datetime) -> list[str]:
+    with db.read_only() as session:
+        return list(
+            session.scalars(
+                select(Milestone.id).where(funding_overdue(now.date())).order_by(Milestone.id)
+            )
+        )
+
+
+def _funding_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
+    fund_by = milestone.fund_by
+    today = ctx.now.date()
+    if milestone.status is not S.DRAFT or fund_by is None or today < fund_by:
+        return []
+    done = []
+    # The late fee first, so that a reminder sent in the same run states the amount due with it.
+    accrued = accrued_late_fee(milestone.late_fee, milestone.amount, fund_by, today)
+    if accrued > milestone.late_fee_amount:
+        increase = accrued - milestone.late_fee_amount
+        milestone.late_fee_amount = accrued
+        milestone.updated_at = ctx.now
+        _record(
+            ctx,
+            milestone,
+            "late_fee_accrued",
+            amount=increase,
+            data={"late_fee_amount": accrued, "fund_by": fund_by.isoformat()},
+        )
+        done.append(
+            Happening(
+                "late_fee_accrued",
+                milestone.id,
+                f"late fee +{_money(increase, milestone)} (now {_money(accrued, milestone)})",
+            )
+        )
+    deadline = fund_by.isoformat()
+    step = ladders.step_due(
+        ladders.funding_ladder(ctx.settings),
+        ladders.start_of_day(fund_by),
+        ctx.now,
+        _steps_taken(ctx, milestone.id, ladders.FUNDING, deadline),
+    )
+    if step is None:
+        return done
+    days_overdue = (today - fund_by).days
+    amount_due = milestone.amount + milestone.late_fee_amount
+    data: dict[str, object] = {
+        "days_overdue": days_overdue,
+        "fund_by": deadline,
+        "amount_due": amount_due,
+        "step": step.days,
+    }
+    if step.action == "funding_escalated":
+        project = ctx.session.get(Project, milestone.project_id)
+        assert project is not None  # foreign key
+        data["billing_contact_email"] = project.billing_contact_email
+    _take_step(ctx, milestone, ladders.FUNDING, deadline, step, data)
+    done.append(
+        Happening(
+            step.action,
+            milestone.id,
+            f"{days_overdue} days past fund-by {deadline}, {_money(amount_due, milestone)} due"
+            + (
+                f", escalated to {data['billing_contact_email']}"
+                if data.get("billing_contact_email")
+                else ""
+            ),
+        )
+    )
+    return done
+
+
+# Review overdue: reminders, then approval when the period lapses ------------------------------------------
+
+
+def _review_candidates(db: Database, settings: Settings, now: datetime) -> list[str]:
+    earliest = ladders.earliest_step_days(ladders.review_ladder(settings))
+    horizon = now - timedelta(days=min(earliest, 0))
+    with db.read_only() as session:
+        return list(
+            session.scalars(
+                select(Milestone.id)
+                .where(Milestone.status == S.SUBMITTED, Milestone.review_due_at <= horizon)
+                .order_by(Milestone.id)
+            )
+        )
+
+
+def _review_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
+    review_due_at = milestone.review_due_at
+    if milestone.status is not S.SUBMITTED or review_due_at is None:
+        return []
+    if ctx.now >= review_due_at:
+        # No decision within the review period: approved by the system, and released at once unless a
+        # release delay applies, through the same code as a client's approval.
+        approved = milestones.approve(ctx, milestone.id, automatic=True)
+        done = [
+            Happening(
+                "auto_approved", milestone.id, f"review period ended {review_due_at.isoformat()}"
+            )
+        ]
+        if approved.status is S.RELEASED:
+            done.append(_released(approved))
+        return done
+    deadline = review_due_at.isoformat()
+    step = ladders.step_due(
+        ladders.review_ladder(ctx.settings),
+        review_due_at,
+        ctx.now,
+        _steps_taken(ctx, milestone.id, ladders.REVIEW, deadline),
+    )
+    if step is None:
+        return []
+    days_left = ceil((review_due_at - ctx.now) / DAY)
+    _take_step(
+        ctx,
+        milestone,
+        ladders.REVIEW,
+        deadline,
+        step,
+        {"days_left": days_left, "review_due_at": deadline, "step": step.days},
+    )
+    return [Happening(step.action, milestone.id, f"{days_left} days left to review")]
+
+
+def _money(amount: int, milestone: Milestone) -> str:
+    return format_money(amount, milestone.currency)
+
+
+def _released(milestone: Milestone) -> Happening:
+    return Happening(
+        "released",
+        milestone.id,
+        f"{_money(milestone.released_amount, milestone)} released "
+        f"(fee {_money(milestone.fee_amount, milestone)})",
+    )
+
+
+# Release delay ---------------------------------------------------------------------------------------------
+
+
+def _release_candidates(db: Database, now: datetime) -> list[str]:
+    with db.read_only() as session:
+        return list(
+            session.scalars(
+                select(Milestone.id)
+                .where(Milestone.status == S.APPROVED, Milestone.release_due_at <= now)
+                .order_by(Milestone.id)
+            )
+        )
+
+
+def _release_delay_passed(ctx: Context, milestone: Milestone) -> list[Happening]:
+    if (
+        milestone.status is not S.APPROVED
+        or milestone.release_due_at is None
+        or ctx.now < milestone.release_due_at
+    ):
+        return []
+    milestones.release_matured(ctx, milestone.id)
+    return [_released(milestone)]
+
+
+# Dispute deadlines -----------------------------------------------------------------------------------------
+
+
+def _dispute_candidates(db: Database, now: datetime) -> list[str]:
+    with db.read_only() as session:
+        return list(
+            session.scalars(
+                select(Dispute.milestone_id)
+                .where(
+                    Dispute.status == DisputeStatus.OPEN,
+                    or_(
+                        and_(Dispute.responded_at.is_(None), Dispute.respond_by <= now),
+                        and_(Dispute.overdue_at.is_(None), Dispute.mediation_due_at <= now),
+                    ),
+                )
+                .order_by(Dispute.milestone_id)
+                .distinct()
+            )
+        )
+
+
+def _dispute_deadlines(ctx: Context, milestone: Milestone) -> list[Happening]:
+    if milestone.status is not S.DISPUTED:
+        return []
+    # The milestone is locked already; the dispute row next (the disputes service's lock order).
+    dispute = ctx.session.scalar(
+        select(Dispute)
+        .where(Dispute.milestone_id == milestone.id, Dispute.status == DisputeStatus.OPEN)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if dispute is None:
+        return []
+    if dispute.responded_at is None and ctx.now >= dispute.respond_by:
+        disputes.resolve_unanswered(ctx, dispute.id)
+        winner = "freelancer" if dispute.opener_role == Role.FREELANCER else "client"
+        return [
+            Happening(
+                "dispute_resolved",
+                milestone.id,
+                f"no answer by {dispute.respond_by.isoformat()}: resolved for the {winner} "
+                f"(to freelancer {_money(dispute.to_freelancer or 0, milestone)}, "
+                f"to client {_money(dispute.to_client or 0, milestone)})",
+            )
+        ]
+    if dispute.overdue_at is None and ctx.now >= dispute.mediation_due_at:
+        dispute.overdue_at = ctx.now
+        _record(
+            ctx,
+            milestone,
+            "dispute_overdue",
+            data={
+                "dispute_id": dispute.id,
+                "mediation_due_at": dispute.mediation_due_at.isoformat(),
+            },
+        )
+        return [
+            Happening(
+                "dispute_overdue",
+                milestone.id,
+                f"dispute {dispute.id} open past {dispute.mediation_due_at.isoformat()}: "
+                "in the staff queue",
+            )
+        ]
+    return []

@@ -1,0 +1,92 @@
+"""The matcher interface: how well does each evidence item address each acceptance criterion?
+
+A matcher sees plain text only. ``Evidence.text`` is what it reads of an item: the submission's note, a
+text item, a link's URL or an uploaded file's name (``evidence_text`` turns a URL or a file name into
+words). Two matchers exist: ``keywords`` (always there, local and deterministic) and ``embeddings``
+(the optional ``milepost[ai]`` extra). ``get_matcher`` picks one from the ``review_matcher`` setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import unquote, urlparse
+
+log = logging.getLogger(__name__)
+
+EvidenceKind = Literal["note", "link", "file", "text"]
+MatcherChoice = Literal["auto", "keywords", "embeddings"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """How well one evidence item addresses one criterion."""
+
+    score: float  # 0 to 1; comparable only between results of the same matcher
+    matched_words: tuple[
+        str, ...
+    ]  # the evidence's words that matched the criterion's, for the reviewer
+    addresses: bool  # the matcher's verdict: the score reached its threshold
+
+
+class Matcher(Protocol):
+    name: str
+
+    def match(self, criteria: Sequence[str], evidence: Sequence[str]) -> list[list[Match]]:
+        """One row per criterion, one ``Match`` per evidence text in that row, in the order given."""
+        ...
+
+
+def evidence_text(kind: EvidenceKind, value: str) -> str:
+    """What a matcher reads of an evidence item: the text itself, or the words inside a URL or file name.
+
+    ``https://github.example/acme/legacy-import/pull/17`` reads as ``github acme legacy import pull 17``;
+    ``CRM-Administrator-Guide-v1.pdf`` as ``CRM Administrator Guide v1 pdf``.
+    """
+    if kind == "link":
+        parsed = urlparse(value)
+        labels = (parsed.hostname or "").split(".")
+        host = [label for label in labels[:-1] if label not in _HOST_NOISE]  # no top-level domain
+        rest = unquote(" ".join([parsed.path, parsed.query, parsed.fragment]))
+        return _words_of(" ".join([*host, rest]))
+    if kind == "file":
+        return _words_of(value)  # the extension stays: "svg" or "csv" can be what was asked for
+    return value
+
+
+_HOST_NOISE = frozenset({"www", "example"})
+
+
+def _words_of(value: str) -> str:
+    return " ".join(part for part in re.split(r"[/\\_.=&?#+\s-]+", value) if part)
+
+
+def embeddings_available() -> bool:
+    from milepost.review import embeddings
+
+    return embeddings.available()
+
+
+def get_matcher(choice: MatcherChoice) -> Matcher:
+    """``auto``: the embedding matcher when the ``ai`` extra is installed, else keywords.
+
+    ``embeddings`` without the extra falls back to keywords (with a warning in the log); every review
+    context says which matcher ran, so the fallback is visible to its reader too.
+    """
+    from milepost.review.keywords import KeywordMatcher
+
+    if choice == "keywords":
+        return KeywordMatcher()
+    if embeddings_available():
+        from milepost.review.embeddings import EmbeddingMatcher
+
+        return EmbeddingMatcher()
+    if choice == "embeddings":
+        log.warning(
+            "MILEPOST_REVIEW_MATCHER=embeddings, but the ai extra is not installed "
+            "(pip install 'milepost[ai]'): using the keyword matcher"
+        )
+    return KeywordMatcher()

@@ -74,24 +74,23 @@ async def upload_file(request: Request, api: ApiDep) -> Response:
     },
 )
 def download_file(file_id: str, api: ApiDep) -> Response:
-    found: list[tuple[StoredFile, Any]] = []
-
-    def find(ctx: Context) -> None:
+    def find(ctx: Context) -> tuple[StoredFile, Any]:
         stored = service.get_for_download(ctx, file_id)
-        found.append((stored, service.open_blob(ctx, stored)))
+        return stored, service.open_blob(ctx, stored)
 
-    # Api.read authenticates and runs the access check in a read transaction; its JSON is not used.
-    api.read(find, lambda _: None)
-    stored, path = found[0]
-    return FileResponse(
-        path,
-        media_type=stored.content_type,
-        headers={
-            "Content-Disposition": content_disposition(stored.filename),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    def send(found: tuple[StoredFile, Any]) -> Response:
+        stored, path = found
+        return FileResponse(
+            path,
+            media_type=stored.content_type,
+            headers={
+                "Content-Disposition": content_disposition(stored.filename),
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, no-store",
+            },
+        )
+
+    return api.read(find, send)
 
 
 def content_disposition(filename: str) -> str:

@@ -5,6 +5,7 @@ with a service function, and say how to render its result."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -76,7 +77,10 @@ class Api:
     ) -> Response:
         with self.db.read_only() as session:
             actor = self._actor(session, required=auth)
-            body = to_json(render(action(Context(session, actor, settings=self.settings))))
+            rendered = render(action(Context(session, actor, settings=self.settings)))
+            if isinstance(rendered, Response):  # a document or a file rather than JSON
+                return rendered
+            body = to_json(rendered)
         return JSONResponse(body)
 
     async def write(
@@ -143,6 +147,21 @@ class Api:
                 idempotency.settle_failure(self.db, scope_key, None)
             raise
         return _response(status, body, replayed=False)
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a read endpoint answers with instead of JSON (CSV, HTML, PDF): render it with ``.response``."""
+
+    content: bytes
+    media_type: str
+    filename: str | None = None  # offered as the name to save it under, when set
+
+    def response(self) -> Response:
+        headers = {}
+        if self.filename is not None:
+            headers["Content-Disposition"] = f'inline; filename="{self.filename}"'
+        return Response(self.content, media_type=self.media_type, headers=headers)
 
 
 def _response(status: int, body: Any, *, replayed: bool) -> Response:

@@ -1,0 +1,63 @@
+"""``milepost statement``: a user's CSV statement on standard output (the same CSV as
+``GET /v1/ledger/entries?format=csv``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+
+from milepost.kit.context import Context
+from milepost.kit.errors import NotFound
+from milepost.ledger.statement import statement, to_csv
+from milepost.users.models import User
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be a date as YYYY-MM-DD, not {value!r}", param_hint=option
+        ) from None
+
+
+def statement_command(
+    user: Annotated[str, typer.Option("--user", help="The user's e-mail address or id.")],
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="First day (YYYY-MM-DD, UTC), included. Default: the start."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Last day (YYYY-MM-DD, UTC), included. Default: no end (the newest posting).",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL (else MILEPOST_DATABASE_URL, else sqlite:///milepost.db).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a user's ledger statement as CSV: their postings, oldest first, with a running balance per
+    account (it starts from the balance before --from and ends at the balance after --to)."""
+    from milepost.cli import open_database
+
+    first, last = _day(start, "--from"), _day(end, "--to")
+    with open_database(db) as database, database.read_only() as session:
+        found = session.scalar(
+            select(User).where((User.id == user) | (func.lower(User.email) == user.lower()))
+        )
+        if found is None:
+            raise NotFound(f"No user with the e-mail address or id {user!r}.")
+        lines = statement(Context(session, None), found.id, start=first, end=last)
+    typer.echo(to_csv(lines), nl=False)

@@ -5,11 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from milepost.disputes.endpoints import router as disputes
+from milepost.feedback.endpoints import router as feedback
 from milepost.files.endpoints import router as files
 from milepost.kit.schemas import ErrorOut
 from milepost.ledger.endpoints import router as ledger
 from milepost.milestones.endpoints import router as milestones
+from milepost.notifications.endpoints import router as notifications
 from milepost.projects.endpoints import router as projects
+from milepost.receipts.endpoints import router as receipts
+from milepost.reputation.endpoints import router as reputation
+from milepost.review.endpoints import router as review
 from milepost.users.endpoints import router as users
 from milepost.wallets.endpoints import router as wallets
 from milepost.webhooks.endpoints import router as webhooks
@@ -32,5 +37,19 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
-for domain in (users, wallets, ledger, projects, milestones, disputes, files, webhooks):
+for domain in (
+    users,
+    wallets,
+    ledger,
+    projects,
+    milestones,
+    review,
+    disputes,
+    files,
+    webhooks,
+    notifications,
+    feedback,
+    reputation,
+    receipts,
+):
     router.include_router(domain)

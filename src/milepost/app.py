@@ -53,19 +53,33 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work in the server process (unless ``run_worker`` is off): the webhook sender."""
+    """Background work in the server process (unless ``run_worker`` is off): the webhook sender, the
+    scheduler that runs the time-driven work (reminders, late fees, auto-approval, ...) every few seconds,
+    and the e-mail sender."""
     from starlette.concurrency import run_in_threadpool
 
+    from milepost.notifications.worker import MailSender
+    from milepost.schedule.worker import Scheduler
     from milepost.webhooks.worker import WebhookSender
 
-    sender = WebhookSender(app.state.db) if app.state.settings.run_worker else None
-    if sender is not None:
-        sender.start()
+    if not app.state.settings.run_worker:
+        yield
+        return
+    sender = WebhookSender(app.state.db)
+    scheduler = Scheduler(app.state.db, app.state.settings)
+    # E-mail goes out as soon as the unit of work that queued it commits (only when SMTP is configured).
+    mailer = MailSender(app.state.db, app.state.settings) if app.state.settings.smtp_host else None
+    sender.start()
+    scheduler.start()
+    if mailer is not None:
+        mailer.start()
     try:
         yield
     finally:
-        if sender is not None:
-            await run_in_threadpool(sender.stop)
+        await run_in_threadpool(scheduler.stop)
+        await run_in_threadpool(sender.stop)
+        if mailer is not None:
+            await run_in_threadpool(mailer.stop)
 
 
 def app_from_environment() -> FastAPI:

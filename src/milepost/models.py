@@ -3,12 +3,15 @@
 from milepost.audit.models import MilestoneEvent
 from milepost.auth.models import ApiToken, LoginFailure
 from milepost.disputes.models import Dispute, SettlementOffer
+from milepost.feedback.models import Feedback
 from milepost.files.models import StoredFile, SubmissionFile
 from milepost.kit.db import Base
 from milepost.kit.idempotency_models import IdempotencyKey
 from milepost.ledger.models import Account, JournalEntry, Posting
 from milepost.milestones.models import Milestone, Submission
+from milepost.notifications.models import Notification, OutgoingEmail
 from milepost.projects.models import Bonus, Project, Proposal
+from milepost.schedule.models import ScheduleStep
 from milepost.users.models import User
 from milepost.wallets.models import Deposit, Payout
 from milepost.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -20,15 +23,19 @@ __all__ = [
     "Bonus",
     "Deposit",
     "Dispute",
+    "Feedback",
     "IdempotencyKey",
     "JournalEntry",
     "LoginFailure",
     "Milestone",
     "MilestoneEvent",
+    "Notification",
+    "OutgoingEmail",
     "Payout",
     "Posting",
     "Project",
     "Proposal",
+    "ScheduleStep",
     "SettlementOffer",
     "StoredFile",
     "Submission",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from milepost.kit.db import DEFAULT_DATABASE_URL
@@ -20,13 +21,52 @@ class Settings(BaseSettings):
     dispute_response_days: int = Field(default=7, ge=1)
     # An unresolved dispute goes to the staff queue as overdue after this many days.
     dispute_mediation_days: int = Field(default=14, ge=1)
+    # Funding overdue: reminders to the client this many days after the fund-by date, then an escalation to
+    # the project's billing contact. Each step is taken once; a missed step is skipped when a later one is
+    # due (see schedule.ladders).
+    funding_reminder_days: list[int] = Field(default_factory=lambda: [0, 3, 7])
+    funding_escalation_days: int = Field(default=10, ge=0)
+    # Review overdue: reminders to the client this many days before the review period ends.
+    review_reminder_days: list[int] = Field(default_factory=lambda: [3, 1])
+    # How often the background worker (in ``serve``, or ``milepost worker``) runs the due work.
+    schedule_interval_seconds: float = Field(default=5.0, gt=0)
     # HTTP: the largest JSON body accepted, and the largest uploaded file.
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
-    # Run background work (webhook delivery, and later time-driven work) inside the server process.
+    # Run background work (webhook delivery, e-mail, time-driven work) inside the server process.
     run_worker: bool = True
     # Uploaded files, stored by SHA-256.
     files_dir: str = "milepost-files"
+    # E-mail through SMTP. Without a host, e-mail is off: in-app notifications only, and no e-mail is
+    # queued at all (switching it on later does not send a backlog of old news).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    # "none": plain SMTP; "starttls": upgrade the connection; "ssl": TLS from the first byte (port 465).
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    # CA certificates (PEM) to trust for the SMTP server's TLS certificate, besides the system's (a relay
+    # with a private CA). The certificate and host name are always checked.
+    smtp_ca_file: str | None = None
+    mail_from: str = "Milepost <milepost@localhost>"
+    # Where people reach this Milepost: links in e-mails point here.
+    public_url: str = "http://127.0.0.1:8000"
+    # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
+    # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
+    review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_schedules(self) -> Settings:
+        if any(
+            day < 0 or day >= self.funding_escalation_days for day in self.funding_reminder_days
+        ):
+            raise ValueError(
+                "funding_reminder_days must be between 0 and funding_escalation_days (exclusive)"
+            )
+        if any(day <= 0 for day in self.review_reminder_days):
+            raise ValueError("review_reminder_days must be positive (days before the period ends)")
+        return self
 
 
 @lru_cache

@@ -65,7 +65,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not app.state.settings.run_worker:
         yield
         return
-    sender = WebhookSender(app.state.db)
+    sender = WebhookSender(
+        app.state.db,
+        allow_private_networks=app.state.settings.webhook_allow_private_networks,
+    )
     scheduler = Scheduler(app.state.db, app.state.settings)
     # E-mail goes out as soon as the unit of work that queued it commits (only when SMTP is configured).
     mailer = MailSender(app.state.db, app.state.settings) if app.state.settings.smtp_host else None

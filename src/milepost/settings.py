@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Run background work (webhook delivery, e-mail, time-driven work) inside the server process.
     run_worker: bool = True
+    # Webhooks may only reach public addresses unless this is set (see webhooks/addresses.py).
+    webhook_allow_private_networks: bool = False
     # Uploaded files, stored by SHA-256.
     files_dir: str = "milepost-files"
     # E-mail through SMTP. Without a host, e-mail is off: in-app notifications only, and no e-mail is

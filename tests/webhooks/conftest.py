@@ -32,7 +32,14 @@ def run_worker() -> bool:
 
 @pytest.fixture
 def settings(tmp_path: Path, run_worker: bool) -> Settings:
-    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), run_worker=run_worker)
+    # The receiver is on loopback, so these tests allow private addresses; test_addresses.py checks the
+    # default, which refuses them.
+    return Settings(
+        fee_bps=1000,
+        files_dir=str(tmp_path / "files"),
+        run_worker=run_worker,
+        webhook_allow_private_networks=True,
+    )
 
 
 @pytest.fixture

@@ -17,13 +17,18 @@ from milepost.kit.errors import PermissionDenied
 from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
 from milepost.users.models import User
-from milepost.webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, deliver_due, sign
+from milepost.webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, Outcome, deliver_due, sign
 from milepost.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tests.api.conftest import Client
 from tests.webhooks.conftest import Receiver
 from tests.world import World
 
 no_worker = pytest.mark.parametrize("run_worker", [False])
+
+
+def send_due(db: Database, now: datetime) -> list[Outcome]:
+    """``deliver_due`` with private addresses allowed: the receiver is on loopback."""
+    return deliver_due(db, now, allow_private_networks=True)
 
 
 def user(db: Database, client: Client) -> User:
@@ -215,17 +220,17 @@ def test_a_failing_receiver_gets_retries_on_the_back_off_schedule(
     receiver.statuses = [500] * 100
     parties.funded_milestone()
     start = utcnow()
-    assert [o.status_code for o in deliver_due(db, start)] == [500]
+    assert [o.status_code for o in send_due(db, start)] == [500]
 
     moment = start
     for number, delay in enumerate(RETRY_DELAYS, start=2):
-        assert deliver_due(db, moment + delay - timedelta(seconds=1)) == []  # not yet
+        assert send_due(db, moment + delay - timedelta(seconds=1)) == []  # not yet
         moment += delay
-        outcomes = deliver_due(db, moment)
+        outcomes = send_due(db, moment)
         assert [(o.number, o.status_code) for o in outcomes] == [(number, 500)]
     assert outcomes[0].status is DeliveryStatus.FAILED
     assert moment - start > timedelta(days=1)  # a receiver down for a whole day still gets it
-    assert deliver_due(db, start + timedelta(days=30)) == []
+    assert send_due(db, start + timedelta(days=30)) == []
 
     got = receiver.at("/client")
     assert len(got) == MAX_ATTEMPTS == 8
@@ -256,9 +261,9 @@ def test_a_receiver_that_recovers_gets_the_event_and_unreachable_ones_are_logged
     receiver.statuses = [503, 404]
     parties.funded_milestone()
     start = utcnow()
-    deliver_due(db, start)
-    deliver_due(db, start + RETRY_DELAYS[0])
-    outcomes = deliver_due(db, start + RETRY_DELAYS[0] + RETRY_DELAYS[1])
+    send_due(db, start)
+    send_due(db, start + RETRY_DELAYS[0])
+    outcomes = send_due(db, start + RETRY_DELAYS[0] + RETRY_DELAYS[1])
     assert {(o.number, o.status_code, o.status) for o in outcomes} == {
         (3, 200, DeliveryStatus.DELIVERED),
         (3, None, DeliveryStatus.PENDING),
@@ -282,7 +287,7 @@ def test_a_deleted_endpoint_gets_nothing_more(
     parties.client.ok("DELETE", f"/v1/webhook-endpoints/{hook['id']}")
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.CANCELLED}
     parties.world.act(parties.freelancer_user, milestones.submit, milestone_id, note="Done")
-    assert deliver_due(db, utcnow() + timedelta(days=2)) == []
+    assert send_due(db, utcnow() + timedelta(days=2)) == []
     assert len(deliveries(db)) == 2  # created and funded, both cancelled; nothing for submitted
     assert receiver.received == []
 
@@ -308,7 +313,7 @@ def test_events_go_only_to_the_parties_endpoints_and_never_to_a_non_http_url(
             )
         )
     parties.funded_milestone()
-    outcomes = deliver_due(db, utcnow())
+    outcomes = send_due(db, utcnow())
     assert sorted((str(o.status_code), o.status) for o in outcomes) == [
         ("200", DeliveryStatus.DELIVERED),
         ("None", DeliveryStatus.FAILED),

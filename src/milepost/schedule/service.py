@@ -131,7 +131,9 @@ def run_due(
     if deliver_emails:
         report.emails_sent = deliver_due_emails(db, settings, now)
     if deliver_webhooks:
-        report.webhooks_sent = len(deliver_due(db, now))
+        report.webhooks_sent = len(
+            deliver_due(db, now, allow_private_networks=settings.webhook_allow_private_networks)
+        )
     return report
 
 

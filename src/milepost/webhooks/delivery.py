@@ -24,6 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from milepost.kit.db import Database, is_sqlite
 from milepost.kit.ids import new_id
 from milepost.kit.time import as_utc, utcnow
+from milepost.webhooks.addresses import resolves_to_private
 from milepost.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -96,8 +97,12 @@ def deliver_due(
     *,
     client: httpx.Client | None = None,
     limit: int = BATCH_SIZE,
+    allow_private_networks: bool = False,
 ) -> list[Outcome]:
     """Send up to ``limit`` deliveries due at ``now`` (default: the current time), one after another.
+
+    Unless ``allow_private_networks``, a URL whose host is or resolves to a non-public address is not
+    called: the attempt is logged as failed with the reason (see ``addresses``).
 
     With an explicit ``now`` (tests, ``tick``), attempts are logged and retries scheduled from it; the
     signature's timestamp is always the real time of sending, as receivers check it against their clock.
@@ -112,7 +117,7 @@ def deliver_due(
         outcomes = []
         for item in claimed:
             attempted_at = clock()
-            status_code, error, duration_ms = _post(http, item)
+            status_code, error, duration_ms = _post(http, item, allow_private_networks)
             outcomes.append(_record(db, item, attempted_at, status_code, error, duration_ms))
         return outcomes
     finally:
@@ -169,9 +174,15 @@ def claim_due(db: Database, now: datetime, *, limit: int = BATCH_SIZE) -> list[C
         return claimed
 
 
-def _post(http: httpx.Client, item: Claimed) -> tuple[int | None, str | None, int]:
+def _post(
+    http: httpx.Client, item: Claimed, allow_private_networks: bool
+) -> tuple[int | None, str | None, int]:
     if not is_deliverable_url(item.url):
         return None, "not an http(s) URL: never sent", 0
+    if not allow_private_networks:
+        refusal = resolves_to_private(urlsplit(item.url).hostname or "")
+        if refusal is not None:
+            return None, f"refused: {refusal}", 0
     sent_at = utcnow()
     headers = {
         "content-type": "application/json",

@@ -23,6 +23,7 @@ from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
+from milepost.webhooks.addresses import named_private_host
 from milepost.webhooks.events import EVENT_TYPES, event_payload, event_type
 from milepost.webhooks.models import (
     DeliveryStatus,
@@ -40,7 +41,7 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def validate_url(value: object) -> str:
+def validate_url(value: object, *, allow_private_networks: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed("url is required.", code="missing", param="url")
     url = value.strip()
@@ -55,6 +56,11 @@ def validate_url(value: object) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise ValidationFailed(
             "url must be an http:// or https:// URL with a host.", code="invalid_url", param="url"
+        )
+    refusal = None if allow_private_networks else named_private_host(host)
+    if refusal is not None:
+        raise ValidationFailed(
+            f"url must reach a public address: {refusal}.", code="private_address", param="url"
         )
     return url
 
@@ -79,7 +85,9 @@ def validate_events(value: object) -> list[str]:
 
 def create_endpoint(ctx: Context, *, url: object, events: object = None) -> WebhookEndpoint:
     owner = ctx.require_actor()
-    clean_url = validate_url(url)
+    clean_url = validate_url(
+        url, allow_private_networks=ctx.settings.webhook_allow_private_networks
+    )
     chosen = validate_events(events)
     count = ctx.session.scalar(
         select(func.count())

@@ -25,8 +25,11 @@ def wake_senders() -> None:
 
 
 class WebhookSender:
-    def __init__(self, db: Database, *, interval: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, *, interval: float = 1.0, allow_private_networks: bool = False
+    ) -> None:
         self.db = db
+        self.allow_private_networks = allow_private_networks
         self.interval = interval
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -54,7 +57,14 @@ class WebhookSender:
                 try:
                     # A full batch means there may be more due: go again without waiting.
                     while (
-                        len(deliver_due(self.db, client=client)) == BATCH_SIZE
+                        len(
+                            deliver_due(
+                                self.db,
+                                client=client,
+                                allow_private_networks=self.allow_private_networks,
+                            )
+                        )
+                        == BATCH_SIZE
                         and not self._stop.is_set()
                     ):
                         pass

@@ -24,9 +24,15 @@ PASSWORD = "correct horse battery"
 
 
 class LiveServer:
-    def __init__(self, database: Database, settings: Settings) -> None:
+    """The app on a real uvicorn server on loopback, in a thread. ``lifespan=True`` also runs the app's
+    background threads (webhook sender, scheduler, mailer, as ``settings.run_worker`` says); they stop when
+    the server does."""
+
+    def __init__(self, database: Database, settings: Settings, *, lifespan: bool = False) -> None:
         app = create_app(settings, database=database)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -42,7 +48,7 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
 
 
 @pytest.fixture

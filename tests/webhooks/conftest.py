@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from standardwebhooks.webhooks import Webhook
 
-from milepost.app import create_app
 from milepost.audit.models import MilestoneEvent
 from milepost.kit.db import Database
 from milepost.settings import Settings
-from tests.api.conftest import sign_up
+from tests.api.conftest import LiveServer, sign_up
 
 __all__ = ["sign_up"]
 
@@ -44,19 +42,8 @@ def settings(tmp_path: Path, run_worker: bool) -> Settings:
 
 @pytest.fixture
 def base_url(db: Database, settings: Settings) -> Iterator[str]:
-    app = create_app(settings, database=db)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
-        time.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    yield f"http://{host}:{port}"
-    server.should_exit = True  # the lifespan's shutdown stops the sender
-    thread.join(timeout=20)
+    with LiveServer(db, settings, lifespan=True) as url:  # the lifespan runs the background threads
+        yield url
 
 
 @dataclass

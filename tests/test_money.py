@@ -260,3 +260,42 @@ def test_malformed_and_unknown_currencies_are_refused(code: object) -> None:
         exponent(code)  # type: ignore[arg-type]
     with pytest.raises(ValidationFailed):
         format_money(100, code)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [
+        ("1,500.50", "USD", 150050),
+        ("150", "USD", 15000),
+        (" 0.01 ", "USD", 1),
+        ("1500", "JPY", 1500),
+        ("1.234", "KWD", 1234),
+    ],
+)
+def test_parse_amount_reads_what_people_type(text: str, currency: str, minor: int) -> None:
+    from milepost.money import parse_amount
+
+    assert parse_amount(text, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"),
+    [
+        ("1.005", "USD"),
+        ("1.5", "JPY"),
+        ("-5", "USD"),
+        ("0", "USD"),
+        ("", "USD"),
+        ("abc", "USD"),
+        ("NaN", "USD"),
+        ("Infinity", "USD"),
+        ("1e3", "USD"),
+        ("1.5", "usd"),
+        (None, "USD"),
+    ],
+)
+def test_parse_amount_refuses_what_is_not_a_plain_amount(text: object, currency: str) -> None:
+    from milepost.money import parse_amount
+
+    with pytest.raises(ValidationFailed):
+        parse_amount(text, currency)

@@ -45,9 +45,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     # Added last, so outermost: the body limit's 413 gets a request id and a log line too.
     app.add_middleware(RequestLogMiddleware)
+    from fastapi.staticfiles import StaticFiles
+
     from milepost.api import router
+    from milepost.web.pages import router as web_router
 
     app.include_router(router)
+    # The web app, at the root: the same services, through sessions instead of bearer tokens.
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
     return app
 
 
@@ -132,8 +138,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(ValidationFailed(message, code=code, param=param))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
+            if _wants_page(request):
+                from milepost.web.pages import not_found
+                from milepost.web.session import Web
+
+                return not_found(Web(request))
             return error_response(NotFound("No such endpoint."))
         if error.status_code == 405:
             return _error(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
@@ -152,6 +163,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request_id:
             response.headers["X-Request-Id"] = request_id
         return response
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page of the web app (not the API) gets HTML errors."""
+    path = request.url.path
+    return not (path == "/v1" or path.startswith("/v1/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 def _internal_error(request_id: str | None) -> JSONResponse:

@@ -6,6 +6,7 @@ Exponents come from Babel's CLDR tables (USD 2, JPY 0, KWD 3). Rounding is half-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
@@ -16,6 +17,7 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 from milepost.kit.errors import ValidationFailed
 
 MAX_AMOUNT = 10**12
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,16})?")
 BPS_DENOMINATOR = 10_000
 
 
@@ -56,6 +58,25 @@ def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = Fal
             f"Amount must not exceed {MAX_AMOUNT} minor units.", code="invalid_amount", param=param
         )
     return value
+
+
+def parse_amount(text: Any, currency: Any, *, param: str = "amount") -> int:
+    """Minor units from an amount as people type it ("1,500.50" USD -> 150050); refuse more decimals
+    than the currency has, and anything that is not a plain positive number (no signs, no exponents)."""
+    code = validate_currency(currency)
+    cleaned = text.strip().replace(",", "") if isinstance(text, str) else ""
+    if not _PLAIN_AMOUNT.fullmatch(cleaned):
+        raise ValidationFailed(
+            "Enter an amount such as 150.00.", code="invalid_amount", param=param
+        )
+    minor = Decimal(cleaned).scaleb(exponent(code))
+    if minor != minor.to_integral_value():
+        raise ValidationFailed(
+            f"{code} amounts have at most {exponent(code)} decimal places.",
+            code="invalid_amount",
+            param=param,
+        )
+    return validate_amount(int(minor), param=param)
 
 
 def exponent(currency: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from typing import Literal
 
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     mail_from: str = "Milepost <milepost@localhost>"
     # Where people reach this Milepost: links in e-mails point here.
     public_url: str = "http://127.0.0.1:8000"
+    # Signs the web app's CSRF tokens. Unset: a random key made when the settings are loaded, which is fine
+    # for one process but not for several behind one address (a form served by one would be refused by
+    # another, and every restart invalidates open forms): set it to the same long random value everywhere.
+    secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
     # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
     # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
     review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"

@@ -149,3 +149,18 @@ def set_status(milestone: HasStatus, new_status: MilestoneStatus) -> MilestoneSt
         raise InvalidState(f"A milestone cannot go from {old_status} to {new_status}.")
     milestone.status = new_status
     return old_status
+
+
+def allowed_actions(
+    role: Role, status: MilestoneStatus, *, project_has_freelancer: bool
+) -> frozenset[Action]:
+    """Every action ``role`` may take in ``status``: what ``authorize`` would let through. Pages offer
+    exactly these, so nobody sees a form the service would refuse on role or state alone."""
+    allowed = set()
+    for action in Action:
+        try:
+            authorize(action, role, status, project_has_freelancer=project_has_freelancer)
+        except (PermissionDenied, InvalidState):
+            continue
+        allowed.add(action)
+    return frozenset(allowed)

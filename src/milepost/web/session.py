@@ -1,0 +1,205 @@
+"""Browser sessions and CSRF for the web pages, and the units of work the pages run service calls in.
+
+A session is an ordinary API token (issued by ``auth.service.sign_in``, stored only hashed, revocable)
+carried in the ``milepost_session`` cookie: HttpOnly, SameSite=Lax, Secure over https.
+
+CSRF: every form carries a token that is an HMAC-SHA256, under the server's secret key, of what ties it to
+the browser: the session token once signed in, else a random value in the ``milepost_csrf`` cookie (the
+sign-up and log-in forms). A cross-site page can read neither cookie, so it cannot make the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from milepost.auth.service import user_for_token
+from milepost.kit.context import Context
+from milepost.kit.db import Database
+from milepost.kit.errors import AuthenticationFailed
+from milepost.money import format_money
+from milepost.settings import Settings
+from milepost.users.models import User
+
+T = TypeVar("T")
+
+SESSION_COOKIE = "milepost_session"
+PRE_SESSION_COOKIE = "milepost_csrf"
+CSRF_FIELD = "csrf_token"
+
+# Pages hold CSRF tokens and private figures: never cached, never framed (clickjacking), forms post only here.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["money"] = format_money
+templates.env.filters["utc"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class SignedOut(Exception):
+    """The page needs a signed-in user and the request has no live session."""
+
+
+class Web:
+    """Per request: the database, settings, the session cookie and CSRF tokens."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.db: Database = request.app.state.db
+        self.settings: Settings = request.app.state.settings
+        # Set when a page makes a fresh pre-session value; the response must then carry it as a cookie.
+        self._new_pre_session: str | None = None
+
+    # Sessions ------------------------------------------------------------------------------------------
+
+    @property
+    def session_token(self) -> str | None:
+        return self.request.cookies.get(SESSION_COOKIE) or None
+
+    @property
+    def client_address(self) -> str | None:
+        return self.request.client.host if self.request.client else None
+
+    def _actor(self, ctx: Context) -> User:
+        token = self.session_token
+        if token is None:
+            raise SignedOut
+        try:
+            user = user_for_token(ctx, token)
+        except AuthenticationFailed:
+            raise SignedOut from None
+        self.request.state.user_id = user.id
+        return user
+
+    def read(self, action: Callable[[Context], T], *, signed_in: bool = True) -> T:
+        """Run a service call in a read-only unit of work, as the session's user."""
+        with self.db.read_only() as session:
+            ctx = Context(session, None, settings=self.settings)
+            if signed_in:
+                ctx.actor = self._actor(ctx)
+            return action(ctx)
+
+    def write(self, action: Callable[[Context], T], *, signed_in: bool = True) -> T:
+        """Run a state-changing service call in one unit of work: committed, or rolled back if it raises."""
+        with self.db.unit_of_work() as session:
+            ctx = Context(session, None, settings=self.settings)
+            if signed_in:
+                ctx.actor = self._actor(ctx)
+            return action(ctx)
+
+    def start_session(self, response: Response, token: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=self._secure,
+            path="/",
+        )
+        response.delete_cookie(PRE_SESSION_COOKIE, path="/")
+
+    def end_session(self, response: Response) -> None:
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self._secure
+        )
+
+    @property
+    def _secure(self) -> bool:
+        return self.request.url.scheme == "https"
+
+    # CSRF ----------------------------------------------------------------------------------------------
+
+    def _sign(self, binding: str) -> str:
+        key = self.settings.secret_key.get_secret_value().encode()
+        return hmac.new(key, ("csrf:" + binding).encode(), hashlib.sha256).hexdigest()
+
+    def csrf_token(self, *, pre_session: bool = False) -> str:
+        """The token for this browser's forms: tied to the session, or (sign-up and log-in forms, and
+        whenever there is no session) to the pre-session cookie."""
+        token = self.session_token
+        if token is not None and not pre_session:
+            return self._sign("session:" + token)
+        cookie = self.request.cookies.get(PRE_SESSION_COOKIE) or self._new_pre_session
+        if cookie is None:
+            cookie = self._new_pre_session = secrets.token_urlsafe(32)
+        return self._sign("pre:" + cookie)
+
+    def csrf_ok(self, sent: str, *, signed_in: bool) -> bool:
+        if signed_in:
+            token = self.session_token
+            binding = None if token is None else "session:" + token
+        else:
+            cookie = self.request.cookies.get(PRE_SESSION_COOKIE)
+            binding = None if cookie is None else "pre:" + cookie
+        if binding is None or not sent:
+            return False
+        return hmac.compare_digest(self._sign(binding), sent)
+
+    # Rendering -----------------------------------------------------------------------------------------
+
+    def render(
+        self, template: str, *, status: int = 200, pre_session: bool = False, **values: Any
+    ) -> HTMLResponse:
+        context = {
+            "csrf_token": self.csrf_token(pre_session=pre_session),
+            "csrf_field": CSRF_FIELD,
+            **values,
+        }
+        response = templates.TemplateResponse(
+            self.request,
+            template,
+            context,
+            status_code=status,
+        )
+        response.headers.update(PAGE_HEADERS)
+        if self._new_pre_session is not None:
+            response.set_cookie(
+                PRE_SESSION_COOKIE,
+                self._new_pre_session,
+                httponly=True,
+                samesite="lax",
+                secure=self._secure,
+                path="/",
+            )
+        return response
+
+    def redirect(self, path: str) -> RedirectResponse:
+        # 303: the browser follows a POST's answer with a GET, so reloading does not post again.
+        return RedirectResponse(path, status_code=303)
+
+    def to_login(self) -> RedirectResponse:
+        response = self.redirect("/login")
+        if self.session_token is not None:
+            self.end_session(response)  # a revoked or unknown session: drop the dead cookie
+        return response
+
+    def forbidden(self) -> HTMLResponse:
+        return self.render(
+            "error.html",
+            status=403,
+            title="Form refused",
+            message="This form was not sent from a page of this site, or it has expired. "
+            "Nothing was changed; go back, reload the page and try again.",
+        )
+
+
+def get_web(request: Request) -> Web:
+    return Web(request)
+
+
+WebDep = Annotated[Web, Depends(get_web)]

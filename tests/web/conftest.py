@@ -1,0 +1,125 @@
+"""Web tests: a live server on loopback (as for the API tests) and headless Chromium driven by Playwright.
+
+The browser is Debian's chromium, never a download: when /usr/bin/chromium is missing the set-up installs it
+with apt-get (as root); if it still cannot be had, the browser tests are skipped with the reason, except
+in CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import PASSWORD, base_url, settings, sign_up  # noqa: F401 (fixtures)
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+
+
+def _chromium() -> tuple[str | None, str]:
+    """(path, reason): Debian's chromium, installed first if missing and we may; else None and why."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM, ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, f"{CHROMIUM} is missing (install Debian's chromium package)"
+    # Test workers start together: one installs while the others wait on the lock, then find it there.
+    with open("/tmp/milepost-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        for command in (install, ["apt-get", "update"], install):
+            if os.path.exists(CHROMIUM):
+                break
+            result = subprocess.run(
+                command,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM, ""
+    return None, "apt-get install chromium failed: " + result.stderr.strip()[-300:]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    path, reason = _chromium()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no browser for the web tests: {reason} (required when CI=true)")
+        pytest.skip(f"no browser for the web tests: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class Shots:
+    """Saves a full-page screenshot of each page a test visits, under test-artifacts/web/<test>/."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    def __call__(self, page: Any, name: str) -> None:
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Shots:
+    return Shots(ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name))
+
+
+@pytest.fixture
+def new_page(browser: Any, base_url: str) -> Iterator[Any]:  # noqa: F811
+    """new_page() -> a page in a browser context of its own (its own cookies: one person each)."""
+    contexts: list[Any] = []
+
+    def make(width: int = 1024) -> Any:
+        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 800})
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def web_sign_up(base: str, email: str, name: str = "Web user") -> httpx.Client:
+    """Sign up through the web form with httpx; returns a client holding the session cookie."""
+    http = httpx.Client(base_url=base, timeout=60)
+    token = csrf_from(http.get("/signup").text)
+    response = http.post(
+        "/signup",
+        data={"email": email, "name": name, "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 303, response.text
+    assert "milepost_session" in http.cookies
+    return http
+
+
+def log_in(page: Any, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()

@@ -144,3 +144,29 @@ def capture_logs(name: str) -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+def assert_error(
+    response: httpx.Response,
+    status: int,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+) -> dict[str, Any]:
+    """The response is an error in API.md's shape, with this status and type (and code and param when
+    given), a request id, and no stack trace; returns the error object."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"type", "code", "message", "param"}, error
+    assert error["type"] == type_, error
+    if code is not None:
+        assert error["code"] == code, error
+    if param is not None:
+        assert error["param"] == param, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in response.text
+    assert response.headers["x-request-id"].startswith("req_")
+    return error

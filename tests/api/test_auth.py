@@ -12,35 +12,13 @@ import pytest
 from sqlalchemy import select, text
 
 from milepost.kit.db import Database
-from tests.api.conftest import PASSWORD, Client, capture_logs
+from tests.api.conftest import PASSWORD, Client, assert_error, capture_logs
 
 _numbers = itertools.count(1)
 
 
 def fresh_email(name: str = "person") -> str:
     return f"{name}.auth{next(_numbers)}@example.com"
-
-
-def assert_error(
-    response: httpx.Response,
-    status: int,
-    type_: str,
-    code: str | None = None,
-    param: str | None = None,
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"type", "code", "message", "param"}, error
-    assert error["type"] == type_, error
-    if code is not None:
-        assert error["code"] == code, error
-    if param is not None:
-        assert error["param"] == param, error
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in response.text
-    return error
 
 
 def register(base_url: str, email: str, password: str = PASSWORD, name: str = "Ada") -> Any:

@@ -14,33 +14,9 @@ from fastapi import FastAPI
 from milepost.kit.db import Database
 from milepost.kit.http import ApiDep
 from milepost.settings import Settings
-from tests.api.conftest import Client, LiveServer, capture_logs
+from tests.api.conftest import Client, LiveServer, assert_error, capture_logs
 
 MIB = 1024 * 1024
-
-
-def assert_error(
-    response: httpx.Response,
-    status: int,
-    type_: str,
-    code: str | None = None,
-    param: str | None = None,
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"type", "code", "message", "param"}, error
-    assert error["type"] == type_, error
-    if code is not None:
-        assert error["code"] == code, error
-    if param is not None:
-        assert error["param"] == param, error
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in response.text
-    assert response.headers["x-request-id"].startswith("req_")
-    return error
 
 
 def balance(client: Client, currency: str = "USD") -> int:

@@ -141,7 +141,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
             if _wants_page(request):
-                from milepost.web.pages import not_found
+                from milepost.web.common import not_found
                 from milepost.web.session import Web
 
                 return not_found(Web(request))

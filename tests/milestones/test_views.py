@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from milepost.kit.errors import InvalidRequest, InvalidState, NotFound, PermissionDenied
+from milepost.milestones import page_view, views
 from milepost.milestones import service as milestones
-from milepost.milestones import views
 from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
 from tests.world import World
 
@@ -78,14 +78,14 @@ def test_the_milestone_page_offers_the_viewer_s_actions_and_hides_from_outsiders
 ) -> None:
     client, freelancer, milestone = world.funded()
     outsider = world.user("outsider")
-    as_client = world.act(client, views.milestone_page, milestone.id)
-    as_freelancer = world.act(freelancer, views.milestone_page, milestone.id)
+    as_client = world.act(client, page_view.milestone_page, milestone.id)
+    as_freelancer = world.act(freelancer, page_view.milestone_page, milestone.id)
     assert as_client.role is Role.CLIENT and Action.SUBMIT not in as_client.actions
     assert Action.RELEASE in as_client.actions and Action.FUND not in as_client.actions
     assert Action.SUBMIT in as_freelancer.actions and Action.RELEASE not in as_freelancer.actions
     assert [event.action for event in as_client.events] == ["created", "funded"]
     assert as_client.to_fund is None
     with pytest.raises(NotFound):
-        world.act(outsider, views.milestone_page, milestone.id)
-    staff = world.act(world.user("staff", staff=True), views.milestone_page, milestone.id)
+        world.act(outsider, page_view.milestone_page, milestone.id)
+    staff = world.act(world.user("staff", staff=True), page_view.milestone_page, milestone.id)
     assert staff.role is Role.STAFF and staff.actions == {Action.CANCEL}

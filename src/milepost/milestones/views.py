@@ -11,15 +11,11 @@ from enum import StrEnum
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from milepost.audit.models import MilestoneEvent
-from milepost.audit.service import list_events
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
-from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
-from milepost.milestones.service import amount_to_fund
-from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, allowed_actions
+from milepost.milestones.state import TERMINAL, MilestoneStatus
 from milepost.projects.models import Project
 from milepost.wallets.service import Balance, balances
 
@@ -193,32 +189,3 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
         )
         for currency in currencies
     ]
-
-
-@dataclass(frozen=True)
-class MilestonePage:
-    milestone: Milestone
-    project: Project
-    role: Role
-    events: list[MilestoneEvent]
-    actions: frozenset[Action]  # what this viewer may do now, as far as role and state decide
-    to_fund: int | None  # what funding would take now (amount + accrued late fee), while a draft
-
-
-def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
-    """The milestone as its page shows it; NotFound for anyone who is not a party (staff see all)."""
-    access = load_milestone(ctx, milestone_id, lock=False)
-    milestone = access.milestone
-    actions = allowed_actions(
-        access.role,
-        milestone.status,
-        project_has_freelancer=access.project.freelancer_id is not None,
-    )
-    return MilestonePage(
-        milestone=milestone,
-        project=access.project,
-        role=access.role,
-        events=list_events(ctx, milestone.id),
-        actions=actions,
-        to_fund=amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else None,
-    )

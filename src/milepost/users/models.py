@@ -16,4 +16,6 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_staff: Mapped[bool] = mapped_column(default=False)
+    # An IANA zone name ("Europe/Berlin"): the web app shows times in it. Stored instants stay UTC.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -21,10 +24,38 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("milepost-dummy-password")
 
 
+def check_time_zone(value: object) -> str:
+    """An IANA time zone name as the tz database spells it ("Europe/Berlin", "UTC")."""
+    if isinstance(value, str) and value in _zones():
+        return value
+    raise ValidationFailed(
+        "Time zone must be a name from the tz database, such as Europe/Berlin or UTC.",
+        code="invalid_time_zone",
+        param="time_zone",
+    )
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
+
+
+def time_zones() -> list[str]:
+    """Every zone a user may choose, sorted, for a form's list."""
+    return sorted(_zones())
+
+
 def create_user(
-    session: Session, *, email: str, name: str, password: str, is_staff: bool = False
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    is_staff: bool = False,
+    time_zone: str = "UTC",
 ) -> User:
     address = validate.email(email)
+    zone = check_time_zone(time_zone)
     display_name = validate.text(name, "name", max_length=200)
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
@@ -44,6 +75,7 @@ def create_user(
         name=display_name,
         password_hash=_hasher.hash(password),
         is_staff=is_staff,
+        time_zone=zone,
         created_at=utcnow(),
     )
     session.add(user)
@@ -85,4 +117,10 @@ def get_user_by_email(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise NotFound("No user with that e-mail address.", param="email")
+    return user
+
+
+def set_time_zone(session: Session, user: User, time_zone: object) -> User:
+    user.time_zone = check_time_zone(time_zone)
+    session.flush()
     return user

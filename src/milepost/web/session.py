@@ -14,18 +14,22 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from milepost.auth.service import user_for_token
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed
 from milepost.money import format_money
+from milepost.notifications.service import unread_count
 from milepost.settings import Settings
 from milepost.users.models import User
 
@@ -47,8 +51,20 @@ PAGE_HEADERS = {
 }
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@pass_context
+def _when(context: Any, moment: datetime | None) -> str:
+    """An instant in the viewer's time zone (the ``time_zone`` the page renders with), e.g.
+    "2026-11-23 16:04 CET"; the zone's abbreviation says which clock it is."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(context.get("time_zone") or "UTC"))
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
 templates.env.filters["money"] = format_money
-templates.env.filters["utc"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC")
+templates.env.filters["when"] = _when
 
 
 class SignedOut(Exception):
@@ -64,6 +80,10 @@ class Web:
         self.settings: Settings = request.app.state.settings
         # Set when a page makes a fresh pre-session value; the response must then carry it as a cookie.
         self._new_pre_session: str | None = None
+        # The signed-in user and their unread notifications, once a read has loaded them; every page's
+        # header shows both.
+        self.viewer: User | None = None
+        self.unread = 0
 
     # Sessions ------------------------------------------------------------------------------------------
 
@@ -91,7 +111,8 @@ class Web:
         with self.db.read_only() as session:
             ctx = Context(session, None, settings=self.settings)
             if signed_in:
-                ctx.actor = self._actor(ctx)
+                ctx.actor = self.viewer = self._actor(ctx)
+                self.unread = unread_count(ctx)
             return action(ctx)
 
     def write(self, action: Callable[[Context], T], *, signed_in: bool = True) -> T:
@@ -158,6 +179,10 @@ class Web:
         context = {
             "csrf_token": self.csrf_token(pre_session=pre_session),
             "csrf_field": CSRF_FIELD,
+            # Times show in the viewer's zone; before signing in, in UTC.
+            "time_zone": getattr(values.get("viewer", self.viewer), "time_zone", None) or "UTC",
+            "viewer": self.viewer,
+            "unread": self.unread,
             **values,
         }
         response = templates.TemplateResponse(

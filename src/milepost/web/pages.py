@@ -8,8 +8,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from milepost.web import auth_pages, dashboard_pages, milestone_pages
+from milepost.web import (
+    account_pages,
+    auth_pages,
+    dashboard_pages,
+    milestone_pages,
+    project_pages,
+    staff_pages,
+)
 
 router = APIRouter(include_in_schema=False)
-for area in (auth_pages, dashboard_pages, milestone_pages):
+for area in (
+    auth_pages,
+    dashboard_pages,
+    project_pages,
+    milestone_pages,
+    staff_pages,
+    account_pages,
+):
     router.include_router(area.router)

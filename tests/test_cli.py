@@ -196,6 +196,12 @@ def test_demo_fills_every_status_verifies_and_can_run_twice(db_url: str) -> None
         loaded = counts()
         assert loaded["statuses"] == set(MilestoneStatus)
         assert loaded["users"] == len(PEOPLE)
+        with database.read_only() as session:
+            zones = {
+                email: zone for email, zone in session.execute(select(User.email, User.time_zone))
+            }
+        assert zones["yuki@kobe-apps.example"] == "Asia/Tokyo"  # her pages show Japan's clock
+        assert zones["staff@milepost.example"] == "UTC"
 
         verified = cli("ledger", "verify", "--db", db_url)
         assert verified.exit_code == 0, verified.output

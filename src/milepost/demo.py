@@ -37,6 +37,16 @@ PEOPLE = [
     ("ana@freelance.example", "Ana Souza", False, "freelancer (localisation)"),
 ]
 
+# Where each demo person lives: the web app shows their times in these zones (staff: UTC).
+TIME_ZONES = {
+    "dana@northwind.example": "America/Chicago",
+    "omar@brightlabs.example": "Asia/Dubai",
+    "yuki@kobe-apps.example": "Asia/Tokyo",
+    "priya@freelance.example": "Asia/Kolkata",
+    "lucas@freelance.example": "Europe/Paris",
+    "ana@freelance.example": "America/Sao_Paulo",
+}
+
 CRM_MILESTONES = [
     (
         "Data migration",
@@ -90,7 +100,12 @@ class _Demo:
         for email, name, is_staff, _role in PEOPLE:
             with self.database.unit_of_work() as session:
                 self.users[email] = create_user(
-                    session, email=email, name=name, password=DEMO_PASSWORD, is_staff=is_staff
+                    session,
+                    email=email,
+                    name=name,
+                    password=DEMO_PASSWORD,
+                    is_staff=is_staff,
+                    time_zone=TIME_ZONES.get(email, "UTC"),
                 )
 
     def deposit(self, email: str, amount: int, currency: str, provider: str = "sandbox") -> Any:

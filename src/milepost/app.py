@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -253,13 +253,20 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_upload = scope["path"].rstrip("/") == "/v1/files"
+        path = scope["path"].rstrip("/")
+        # File uploads: the API's /v1/files and the web app's delivery form (multipart with files).
+        is_upload = path == "/v1/files" or (
+            scope["method"] == "POST"
+            and path.startswith("/milestones/")
+            and path.endswith("/submit")
+        )
         # Multipart framing adds a little to the file itself.
         limit = self.file_limit + 64 * 1024 if is_upload else self.json_limit
+        page = not (path == "/v1" or path.startswith("/v1/"))
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, page=page)(scope, receive, send)
             return
         received = 0
         too_large = False
@@ -291,14 +298,21 @@ class BodyLimitMiddleware:
             if not too_large or started:
                 raise
         if too_large and not started:
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, page=page)(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def _too_large(limit: int, *, page: bool) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    if page:  # a web form: a page a person can read, not the API's JSON
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Too large · Milepost</title>"
+            f"<h1>Too large</h1><p>What you sent is larger than {limit:,} bytes, so nothing was "
+            "changed. Go back and send less (smaller or fewer files).</p></html>",
+            status_code=413,
+        )
     return _error(
         413, "invalid_request", "body_too_large", f"The request body is larger than {limit} bytes."
     )

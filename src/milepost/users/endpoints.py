@@ -19,7 +19,11 @@ async def sign_up(body: SignUp, api: ApiDep) -> Response:
     def create(ctx: Context) -> UserOut:
         return UserOut.of(
             service.create_user(
-                ctx.session, email=body.email, name=body.name, password=body.password
+                ctx.session,
+                email=body.email,
+                name=body.name,
+                password=body.password,
+                time_zone=body.time_zone,
             )
         )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from milepost.kit.schemas import Body
 from milepost.users.models import User
@@ -13,6 +13,9 @@ class SignUp(Body):
     email: StrictStr
     name: StrictStr
     password: StrictStr
+    time_zone: StrictStr = Field(
+        "UTC", description="An IANA time zone name (Europe/Berlin); the web app shows times in it."
+    )
 
 
 class SignIn(Body):
@@ -26,6 +29,7 @@ class UserOut(BaseModel):
     email: str
     name: str
     is_staff: bool
+    time_zone: str = "UTC"
     created_at: datetime
 
     @classmethod
@@ -35,6 +39,7 @@ class UserOut(BaseModel):
             email=user.email,
             name=user.name,
             is_staff=user.is_staff,
+            time_zone=user.time_zone,
             created_at=user.created_at,
         )
 

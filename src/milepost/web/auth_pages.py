@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
-from milepost.users.service import MIN_PASSWORD_LENGTH, create_user
+from milepost.users.service import MIN_PASSWORD_LENGTH, create_user, time_zones
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import SignedOut, WebDep
 
@@ -23,7 +23,12 @@ router = APIRouter(include_in_schema=False)
 @router.get("/signup")
 def signup_page(web: WebDep) -> Response:
     return web.render(
-        "signup.html", pre_session=True, values={}, errors={}, min_password=MIN_PASSWORD_LENGTH
+        "signup.html",
+        pre_session=True,
+        values={},
+        errors={},
+        min_password=MIN_PASSWORD_LENGTH,
+        zones=time_zones(),
     )
 
 
@@ -33,13 +38,14 @@ def signup(
     email: FormText = "",
     name: FormText = "",
     password: FormText = "",
+    time_zone: FormText = "UTC",
     csrf_token: FormText = "",
 ) -> Response:
     if not web.csrf_ok(csrf_token, signed_in=False):
         return web.forbidden()
 
     def sign_up(ctx: Context) -> str:
-        create_user(ctx.session, email=email, name=name, password=password)
+        create_user(ctx.session, email=email, name=name, password=password, time_zone=time_zone)
         token, _user = auth.sign_in(ctx, email=email, password=password, address=None)
         return token
 
@@ -50,9 +56,10 @@ def signup(
             "signup.html",
             status=error.status,
             pre_session=True,
-            values={"email": email, "name": name},
-            errors=form_errors(error, ("email", "name", "password")),
+            values={"email": email, "name": name, "time_zone": time_zone},
+            errors=form_errors(error, ("email", "name", "password", "time_zone")),
             min_password=MIN_PASSWORD_LENGTH,
+            zones=time_zones(),
         )
     response = web.redirect("/")
     web.start_session(response, token)

@@ -5,18 +5,23 @@ The pages only lay these out; every figure and every "may this viewer do that" i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest
+from milepost.kit.time import as_utc
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from milepost.milestones.models import Milestone
+from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import TERMINAL, MilestoneStatus
 from milepost.projects.models import Project
+from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.service import Balance, balances
 
 S = MilestoneStatus
@@ -59,6 +64,10 @@ class Dashboard:
     upcoming: list[MilestoneLine]  # open milestones with a date still ahead, soonest first
     totals: list[Totals]
     balances: list[Balance]
+    history: list[Chart]  # money over time, one chart per currency
+    forecast: Forecast
+    pending_deposits: list[Deposit]
+    pending_payouts: list[Payout]
 
 
 def _next_date(milestone: Milestone) -> tuple[date | None, str]:
@@ -105,6 +114,7 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
     """The signed-in user's dashboard for one tab; wallet balances are the user's, whatever the tab."""
     actor = ctx.require_actor()
     chosen = parse_tab(tab)
+    zone = ZoneInfo(actor.time_zone or "UTC")
     party = (
         Milestone.client_id == actor.id
         if chosen is Tab.OUTGOING
@@ -138,6 +148,10 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
         upcoming=upcoming,
         totals=_totals(ctx, party, ctx.now),
         balances=balances(ctx, actor.id),
+        history=money_over_time(ctx, party, zone),
+        forecast=cash_flow_forecast(ctx, party, chosen, zone),
+        pending_deposits=pending_deposits(ctx, actor.id),
+        pending_payouts=pending_payouts(ctx, actor.id),
     )
 
 
@@ -189,3 +203,238 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
         )
         for currency in currencies
     ]
+
+
+# Charts: money over time and the cash-flow forecast ------------------------------------------------------
+
+HISTORY_WEEKS = 12
+FORECAST_WEEKS = 8
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str  # funded, released, refunded; to_fund, to_release
+    label: str
+    values: tuple[int, ...]  # one per bucket, minor units
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Figures per week for one currency: ``weeks`` are the Mondays that start each bucket."""
+
+    currency: str
+    weeks: tuple[date, ...]
+    series: tuple[Series, ...]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One movement into or out of a milestone's escrow, on the viewer's calendar day."""
+
+    day: date
+    currency: str
+    kind: str  # a series key
+    amount: int
+
+
+HISTORY_SERIES = {
+    "funded": "Funded into escrow",
+    "released": "Released from escrow",
+    "refunded": "Refunded from escrow",
+}
+FORECAST_SERIES = {
+    Tab.OUTGOING: {"to_fund": "You fund into escrow", "to_release": "Released from escrow"},
+    Tab.INCOMING: {"to_fund": "Funded into escrow for you", "to_release": "Released to you"},
+}
+
+
+def week_start(day: date) -> date:
+    """Weeks run Monday to Sunday (ISO 8601)."""
+    return day - timedelta(days=day.weekday())
+
+
+def weeks_from(first: date, count: int) -> tuple[date, ...]:
+    start = week_start(first)
+    return tuple(start + timedelta(weeks=index) for index in range(count))
+
+
+def bucket_by_week(
+    flows: Iterable[Flow], weeks: tuple[date, ...], series: dict[str, str]
+) -> list[Chart]:
+    """Sum flows into weekly buckets, one chart per currency that has any flow in range.
+
+    Per bucket, not cumulative: "how much moved that week" is the question a dashboard answers, and a
+    running total would hide a small refund under a large funding. Flows outside ``weeks`` are ignored.
+    """
+    index = {week: position for position, week in enumerate(weeks)}
+    sums: dict[str, dict[str, list[int]]] = {}
+    for flow in flows:
+        position = index.get(week_start(flow.day))
+        if position is None or flow.kind not in series or flow.amount == 0:
+            continue
+        per_kind = sums.setdefault(flow.currency, {key: [0] * len(weeks) for key in series})
+        per_kind[flow.kind][position] += flow.amount
+    return [
+        Chart(
+            currency=currency,
+            weeks=weeks,
+            series=tuple(
+                Series(key, label, tuple(sums[currency][key])) for key, label in series.items()
+            ),
+        )
+        for currency in sorted(sums)
+    ]
+
+
+def _local_day(moment: datetime, zone: ZoneInfo) -> date:
+    return as_utc(moment).astimezone(zone).date()
+
+
+def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) -> list[Chart]:
+    """Funded, released and refunded per week over the last 12 weeks (this one included), from the
+    ledger's postings on the escrow accounts of the tab's milestones. Weeks rather than months: a
+    project's milestones are weeks apart, so months would pile most of it into one or two bars; and the
+    forecast uses the same weeks (in the viewer's time zone, Monday first).
+
+    A dispute split takes money out of escrow to both sides: the client's share counts as refunded, the
+    rest (fee included) as released, as ``Milestone.released_amount``/``refunded_amount`` count them.
+    Releases are gross (fee included), as in the totals.
+    """
+    today = _local_day(ctx.now, zone)
+    weeks = weeks_from(today - timedelta(weeks=HISTORY_WEEKS - 1), HISTORY_WEEKS)
+    since = datetime.combine(weeks[0], time.min, tzinfo=zone)
+    rows = ctx.session.execute(
+        select(
+            JournalEntry.kind,
+            JournalEntry.created_at,
+            Account.kind,
+            Posting.currency,
+            Posting.amount,
+        )
+        .join(Posting, Posting.entry_id == JournalEntry.id)
+        .join(Account, Account.id == Posting.account_id)
+        .join(Milestone, Milestone.id == JournalEntry.milestone_id)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(
+            party,
+            JournalEntry.created_at >= since,
+            JournalEntry.kind.in_(
+                [EntryKind.FUND, EntryKind.RELEASE, EntryKind.REFUND, EntryKind.DISPUTE_SPLIT]
+            ),
+            or_(
+                and_(Account.kind == AccountKind.ESCROW, Account.milestone_id == Milestone.id),
+                # A split's refund leg: the client's own account, in the same entry.
+                and_(
+                    JournalEntry.kind == EntryKind.DISPUTE_SPLIT,
+                    Account.kind == AccountKind.USER,
+                    Account.user_id == Milestone.client_id,
+                ),
+            ),
+        )
+    ).all()
+    return bucket_by_week(escrow_flows(rows, zone), weeks, HISTORY_SERIES)
+
+
+def escrow_flows(
+    rows: Iterable[tuple[EntryKind, datetime, AccountKind, str, int]], zone: ZoneInfo
+) -> list[Flow]:
+    """Postings (entry kind, when, account kind, currency, amount) as funded/released/refunded flows."""
+    flows: list[Flow] = []
+    for entry_kind, created_at, account_kind, currency, amount in rows:
+        day = _local_day(created_at, zone)
+        if entry_kind is EntryKind.FUND and account_kind is AccountKind.ESCROW:
+            flows.append(Flow(day, currency, "funded", amount))
+        elif entry_kind is EntryKind.RELEASE and account_kind is AccountKind.ESCROW:
+            flows.append(Flow(day, currency, "released", -amount))
+        elif entry_kind is EntryKind.REFUND and account_kind is AccountKind.ESCROW:
+            flows.append(Flow(day, currency, "refunded", -amount))
+        elif entry_kind is EntryKind.DISPUTE_SPLIT:
+            # Escrow out (negative) counts as released; the client's leg moves it to refunded.
+            if account_kind is AccountKind.ESCROW:
+                flows.append(Flow(day, currency, "released", -amount))
+            else:
+                flows.append(Flow(day, currency, "released", -amount))
+                flows.append(Flow(day, currency, "refunded", amount))
+    return flows
+
+
+@dataclass(frozen=True)
+class Forecast:
+    charts: list[Chart]
+    undated: int  # open milestones that have no date to place their payment on
+
+
+def expected_payment(
+    milestone: Milestone, to_fund: int, zone: ZoneInfo
+) -> tuple[str, int, date | None] | None:
+    """(series key, amount, day) of the next payment a milestone expects; None when none is expected
+    (ended, disputed: frozen, or nothing left in escrow). The day is None when the terms give none.
+
+    Drafts are funded by their fund-by date, else their due date, with ``to_fund`` (amount plus accrued
+    late fee). A submission is released when its review period lapses (auto-approval), an approval with a
+    release delay when the delay ends, funded work by its due date; each with what its escrow holds.
+    """
+    status = milestone.status
+    if status is S.DRAFT:
+        return "to_fund", to_fund, milestone.fund_by or milestone.due_date
+    if milestone.escrow_balance == 0:
+        return None
+    moment = {S.SUBMITTED: milestone.review_due_at, S.APPROVED: milestone.release_due_at}.get(
+        status
+    )
+    if moment is not None:
+        return "to_release", milestone.escrow_balance, _local_day(moment, zone)
+    if status in (S.FUNDED, S.CHANGES_REQUESTED):
+        return "to_release", milestone.escrow_balance, milestone.due_date
+    return None
+
+
+def cash_flow_forecast(
+    ctx: Context, party: ColumnElement[bool], tab: Tab, zone: ZoneInfo
+) -> Forecast:
+    """Upcoming payments of the tab's open milestones over the next 8 weeks (this one first), per
+    currency. Payments already overdue count in this week: they are due now."""
+    today = _local_day(ctx.now, zone)
+    weeks = weeks_from(today, FORECAST_WEEKS)
+    open_milestones = ctx.session.scalars(
+        select(Milestone)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(party, Milestone.status.not_in([*TERMINAL, S.DISPUTED]))
+    ).all()
+    flows: list[Flow] = []
+    undated = 0
+    for milestone in open_milestones:
+        to_fund = amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else 0
+        expected = expected_payment(milestone, to_fund, zone)
+        if expected is None:
+            continue
+        kind, amount, day = expected
+        if day is None:
+            undated += 1
+        else:
+            flows.append(Flow(max(day, today), milestone.currency, kind, amount))
+    return Forecast(bucket_by_week(flows, weeks, FORECAST_SERIES[tab]), undated)
+
+
+# Wallet: deposits and payouts still waiting for staff ----------------------------------------------------
+
+
+def pending_deposits(ctx: Context, user_id: str) -> list[Deposit]:
+    """Manual deposits not yet confirmed: the user needs their reference for the bank transfer."""
+    return list(
+        ctx.session.scalars(
+            select(Deposit)
+            .where(Deposit.user_id == user_id, Deposit.status == DepositStatus.PENDING)
+            .order_by(Deposit.created_at.desc(), Deposit.id)
+        )
+    )
+
+
+def pending_payouts(ctx: Context, user_id: str) -> list[Payout]:
+    return list(
+        ctx.session.scalars(
+            select(Payout)
+            .where(Payout.user_id == user_id, Payout.status == PayoutStatus.PENDING)
+            .order_by(Payout.created_at.desc(), Payout.id)
+        )
+    )

@@ -1,23 +1,61 @@
-"""The dashboard: milestones by tab, totals, wallet and its forms."""
+"""The dashboard: milestones by tab, totals, charts, the wallet and its deposit and payout forms."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from fastapi import APIRouter
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.milestones import views
-from milepost.money import parse_amount
+from milepost.money import format_money, parse_amount
 from milepost.users.models import User
 from milepost.wallets import service as wallets
+from milepost.web import charts
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import SignedOut, WebDep
 
 router = APIRouter(include_in_schema=False)
 
+WALLET_FIELDS = ("amount", "currency", "provider")
 
-# Dashboard and wallet ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChartView:
+    """A chart's figures (for the table) and its SVG drawing of them."""
+
+    chart: views.Chart
+    svg: Markup
+    svg_id: str
+
+
+def _week_label(week: date) -> str:
+    return f"{week.day} {week:%b}"
+
+
+def _chart_view(chart: views.Chart, *, kind: str, title: str) -> ChartView:
+    totals = ", ".join(
+        f"{series.label.lower()} {format_money(sum(series.values), chart.currency)}"
+        for series in chart.series
+    )
+    first, last = chart.weeks[0], chart.weeks[-1]
+    chart_id = f"{kind}-{chart.currency}"
+    svg = charts.bar_chart(
+        chart_id=chart_id,
+        title=f"{title}, {chart.currency}",
+        description=(
+            f"Bars per week, weeks starting {first.isoformat()} to {last.isoformat()}. "
+            f"In all: {totals}. The table below lists every week."
+        ),
+        categories=[_week_label(week) for week in chart.weeks],
+        series=[charts.BarSeries(series.label, series.values) for series in chart.series],
+        format_value=lambda value: format_money(value, chart.currency),
+    )
+    return ChartView(chart, svg, chart_id)
 
 
 def _dashboard(
@@ -42,6 +80,14 @@ def _dashboard(
         status=status,
         viewer=viewer,
         dashboard=dashboard,
+        history=[
+            _chart_view(chart, kind="history", title="Money over time")
+            for chart in dashboard.history
+        ],
+        forecast=[
+            _chart_view(chart, kind="forecast", title="Cash-flow forecast")
+            for chart in dashboard.forecast.charts
+        ],
         errors=errors or {},
         values=values or {"currency": "USD"},
     )
@@ -57,17 +103,16 @@ def deposit(
     web: WebDep,
     amount: FormText = "",
     currency: FormText = "",
+    provider: FormText = "sandbox",
     csrf_token: FormText = "",
 ) -> Response:
     if not web.csrf_ok(csrf_token, signed_in=True):
         return web.forbidden()
+    code = currency.strip().upper()
 
     def create(ctx: Context) -> None:
         wallets.create_deposit(
-            ctx,
-            amount=parse_amount(amount, currency.strip().upper()),
-            currency=currency.strip().upper(),
-            provider="sandbox",
+            ctx, amount=parse_amount(amount, code), currency=code, provider=provider
         )
 
     try:
@@ -79,7 +124,45 @@ def deposit(
             web,
             None,
             status=error.status,
-            errors=form_errors(error, ("amount", "currency")),
-            values={"amount": amount, "currency": currency},
+            errors=form_errors(error, WALLET_FIELDS),
+            values={"amount": amount, "currency": currency, "provider": provider},
+        )
+    return web.redirect("/")
+
+
+@router.post("/payouts")
+def payout(
+    web: WebDep,
+    amount: FormText = "",
+    currency: FormText = "",
+    provider: FormText = "sandbox",
+    csrf_token: FormText = "",
+) -> Response:
+    if not web.csrf_ok(csrf_token, signed_in=True):
+        return web.forbidden()
+    code = currency.strip().upper()
+
+    def create(ctx: Context) -> None:
+        wallets.create_payout(
+            ctx, amount=parse_amount(amount, code), currency=code, provider=provider
+        )
+
+    try:
+        web.write(create)
+    except SignedOut:
+        return web.to_login()
+    except MilepostError as error:
+        # The payout form's fields are named apart from the deposit form's (payout-amount, ...).
+        refused = form_errors(error, WALLET_FIELDS)
+        return _dashboard(
+            web,
+            None,
+            status=error.status,
+            errors={f"payout-{field}": message for field, message in refused.items()},
+            values={
+                "payout-amount": amount,
+                "payout-currency": currency,
+                "payout-provider": provider,
+            },
         )
     return web.redirect("/")

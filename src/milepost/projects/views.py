@@ -1,0 +1,368 @@
+"""Read models for the project pages, and the turning of their typed form input into service calls.
+
+The pages only lay these out: which projects a viewer is shown, the figures, the proposals to compare and
+which forms the viewer is offered are decided here. Forms send text as people type it ("1,500.50", one
+criterion per line, blank rows); the functions at the end turn it into the services' arguments in the
+project's currency and call the service, which stays the authority on every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from milepost.kit.context import Context
+from milepost.kit.errors import MilepostError, ValidationFailed
+from milepost.milestones import service as milestones
+from milepost.milestones.access import load_milestone
+from milepost.milestones.models import Milestone
+from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
+from milepost.money import exponent, parse_amount, to_decimal
+from milepost.projects import service as projects
+from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.users.models import User
+
+S = MilestoneStatus
+LIST_LIMIT = 100
+PROPOSAL_ROWS = projects.MAX_PROPOSAL_MILESTONES
+
+
+# The projects list -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectsPage:
+    as_client: list[Project]
+    as_freelancer: list[Project]
+    # Open projects of other clients: anyone may see these and propose (``projects.get_project``).
+    open_for_proposals: list[Project]
+
+
+def projects_page(ctx: Context) -> ProjectsPage:
+    """The viewer's projects by role, newest first, and the open projects they could propose on."""
+    actor = ctx.require_actor()
+
+    def newest(*where: Any) -> list[Project]:
+        query = select(Project).where(*where).order_by(Project.created_at.desc(), Project.id.desc())
+        return list(ctx.session.scalars(query.limit(LIST_LIMIT)))
+
+    return ProjectsPage(
+        as_client=newest(Project.client_id == actor.id),
+        as_freelancer=newest(Project.freelancer_id == actor.id),
+        open_for_proposals=newest(
+            Project.status == ProjectStatus.OPEN,
+            Project.freelancer_id.is_(None),
+            Project.client_id != actor.id,
+        ),
+    )
+
+
+# One project -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProposedMilestone:
+    title: str
+    amount: int
+    due_date: date | None
+    acceptance_criteria: list[str]
+
+
+@dataclass(frozen=True)
+class ProposalCard:
+    proposal: Proposal
+    freelancer: User
+    milestones: list[ProposedMilestone]
+
+
+@dataclass(frozen=True)
+class MilestoneTotals:
+    planned: int  # the amounts of every milestone not cancelled
+    in_escrow: int
+    released: int  # gross, fee included
+
+
+class Form:
+    """The names of the forms a project page may offer (and a refused one is re-shown by)."""
+
+    PROPOSE = "propose"
+    ACCEPT = "accept"
+    PAUSE = "pause"
+    RESUME = "resume"
+    MILESTONE = "milestone"
+    BONUS = "bonus"
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    project: Project
+    client: User
+    freelancer: User | None
+    role: Role | None  # None: not a party, looking at an open project to propose on it
+    milestones: list[Milestone]  # by position
+    totals: MilestoneTotals
+    proposals: list[
+        ProposalCard
+    ]  # the client's (and staff's) to compare; anyone else sees their own
+    forms: frozenset[str]  # the forms (``Form``) this viewer is offered now
+    editable_milestone_ids: frozenset[str]  # drafts whose terms the viewer may edit
+    is_party: (
+        bool  # parties and staff: they may open the milestone pages and see the billing contact
+    )
+    exponent: int  # the currency's decimal places, for typed amounts
+
+
+def project_page(ctx: Context, project_id: str) -> ProjectPage:
+    """The project as its page shows it; NotFound for an outsider unless the project is open."""
+    actor = ctx.require_actor()
+    project = projects.get_project(ctx, project_id)
+    role = projects.project_role(actor, project)
+    rows = list(
+        ctx.session.scalars(
+            select(Milestone)
+            .where(Milestone.project_id == project.id)
+            .order_by(Milestone.position, Milestone.id)
+        )
+    )
+    live = [m for m in rows if m.status is not S.CANCELLED]
+    totals = MilestoneTotals(
+        planned=sum(m.amount for m in live),
+        in_escrow=sum(m.escrow_balance for m in rows),
+        released=sum(m.released_amount for m in rows),
+    )
+    is_open = project.status is ProjectStatus.OPEN
+    forms: set[str] = set()
+    if role is Role.CLIENT:
+        forms.add(Form.MILESTONE)
+        if is_open:
+            forms.add(Form.ACCEPT)
+        if project.freelancer_id is not None:
+            forms.add(Form.BONUS)
+    if is_open and actor.id != project.client_id:
+        forms.add(Form.PROPOSE)
+    if role is Role.FREELANCER:
+        forms.add(Form.RESUME if project.paused else Form.PAUSE)
+    return ProjectPage(
+        project=project,
+        client=_user(ctx, project.client_id),
+        freelancer=None if project.freelancer_id is None else _user(ctx, project.freelancer_id),
+        role=role,
+        milestones=rows,
+        totals=totals,
+        proposals=_proposals(ctx, project),
+        forms=frozenset(forms),
+        editable_milestone_ids=frozenset(
+            m.id for m in rows if role is Role.CLIENT and m.status is S.DRAFT
+        ),
+        is_party=role is not None,
+        exponent=exponent(project.currency),
+    )
+
+
+def _user(ctx: Context, user_id: str) -> User:
+    user = ctx.session.get(User, user_id)
+    assert user is not None  # foreign key
+    return user
+
+
+def _proposals(ctx: Context, project: Project) -> list[ProposalCard]:
+    """Pending proposals first (the ones to compare), then decided ones; oldest first within each."""
+    page = projects.list_proposals(ctx, project.id, limit=LIST_LIMIT)
+    ordered = sorted(
+        page.data, key=lambda p: (p.status is not ProposalStatus.PENDING, p.created_at, p.id)
+    )
+    return [
+        ProposalCard(
+            proposal=proposal,
+            freelancer=_user(ctx, proposal.freelancer_id),
+            milestones=[
+                ProposedMilestone(
+                    title=item["title"],
+                    amount=int(item["amount"]),
+                    due_date=date.fromisoformat(item["due_date"]) if item["due_date"] else None,
+                    acceptance_criteria=list(item["acceptance_criteria"]),
+                )
+                for item in proposal.milestones
+            ],
+        )
+        for proposal in ordered
+    ]
+
+
+# Editing a milestone's terms ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TermsPage:
+    milestone: Milestone
+    project: Project
+    refusal: str | None  # why the viewer may not edit these terms now (the state machine's words)
+    form: TermsForm  # the terms as they stand, as the form shows them
+
+
+def terms_page(ctx: Context, milestone_id: str) -> TermsPage:
+    """The milestone whose terms are edited; NotFound for anyone who is not a party."""
+    access = load_milestone(ctx, milestone_id, lock=False)
+    refusal = None
+    try:
+        authorize(
+            Action.EDIT,
+            access.role,
+            access.milestone.status,
+            project_has_freelancer=access.project.freelancer_id is not None,
+        )
+    except MilepostError as error:
+        refusal = error.message
+    return TermsPage(
+        milestone=access.milestone,
+        project=access.project,
+        refusal=refusal,
+        form=TermsForm.of(access.milestone),
+    )
+
+
+# Typed form input --------------------------------------------------------------------------------------
+
+
+def lines(text: str) -> list[str]:
+    """One item per non-blank line of a textarea."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _whole_number(text: str, param: str) -> int:
+    cleaned = text.strip()
+    if not cleaned.isdigit():
+        raise ValidationFailed(f"{param} must be a whole number.", param=param)
+    return int(cleaned)
+
+
+@dataclass(frozen=True)
+class TermsForm:
+    """Terms as typed; a field left None is not on the form and so not changed."""
+
+    title: str | None = None
+    description: str | None = None
+    amount: str | None = None
+    due_date: str | None = None
+    fund_by: str | None = None
+    review_period_days: str | None = None
+    release_delay_days: str | None = None
+    acceptance_criteria: str | None = None
+    required_evidence: str | None = None
+    exclusions: str | None = None
+    dependencies: str | None = None
+
+    @classmethod
+    def of(cls, milestone: Milestone) -> TermsForm:
+        """The milestone's terms as typed text: "1500.00", dates as YYYY-MM-DD, one item a line."""
+        return cls(
+            title=milestone.title,
+            description=milestone.description,
+            amount=format(to_decimal(milestone.amount, milestone.currency), "f"),
+            due_date=milestone.due_date.isoformat() if milestone.due_date else "",
+            fund_by=milestone.fund_by.isoformat() if milestone.fund_by else "",
+            review_period_days=str(milestone.review_period_days),
+            release_delay_days=str(milestone.release_delay_days),
+            acceptance_criteria="\n".join(milestone.acceptance_criteria),
+            required_evidence="\n".join(milestone.required_evidence),
+            exclusions="\n".join(milestone.exclusions),
+            dependencies="\n".join(milestone.dependencies),
+        )
+
+    def terms(self, currency: str) -> dict[str, Any]:
+        """The service's terms: amount in minor units, blank dates cleared, lists one item a line."""
+        values: dict[str, Any] = {}
+        for field in fields(self):
+            text = getattr(self, field.name)
+            if text is None:
+                continue
+            name = field.name
+            if name == "amount":
+                values[name] = parse_amount(text, currency)
+            elif name in ("due_date", "fund_by"):
+                values[name] = text.strip() or None
+            elif name in ("review_period_days", "release_delay_days"):
+                values[name] = _whole_number(text, name)
+            elif name in ("acceptance_criteria", "required_evidence", "exclusions", "dependencies"):
+                values[name] = lines(text)
+            else:
+                values[name] = text
+        return values
+
+
+def edit_terms(ctx: Context, milestone_id: str, form: TermsForm) -> Milestone:
+    currency = milestones.get_milestone(ctx, milestone_id).currency
+    return milestones.update_terms(ctx, milestone_id, **form.terms(currency))
+
+
+def add_milestone(ctx: Context, project_id: str, form: TermsForm) -> Milestone:
+    currency = projects.get_project(ctx, project_id).currency
+    return milestones.create_milestone(ctx, project_id, **form.terms(currency))
+
+
+def give_bonus(ctx: Context, project_id: str, *, amount: str, note: str) -> Bonus:
+    currency = projects.get_project(ctx, project_id).currency
+    return projects.create_bonus(ctx, project_id, amount=parse_amount(amount, currency), note=note)
+
+
+@dataclass(frozen=True)
+class ProposedRow:
+    """One milestone row of the proposal form, as typed."""
+
+    title: str = ""
+    amount: str = ""
+    due_date: str = ""
+    acceptance_criteria: str = ""
+
+    @property
+    def blank(self) -> bool:
+        return not any(getattr(self, field.name).strip() for field in fields(self))
+
+
+def propose(
+    ctx: Context, project_id: str, *, amount: str, cover_letter: str, rows: Sequence[ProposedRow]
+) -> Proposal:
+    """Propose from the form: blank rows are ignored. A refusal about a milestone names the form's row
+    (``milestones[<row>].<field>``), not its place among the rows that were filled in."""
+    currency = projects.get_project(ctx, project_id).currency
+    filled = [(index, row) for index, row in enumerate(rows) if not row.blank]
+    try:
+        proposed = [
+            {
+                "title": row.title,
+                "amount": parse_amount(
+                    row.amount, currency, param=f"milestones[{position}].amount"
+                ),
+                "due_date": row.due_date.strip() or None,
+                "acceptance_criteria": lines(row.acceptance_criteria),
+            }
+            for position, (_, row) in enumerate(filled)
+        ]
+        return projects.create_proposal(
+            ctx,
+            project_id,
+            amount=parse_amount(amount, currency),
+            milestones=proposed,
+            cover_letter=cover_letter,
+        )
+    except MilepostError as error:
+        param = _form_row_param(error.param, [index for index, _ in filled])
+        if error.param and param != error.param:
+            error.message = error.message.replace(error.param, param or "")
+            error.param = param
+        raise
+
+
+def _form_row_param(param: str | None, rows: list[int]) -> str | None:
+    """``milestones[2].amount`` among the filled rows -> the same field of the form row it came from."""
+    prefix = "milestones["
+    if param is None or not param.startswith(prefix) or "]" not in param:
+        return param
+    position, rest = param[len(prefix) :].split("]", 1)
+    if not position.isdigit() or int(position) >= len(rows):
+        return param
+    return f"{prefix}{rows[int(position)]}]{rest}"

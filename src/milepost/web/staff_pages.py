@@ -1,7 +1,183 @@
-"""Staff pages: the dispute queue and resolution, manual deposits and payouts to confirm, ledger status."""
+"""Staff pages: the dispute queue and resolution, manual deposits and payouts to confirm, ledger status.
+
+Everything here is staff only; the read models and services refuse anyone else (PermissionDenied, or
+NotFound for a dispute that is not theirs), and the pages answer both with the HTML 404, so a non-staff
+user cannot even tell the pages exist.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import Response
+
+from milepost.disputes import queue
+from milepost.kit.context import Context
+from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
+from milepost.ledger.verify import VerifyReport, verify_as_staff
+from milepost.users.models import User
+from milepost.wallets import pending
+from milepost.wallets import service as wallets
+from milepost.web.common import FormText, form_errors, not_found
+from milepost.web.session import SignedOut, WebDep
 
 router = APIRouter(include_in_schema=False)
+
+HIDDEN = (
+    NotFound,
+    PermissionDenied,
+)  # what a non-staff user causes: the page does not exist for them
+
+
+# The queue ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Overview:
+    viewer: User
+    disputes: list[queue.QueueLine]
+    transfers: pending.PendingTransfers
+    ledger: VerifyReport | None
+    checked_at: datetime
+
+    @property
+    def form_names(self) -> set[str]:
+        """The confirm and mark-paid forms on the page; a refusal's message goes next to its form."""
+        return {f"deposit-{line.id}" for line in self.transfers.deposits} | {
+            f"payout-{line.id}" for line in self.transfers.payouts
+        }
+
+
+def _overview(
+    web: WebDep, *, verify: bool = False, status: int = 200, errors: dict[str, str] | None = None
+) -> Response:
+    """The staff home. Verifying the ledger reads every posting, so it runs only when staff press "Verify
+    the ledger now" (a GET: it changes nothing), not on every view of the queue; the result says when."""
+
+    def load(ctx: Context) -> _Overview:
+        return _Overview(
+            viewer=ctx.require_actor(),
+            disputes=queue.dispute_queue(ctx),
+            transfers=pending.pending_transfers(ctx),
+            ledger=verify_as_staff(ctx) if verify else None,
+            checked_at=ctx.now,
+        )
+
+    try:
+        overview = web.read(load)
+    except SignedOut:
+        return web.to_login()
+    except HIDDEN:
+        return not_found(web)
+    return web.render(
+        "staff.html", status=status, viewer=overview.viewer, page=overview, errors=errors or {}
+    )
+
+
+@router.get("/staff")
+def staff_page(web: WebDep, verify: bool = False) -> Response:
+    return _overview(web, verify=verify)
+
+
+def _transfer_action(web: WebDep, csrf_token: str, name: str, action: Any) -> Response:
+    """Confirm a deposit or mark a payout paid; on refusal, the staff page with the error by its form."""
+    if not web.csrf_ok(csrf_token, signed_in=True):
+        return web.forbidden()
+    try:
+        web.write(action)
+    except SignedOut:
+        return web.to_login()
+    except HIDDEN:
+        return not_found(web)
+    except MilepostError as error:
+        return _overview(web, status=error.status, errors={name: error.message})
+    return web.redirect("/staff")
+
+
+@router.post("/staff/deposits/{deposit_id}/confirm")
+def confirm_deposit(web: WebDep, deposit_id: str, csrf_token: FormText = "") -> Response:
+    return _transfer_action(
+        web,
+        csrf_token,
+        f"deposit-{deposit_id}",
+        lambda ctx: wallets.confirm_deposit(ctx, deposit_id),
+    )
+
+
+@router.post("/staff/payouts/{payout_id}/mark-paid")
+def mark_payout_paid(web: WebDep, payout_id: str, csrf_token: FormText = "") -> Response:
+    return _transfer_action(
+        web,
+        csrf_token,
+        f"payout-{payout_id}",
+        lambda ctx: wallets.mark_payout_paid(ctx, payout_id),
+    )
+
+
+# One dispute ----------------------------------------------------------------------------------------------
+
+
+def _dispute(
+    web: WebDep,
+    dispute_id: str,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    def load(ctx: Context) -> tuple[User, queue.DisputeDetail]:
+        return ctx.require_actor(), queue.dispute_detail(ctx, dispute_id)
+
+    try:
+        viewer, detail = web.read(load)
+    except SignedOut:
+        return web.to_login()
+    except HIDDEN:
+        return not_found(web)
+    return web.render(
+        "staff_dispute.html",
+        status=status,
+        viewer=viewer,
+        page=detail,
+        errors=errors or {},
+        values=values or {},
+    )
+
+
+@router.get("/staff/disputes/{dispute_id}")
+def dispute_page(web: WebDep, dispute_id: str) -> Response:
+    return _dispute(web, dispute_id)
+
+
+@router.post("/staff/disputes/{dispute_id}/resolve")
+def resolve(
+    web: WebDep,
+    dispute_id: str,
+    to_freelancer: FormText = "",
+    note: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    if not web.csrf_ok(csrf_token, signed_in=True):
+        return web.forbidden()
+    try:
+        web.write(
+            lambda ctx: queue.resolve_with_freelancer_part(
+                ctx, dispute_id, to_freelancer=to_freelancer, note=note or None
+            )
+        )
+    except SignedOut:
+        return web.to_login()
+    except HIDDEN:
+        return not_found(web)
+    except MilepostError as error:
+        return _dispute(
+            web,
+            dispute_id,
+            status=error.status,
+            errors=form_errors(error, ("to_freelancer", "note")),
+            values={"to_freelancer": to_freelancer, "note": note},
+        )
+    return web.redirect(f"/staff/disputes/{dispute_id}")

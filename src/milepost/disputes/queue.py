@@ -1,0 +1,284 @@
+"""Staff's dispute centre: the queue of open disputes and everything needed to decide one.
+
+Read models for the staff pages, plus the one write the resolve form needs (staff type only the
+freelancer's part; the client gets the rest of the escrow). Staff only: anyone else is refused with
+PermissionDenied, as the staff-only wallet and ledger calls are (the pages show them a 404).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from milepost.audit.models import MilestoneEvent
+from milepost.audit.service import list_events
+from milepost.disputes import service as disputes
+from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
+from milepost.files.models import StoredFile
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState, PermissionDenied, ValidationFailed
+from milepost.milestones import service as milestones
+from milepost.milestones.models import Milestone
+from milepost.milestones.state import Role
+from milepost.money import cumulative_fee, format_money, parse_amount
+from milepost.projects.models import Project
+from milepost.users.models import User
+
+
+def _require_staff(ctx: Context) -> None:
+    if not ctx.require_actor().is_staff:
+        raise PermissionDenied("Only staff can mediate disputes.", code="staff_only")
+
+
+def _overdue(ctx: Context, dispute: Dispute) -> bool:
+    """Past the mediation window. The scheduler stamps ``overdue_at``; the deadline itself counts too, so
+    the queue is right even when the worker has not run since."""
+    return dispute.overdue_at is not None or ctx.now >= dispute.mediation_due_at
+
+
+def _fee(milestone: Milestone, to_freelancer: int) -> int:
+    """The platform fee the resolution would take from the freelancer's part (as the split posts it)."""
+    return cumulative_fee(
+        milestone.released_amount, to_freelancer, milestone.fee_amount, milestone.fee_rate_bps or 0
+    )
+
+
+# The queue ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    dispute_id: str
+    milestone_id: str
+    milestone_title: str
+    project_title: str
+    currency: str
+    escrow: int
+    client_name: str
+    freelancer_name: str
+    opener_role: str
+    opened_at: datetime
+    respond_by: datetime
+    mediation_due_at: datetime
+    answered: bool
+    overdue: bool
+
+
+def dispute_queue(ctx: Context) -> list[QueueLine]:
+    """Open disputes: overdue ones first, then by mediation deadline (soonest first)."""
+    _require_staff(ctx)
+    rows = ctx.session.execute(
+        select(Dispute, Milestone, Project)
+        .join(Milestone, Milestone.id == Dispute.milestone_id)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(Dispute.status == DisputeStatus.OPEN)
+    ).all()
+    user_ids = {m.client_id for _, m, _ in rows} | {
+        p.freelancer_id for _, _, p in rows if p.freelancer_id
+    }
+    names = dict(ctx.session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all())
+    lines = [
+        QueueLine(
+            dispute_id=dispute.id,
+            milestone_id=milestone.id,
+            milestone_title=milestone.title,
+            project_title=project.title,
+            currency=milestone.currency,
+            escrow=milestone.escrow_balance,
+            client_name=names.get(milestone.client_id, ""),
+            freelancer_name=names.get(project.freelancer_id or "", ""),
+            opener_role=dispute.opener_role,
+            opened_at=dispute.created_at,
+            respond_by=dispute.respond_by,
+            mediation_due_at=dispute.mediation_due_at,
+            answered=dispute.responded_at is not None,
+            overdue=_overdue(ctx, dispute),
+        )
+        for dispute, milestone, project in rows
+    ]
+    return sorted(
+        lines, key=lambda line: (not line.overdue, line.mediation_due_at, line.dispute_id)
+    )
+
+
+# One dispute ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    kind: str  # link, file or text
+    text: str  # the URL, the file's name, or the text itself
+    href: str | None  # where a link or file opens
+
+
+@dataclass(frozen=True)
+class SubmissionView:
+    revision: int
+    note: str
+    created_at: datetime
+    evidence: list[EvidenceItem]
+
+
+@dataclass(frozen=True)
+class OfferView:
+    offer: SettlementOffer
+    to_client: int  # the rest of the escrow when the offer was made
+    fee: int | None  # what the platform would take from the freelancer's part; None once it is over
+
+
+@dataclass(frozen=True)
+class DisputeDetail:
+    dispute: Dispute
+    milestone: Milestone
+    project: Project
+    client: User
+    freelancer: User
+    opener: User
+    escrow: int
+    overdue: bool
+    fee_rate_bps: int
+    fee_if_all_to_freelancer: int  # the fee on the whole escrow: the most the resolution can take
+    submissions: list[SubmissionView]
+    offers: list[OfferView]
+    events: list[MilestoneEvent]
+
+    @property
+    def is_open(self) -> bool:
+        return self.dispute.status is DisputeStatus.OPEN
+
+    @property
+    def fee_percent(self) -> str:
+        """The fee rate as people read it: 1000 bps -> "10", 250 -> "2.5"."""
+        whole, rest = divmod(self.fee_rate_bps, 100)
+        return f"{whole}" if not rest else f"{whole}.{rest:02d}".rstrip("0")
+
+
+def _evidence(item: dict[str, Any], file_names: dict[str, str]) -> EvidenceItem:
+    kind = str(item.get("type", ""))
+    if kind == "link":
+        return EvidenceItem("link", str(item["url"]), str(item["url"]))
+    if kind == "file":
+        file_id = str(item["file_id"])
+        return EvidenceItem("file", file_names.get(file_id, file_id), f"/files/{file_id}")
+    return EvidenceItem("text", str(item.get("text", "")), None)
+
+
+def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
+    """The dispute with the milestone's terms, both parties, every delivery with its evidence, the offers
+    and the timeline: what staff need to decide it."""
+    _require_staff(ctx)
+    access = disputes.load_dispute(ctx, dispute_id, lock=False)
+    dispute, milestone, project = (
+        access.dispute,
+        access.milestone_access.milestone,
+        access.milestone_access.project,
+    )
+    users = {
+        user.id: user
+        for user in ctx.session.scalars(
+            select(User).where(
+                User.id.in_(
+                    {milestone.client_id, dispute.opened_by, access.milestone_access.freelancer_id}
+                )
+            )
+        )
+    }
+    submissions = milestones.list_submissions(ctx, milestone.id)
+    file_ids = {
+        str(item["file_id"])
+        for submission in submissions
+        for item in submission.evidence
+        if item.get("type") == "file"
+    }
+    file_names = dict(
+        ctx.session.execute(
+            select(StoredFile.id, StoredFile.filename).where(StoredFile.id.in_(file_ids))
+        ).all()
+    )
+    escrow = milestone.escrow_balance
+    is_open = dispute.status is DisputeStatus.OPEN
+    events = list_events(ctx, milestone.id)
+    # The client's side of each offer as recorded when it was made: once the dispute is over the escrow
+    # has moved on, and the fee would depend on what was released since.
+    offered_to_client = {
+        str(event.data["offer_id"]): int(event.data["to_client"])
+        for event in events
+        if event.action == "settlement_offered" and "offer_id" in event.data
+    }
+    return DisputeDetail(
+        dispute=dispute,
+        milestone=milestone,
+        project=project,
+        client=users[milestone.client_id],
+        freelancer=users[access.milestone_access.freelancer_id],
+        opener=users[dispute.opened_by],
+        escrow=escrow,
+        overdue=is_open and _overdue(ctx, dispute),
+        fee_rate_bps=milestone.fee_rate_bps or 0,
+        fee_if_all_to_freelancer=_fee(milestone, escrow),
+        submissions=[
+            SubmissionView(
+                revision=submission.revision,
+                note=submission.note,
+                created_at=submission.created_at,
+                evidence=[_evidence(item, file_names) for item in submission.evidence],
+            )
+            for submission in submissions
+        ],
+        offers=[
+            OfferView(
+                offer,
+                offered_to_client.get(offer.id, escrow - offer.to_freelancer),
+                _fee(milestone, offer.to_freelancer) if is_open else None,
+            )
+            for offer in disputes.list_offers(ctx, dispute.id)
+        ],
+        events=events,
+    )
+
+
+# Resolving ------------------------------------------------------------------------------------------------
+
+
+_ZERO = re.compile(r"0+(\.0+)?")
+
+
+def _typed_part(text: object, currency: str) -> int:
+    """Minor units from the amount staff typed. Unlike a payment, nothing to the freelancer is a valid
+    ruling, so zero is allowed here (``parse_amount`` refuses it)."""
+    if isinstance(text, str) and _ZERO.fullmatch(text.strip()):
+        return 0
+    return parse_amount(text, currency, param="to_freelancer")
+
+
+def resolve_with_freelancer_part(
+    ctx: Context, dispute_id: str, *, to_freelancer: object, note: object = None
+) -> Dispute:
+    """Staff type the freelancer's part in the milestone's currency (the fee still comes off it); the
+    client gets the rest of the escrow. The disputes service checks again, under its locks, that the two
+    parts add up to the escrow.
+    """
+    _require_staff(ctx)
+    access = disputes.load_dispute(ctx, dispute_id, lock=False).milestone_access
+    if access.role is not Role.STAFF:
+        raise InvalidState(
+            f"You are the {access.role} on this milestone: another staff member must resolve it.",
+            code="staff_is_party",
+        )
+    milestone = access.milestone
+    amount = _typed_part(to_freelancer, milestone.currency)
+    escrow = milestone.escrow_balance
+    if amount > escrow:
+        raise ValidationFailed(
+            f"The escrow holds {format_money(escrow, milestone.currency)}; the freelancer's part "
+            "cannot be more than that.",
+            code="more_than_escrow",
+            param="to_freelancer",
+        )
+    return disputes.resolve(
+        ctx, dispute_id, to_freelancer=amount, to_client=escrow - amount, note=note
+    )

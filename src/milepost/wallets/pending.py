@@ -1,0 +1,84 @@
+"""Staff's to-do list of bank transfers: manual deposits waiting to be confirmed and manual payouts waiting
+to be marked paid, oldest first (the longest-waiting customer comes first).
+
+Only the ``manual`` provider waits on staff; other providers settle themselves. Staff only: anyone else is
+refused with PermissionDenied, as ``confirm_deposit`` and ``mark_payout_paid`` refuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from milepost.kit.context import Context
+from milepost.kit.errors import PermissionDenied
+from milepost.users.models import User
+from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+
+STAFF_CONFIRMED = "manual"
+
+
+def describe_age(age: timedelta) -> str:
+    """How long something has waited, as people say it: "3 days", "5 hours", "under an hour"."""
+    if age >= timedelta(days=1):
+        days = age.days
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = int(age.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return "under an hour"
+
+
+@dataclass(frozen=True)
+class PendingTransfer:
+    id: str
+    user_name: str
+    user_email: str
+    amount: int
+    currency: str
+    reference: str
+    created_at: datetime
+    age: str
+
+
+@dataclass(frozen=True)
+class PendingTransfers:
+    deposits: list[PendingTransfer]
+    payouts: list[PendingTransfer]
+
+
+def pending_transfers(ctx: Context) -> PendingTransfers:
+    """Manual deposits to confirm and manual payouts to mark paid, each oldest first."""
+    if not ctx.require_actor().is_staff:
+        raise PermissionDenied("Only staff can see pending transfers.", code="staff_only")
+    deposits = ctx.session.execute(
+        select(Deposit, User)
+        .join(User, User.id == Deposit.user_id)
+        .where(Deposit.status == DepositStatus.PENDING, Deposit.provider == STAFF_CONFIRMED)
+        .order_by(Deposit.created_at, Deposit.id)
+    ).all()
+    payouts = ctx.session.execute(
+        select(Payout, User)
+        .join(User, User.id == Payout.user_id)
+        .where(Payout.status == PayoutStatus.PENDING, Payout.provider == STAFF_CONFIRMED)
+        .order_by(Payout.created_at, Payout.id)
+    ).all()
+    return PendingTransfers(
+        deposits=[_line(ctx, deposit, user) for deposit, user in deposits],
+        payouts=[_line(ctx, payout, user) for payout, user in payouts],
+    )
+
+
+def _line(ctx: Context, transfer: Deposit | Payout, user: User) -> PendingTransfer:
+    return PendingTransfer(
+        id=transfer.id,
+        user_name=user.name,
+        user_email=user.email,
+        amount=transfer.amount,
+        currency=transfer.currency,
+        reference=transfer.reference,
+        created_at=transfer.created_at,
+        age=describe_age(ctx.now - transfer.created_at),
+    )

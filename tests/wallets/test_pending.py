@@ -1,0 +1,68 @@
+"""Staff's list of manual bank transfers waiting on them: deposits to confirm, payouts to mark paid."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from milepost.kit.errors import PermissionDenied
+from milepost.kit.time import utcnow
+from milepost.wallets import service as wallets
+from milepost.wallets.pending import describe_age, pending_transfers
+from tests.world import World
+
+
+def test_pending_manual_transfers_oldest_first(world: World) -> None:
+    staff = world.user("staff", staff=True)
+    ann, bob = world.user("ann"), world.user("bob")
+    now = utcnow()
+    newer = world.act(
+        ann, wallets.create_deposit, amount=5_000, currency="USD", provider="manual", now=now
+    )
+    older = world.act(
+        bob,
+        wallets.create_deposit,
+        amount=7_000,
+        currency="EUR",
+        provider="manual",
+        now=now - timedelta(days=3),
+    )
+    world.act(ann, wallets.create_deposit, amount=1_000, currency="USD")  # sandbox: settled at once
+    confirmed = world.act(
+        ann, wallets.create_deposit, amount=2_000, currency="USD", provider="manual"
+    )
+    world.act(staff, wallets.confirm_deposit, confirmed.id)
+    payout = world.act(ann, wallets.create_payout, amount=500, currency="USD", provider="manual")
+
+    pending = world.act(staff, pending_transfers)
+    assert [(d.id, d.user_name, d.amount, d.currency, d.age) for d in pending.deposits] == [
+        (older.id, "Bob", 7_000, "EUR", "3 days"),
+        (newer.id, "Ann", 5_000, "USD", "under an hour"),
+    ]
+    assert pending.deposits[0].reference == older.reference
+    assert [(p.id, p.amount, p.reference) for p in pending.payouts] == [
+        (payout.id, 500, payout.reference)
+    ]
+
+    world.act(staff, wallets.mark_payout_paid, payout.id)
+    assert world.act(staff, pending_transfers).payouts == []
+
+
+def test_only_staff_see_pending_transfers(world: World) -> None:
+    with pytest.raises(PermissionDenied):
+        world.act(world.user("ann"), pending_transfers)
+
+
+@pytest.mark.parametrize(
+    ("age", "text"),
+    [
+        (timedelta(minutes=59), "under an hour"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(hours=23, minutes=59), "23 hours"),
+        (timedelta(days=1), "1 day"),
+        (timedelta(days=12, hours=5), "12 days"),
+    ],
+)
+def test_describe_age(age: timedelta, text: str) -> None:
+    assert describe_age(age) == text

@@ -248,7 +248,7 @@ def test_sign_up_takes_the_device_time_zone(
 def test_sign_up_without_javascript_chooses_the_zone_in_the_list(
     base_url: str, db: Database
 ) -> None:
-    http = httpx.Client(base_url=base_url)
+    http = httpx.Client(base_url=base_url, timeout=60)
     form = http.get("/signup").text
     assert '<option value="UTC" selected>' in form
     email = _email("berlin")

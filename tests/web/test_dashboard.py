@@ -116,7 +116,7 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
     form = page.locator("#payout-form")
     before = world.snapshot()
     for typed, message in (("450.01", "available balance"), ("12,3.4.5", "Enter an amount")):
-        form.get_by_label("Sum to withdraw").fill(typed)
+        form.get_by_label("Amount to withdraw").fill(typed)
         form.get_by_role("button", name="Withdraw").click()
         error = page.locator("#payout-amount-error")
         assert message in error.inner_text()
@@ -128,8 +128,8 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
     shot(page, "payout-refused")
 
     form = page.locator("#payout-form")
-    form.get_by_label("Sum to withdraw").fill("150")
-    form.get_by_label("From the balance in").select_option("USD")
+    form.get_by_label("Amount to withdraw").fill("150")
+    form.get_by_label("Currency to withdraw").select_option("USD")
     form.get_by_role("button", name="Withdraw").click()
     assert page.locator("#payout-amount-error").count() == 0
     assert world.balance(freelancer) == available - 15_000
@@ -137,7 +137,7 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
 
     # By bank transfer: the money leaves the balance at once and waits for staff to send it.
     form = page.locator("#payout-form")
-    form.get_by_label("Sum to withdraw").fill("100")
+    form.get_by_label("Amount to withdraw").fill("100")
     form.get_by_label("Bank transfer").check()
     form.get_by_role("button", name="Withdraw").click()
     assert world.balance(freelancer) == available - 25_000
@@ -184,7 +184,7 @@ def test_the_payout_form_refuses_a_missing_token_and_needs_a_session(
 ) -> None:
     freelancer = world.user("freelancer")
     world.deposit(freelancer, 30_000)
-    http = httpx.Client(base_url=base_url)
+    http = httpx.Client(base_url=base_url, timeout=60)
     login_token = csrf_from(http.get("/login").text)
     http.post(
         "/login",

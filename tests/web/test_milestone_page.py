@@ -309,7 +309,7 @@ def test_files_and_receipts_are_not_found_for_outsiders_and_forms_need_their_tok
         assert response.status_code == 404, route
         assert response.headers["content-type"].startswith("text/html")
         assert "Sales dashboard" not in response.text
-    anonymous = httpx.Client(base_url=base_url)
+    anonymous = httpx.Client(base_url=base_url, timeout=60)
     for route in routes:
         response = anonymous.get(route)
         assert response.status_code == 303 and response.headers["location"] == "/login"

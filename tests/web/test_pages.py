@@ -50,15 +50,15 @@ def test_sign_up_deposit_log_out_and_in_again(new_page: Any, shot: Shots, db: Da
     assert page.get_by_role("heading", name="Dashboard").is_visible()
     shot(page, "dashboard-empty")
 
-    page.get_by_label("Amount").fill("1,500.50")
-    page.get_by_label("Currency").fill("USD")
+    page.locator("#deposit-form").get_by_label("Amount").fill("1,500.50")
+    page.locator("#deposit-form").get_by_label("Currency").fill("USD")
     page.get_by_role("button", name="Deposit").click()
     assert page.locator("#balances .available").inner_text() == "$1,500.50"
     assert _available(db, email) == {"USD": 150050}
     shot(page, "dashboard-deposited")
 
     # A refused deposit shows the service's message next to the field and changes nothing.
-    page.get_by_label("Amount").fill("1.005")
+    page.locator("#deposit-form").get_by_label("Amount").fill("1.005")
     page.get_by_role("button", name="Deposit").click()
     assert "at most 2 decimal places" in page.locator("#amount-error").inner_text()
     assert _available(db, email) == {"USD": 150050}
@@ -199,7 +199,7 @@ def test_log_out_revokes_the_session(base_url: str) -> None:
 
 
 def test_the_session_cookie_is_http_only_and_same_site(base_url: str) -> None:
-    http = httpx.Client(base_url=base_url)
+    http = httpx.Client(base_url=base_url, timeout=60)
     web_sign_up(base_url, email := _email("carol")).close()
     token = csrf_from(http.get("/login").text)
     response = http.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
@@ -245,7 +245,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert _available(db, email) == {"USD": 1000}
 
     # Log-in and sign-up forms need the pre-session token too.
-    anonymous = httpx.Client(base_url=base_url)
+    anonymous = httpx.Client(base_url=base_url, timeout=60)
     response = anonymous.post("/login", data={"email": email, "password": PASSWORD})
     assert response.status_code == 403
     response = anonymous.post(
@@ -253,7 +253,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     )
     assert response.status_code == 403
     # A token made for one browser does not work in another.
-    other = httpx.Client(base_url=base_url)
+    other = httpx.Client(base_url=base_url, timeout=60)
     other.get("/login")
     response = other.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": good})
     assert response.status_code == 403
@@ -261,7 +261,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
 
 def test_over_https_the_session_cookie_is_secure(base_url: str) -> None:
     # Behind a TLS-terminating proxy on loopback (uvicorn trusts X-Forwarded-Proto from 127.0.0.1).
-    http = httpx.Client(base_url=base_url, headers={"X-Forwarded-Proto": "https"})
+    http = httpx.Client(base_url=base_url, timeout=60, headers={"X-Forwarded-Proto": "https"})
     form = http.get("/signup")
     pre_session = form.headers["set-cookie"]
     assert "secure" in {part.strip().lower() for part in pre_session.split(";")}
@@ -335,7 +335,7 @@ def test_an_action_the_page_does_not_offer_is_refused_by_the_service(
 def test_the_login_rate_limit_applies_to_the_form(base_url: str) -> None:
     email = _email("mallory")
     web_sign_up(base_url, email).close()
-    http = httpx.Client(base_url=base_url)
+    http = httpx.Client(base_url=base_url, timeout=60)
     token = csrf_from(http.get("/login").text)
     for _ in range(5):
         response = http.post(

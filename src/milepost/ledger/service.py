@@ -29,6 +29,7 @@ from milepost.ledger.models import (
     JournalEntry,
     Posting,
 )
+from milepost.money import format_money
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,8 @@ def post(
         if account.kind in NON_NEGATIVE_KINDS and account.balance + delta < 0:
             whose = "escrow" if account.kind is AccountKind.ESCROW else "available balance"
             raise InsufficientFunds(
-                f"The {whose} holds {account.balance} {account.currency} (minor units); "
-                f"{-delta} is needed.",
+                f"The {whose} holds {format_money(account.balance, account.currency)}; "
+                f"{format_money(-delta, account.currency)} is needed.",
                 param="amount",
             )
 

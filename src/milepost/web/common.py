@@ -20,9 +20,4 @@ def form_errors(error: MilepostError, fields: tuple[str, ...]) -> dict[str, str]
 
 
 def not_found(web: WebDep) -> Response:
-    return web.render(
-        "error.html",
-        status=404,
-        title="Not found",
-        message="There is no such page, or it is not yours to see.",
-    )
+    return web.not_found()

@@ -21,7 +21,6 @@ from milepost.milestones.state import Action
 from milepost.money import parse_amount
 from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
-from milepost.users.models import User
 from milepost.web.common import FormText, not_found
 from milepost.web.session import SignedOut, WebDep
 
@@ -39,20 +38,10 @@ def _milestone(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    def load(ctx: Context) -> tuple[User, page_view.MilestonePage]:
-        return ctx.require_actor(), page_view.milestone_page(ctx, milestone_id)
-
-    try:
-        viewer, page = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    return web.render(
+    return web.page(
         "milestone.html",
+        lambda ctx: page_view.milestone_page(ctx, milestone_id),
         status=status,
-        viewer=viewer,
-        page=page,
         errors=errors or {},
         values=values or {},  # what was typed into a refused form, to type again no more
         Action=Action,
@@ -76,19 +65,14 @@ def _act(
 ) -> Response:
     """Run one milestone action from its form; on refusal, the page again with the error by that form
     (and, given ``values``, what was typed in it)."""
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
-    try:
-        web.write(action)
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    except MilepostError as error:
-        return _milestone(
+    return web.act(
+        csrf_token,
+        action,
+        done=lambda _: f"/milestones/{milestone_id}",
+        refused=lambda error: _milestone(
             web, milestone_id, status=error.status, errors={name: error.message}, values=values
-        )
-    return web.redirect(f"/milestones/{milestone_id}")
+        ),
+    )
 
 
 @router.post("/milestones/{milestone_id}/fund")

@@ -11,13 +11,11 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
-from milepost.kit.errors import MilepostError, NotFound
 from milepost.projects import service as projects
 from milepost.projects import views
 from milepost.projects.views import Form as ProjectForm
-from milepost.users.models import User
-from milepost.web.common import FormText, form_errors, not_found
-from milepost.web.session import SignedOut, WebDep
+from milepost.web.common import FormText, form_errors
+from milepost.web.session import WebDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,25 +38,18 @@ TERMS_FIELDS = tuple(views.TermsForm.__dataclass_fields__)
 
 @router.get("/projects")
 def projects_page(web: WebDep) -> Response:
-    def load(ctx: Context) -> tuple[User, views.ProjectsPage]:
-        return ctx.require_actor(), views.projects_page(ctx)
-
-    try:
-        viewer, page = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    return web.render("projects.html", viewer=viewer, page=page)
+    return web.page("projects.html", views.projects_page)
 
 
 def _new_project_form(
     web: WebDep, *, status: int = 200, errors: dict[str, str], values: dict[str, str]
 ) -> Response:
-    try:
-        viewer = web.read(lambda ctx: ctx.require_actor())
-    except SignedOut:
-        return web.to_login()
-    return web.render(
-        "project_new.html", status=status, viewer=viewer, errors=errors, values=values
+    return web.page(
+        "project_new.html",
+        lambda ctx: ctx.require_actor(),
+        status=status,
+        errors=errors,
+        values=values,
     )
 
 
@@ -76,35 +67,29 @@ def post_project(
     billing_contact_email: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
-    try:
-        project = web.write(
-            lambda ctx: projects.create_project(
-                ctx,
-                title=title,
-                description=description,
-                currency=currency.strip().upper(),
-                billing_contact_email=billing_contact_email.strip() or None,
-            )
-        )
-    except SignedOut:
-        return web.to_login()
-    except MilepostError as error:
-        return _new_project_form(
+    values = {
+        "title": title,
+        "description": description,
+        "currency": currency,
+        "billing_contact_email": billing_contact_email,
+    }
+    return web.act(
+        csrf_token,
+        lambda ctx: projects.create_project(
+            ctx,
+            title=title,
+            description=description,
+            currency=currency.strip().upper(),
+            billing_contact_email=billing_contact_email.strip() or None,
+        ),
+        done=lambda project: f"/projects/{project.id}",
+        refused=lambda error: _new_project_form(
             web,
             status=error.status,
-            errors=form_errors(
-                error, ("title", "description", "currency", "billing_contact_email")
-            ),
-            values={
-                "title": title,
-                "description": description,
-                "currency": currency,
-                "billing_contact_email": billing_contact_email,
-            },
-        )
-    return web.redirect(f"/projects/{project.id}")
+            errors=form_errors(error, tuple(values)),
+            values=values,
+        ),
+    )
 
 
 # One project and its forms -----------------------------------------------------------------------------
@@ -120,21 +105,10 @@ def _project(
     values: dict[str, Any] | None = None,
 ) -> Response:
     """The project page; after a refused form, with the message by that form and what was typed."""
-
-    def load(ctx: Context) -> tuple[User, views.ProjectPage]:
-        return ctx.require_actor(), views.project_page(ctx, project_id)
-
-    try:
-        viewer, page = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    return web.render(
+    return web.page(
         "project.html",
+        lambda ctx: views.project_page(ctx, project_id),
         status=status,
-        viewer=viewer,
-        page=page,
         Form=ProjectForm,
         failed=failed,
         errors=errors or {},
@@ -159,24 +133,19 @@ def _act(
     values: dict[str, Any] | None = None,
 ) -> Response:
     """Run one form's service call; on refusal, the project page again with the error by that form."""
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
-    try:
-        web.write(action)
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    except MilepostError as error:
-        return _project(
+    return web.act(
+        csrf_token,
+        action,
+        done=lambda _: f"/projects/{project_id}",
+        refused=lambda error: _project(
             web,
             project_id,
             status=error.status,
             failed=form,
             errors=form_errors(error, fields),
             values=values,
-        )
-    return web.redirect(f"/projects/{project_id}")
+        ),
+    )
 
 
 @router.post("/projects/{project_id}/proposals")
@@ -303,20 +272,10 @@ def _terms(
     errors: dict[str, str] | None = None,
     form: views.TermsForm | None = None,
 ) -> Response:
-    def load(ctx: Context) -> tuple[User, views.TermsPage]:
-        return ctx.require_actor(), views.terms_page(ctx, milestone_id)
-
-    try:
-        viewer, page = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    return web.render(
+    return web.page(
         "project_terms.html",
+        lambda ctx: views.terms_page(ctx, milestone_id),
         status=status,
-        viewer=viewer,
-        page=page,
         errors=errors or {},
         form=form,
     )
@@ -344,8 +303,6 @@ def edit_terms(
     dependencies: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
     form = views.TermsForm(
         title=title,
         description=description,
@@ -359,18 +316,15 @@ def edit_terms(
         exclusions=exclusions,
         dependencies=dependencies,
     )
-    try:
-        milestone = web.write(lambda ctx: views.edit_terms(ctx, milestone_id, form))
-    except SignedOut:
-        return web.to_login()
-    except NotFound:
-        return not_found(web)
-    except MilepostError as error:
-        return _terms(
+    return web.act(
+        csrf_token,
+        lambda ctx: views.edit_terms(ctx, milestone_id, form),
+        done=lambda milestone: f"/projects/{milestone.project_id}",
+        refused=lambda error: _terms(
             web,
             milestone_id,
             status=error.status,
             errors=form_errors(error, TERMS_FIELDS),
             form=form,
-        )
-    return web.redirect(f"/projects/{milestone.project_id}")
+        ),
+    )

@@ -27,7 +27,7 @@ from jinja2 import pass_context
 from milepost.auth.service import user_for_token
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.kit.errors import AuthenticationFailed
+from milepost.kit.errors import AuthenticationFailed, MilepostError, NotFound
 from milepost.money import format_money
 from milepost.notifications.service import unread_count
 from milepost.settings import Settings
@@ -202,6 +202,58 @@ class Web:
                 path="/",
             )
         return response
+
+    # The two shapes of every page -----------------------------------------------------------------------
+
+    def page(
+        self,
+        template: str,
+        load: Callable[[Context], object],
+        *,
+        status: int = 200,
+        hidden: tuple[type[Exception], ...] = (NotFound,),
+        **values: Any,
+    ) -> Response:
+        """A signed-in page: its read model loaded as the viewer and rendered as ``page``. Signed out: the
+        log-in page; what ``hidden`` names (not theirs to see): the 404 page."""
+        try:
+            page = self.read(load)
+        except SignedOut:
+            return self.to_login()
+        except hidden:
+            return self.not_found()
+        return self.render(template, status=status, page=page, **values)
+
+    def act(
+        self,
+        csrf_token: str,
+        action: Callable[[Context], T],
+        *,
+        done: Callable[[T], str],
+        refused: Callable[[MilepostError], Response],
+        hidden: tuple[type[Exception], ...] = (NotFound,),
+    ) -> Response:
+        """One form's service call in one unit of work: a redirect to ``done(result)`` when it is taken;
+        when the service refuses, ``refused(error)`` (the page again, the message by the form)."""
+        if not self.csrf_ok(csrf_token, signed_in=True):
+            return self.forbidden()
+        try:
+            result = self.write(action)
+        except SignedOut:
+            return self.to_login()
+        except hidden:
+            return self.not_found()
+        except MilepostError as error:
+            return refused(error)
+        return self.redirect(done(result))
+
+    def not_found(self) -> HTMLResponse:
+        return self.render(
+            "error.html",
+            status=404,
+            title="Not found",
+            message="There is no such page, or it is not yours to see.",
+        )
 
     def redirect(self, path: str) -> RedirectResponse:
         # 303: the browser follows a POST's answer with a GET, so reloading does not post again.

@@ -16,13 +16,12 @@ from fastapi.responses import Response
 
 from milepost.disputes import queue
 from milepost.kit.context import Context
-from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
+from milepost.kit.errors import NotFound, PermissionDenied
 from milepost.ledger.verify import VerifyReport, verify_as_staff
-from milepost.users.models import User
 from milepost.wallets import pending
 from milepost.wallets import service as wallets
-from milepost.web.common import FormText, form_errors, not_found
-from milepost.web.session import SignedOut, WebDep
+from milepost.web.common import FormText, form_errors
+from milepost.web.session import WebDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +36,6 @@ HIDDEN = (
 
 @dataclass(frozen=True)
 class _Overview:
-    viewer: User
     disputes: list[queue.QueueLine]
     transfers: pending.PendingTransfers
     ledger: VerifyReport | None
@@ -59,22 +57,13 @@ def _overview(
 
     def load(ctx: Context) -> _Overview:
         return _Overview(
-            viewer=ctx.require_actor(),
             disputes=queue.dispute_queue(ctx),
             transfers=pending.pending_transfers(ctx),
             ledger=verify_as_staff(ctx) if verify else None,
             checked_at=ctx.now,
         )
 
-    try:
-        overview = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    except HIDDEN:
-        return not_found(web)
-    return web.render(
-        "staff.html", status=status, viewer=overview.viewer, page=overview, errors=errors or {}
-    )
+    return web.page("staff.html", load, status=status, hidden=HIDDEN, errors=errors or {})
 
 
 @router.get("/staff")
@@ -84,17 +73,13 @@ def staff_page(web: WebDep, verify: bool = False) -> Response:
 
 def _transfer_action(web: WebDep, csrf_token: str, name: str, action: Any) -> Response:
     """Confirm a deposit or mark a payout paid; on refusal, the staff page with the error by its form."""
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
-    try:
-        web.write(action)
-    except SignedOut:
-        return web.to_login()
-    except HIDDEN:
-        return not_found(web)
-    except MilepostError as error:
-        return _overview(web, status=error.status, errors={name: error.message})
-    return web.redirect("/staff")
+    return web.act(
+        csrf_token,
+        action,
+        done=lambda _: "/staff",
+        refused=lambda error: _overview(web, status=error.status, errors={name: error.message}),
+        hidden=HIDDEN,
+    )
 
 
 @router.post("/staff/deposits/{deposit_id}/confirm")
@@ -128,20 +113,11 @@ def _dispute(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    def load(ctx: Context) -> tuple[User, queue.DisputeDetail]:
-        return ctx.require_actor(), queue.dispute_detail(ctx, dispute_id)
-
-    try:
-        viewer, detail = web.read(load)
-    except SignedOut:
-        return web.to_login()
-    except HIDDEN:
-        return not_found(web)
-    return web.render(
+    return web.page(
         "staff_dispute.html",
+        lambda ctx: queue.dispute_detail(ctx, dispute_id),
         status=status,
-        viewer=viewer,
-        page=detail,
+        hidden=HIDDEN,
         errors=errors or {},
         values=values or {},
     )
@@ -160,24 +136,18 @@ def resolve(
     note: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
-    try:
-        web.write(
-            lambda ctx: queue.resolve_with_freelancer_part(
-                ctx, dispute_id, to_freelancer=to_freelancer, note=note or None
-            )
-        )
-    except SignedOut:
-        return web.to_login()
-    except HIDDEN:
-        return not_found(web)
-    except MilepostError as error:
-        return _dispute(
+    return web.act(
+        csrf_token,
+        lambda ctx: queue.resolve_with_freelancer_part(
+            ctx, dispute_id, to_freelancer=to_freelancer, note=note or None
+        ),
+        done=lambda _: f"/staff/disputes/{dispute_id}",
+        refused=lambda error: _dispute(
             web,
             dispute_id,
             status=error.status,
             errors=form_errors(error, ("to_freelancer", "note")),
             values={"to_freelancer": to_freelancer, "note": note},
-        )
-    return web.redirect(f"/staff/disputes/{dispute_id}")
+        ),
+        hidden=HIDDEN,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -13,7 +14,6 @@ from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.milestones import views
 from milepost.money import format_money, parse_amount
-from milepost.users.models import User
 from milepost.wallets import service as wallets
 from milepost.web import charts
 from milepost.web.common import FormText, form_errors
@@ -66,11 +66,8 @@ def _dashboard(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    def load(ctx: Context) -> tuple[User, views.Dashboard]:
-        return ctx.require_actor(), views.dashboard(ctx, tab=tab)
-
     try:
-        viewer, dashboard = web.read(load)
+        dashboard = web.read(lambda ctx: views.dashboard(ctx, tab=tab))
     except SignedOut:
         return web.to_login()
     except MilepostError as error:
@@ -78,7 +75,6 @@ def _dashboard(
     return web.render(
         "dashboard.html",
         status=status,
-        viewer=viewer,
         dashboard=dashboard,
         history=[
             _chart_view(chart, kind="history", title="Money over time")
@@ -98,6 +94,32 @@ def dashboard_page(web: WebDep, tab: str | None = None) -> Response:
     return _dashboard(web, tab)
 
 
+def _wallet_form(
+    web: WebDep,
+    csrf_token: str,
+    action: Callable[[Context], object],
+    *,
+    prefix: str,
+    typed: dict[str, str],
+) -> Response:
+    """A deposit or payout form; refused, the dashboard again with the message by the field. The payout
+    form's fields are named apart from the deposit form's (``payout-amount``, ...)."""
+
+    def refused(error: MilepostError) -> Response:
+        return _dashboard(
+            web,
+            None,
+            status=error.status,
+            errors={
+                prefix + field: message
+                for field, message in form_errors(error, WALLET_FIELDS).items()
+            },
+            values={prefix + field: value for field, value in typed.items()},
+        )
+
+    return web.act(csrf_token, action, done=lambda _: "/", refused=refused)
+
+
 @router.post("/deposits")
 def deposit(
     web: WebDep,
@@ -106,28 +128,16 @@ def deposit(
     provider: FormText = "sandbox",
     csrf_token: FormText = "",
 ) -> Response:
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
     code = currency.strip().upper()
-
-    def create(ctx: Context) -> None:
-        wallets.create_deposit(
+    return _wallet_form(
+        web,
+        csrf_token,
+        lambda ctx: wallets.create_deposit(
             ctx, amount=parse_amount(amount, code), currency=code, provider=provider
-        )
-
-    try:
-        web.write(create)
-    except SignedOut:
-        return web.to_login()
-    except MilepostError as error:
-        return _dashboard(
-            web,
-            None,
-            status=error.status,
-            errors=form_errors(error, WALLET_FIELDS),
-            values={"amount": amount, "currency": currency, "provider": provider},
-        )
-    return web.redirect("/")
+        ),
+        prefix="",
+        typed={"amount": amount, "currency": currency, "provider": provider},
+    )
 
 
 @router.post("/payouts")
@@ -138,31 +148,13 @@ def payout(
     provider: FormText = "sandbox",
     csrf_token: FormText = "",
 ) -> Response:
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
     code = currency.strip().upper()
-
-    def create(ctx: Context) -> None:
-        wallets.create_payout(
+    return _wallet_form(
+        web,
+        csrf_token,
+        lambda ctx: wallets.create_payout(
             ctx, amount=parse_amount(amount, code), currency=code, provider=provider
-        )
-
-    try:
-        web.write(create)
-    except SignedOut:
-        return web.to_login()
-    except MilepostError as error:
-        # The payout form's fields are named apart from the deposit form's (payout-amount, ...).
-        refused = form_errors(error, WALLET_FIELDS)
-        return _dashboard(
-            web,
-            None,
-            status=error.status,
-            errors={f"payout-{field}": message for field, message in refused.items()},
-            values={
-                "payout-amount": amount,
-                "payout-currency": currency,
-                "payout-provider": provider,
-            },
-        )
-    return web.redirect("/")
+        ),
+        prefix="payout-",
+        typed={"amount": amount, "currency": currency, "provider": provider},
+    )

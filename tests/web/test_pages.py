@@ -198,6 +198,23 @@ def test_log_out_revokes_the_session(base_url: str) -> None:
     assert api.status_code == 401
 
 
+def test_logging_in_again_revokes_the_session_it_replaces(base_url: str) -> None:
+    email = _email("carol")
+    http = web_sign_up(base_url, email)
+    first = http.cookies["milepost_session"]
+    token = csrf_from(http.get("/login").text)
+    response = http.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 303
+    second = http.cookies["milepost_session"]
+    assert second != first
+    assert http.get("/").status_code == 200
+    for session, status in ((first, 401), (second, 200)):
+        me = httpx.get(
+            f"{base_url}/v1/me", headers={"Authorization": f"Bearer {session}"}, timeout=60
+        )
+        assert me.status_code == status
+
+
 def test_the_session_cookie_is_http_only_and_same_site(base_url: str) -> None:
     http = httpx.Client(base_url=base_url, timeout=60)
     web_sign_up(base_url, email := _email("carol")).close()

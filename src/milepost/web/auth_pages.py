@@ -20,6 +20,15 @@ router = APIRouter(include_in_schema=False)
 # Signing up, in and out --------------------------------------------------------------------------------
 
 
+def _new_session(web: WebDep, ctx: Context, *, email: str, password: str) -> str:
+    """Sign in; the session this browser had before (if any) is revoked in the same unit of work, so
+    signing in as someone else leaves no live token behind in a dropped cookie."""
+    token, _user = auth.sign_in(ctx, email=email, password=password, address=web.client_address)
+    if web.session_token is not None:
+        auth.revoke_token(ctx, web.session_token)
+    return token
+
+
 @router.get("/signup")
 def signup_page(web: WebDep) -> Response:
     return web.render(
@@ -46,8 +55,7 @@ def signup(
 
     def sign_up(ctx: Context) -> str:
         create_user(ctx.session, email=email, name=name, password=password, time_zone=time_zone)
-        token, _user = auth.sign_in(ctx, email=email, password=password, address=None)
-        return token
+        return _new_session(web, ctx, email=email, password=password)
 
     try:
         token = web.write(sign_up, signed_in=False)
@@ -79,9 +87,7 @@ def login(
         return web.forbidden()
     try:
         token = web.write(
-            lambda ctx: auth.sign_in(
-                ctx, email=email, password=password, address=web.client_address
-            )[0],
+            lambda ctx: _new_session(web, ctx, email=email, password=password),
             signed_in=False,
         )
     except MilepostError as error:

@@ -312,7 +312,7 @@ def test_offers_within_the_escrow_and_accepting_one_resolves_with_that_split(wor
     }
     assert offers == {
         whole.id: (100_000, OfferStatus.SUPERSEDED),
-        nothing.id: (0, OfferStatus.OPEN),
+        nothing.id: (0, OfferStatus.CLOSED),  # the dispute ended before it was taken up
         offer.id: (60_000, OfferStatus.ACCEPTED),
     }
 
@@ -526,3 +526,30 @@ def test_an_answer_from_the_other_party_stops_the_deadline(world: World) -> None
         world.act(None, disputes.resolve_unanswered, third.id, now=late)
     assert world.snapshot() == before
     assert world.get(withdrawn).status is S.FUNDED
+
+
+@pytest.mark.parametrize("ending", ["offer accepted", "resolved by staff", "withdrawn"])
+def test_offers_still_open_when_the_dispute_ends_are_closed(world: World, ending: str) -> None:
+    client, freelancer, project = world.parties()
+    staff = world.user("staff", staff=True)
+    milestone_id = drive(world, client, freelancer, project, S.SUBMITTED)
+    opened = open_dispute(world, client, milestone_id)
+    mine = world.act(client, disputes.make_offer, opened.id, to_freelancer=20_000)
+    theirs = world.act(freelancer, disputes.make_offer, opened.id, to_freelancer=80_000)
+
+    if ending == "offer accepted":
+        world.act(freelancer, disputes.accept_offer, opened.id, mine.id)
+        expected = {mine.id: OfferStatus.ACCEPTED, theirs.id: OfferStatus.CLOSED}
+    elif ending == "resolved by staff":
+        world.act(staff, disputes.resolve, opened.id, to_freelancer=50_000, to_client=50_000)
+        expected = {mine.id: OfferStatus.CLOSED, theirs.id: OfferStatus.CLOSED}
+    else:
+        world.act(client, disputes.withdraw, opened.id)
+        expected = {mine.id: OfferStatus.CLOSED, theirs.id: OfferStatus.CLOSED}
+
+    offers = world.act(client, disputes.list_offers, opened.id)
+    assert {offer.id: offer.status for offer in offers} == expected
+    # Neither can be taken up any more by the party it was made to.
+    for taker, offer in ((freelancer, mine), (client, theirs)):
+        with pytest.raises(InvalidState):
+            world.act(taker, disputes.accept_offer, opened.id, offer.id)

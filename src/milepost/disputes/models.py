@@ -26,6 +26,7 @@ class OfferStatus(StrEnum):
     OPEN = "open"
     ACCEPTED = "accepted"
     SUPERSEDED = "superseded"  # a newer offer from the same party replaced it
+    CLOSED = "closed"  # the dispute ended (withdrawn, or resolved otherwise) while it was open
 
 
 class Dispute(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from milepost.audit import service as audit
 from milepost.disputes.models import (
@@ -206,6 +206,7 @@ def withdraw(ctx: Context, dispute_id: str) -> Dispute:
     _require_open(dispute)
     dispute.status = DisputeStatus.WITHDRAWN
     dispute.ended_at = ctx.now
+    _close_open_offers(ctx, dispute)
     # The clocks stood still while the dispute was open: a review period or release delay that was
     # running resumes with the time it had left, rather than lapsing the moment the dispute ends.
     milestone = access.milestone_access.milestone
@@ -301,6 +302,7 @@ def _settle(
     milestone.refunded_amount += to_client
     milestone.fee_amount += fee
     dispute.status = DisputeStatus.RESOLVED
+    _close_open_offers(ctx, dispute)
     dispute.resolution = resolution
     dispute.to_freelancer = to_freelancer
     dispute.to_client = to_client
@@ -322,6 +324,19 @@ def _settle(
         "dispute_resolved",
         amount=to_freelancer + to_client,
         data=data,
+    )
+
+
+def _close_open_offers(ctx: Context, dispute: Dispute) -> None:
+    """A dispute that ends leaves no offer open: whatever was not accepted can no longer be."""
+    ctx.session.execute(
+        update(SettlementOffer)
+        .where(
+            SettlementOffer.dispute_id == dispute.id,
+            SettlementOffer.status == OfferStatus.OPEN,
+        )
+        .values(status=OfferStatus.CLOSED)
+        .execution_options(synchronize_session="fetch")
     )
 
 

@@ -82,7 +82,9 @@ class Shots:
 @pytest.fixture
 def shot(request: pytest.FixtureRequest) -> Shots:
     folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    shutil.rmtree(folder, ignore_errors=True)  # only this run's screenshots, not an earlier run's too
+    shutil.rmtree(
+        folder, ignore_errors=True
+    )  # only this run's screenshots, not an earlier run's too
     return Shots(folder)
 
 

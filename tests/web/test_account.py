@@ -109,17 +109,29 @@ def test_the_freelancer_is_notified_of_funding_and_marks_it_read(
     item.get_by_role("link", name="“Contacts import” is funded: $2,500.00 in escrow").click()
     assert page.url.endswith(f"/milestones/{ids[0]}")
     assert page.get_by_role("heading", name="Contacts import").is_visible()
+    # Following it marked it read.
+    assert _badge(page) is None
+    assert _unread(db, freelancer_api.user["email"]) == 0
     shot(page, "milestone-from-notification")
 
     # A second one, then each way of marking read.
     client_api.ok("POST", f"/v1/milestones/{ids[1]}/fund")
     page.goto("/notifications")
-    assert _badge(page) == "2"
+    assert _badge(page) == "1"
     mark_reports = page.get_by_role("button", name=re.compile("^Mark as read.*Reports"))
     mark_reports.click()
-    assert _badge(page) == "1"
-    assert _unread(db, freelancer_api.user["email"]) == 1
-    assert page.locator("#notifications li.unread").count() == 1
+    assert _badge(page) is None
+    assert _unread(db, freelancer_api.user["email"]) == 0
+    for title in ("Training", "Testing"):  # two more: "created" news for the freelancer
+        client_api.ok(
+            "POST",
+            f"/v1/projects/{project['id']}/milestones",
+            {"title": title, "amount": 1000, "acceptance_criteria": ["Works"]},
+            status=201,
+        )
+    page.goto("/notifications")
+    assert _badge(page) == "2"
+    assert page.locator("#notifications li.unread").count() == 2
     page.get_by_role("button", name="Mark all as read").click()
     assert _badge(page) is None
     assert page.locator("#unread-summary").inner_text() == "Nothing unread."
@@ -158,6 +170,7 @@ def test_notifications_page_through_older_ones_and_stay_private(
     )
     assert response.status_code == 404
     assert "Not found" in response.text
+    assert other.get(f"/notifications/{theirs.group(1)}/open").status_code == 404
     # And a form without its token is refused, changing nothing.
     response = http.post("/notifications/read-all", data={"csrf_token": "forged"})
     assert response.status_code == 403

@@ -189,6 +189,15 @@ def mark_read(ctx: Context, notification_id: str) -> Notification:
     return notification
 
 
+def page_path(notification: Notification) -> str:
+    """The web page a notification is about: its milestone, else its project, else the list."""
+    if notification.milestone_id is not None:
+        return f"/milestones/{notification.milestone_id}"
+    if notification.project_id is not None:
+        return f"/projects/{notification.project_id}"
+    return "/notifications"
+
+
 def mark_all_read(ctx: Context) -> int:
     """Mark every unread notification of the actor read; returns how many were."""
     result = ctx.session.execute(

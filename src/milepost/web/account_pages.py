@@ -55,6 +55,19 @@ def mark_read(web: WebDep, notification_id: str, csrf_token: FormText = "") -> R
     )
 
 
+@router.get("/notifications/{notification_id}/open")
+def open_notification(web: WebDep, notification_id: str) -> Response:
+    """Following a notification's link marks it read and goes to what it is about. A GET that changes
+    state, on purpose and harmlessly: the worst another site can do with it is mark one read."""
+    try:
+        opened = web.write(lambda ctx: notifications.mark_read(ctx, notification_id))
+    except SignedOut:
+        return web.to_login()
+    except NotFound:
+        return web.not_found()
+    return web.redirect(notifications.page_path(opened))
+
+
 # Profiles ----------------------------------------------------------------------------------------------
 
 

@@ -22,6 +22,16 @@ import pytest
 from tests.api.conftest import PASSWORD, base_url, settings, sign_up  # noqa: F401 (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The pages run on SQLite only: they add no storage code of their own (every query they make is a
+    service's or a read model's, run on both backends by the service and API tests), and a browser test
+    costs seconds, which CI's 15 minutes cannot pay twice. test_story.py runs the whole story on both."""
+    return str(request.param)
+
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from milepost.demo import CRM_MILESTONES
 from milepost.kit.context import Context
@@ -21,6 +22,7 @@ from milepost.money import fee_on, format_money
 from milepost.settings import Settings
 from milepost.users.service import create_user, get_user_by_email
 from milepost.wallets.service import balances
+from tests.conftest import BACKENDS
 from tests.web.conftest import Shots, log_in
 from tests.world import PASSWORD
 
@@ -30,6 +32,12 @@ LUCAS_MILESTONES = [
     ("Phase 1: migration and set-up", 2_900_000),
     ("Phase 2: integrations", 2_900_000),
 ]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The end-to-end stories run on both databases (the other web tests on SQLite only)."""
+    return str(request.param)
 
 
 def _usd(amount: int) -> str:

@@ -299,3 +299,16 @@ def test_parse_amount_refuses_what_is_not_a_plain_amount(text: object, currency:
 
     with pytest.raises(ValidationFailed):
         parse_amount(text, currency)
+
+
+def test_parse_amount_takes_zero_only_when_asked() -> None:
+    from milepost.money import parse_amount
+
+    for typed in ("0", "0.00", "0,000"):
+        with pytest.raises(ValidationFailed):
+            parse_amount(typed, "USD")
+        assert parse_amount(typed, "USD", allow_zero=True) == 0
+    assert parse_amount("1,250.50", "USD", allow_zero=True) == 125_050
+    for typed in ("-5", "1.005", "", "ten"):
+        with pytest.raises(ValidationFailed):
+            parse_amount(typed, "USD", allow_zero=True)

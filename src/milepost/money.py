@@ -60,9 +60,12 @@ def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = Fal
     return value
 
 
-def parse_amount(text: Any, currency: Any, *, param: str = "amount") -> int:
+def parse_amount(
+    text: Any, currency: Any, *, param: str = "amount", allow_zero: bool = False
+) -> int:
     """Minor units from an amount as people type it ("1,500.50" USD -> 150050); refuse more decimals
-    than the currency has, and anything that is not a plain positive number (no signs, no exponents)."""
+    than the currency has, and anything that is not a plain positive number (no signs, no exponents).
+    ``allow_zero`` for the amounts where nothing is a valid answer (a dispute's part for one side)."""
     code = validate_currency(currency)
     cleaned = text.strip().replace(",", "") if isinstance(text, str) else ""
     if not _PLAIN_AMOUNT.fullmatch(cleaned):
@@ -76,7 +79,7 @@ def parse_amount(text: Any, currency: Any, *, param: str = "amount") -> int:
             code="invalid_amount",
             param=param,
         )
-    return validate_amount(int(minor), param=param)
+    return validate_amount(int(minor), param=param, allow_zero=allow_zero)
 
 
 def exponent(currency: str) -> int:

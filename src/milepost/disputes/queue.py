@@ -7,7 +7,6 @@ PermissionDenied, as the staff-only wallet and ledger calls are (the pages show 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -244,17 +243,6 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
 # Resolving ------------------------------------------------------------------------------------------------
 
 
-_ZERO = re.compile(r"0+(\.0+)?")
-
-
-def _typed_part(text: object, currency: str) -> int:
-    """Minor units from the amount staff typed. Unlike a payment, nothing to the freelancer is a valid
-    ruling, so zero is allowed here (``parse_amount`` refuses it)."""
-    if isinstance(text, str) and _ZERO.fullmatch(text.strip()):
-        return 0
-    return parse_amount(text, currency, param="to_freelancer")
-
-
 def resolve_with_freelancer_part(
     ctx: Context, dispute_id: str, *, to_freelancer: object, note: object = None
 ) -> Dispute:
@@ -270,7 +258,8 @@ def resolve_with_freelancer_part(
             code="staff_is_party",
         )
     milestone = access.milestone
-    amount = _typed_part(to_freelancer, milestone.currency)
+    # Nothing to the freelancer is a valid ruling, unlike a payment.
+    amount = parse_amount(to_freelancer, milestone.currency, param="to_freelancer", allow_zero=True)
     escrow = milestone.escrow_balance
     if amount > escrow:
         raise ValidationFailed(

@@ -26,7 +26,6 @@ from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone, Submission
 from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, allowed_actions
-from milepost.money import parse_amount
 from milepost.projects.models import Project
 from milepost.receipts.service import Receipt, list_receipts
 from milepost.review.service import ReviewContext, Revision, review_context
@@ -230,12 +229,3 @@ def open_dispute_id(ctx: Context, milestone_id: str) -> str:
     if dispute_id is None:
         raise InvalidState("This milestone has no open dispute.", code="no_open_dispute")
     return dispute_id
-
-
-def offer_amount(text: str, currency: str) -> int:
-    """The freelancer's part of a settlement offer as typed; unlike other amounts it may be nothing
-    (the whole escrow back to the client)."""
-    digits = text.strip().replace(",", "")
-    if digits and set(digits.replace(".", "", 1)) == {"0"}:
-        return 0
-    return parse_amount(text, currency, param="to_freelancer")

@@ -240,7 +240,8 @@ def make_offer(
         disputes.make_offer(
             ctx,
             page_view.open_dispute_id(ctx, milestone_id),
-            to_freelancer=page_view.offer_amount(amount, currency),
+            # Offering the freelancer nothing (all back to the client) is a valid offer.
+            to_freelancer=parse_amount(amount, currency, param="to_freelancer", allow_zero=True),
         )
 
     return _act(web, milestone_id, csrf_token, page_view.Form.MAKE_OFFER, offer)

@@ -55,3 +55,22 @@ def test_an_unknown_time_zone_is_refused_and_no_user_is_made(base_url: str, db: 
         assert_error(response, 422, "validation", param="time_zone")
     with db.read_only() as session:
         assert session.scalar(select(User.id).where(User.email == email)) is None
+
+
+def test_a_user_changes_their_time_zone_and_a_bad_one_changes_nothing(
+    base_url: str,  # noqa: F811
+    db: Database,
+) -> None:
+    anonymous = Client(base_url)
+    email = _email()
+    anonymous.ok("POST", "/v1/users", {"email": email, "name": "Ines", "password": PASSWORD}, 201)
+    token = anonymous.ok("POST", "/v1/tokens", {"email": email, "password": PASSWORD})["token"]
+    me = Client(base_url, token)
+
+    assert me.ok("PATCH", "/v1/me", {"time_zone": "Europe/Lisbon"})["time_zone"] == "Europe/Lisbon"
+    for body in ({"time_zone": "Lisbon"}, {"time_zone": None}, {"name": "Other"}, {}):
+        assert_error(me.patch("/v1/me", body), 422, "validation")
+    assert me.ok("GET", "/v1/me")["time_zone"] == "Europe/Lisbon"
+    with db.read_only() as session:
+        assert session.scalar(select(User.time_zone).where(User.email == email)) == "Europe/Lisbon"
+    assert_error(anonymous.patch("/v1/me", {"time_zone": "UTC"}), 401, "authentication")

@@ -9,7 +9,7 @@ from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.http import ApiDep
 from milepost.users import service
-from milepost.users.schemas import SignIn, SignUp, TokenOut, UserOut
+from milepost.users.schemas import MeUpdate, SignIn, SignUp, TokenOut, UserOut
 
 router = APIRouter(tags=["users"])
 
@@ -52,3 +52,12 @@ async def sign_out(api: ApiDep) -> Response:
 @router.get("/me", response_model=UserOut)
 def me(api: ApiDep) -> Response:
     return api.read(lambda ctx: ctx.require_actor(), UserOut.of)
+
+
+@router.patch("/me", response_model=UserOut)
+async def update_me(body: MeUpdate, api: ApiDep) -> Response:
+    """Change the signed-in user's own settings (today: the time zone)."""
+    return await api.write(
+        lambda ctx: service.set_time_zone(ctx.session, ctx.require_actor(), body.time_zone),
+        UserOut.of,
+    )

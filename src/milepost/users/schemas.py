@@ -18,6 +18,12 @@ class SignUp(Body):
     )
 
 
+class MeUpdate(Body):
+    time_zone: StrictStr = Field(
+        description="An IANA time zone name (Europe/Berlin); the web app shows times in it."
+    )
+
+
 class SignIn(Body):
     email: StrictStr
     password: StrictStr

@@ -12,9 +12,10 @@ from milepost.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from milepost.milestones import service as milestones
 from milepost.milestones.state import MilestoneStatus as S
 from milepost.milestones.state import Role
+from milepost.projects import forms, views
 from milepost.projects import service as projects
-from milepost.projects import views
-from milepost.projects.views import Form, ProposedRow, TermsForm
+from milepost.projects.forms import ProposedRow, TermsForm
+from milepost.projects.views import Form
 from tests.world import World
 
 
@@ -141,14 +142,14 @@ def test_a_proposal_from_the_form_skips_blank_rows_and_names_the_form_row(world:
         typed = [*rows[:3], row, *rows[4:]]
         with pytest.raises(ValidationFailed) as refused:
             world.act(
-                freelancer, views.propose, project.id, amount=total, cover_letter="", rows=typed
+                freelancer, forms.propose, project.id, amount=total, cover_letter="", rows=typed
             )
         assert refused.value.param == param
         assert message in refused.value.message
         assert world.snapshot() == before
 
     proposal = world.act(
-        freelancer, views.propose, project.id, amount="1500", cover_letter="Hi", rows=rows
+        freelancer, forms.propose, project.id, amount="1500", cover_letter="Hi", rows=rows
     )
     assert proposal.amount == 150_000
     assert proposal.milestones == [
@@ -161,7 +162,7 @@ def test_a_proposal_from_the_form_skips_blank_rows_and_names_the_form_row(world:
         {"title": "Build", "amount": 49_950, "due_date": None, "acceptance_criteria": []},
     ]
     with pytest.raises(PermissionDenied):  # the service still decides who may propose
-        world.act(client, views.propose, project.id, amount="1", cover_letter="", rows=rows[:1])
+        world.act(client, forms.propose, project.id, amount="1", cover_letter="", rows=rows[:1])
 
 
 def test_terms_from_the_form(world: World) -> None:
@@ -178,7 +179,7 @@ def test_terms_from_the_form(world: World) -> None:
         "Hosting",
     )
     # The page's own text, sent back unchanged, changes nothing.
-    world.act(client, views.edit_terms, milestone.id, page.form)
+    world.act(client, forms.edit_terms, milestone.id, page.form)
     assert world.get(milestone.id).event_count == milestone.event_count
 
     form = TermsForm(
@@ -190,7 +191,7 @@ def test_terms_from_the_form(world: World) -> None:
             "required_evidence": "Screenshot\nLink to PR",
         }
     )
-    world.act(client, views.edit_terms, milestone.id, form)
+    world.act(client, forms.edit_terms, milestone.id, form)
     edited = world.get(milestone.id)
     assert (edited.amount, edited.due_date, edited.review_period_days) == (2_250, None, 7)
     assert edited.required_evidence == ["Screenshot", "Link to PR"]
@@ -204,7 +205,7 @@ def test_terms_from_the_form(world: World) -> None:
     ]:
         with pytest.raises(ValidationFailed) as refused:
             world.act(
-                client, views.edit_terms, milestone.id, TermsForm(**{**vars(form), field: text})
+                client, forms.edit_terms, milestone.id, TermsForm(**{**vars(form), field: text})
             )
         assert refused.value.param == param
         assert world.snapshot() == before
@@ -221,13 +222,13 @@ def test_terms_from_the_form(world: World) -> None:
 
 def test_a_bonus_and_a_milestone_from_the_form_are_in_the_projects_currency(world: World) -> None:
     client, freelancer, project = world.parties("JPY", wallet=10_000)
-    world.act(client, views.give_bonus, project.id, amount="1,000", note="Thanks")
+    world.act(client, forms.give_bonus, project.id, amount="1,000", note="Thanks")
     assert world.balance(freelancer, "JPY") == 900  # less the 10% fee
     with pytest.raises(ValidationFailed):
-        world.act(client, views.give_bonus, project.id, amount="1.5", note="")
+        world.act(client, forms.give_bonus, project.id, amount="1.5", note="")
     created = world.act(
         client,
-        views.add_milestone,
+        forms.add_milestone,
         project.id,
         TermsForm(
             title="Launch",

@@ -1,34 +1,29 @@
-"""Read models for the project pages, and the turning of their typed form input into service calls.
-
-The pages only lay these out: which projects a viewer is shown, the figures, the proposals to compare and
-which forms the viewer is offered are decided here. Forms send text as people type it ("1,500.50", one
-criterion per line, blank rows); the functions at the end turn it into the services' arguments in the
-project's currency and call the service, which stays the authority on every rule.
+"""Read models for the project pages: which projects a viewer is shown, the figures, the proposals to
+compare and which forms the viewer is offered are decided here; the pages only lay them out. What the forms
+send is turned into service calls in ``projects.forms``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
 from milepost.kit.context import Context
-from milepost.kit.errors import MilepostError, ValidationFailed
-from milepost.milestones import service as milestones
+from milepost.kit.errors import MilepostError
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
-from milepost.money import exponent, parse_amount, to_decimal
+from milepost.money import exponent
 from milepost.projects import service as projects
-from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.projects.forms import TermsForm
+from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
 from milepost.users.models import User
 
 S = MilestoneStatus
 LIST_LIMIT = 100
-PROPOSAL_ROWS = projects.MAX_PROPOSAL_MILESTONES
 
 
 # The projects list -------------------------------------------------------------------------------------
@@ -223,146 +218,3 @@ def terms_page(ctx: Context, milestone_id: str) -> TermsPage:
         refusal=refusal,
         form=TermsForm.of(access.milestone),
     )
-
-
-# Typed form input --------------------------------------------------------------------------------------
-
-
-def lines(text: str) -> list[str]:
-    """One item per non-blank line of a textarea."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _whole_number(text: str, param: str) -> int:
-    cleaned = text.strip()
-    if not cleaned.isdigit():
-        raise ValidationFailed(f"{param} must be a whole number.", param=param)
-    return int(cleaned)
-
-
-@dataclass(frozen=True)
-class TermsForm:
-    """Terms as typed; a field left None is not on the form and so not changed."""
-
-    title: str | None = None
-    description: str | None = None
-    amount: str | None = None
-    due_date: str | None = None
-    fund_by: str | None = None
-    review_period_days: str | None = None
-    release_delay_days: str | None = None
-    acceptance_criteria: str | None = None
-    required_evidence: str | None = None
-    exclusions: str | None = None
-    dependencies: str | None = None
-
-    @classmethod
-    def of(cls, milestone: Milestone) -> TermsForm:
-        """The milestone's terms as typed text: "1500.00", dates as YYYY-MM-DD, one item a line."""
-        return cls(
-            title=milestone.title,
-            description=milestone.description,
-            amount=format(to_decimal(milestone.amount, milestone.currency), "f"),
-            due_date=milestone.due_date.isoformat() if milestone.due_date else "",
-            fund_by=milestone.fund_by.isoformat() if milestone.fund_by else "",
-            review_period_days=str(milestone.review_period_days),
-            release_delay_days=str(milestone.release_delay_days),
-            acceptance_criteria="\n".join(milestone.acceptance_criteria),
-            required_evidence="\n".join(milestone.required_evidence),
-            exclusions="\n".join(milestone.exclusions),
-            dependencies="\n".join(milestone.dependencies),
-        )
-
-    def terms(self, currency: str) -> dict[str, Any]:
-        """The service's terms: amount in minor units, blank dates cleared, lists one item a line."""
-        values: dict[str, Any] = {}
-        for field in fields(self):
-            text = getattr(self, field.name)
-            if text is None:
-                continue
-            name = field.name
-            if name == "amount":
-                values[name] = parse_amount(text, currency)
-            elif name in ("due_date", "fund_by"):
-                values[name] = text.strip() or None
-            elif name in ("review_period_days", "release_delay_days"):
-                values[name] = _whole_number(text, name)
-            elif name in ("acceptance_criteria", "required_evidence", "exclusions", "dependencies"):
-                values[name] = lines(text)
-            else:
-                values[name] = text
-        return values
-
-
-def edit_terms(ctx: Context, milestone_id: str, form: TermsForm) -> Milestone:
-    currency = milestones.get_milestone(ctx, milestone_id).currency
-    return milestones.update_terms(ctx, milestone_id, **form.terms(currency))
-
-
-def add_milestone(ctx: Context, project_id: str, form: TermsForm) -> Milestone:
-    currency = projects.get_project(ctx, project_id).currency
-    return milestones.create_milestone(ctx, project_id, **form.terms(currency))
-
-
-def give_bonus(ctx: Context, project_id: str, *, amount: str, note: str) -> Bonus:
-    currency = projects.get_project(ctx, project_id).currency
-    return projects.create_bonus(ctx, project_id, amount=parse_amount(amount, currency), note=note)
-
-
-@dataclass(frozen=True)
-class ProposedRow:
-    """One milestone row of the proposal form, as typed."""
-
-    title: str = ""
-    amount: str = ""
-    due_date: str = ""
-    acceptance_criteria: str = ""
-
-    @property
-    def blank(self) -> bool:
-        return not any(getattr(self, field.name).strip() for field in fields(self))
-
-
-def propose(
-    ctx: Context, project_id: str, *, amount: str, cover_letter: str, rows: Sequence[ProposedRow]
-) -> Proposal:
-    """Propose from the form: blank rows are ignored. A refusal about a milestone names the form's row
-    (``milestones[<row>].<field>``), not its place among the rows that were filled in."""
-    currency = projects.get_project(ctx, project_id).currency
-    filled = [(index, row) for index, row in enumerate(rows) if not row.blank]
-    try:
-        proposed = [
-            {
-                "title": row.title,
-                "amount": parse_amount(
-                    row.amount, currency, param=f"milestones[{position}].amount"
-                ),
-                "due_date": row.due_date.strip() or None,
-                "acceptance_criteria": lines(row.acceptance_criteria),
-            }
-            for position, (_, row) in enumerate(filled)
-        ]
-        return projects.create_proposal(
-            ctx,
-            project_id,
-            amount=parse_amount(amount, currency),
-            milestones=proposed,
-            cover_letter=cover_letter,
-        )
-    except MilepostError as error:
-        param = _form_row_param(error.param, [index for index, _ in filled])
-        if error.param and param != error.param:
-            error.message = error.message.replace(error.param, param or "")
-            error.param = param
-        raise
-
-
-def _form_row_param(param: str | None, rows: list[int]) -> str | None:
-    """``milestones[2].amount`` among the filled rows -> the same field of the form row it came from."""
-    prefix = "milestones["
-    if param is None or not param.startswith(prefix) or "]" not in param:
-        return param
-    position, rest = param[len(prefix) :].split("]", 1)
-    if not position.isdigit() or int(position) >= len(rows):
-        return param
-    return f"{prefix}{rows[int(position)]}]{rest}"

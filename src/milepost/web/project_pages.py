@@ -11,8 +11,8 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
+from milepost.projects import forms, views
 from milepost.projects import service as projects
-from milepost.projects import views
 from milepost.projects.views import Form as ProjectForm
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import WebDep
@@ -26,11 +26,11 @@ PROPOSAL_FIELDS = (
     "milestones",
     *(
         f"milestones[{row}].{field}"
-        for row in range(views.PROPOSAL_ROWS)
+        for row in range(forms.PROPOSAL_ROWS)
         for field in ("title", "amount", "due_date", "acceptance_criteria")
     ),
 )
-TERMS_FIELDS = tuple(views.TermsForm.__dataclass_fields__)
+TERMS_FIELDS = tuple(forms.TermsForm.__dataclass_fields__)
 
 
 # The list and posting a project ------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def _project(
         failed=failed,
         errors=errors or {},
         values=values or {},
-        rows=range(views.PROPOSAL_ROWS),
+        rows=range(forms.PROPOSAL_ROWS),
     )
 
 
@@ -161,7 +161,7 @@ def propose(
     csrf_token: FormText = "",
 ) -> Response:
     rows = [
-        views.ProposedRow(*row)
+        forms.ProposedRow(*row)
         for row in zip_longest(
             milestone_title, milestone_amount, milestone_due_date, milestone_criteria, fillvalue=""
         )
@@ -171,7 +171,7 @@ def propose(
         project_id,
         csrf_token,
         ProjectForm.PROPOSE,
-        lambda ctx: views.propose(
+        lambda ctx: forms.propose(
             ctx, project_id, amount=amount, cover_letter=cover_letter, rows=rows
         ),
         fields=PROPOSAL_FIELDS,
@@ -224,7 +224,7 @@ def add_milestone(
     acceptance_criteria: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    form = views.TermsForm(
+    form = forms.TermsForm(
         title=title,
         amount=amount,
         due_date=due_date,
@@ -236,7 +236,7 @@ def add_milestone(
         project_id,
         csrf_token,
         ProjectForm.MILESTONE,
-        lambda ctx: views.add_milestone(ctx, project_id, form),
+        lambda ctx: forms.add_milestone(ctx, project_id, form),
         fields=TERMS_FIELDS,
         values=vars(form),
     )
@@ -255,7 +255,7 @@ def give_bonus(
         project_id,
         csrf_token,
         ProjectForm.BONUS,
-        lambda ctx: views.give_bonus(ctx, project_id, amount=amount, note=note),
+        lambda ctx: forms.give_bonus(ctx, project_id, amount=amount, note=note),
         fields=("amount", "note"),
         values={"amount": amount, "note": note},
     )
@@ -270,7 +270,7 @@ def _terms(
     *,
     status: int = 200,
     errors: dict[str, str] | None = None,
-    form: views.TermsForm | None = None,
+    form: forms.TermsForm | None = None,
 ) -> Response:
     return web.page(
         "project_terms.html",
@@ -303,7 +303,7 @@ def edit_terms(
     dependencies: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    form = views.TermsForm(
+    form = forms.TermsForm(
         title=title,
         description=description,
         amount=amount,
@@ -318,7 +318,7 @@ def edit_terms(
     )
     return web.act(
         csrf_token,
-        lambda ctx: views.edit_terms(ctx, milestone_id, form),
+        lambda ctx: forms.edit_terms(ctx, milestone_id, form),
         done=lambda milestone: f"/projects/{milestone.project_id}",
         refused=lambda error: _terms(
             web,

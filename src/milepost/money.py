@@ -12,12 +12,16 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_currency_symbol,
+    list_currencies,
+)
 
 from milepost.kit.errors import ValidationFailed
 
 MAX_AMOUNT = 10**12
-_PLAIN_AMOUNT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,16})?")
 BPS_DENOMINATOR = 10_000
 
 
@@ -63,23 +67,68 @@ def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = Fal
 def parse_amount(
     text: Any, currency: Any, *, param: str = "amount", allow_zero: bool = False
 ) -> int:
-    """Minor units from an amount as people type it ("1,500.50" USD -> 150050); refuse more decimals
-    than the currency has, and anything that is not a plain positive number (no signs, no exponents).
-    ``allow_zero`` for the amounts where nothing is a valid answer (a dispute's part for one side)."""
+    """Minor units from an amount as people type it in ``currency`` ("1,500.50" USD -> 150050).
+
+    The one reader of typed amounts: every form goes through it. Only what cannot be misread is taken:
+    digits with a point before the decimals, commas only as whole thousands groups ("1,234,567.50"),
+    at most the currency's decimals (JPY none, KWD 3), optionally after the currency's own symbol or
+    code ("$5,000", "USD 5,000", as ``format_money`` writes it). Anything else is refused, never
+    guessed: "12,50" may be twelve and a half or 1,250 depending on who typed it, and money must not be
+    multiplied by 100 because of a reading. ``allow_zero`` for the amounts where nothing is a valid
+    answer (a dispute's part for one side)."""
     code = validate_currency(currency)
-    cleaned = text.strip().replace(",", "") if isinstance(text, str) else ""
-    if not _PLAIN_AMOUNT.fullmatch(cleaned):
+    places = exponent(code)
+    number = _strip_currency(text.strip(), code) if isinstance(text, str) else ""
+    # Longer than any amount up to MAX_AMOUNT can be written: refused before any arithmetic.
+    match = _AMOUNT.fullmatch(number) if len(number) <= 40 else None
+    if match is None:
+        raise ValidationFailed(_how_to_write(code), code="invalid_amount", param=param)
+    whole, fraction = match["whole"].replace(",", ""), match["fraction"] or ""
+    if len(fraction) > places:
+        allowed = f"at most {places} decimal places" if places else "no decimal places"
         raise ValidationFailed(
-            "Enter an amount such as 150.00.", code="invalid_amount", param=param
-        )
-    minor = Decimal(cleaned).scaleb(exponent(code))
-    if minor != minor.to_integral_value():
-        raise ValidationFailed(
-            f"{code} amounts have at most {exponent(code)} decimal places.",
+            f"{code} amounts have {allowed}. {_how_to_write(code)}",
             code="invalid_amount",
             param=param,
         )
-    return validate_amount(int(minor), param=param, allow_zero=allow_zero)
+    minor = int(whole) * 10**places + int(fraction.ljust(places, "0") or "0")
+    return validate_amount(minor, param=param, allow_zero=allow_zero)
+
+
+# Plain digits ("1234.50") or whole thousands groups ("1,234.50"); ASCII digits only (``\d`` would take
+# "٣"), no signs, exponents, spaces or decimal commas.
+_AMOUNT = re.compile(
+    r"(?P<whole>[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.(?P<fraction>[0-9]+))?", re.ASCII
+)
+
+
+def _strip_currency(text: str, code: str) -> str:
+    """The number after an optional leading symbol or code of ``code`` ("$5,000", "USD 5,000",
+    "KWD1,000.000"). Another currency's mark stays, and the number is then refused: a "$" on a EUR
+    form is not a euro."""
+    for mark in sorted({code, currency_symbol(code)}, key=len, reverse=True):
+        if text.startswith(mark):
+            return text[len(mark) :].lstrip()
+    return text
+
+
+@cache
+def currency_symbol(code: str) -> str:
+    """The symbol ``format_money`` writes before an amount in ``code``: "$", "€", "KWD"."""
+    return str(get_currency_symbol(validate_currency(code), locale="en"))
+
+
+def _how_to_write(code: str) -> str:
+    """How to write an amount in ``code``, with an example of its decimals: "1,234.50", "1,234"."""
+    places = exponent(code)
+    example = f"{Decimal('1234.5').quantize(Decimal(1).scaleb(-places)):,f}" if places else "1,234"
+    if places == 0:
+        rule = "whole units, no decimal point"
+    elif places == 2:
+        rule = "a point before the cents"
+    else:
+        rule = f"a point before the {places} decimals"
+    return f"Write amounts like {example} ({rule}; commas only between thousands)."
 
 
 def exponent(currency: str) -> int:

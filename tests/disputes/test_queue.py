@@ -148,8 +148,19 @@ def test_nothing_to_the_freelancer_is_a_valid_ruling(world: World, typed: str) -
     ("typed", "message"),
     [
         ("1000.01", "The escrow holds $1,000.00; the freelancer's part cannot be more than that."),
-        ("-5", "Enter an amount such as 150.00."),
-        ("10.001", "USD amounts have at most 2 decimal places."),
+        (
+            "-5",
+            "Write amounts like 1,234.50 (a point before the cents; commas only between thousands).",
+        ),
+        (
+            "10.001",
+            "USD amounts have at most 2 decimal places. Write amounts like 1,234.50 (a point "
+            "before the cents; commas only between thousands).",
+        ),
+        (
+            "12,50",
+            "Write amounts like 1,234.50 (a point before the cents; commas only between thousands).",
+        ),
     ],
 )
 def test_a_bad_split_is_refused_and_changes_nothing(world: World, typed: str, message: str) -> None:

@@ -137,7 +137,7 @@ def test_a_proposal_from_the_form_skips_blank_rows_and_names_the_form_row(world:
         ("1,600", rows[3], "milestones", "The milestones add up to 150000, not to"),
         ("1,500", ProposedRow("Build", "4.995"), "milestones[3].amount", "at most 2 decimal"),
         ("1,500", ProposedRow("", "499.50"), "milestones[3].title", "milestones[3].title is"),
-        ("", rows[3], "amount", "Enter an amount"),
+        ("", rows[3], "amount", "Write amounts like 1,234.50"),
     ]:
         typed = [*rows[:3], row, *rows[4:]]
         with pytest.raises(ValidationFailed) as refused:

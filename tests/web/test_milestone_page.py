@@ -351,3 +351,50 @@ def test_a_delivery_over_one_mib_is_taken_and_one_over_the_file_limit_is_a_reada
     assert taken.status_code == 303, taken.text
     assert _count(db, select(func.count()).select_from(StoredFile)) == 1
     assert "submitted" in http.get(path).text
+
+
+def test_a_decimal_comma_in_the_release_form_is_refused_and_releases_nothing(
+    new_page: Any, shot: Shots, sign_up: Any, db: Database
+) -> None:
+    """ "12,50" typed into Release could mean €12.50 or €1,250.00: refused with how to write it, never
+    read as the larger; "1,250.00" is unambiguous and releases exactly that."""
+    client_api = sign_up("client")
+    freelancer_api = sign_up("freelancer")
+    client_api.ok("POST", "/v1/deposits", {"amount": 500000, "currency": "EUR"}, status=201)
+    project = client_api.ok(
+        "POST",
+        "/v1/projects",
+        {"title": "Shop", "currency": "EUR", "freelancer_id": freelancer_api.id},
+        status=201,
+    )
+    milestone_id = client_api.ok(
+        "POST",
+        f"/v1/projects/{project['id']}/milestones",
+        {"title": "Checkout", "amount": 250000, "acceptance_criteria": ["It works"]},
+        status=201,
+    )["id"]
+    client_api.ok("POST", f"/v1/milestones/{milestone_id}/fund")
+    freelancer_email = freelancer_api.user["email"]
+    page = new_page()
+    log_in(page, client_api.user["email"])
+    page.goto(f"/milestones/{milestone_id}")
+    assert page.locator("#escrow").inner_text() == "€2,500.00"
+
+    for typed in ("12,50", "0,99", "1.234,56"):
+        page.get_by_label("Release part of the escrow (EUR)").fill(typed)
+        page.get_by_role("button", name="Release").click()
+        assert page.locator("#release-error").inner_text() == (
+            "Write amounts like 1,234.50 (a point before the cents; commas only between thousands)."
+        )
+        assert page.locator("#escrow").inner_text() == "€2,500.00"
+        assert _available(db, freelancer_email).get("EUR", 0) == 0
+    assert client_api.ok("GET", f"/v1/milestones/{milestone_id}")["released_amount"] == 0
+    shot(page, "release-decimal-comma-refused")
+
+    page.get_by_label("Release part of the escrow (EUR)").fill("1,250.00")
+    page.get_by_role("button", name="Release").click()
+    assert page.locator("#escrow").inner_text() == "€1,250.00"
+    assert client_api.ok("GET", f"/v1/milestones/{milestone_id}")["released_amount"] == 125000
+    assert _available(db, freelancer_email) == {"EUR": 112500}  # less the 10% fee
+    with db.read_only() as session:
+        assert verify_ledger(session).ok

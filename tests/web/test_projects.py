@@ -95,6 +95,13 @@ def test_post_propose_compare_accept_and_edit_terms(
     ann.get_by_label("Amount of milestone 3 (USD)").fill("400")
     assert total_line.inner_text() == "Milestones add up to $1,500.00 of $1,500.00: they match."
     assert "mismatch" not in (total_line.get_attribute("class") or "")
+    # The live line reads amounts as the server does: a decimal comma is unreadable, never 40,000.
+    ann.get_by_label("Amount of milestone 3 (USD)").fill("400,00")
+    assert total_line.inner_text() == (
+        "A milestone amount cannot be read: write amounts like 1,234.50."
+    )
+    ann.get_by_label("Amount of milestone 3 (USD)").fill("$400.00")
+    assert total_line.inner_text() == "Milestones add up to $1,500.00 of $1,500.00: they match."
     assert ann.evaluate("document.documentElement.scrollWidth") <= 375
     shot(ann, "ann-proposal-match")
     ann.get_by_role("button", name="Send the proposal").click()

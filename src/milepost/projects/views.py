@@ -16,7 +16,7 @@ from milepost.kit.errors import MilepostError
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
-from milepost.money import exponent
+from milepost.money import currency_symbol, exponent
 from milepost.projects import service as projects
 from milepost.projects.forms import TermsForm
 from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
@@ -109,6 +109,7 @@ class ProjectPage:
         bool  # parties and staff: they may open the milestone pages and see the billing contact
     )
     exponent: int  # the currency's decimal places, for typed amounts
+    symbol: str  # the currency's symbol, which a typed amount may start with
 
 
 def project_page(ctx: Context, project_id: str) -> ProjectPage:
@@ -155,6 +156,7 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         ),
         is_party=role is not None,
         exponent=exponent(project.currency),
+        symbol=currency_symbol(project.currency),
     )
 
 

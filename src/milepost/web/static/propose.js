@@ -1,7 +1,8 @@
 // The proposal form, enhanced: a live line "Milestones add up to X of Y" as amounts are typed, marked
-// when they do not match. Amounts are read as the server reads them (milepost.money.parse_amount: digits,
-// optional thousands commas, a decimal point, no more decimals than the currency has). The server's check
-// is the authority; this only helps. Without JavaScript the form works the same, minus the live line.
+// when they do not match. Amounts are read as the server reads them (milepost.money.parse_amount: an
+// optional leading symbol or code of the currency, digits with commas only between whole thousands, a
+// decimal point, no more decimals than the currency has; "12,50" is unreadable, never 1,250). The server's
+// check is the authority; this only helps. Without JavaScript the form works the same, minus the live line.
 (function () {
   "use strict";
   var form = document.getElementById("propose-form");
@@ -10,18 +11,27 @@
   var exponent = parseInt(form.getAttribute("data-exponent"), 10);
   var currency = form.getAttribute("data-currency");
   var total = form.querySelector("[name=amount]");
-  var PLAIN = /^[0-9]{1,16}(\.[0-9]{1,16})?$/;
+  var marks = [currency, form.getAttribute("data-symbol") || currency].sort(function (a, b) {
+    return b.length - a.length;
+  });
+  var AMOUNT = /^([0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.([0-9]+))?$/;
   var scale = BigInt(10) ** BigInt(exponent);
 
   // Minor units as a BigInt, or null when the server would refuse the text.
   function minorUnits(text) {
-    var cleaned = text.trim().replace(/,/g, "");
-    if (!PLAIN.test(cleaned)) return null;
-    var parts = cleaned.split(".");
-    var fraction = (parts[1] || "").replace(/0+$/, ""); // "1.50" is 1.5: trailing zeros are no decimals
+    var cleaned = text.trim();
+    for (var i = 0; i < marks.length; i += 1) {
+      if (cleaned.indexOf(marks[i]) === 0) {
+        cleaned = cleaned.slice(marks[i].length).trim();
+        break;
+      }
+    }
+    var match = cleaned.length <= 40 ? AMOUNT.exec(cleaned) : null;
+    if (!match) return null;
+    var fraction = match[2] || "";
     if (fraction.length > exponent) return null;
     while (fraction.length < exponent) fraction += "0";
-    return BigInt(parts[0]) * scale + BigInt(fraction || "0");
+    return BigInt(match[1].replace(/,/g, "")) * scale + BigInt(fraction || "0");
   }
 
   function format(minor) {
@@ -58,9 +68,9 @@
       else sum += amount;
     });
     var target = total.value.trim() ? minorUnits(total.value) : null;
-    var example = exponent ? "150." + "0".repeat(exponent) : "150";
+    var example = exponent ? "1,234." + "5".padEnd(exponent, "0") : "1,234";
     if (unreadable) {
-      show("A milestone amount is not an amount such as " + example + ".", "mismatch");
+      show("A milestone amount cannot be read: write amounts like " + example + ".", "mismatch");
     } else if (target === null) {
       show("Milestones add up to " + format(sum) + "; enter the total amount to compare.", "");
     } else if (sum === target) {

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -165,29 +166,77 @@ def tick(
     now: Annotated[
         str | None,
         typer.Option(
-            help="The moment to run as (ISO 8601; without an offset, UTC). Default: the current time.",
+            help="The moment to run as (ISO 8601; without an offset, UTC). Default: the current time. "
+            "A moment ahead of the real clock needs --simulate (or --dry-run).",
             show_default=False,
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what is due at that moment and change nothing: no rows, e-mails or webhooks.",
+        ),
+    ] = False,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Allow a --now ahead of the real clock: the future's work is done for real on this "
+            "database (for a copy or a test database).",
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Run all due time-driven work once (reminders, late fees, auto-approval, delayed releases, dispute
     deadlines, e-mails and webhooks) and print what was done. Running it again for the same moment does
-    nothing twice. Exit 1 if any item failed (it is tried again on the next run)."""
+    nothing twice. Exit 1 if any item failed (it is tried again on the next run); exit 2 if --now is in
+    the future without --simulate."""
     from milepost.kit.time import parse_instant, utcnow
-    from milepost.schedule.service import run_due
+    from milepost.schedule.service import ahead_of_clock, preview_due, run_due
     from milepost.settings import Settings
 
     try:
         moment = utcnow() if now is None else parse_instant(now)
     except ValueError:
         raise fail(f"--now must be an ISO 8601 date and time, not {now!r}") from None
+    ahead = None if dry_run else ahead_of_clock(moment)
+    if ahead is not None and not simulate:
+        typer.echo(
+            f"error: --now {moment.isoformat()} is {_duration(ahead)} ahead of the real clock: "
+            "running it would do the future's work for real on this database (release money, add "
+            "late fees, send reminders and escalations, write audit events dated then). "
+            "Use --dry-run to see what is due then, or --simulate on a copy of the database.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    settings = Settings(database_url=database_url(db))
     with open_database(db) as database:
-        report = run_due(database, Settings(database_url=database_url(db)), moment)
+        if dry_run:
+            report = preview_due(database, settings, moment)
+        else:
+            if ahead is not None:
+                # Said before it is done, on stderr, so that stdout stays the report of what was done.
+                typer.echo(
+                    f"simulating {moment.isoformat()}, {_duration(ahead)} ahead of the real clock: "
+                    f"doing the future's work for real on {database_url(db)}:",
+                    err=True,
+                )
+                for line in preview_due(database, settings, moment).lines():
+                    typer.echo(f"  {line}", err=True)
+            report = run_due(database, settings, moment)
     for line in report.lines():
         typer.echo(line)
     if report.failed:
         raise typer.Exit(code=1)
+
+
+def _duration(span: timedelta) -> str:
+    """A span for people: "3 days 4 hours", "25 minutes"."""
+    days, seconds = span.days, span.seconds
+    parts = [(days, "day"), (seconds // 3600, "hour"), (seconds % 3600 // 60, "minute")]
+    shown = [f"{count} {unit}{'s' if count != 1 else ''}" for count, unit in parts if count][:2]
+    return " ".join(shown) or f"{seconds} seconds"
 
 
 @app.command("worker")

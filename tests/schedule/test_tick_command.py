@@ -15,12 +15,17 @@ from typer.testing import CliRunner
 from milepost.audit.models import MilestoneEvent
 from milepost.cli import app
 from milepost.kit.context import Context
+from milepost.kit.time import utcnow
 from milepost.ledger.models import EntryKind, JournalEntry
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import MilestoneStatus
+from milepost.notifications.models import OutgoingEmail
 from milepost.users.models import User
-from tests.schedule.helpers import at
+from milepost.webhooks import service as webhooks
+from milepost.webhooks.models import WebhookDelivery
+from tests.schedule.helpers import at, events
+from tests.schedule.test_dry_run import every_row
 from tests.world import World
 
 MILEPOST = Path(sys.executable).with_name("milepost")
@@ -32,34 +37,131 @@ def _in_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("MILEPOST_DATABASE_URL", raising=False)
 
 
-def test_tick_prints_what_it_did_and_a_second_run_does_nothing(world: World, db_url: str) -> None:
+def test_tick_simulating_the_future_says_so_then_does_it_and_a_second_run_does_nothing(
+    world: World, db_url: str
+) -> None:
     client, _freelancer, submitted = world.submitted(100_000)
     overdue = world.milestone(
         client, world.project(client), 50_000, fund_by="2030-03-01", now=at(date(2030, 1, 1))
     )
     assert submitted.review_due_at is not None
     now = max(submitted.review_due_at, at(date(2030, 3, 1))) + timedelta(hours=1)
+    command = ["tick", "--now", now.isoformat(), "--simulate", "--db", db_url]
 
-    first = CliRunner().invoke(app, ["tick", "--now", now.isoformat(), "--db", db_url])
+    first = CliRunner().invoke(app, command)
 
     assert first.exit_code == 0, first.output
-    lines = first.output.splitlines()
     summary = f"{now.isoformat()}: 1 funding_reminder, 1 auto_approved, 1 released"
-    assert lines[0] == summary, first.output
+    # First what it is about to do, on stderr: the future's work, for real, on this database.
+    warning = first.stderr.splitlines()
+    assert warning[0].startswith(f"simulating {now.isoformat()}, "), first.stderr
+    assert "ahead of the real clock: doing the future's work for real on " in warning[0]
+    assert warning[1] == (
+        f"  {now.isoformat()}: dry run, nothing changed: "
+        "due 1 funding_reminder, 1 auto_approved, 1 released"
+    )
+    lines = first.stdout.splitlines()
+    assert lines[0] == summary, first.stdout
     assert any(
         overdue.id in line and "funding_reminder" in line and "$500.00 due" in line
         for line in lines
     )
-    assert any(submitted.id in line and "auto_approved" in line for line in lines)
+    assert any(
+        submitted.id in line and "auto_approved: $1,000.00 approved" in line for line in lines
+    )
     assert any(
         submitted.id in line and "released" in line and "$1,000.00 released (fee $100.00)" in line
         for line in lines
     )
     assert len(lines) == 4
+    assert world.get(submitted.id).status is MilestoneStatus.RELEASED
 
-    second = CliRunner().invoke(app, ["tick", "--now", now.isoformat(), "--db", db_url])
+    second = CliRunner().invoke(app, command)
     assert second.exit_code == 0, second.output
-    assert second.output == f"{now.isoformat()}: nothing due\n"
+    assert second.stdout == f"{now.isoformat()}: nothing due\n"
+
+
+def test_tick_refuses_a_future_moment_without_simulate_and_changes_nothing(
+    world: World, db_url: str
+) -> None:
+    client, _freelancer, submitted = world.submitted(100_000)
+    world.milestone(
+        client, world.project(client), 50_000, fund_by="2030-03-01", now=at(date(2030, 1, 1))
+    )
+    assert submitted.review_due_at is not None
+    before = every_row(world)
+    for ahead in (timedelta(days=400), submitted.review_due_at - utcnow(), timedelta(minutes=5)):
+        now = utcnow() + ahead
+        result = CliRunner().invoke(app, ["tick", "--now", now.isoformat(), "--db", db_url])
+
+        assert result.exit_code == 2, result.output
+        assert result.stdout == ""
+        message = result.stderr
+        assert message.startswith(f"error: --now {now.isoformat()} is "), message
+        assert "ahead of the real clock" in message
+        assert "would do the future's work for real on this database" in message
+        assert "--dry-run" in message and "--simulate on a copy" in message
+        assert every_row(world) == before  # no row of any table: ledger, events, outboxes
+    assert world.get(submitted.id).status is MilestoneStatus.SUBMITTED
+
+
+def test_tick_dry_run_lists_an_auto_approval_with_its_amount_and_changes_nothing(
+    world: World, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With SMTP configured the approval would queue e-mail; a webhook endpoint, deliveries.
+    monkeypatch.setenv("MILEPOST_SMTP_HOST", "mail.invalid")
+    client, freelancer, project = world.parties("EUR")
+    world.act(client, webhooks.create_endpoint, url="https://hooks.example.com/milepost")
+    milestone = world.milestone(client, project, 123_450)
+    world.act(client, milestones.fund, milestone.id)
+    world.act(freelancer, milestones.submit, milestone.id, note="Done")
+    submitted = world.get(milestone.id)
+    assert submitted.review_due_at is not None
+    now = submitted.review_due_at + timedelta(minutes=1)
+    before = every_row(world)
+
+    for extra in ([], ["--simulate"]):  # --simulate changes nothing about a dry run
+        result = CliRunner().invoke(
+            app, ["tick", "--now", now.isoformat(), "--dry-run", *extra, "--db", db_url]
+        )
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == [
+            f"{now.isoformat()}: dry run, nothing changed: due 1 auto_approved, 1 released",
+            f"  {milestone.id}  auto_approved: €1,234.50 approved, review period ended "
+            f"{submitted.review_due_at.isoformat()}",
+            f"  {milestone.id}  released: €1,234.50 released (fee €123.45)",
+        ]
+        assert every_row(world) == before
+        with world.db.read_only() as session:
+            queued = set(session.scalars(select(WebhookDelivery.event_type)))
+            emails = session.scalar(select(func.count()).select_from(OutgoingEmail))
+        assert queued == {"milestone.created", "milestone.funded", "milestone.submitted"}
+        assert emails == 0
+    assert world.get(milestone.id).status is MilestoneStatus.SUBMITTED
+    assert world.balance(freelancer, "EUR") == 0
+
+    present = CliRunner().invoke(app, ["tick", "--dry-run", "--db", db_url])
+    assert present.exit_code == 0, present.output
+    assert present.stdout.endswith(": dry run, nothing changed: nothing due\n")
+    assert every_row(world) == before
+
+
+def test_tick_at_a_past_moment_runs_as_before(world: World, db_url: str) -> None:
+    client, _freelancer, project = world.parties()
+    overdue = world.milestone(
+        client,
+        project,
+        50_000,
+        fund_by=(utcnow() - timedelta(days=1)).date().isoformat(),
+        now=utcnow() - timedelta(days=30),
+    )
+    now = utcnow() - timedelta(seconds=5)
+    result = CliRunner().invoke(app, ["tick", "--now", now.isoformat(), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[0] == f"{now.isoformat()}: 1 funding_reminder"
+    assert [event.action for event in events(world, overdue.id)][-1] == "funding_reminder"
 
 
 def test_tick_refuses_a_bad_moment_in_one_line(db_url: str) -> None:
@@ -93,12 +195,14 @@ def test_workers_in_parallel_processes_do_each_due_item_exactly_once(
     assert latest_due is not None
     now = (latest_due + timedelta(seconds=1)).astimezone(UTC)
 
-    command = [str(MILEPOST), "tick", "--now", now.isoformat(), "--db", db_url]
+    command = [str(MILEPOST), "tick", "--now", now.isoformat(), "--simulate", "--db", db_url]
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
     outputs = [process.communicate(timeout=300) for process in processes]
+    for _stdout, stderr in outputs:
+        assert stderr.startswith(f"simulating {now.isoformat()}, "), stderr
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stdout + stderr
 

@@ -216,6 +216,25 @@ class Database:
             session.close()
 
     @contextmanager
+    def rehearsal(self) -> Iterator[Session]:
+        """A write transaction that is always rolled back, even when the block ends well: to see what a
+        unit of work would do (``milepost tick --dry-run``) and keep none of it. Nothing is committed, so
+        no after-commit hook (the mail senders' wake-up) fires either."""
+        if self._write_turn is not None and not self._write_turn.acquire(
+            timeout=LOCK_TIMEOUT_SECONDS
+        ):
+            raise Conflict("The database is busy with another write; try again.")
+        session = self._sessions()
+        try:
+            yield session
+            session.flush()  # what the unit of work would write reaches the database, then goes
+        finally:
+            session.rollback()
+            session.close()
+            if self._write_turn is not None:
+                self._write_turn.release()
+
+    @contextmanager
     def read_only(self) -> Iterator[Session]:
         """A read transaction; never commits anything. Objects read stay usable after the block."""
         session = self._read_sessions()

@@ -9,6 +9,16 @@ dispute), so running again for the same moment, or two workers at once, never do
 
 Every happening is an audit event with no actor and the role ``system``; notifications, e-mails and
 webhooks follow from the events. After the state work, due e-mails and webhooks are sent.
+
+``preview_due`` answers "what is due at this moment?" with the very same code: each milestone's work is
+done in a transaction that is always rolled back (``Database.rehearsal``), and nothing is sent. So the
+rules live in one place, and a dry run cannot drift from what a real run does; it keeps no row, no
+audit event, no queued e-mail or webhook. (Work that one step of a real run would make due for a later
+step of the same run, none today, would show only when that step is real.)
+
+The moment is the caller's. The worker and the server's scheduler pass the real clock; ``milepost tick
+--now`` may pass another, and a moment ahead of the clock (``ahead_of_clock``) is the future's work done
+for real: the command refuses it unless asked to simulate.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus
 from milepost.kit.context import Context
 from milepost.kit.db import Database, is_sqlite
-from milepost.kit.time import as_utc
+from milepost.kit.time import as_utc, utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, funding_overdue
@@ -43,6 +53,9 @@ from milepost.webhooks.delivery import deliver_due
 log = logging.getLogger("milepost.schedule")
 S = MilestoneStatus
 DAY = timedelta(days=1)
+# How far ahead of this machine's clock a moment may be and still count as now (clocks drift, and an
+# operator may paste a time a little ahead).
+CLOCK_TOLERANCE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class TickReport:
     failed: list[Failure] = field(default_factory=list)
     emails_sent: int = 0
     webhooks_sent: int = 0
+    rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
 
     def counts(self) -> dict[str, int]:
         """How many of each action, in the order they first happened."""
@@ -79,25 +93,41 @@ class TickReport:
 
     def lines(self) -> list[str]:
         """A readable summary: counts per kind, then one line per thing done."""
+        when = f"{self.now.isoformat()}: " + (
+            "dry run, nothing changed: " if self.rehearsal else ""
+        )
         if self.nothing_done:
-            return [f"{self.now.isoformat()}: nothing due"]
+            return [f"{when}nothing due"]
         counts = [f"{count} {action}" for action, count in self.counts().items()]
+        if self.rehearsal:
+            counts = [f"due {', '.join(counts)}"] if counts else []
         if self.emails_sent:
             counts.append(f"{self.emails_sent} e-mails sent")
         if self.webhooks_sent:
             counts.append(f"{self.webhooks_sent} webhooks sent")
         if self.failed:
-            counts.append(f"{len(self.failed)} failed")
-        lines = [f"{self.now.isoformat()}: " + ", ".join(counts)]
+            counts.append(f"{len(self.failed)} {'would fail' if self.rehearsal else 'failed'}")
+        lines = [when + ", ".join(counts)]
         lines += [
             f"  {happening.milestone_id}  {happening.action}: {happening.detail}"
             for happening in self.done
         ]
         lines += [
-            f"  {failure.milestone_id}  FAILED {failure.job}: {failure.error}"
+            f"  {failure.milestone_id}  {'WOULD FAIL' if self.rehearsal else 'FAILED'} "
+            f"{failure.job}: {failure.error}"
             for failure in self.failed
         ]
         return lines
+
+
+def ahead_of_clock(now: datetime, clock: datetime | None = None) -> timedelta | None:
+    """How far ``now`` is ahead of the real clock, if by more than ``CLOCK_TOLERANCE``; else None.
+
+    Running the due work at such a moment does the future's work for real: it releases money whose
+    review period has not ended, adds late fees not owed yet, sends reminders and escalations early, and
+    writes audit events dated then into the hash chains."""
+    ahead = as_utc(now) - as_utc(clock or utcnow())
+    return ahead if ahead > CLOCK_TOLERANCE else None
 
 
 Job = Callable[[Context, Milestone], list[Happening]]
@@ -117,8 +147,28 @@ def run_due(
     tries it again. The worker inside ``serve`` passes ``deliver_emails=False, deliver_webhooks=False``:
     the server's own senders run beside it.
     """
-    now = as_utc(now)
-    report = TickReport(now=now)
+    report = _run_jobs(db, settings, as_utc(now), rehearse=False)
+    if deliver_emails:
+        report.emails_sent = deliver_due_emails(db, settings, report.now)
+    if deliver_webhooks:
+        report.webhooks_sent = len(
+            deliver_due(
+                db, report.now, allow_private_networks=settings.webhook_allow_private_networks
+            )
+        )
+    return report
+
+
+def preview_due(db: Database, settings: Settings, now: datetime) -> TickReport:
+    """What ``run_due`` would do at ``now`` (any moment, past or future), keeping none of it.
+
+    The same jobs run on the same rows under the same locks, each in a transaction that is rolled back
+    however it ends; no e-mail or webhook is sent, and none that the work would queue survives."""
+    return _run_jobs(db, settings, as_utc(now), rehearse=True)
+
+
+def _run_jobs(db: Database, settings: Settings, now: datetime, *, rehearse: bool) -> TickReport:
+    report = TickReport(now=now, rehearsal=rehearse)
     jobs: list[tuple[str, Callable[[], list[str]], Job]] = [
         ("funding", lambda: _funding_candidates(db, now), _funding_overdue),
         ("review", lambda: _review_candidates(db, settings, now), _review_overdue),
@@ -128,12 +178,6 @@ def run_due(
     for name, candidates, job in jobs:
         for milestone_id in candidates():
             _run_one(db, settings, now, name, milestone_id, job, report)
-    if deliver_emails:
-        report.emails_sent = deliver_due_emails(db, settings, now)
-    if deliver_webhooks:
-        report.webhooks_sent = len(
-            deliver_due(db, now, allow_private_networks=settings.webhook_allow_private_networks)
-        )
     return report
 
 
@@ -146,15 +190,18 @@ def _run_one(
     job: Job,
     report: TickReport,
 ) -> None:
+    unit_of_work = db.rehearsal if report.rehearsal else db.unit_of_work
     try:
-        with db.unit_of_work() as session:
+        with unit_of_work() as session:
             ctx = Context(session, None, now=now, settings=settings)
             milestone = _claim(ctx, milestone_id)
             happenings = [] if milestone is None else job(ctx, milestone)
     except Exception as error:  # one milestone's trouble must not stop the others
-        log.exception(
-            "time-driven work failed", extra={"fields": {"job": name, "milestone_id": milestone_id}}
-        )
+        if not report.rehearsal:
+            log.exception(
+                "time-driven work failed",
+                extra={"fields": {"job": name, "milestone_id": milestone_id}},
+            )
         report.failed.append(Failure(name, milestone_id, f"{type(error).__name__}: {error}"))
         return
     report.done.extend(happenings)
@@ -325,10 +372,14 @@ def _review_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
     if ctx.now >= review_due_at:
         # No decision within the review period: approved by the system, and released at once unless a
         # release delay applies, through the same code as a client's approval.
+        in_escrow = milestone.escrow_balance  # what the approval releases, now or after the delay
         approved = milestones.approve(ctx, milestone.id, automatic=True)
         done = [
             Happening(
-                "auto_approved", milestone.id, f"review period ended {review_due_at.isoformat()}"
+                "auto_approved",
+                milestone.id,
+                f"{_money(in_escrow, milestone)} approved, review period ended "
+                f"{review_due_at.isoformat()}",
             )
         ]
         if approved.status is S.RELEASED:

@@ -243,3 +243,53 @@ def test_a_bonus_and_a_milestone_from_the_form_are_in_the_projects_currency(worl
         date(2026, 12, 1),
         ["Live", "Monitored"],
     )
+
+
+def test_every_project_form_reads_amounts_with_the_one_parser(world: World) -> None:
+    """The bonus, milestone, terms and proposal forms take "€15,000.00" and "15,000" alike, and refuse a
+    decimal comma ("12,50"), another currency's symbol and a decimal too many; nothing is changed."""
+    client, freelancer, project = world.parties("EUR", wallet=5_000_000)
+    open_project = world.project(client, None, "EUR")
+    draft = world.milestone(client, project, 100_000)
+    before = world.snapshot()
+    refusals: list[tuple[Any, ...]] = [
+        (forms.give_bonus, project.id, {"amount": "12,50", "note": ""}),
+        (forms.add_milestone, project.id, {"form": TermsForm(title="A", amount="0,99")}),
+        (forms.edit_terms, draft.id, {"form": TermsForm(amount="1.234,56")}),
+        (forms.give_bonus, project.id, {"amount": "$12.50", "note": ""}),
+        (forms.give_bonus, project.id, {"amount": "12.505", "note": ""}),
+    ]
+    for action, target, typed in refusals:
+        form = typed.pop("form", None)
+        with pytest.raises(ValidationFailed) as refused:
+            world.act(client, action, target, *([form] if form else []), **typed)
+        assert "Write amounts like 1,234.50 (a point before the cents;" in refused.value.message
+        assert refused.value.param == "amount"
+    with pytest.raises(ValidationFailed) as refused:
+        world.act(
+            freelancer,
+            forms.propose,
+            open_project.id,
+            amount="12,50",
+            cover_letter="",
+            rows=[ProposedRow("Design", "12,50")],
+        )
+    assert refused.value.message.startswith("Write amounts like 1,234.50")
+    assert world.snapshot() == before
+
+    world.act(client, forms.give_bonus, project.id, amount="€15,000.00", note="Thanks")
+    assert world.balance(freelancer, "EUR") == 1_350_000  # less the 10% fee
+    edited = world.act(client, forms.edit_terms, draft.id, TermsForm(amount="EUR 1,250.50"))
+    assert edited.amount == 125_050
+    proposal = world.act(
+        freelancer,
+        forms.propose,
+        open_project.id,
+        amount="15,000",
+        cover_letter="",
+        rows=[ProposedRow("Design", "€5,000"), ProposedRow("Build", "10000.00")],
+    )
+    assert (proposal.amount, [m["amount"] for m in proposal.milestones]) == (
+        1_500_000,
+        [500_000, 1_000_000],
+    )

@@ -115,6 +115,11 @@ def test_a_dry_run_shows_every_kind_of_due_work_exactly_as_the_real_run_does_it_
     )
     lines = preview.lines()
     assert lines[0].startswith(f"{moment.isoformat()}: dry run, nothing changed: due ")
+    # The messages already queued (by the setup) that a real run would send now; none is sent.
+    assert lines[0].endswith(f", {preview.webhooks_due} queued webhooks to send")
+    assert preview.webhooks_due == _count(world, WebhookDelivery) > 0
+    assert preview.emails_due == _count(world, OutgoingEmail) > 0
+    assert (preview.emails_sent, preview.webhooks_sent) == (0, 0)
     assert f"  {ids['silent']}  auto_approved: ¥150,000 approved, review period ended" in (
         "\n".join(lines)
     )
@@ -129,8 +134,8 @@ def test_a_dry_run_shows_every_kind_of_due_work_exactly_as_the_real_run_does_it_
     real = run_due(world.db, world.settings, moment, deliver_emails=False, deliver_webhooks=False)
     assert real.done == preview.done
     assert real.lines()[1:] == lines[1:]
-    assert _count(world, OutgoingEmail) > 0
-    assert _count(world, WebhookDelivery) > 0
+    assert _count(world, OutgoingEmail) > preview.emails_due
+    assert _count(world, WebhookDelivery) > preview.webhooks_due
     assert preview_due(world.db, world.settings, moment).done == []
     report = world.verify()
     assert report.ok, report.problems

@@ -127,7 +127,8 @@ def test_tick_dry_run_lists_an_auto_approval_with_its_amount_and_changes_nothing
 
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines() == [
-            f"{now.isoformat()}: dry run, nothing changed: due 1 auto_approved, 1 released",
+            f"{now.isoformat()}: dry run, nothing changed: due 1 auto_approved, 1 released, "
+            "3 queued webhooks to send",  # created, funded, submitted: queued, and left so
             f"  {milestone.id}  auto_approved: €1,234.50 approved, review period ended "
             f"{submitted.review_due_at.isoformat()}",
             f"  {milestone.id}  released: €1,234.50 released (fee €123.45)",
@@ -143,7 +144,7 @@ def test_tick_dry_run_lists_an_auto_approval_with_its_amount_and_changes_nothing
 
     present = CliRunner().invoke(app, ["tick", "--dry-run", "--db", db_url])
     assert present.exit_code == 0, present.output
-    assert present.stdout.endswith(": dry run, nothing changed: nothing due\n")
+    assert present.stdout.endswith(": dry run, nothing changed: 3 queued webhooks to send\n")
     assert every_row(world) == before
 
 

@@ -29,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from math import ceil
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from milepost.audit import service as audit
 from milepost.disputes import service as disputes
@@ -44,11 +46,13 @@ from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.money import format_money
 from milepost.notifications.mail import deliver_due_emails
+from milepost.notifications.models import EmailStatus, OutgoingEmail
 from milepost.projects.models import Project
 from milepost.schedule import ladders
 from milepost.schedule.models import ScheduleStep
 from milepost.settings import Settings
 from milepost.webhooks.delivery import deliver_due
+from milepost.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("milepost.schedule")
 S = MilestoneStatus
@@ -82,6 +86,9 @@ class TickReport:
     emails_sent: int = 0
     webhooks_sent: int = 0
     rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
+    # A dry run's count of messages already queued and due, that a real run would send.
+    emails_due: int = 0
+    webhooks_due: int = 0
 
     def counts(self) -> dict[str, int]:
         """How many of each action, in the order they first happened."""
@@ -89,7 +96,14 @@ class TickReport:
 
     @property
     def nothing_done(self) -> bool:
-        return not (self.done or self.failed or self.emails_sent or self.webhooks_sent)
+        return not (
+            self.done
+            or self.failed
+            or self.emails_sent
+            or self.webhooks_sent
+            or self.emails_due
+            or self.webhooks_due
+        )
 
     def lines(self) -> list[str]:
         """A readable summary: counts per kind, then one line per thing done."""
@@ -105,6 +119,10 @@ class TickReport:
             counts.append(f"{self.emails_sent} e-mails sent")
         if self.webhooks_sent:
             counts.append(f"{self.webhooks_sent} webhooks sent")
+        if self.emails_due:
+            counts.append(f"{self.emails_due} queued e-mails to send")
+        if self.webhooks_due:
+            counts.append(f"{self.webhooks_due} queued webhooks to send")
         if self.failed:
             counts.append(f"{len(self.failed)} {'would fail' if self.rehearsal else 'failed'}")
         lines = [when + ", ".join(counts)]
@@ -164,7 +182,31 @@ def preview_due(db: Database, settings: Settings, now: datetime) -> TickReport:
 
     The same jobs run on the same rows under the same locks, each in a transaction that is rolled back
     however it ends; no e-mail or webhook is sent, and none that the work would queue survives."""
-    return _run_jobs(db, settings, as_utc(now), rehearse=True)
+    report = _run_jobs(db, settings, as_utc(now), rehearse=True)
+    with db.read_only() as session:
+        if settings.smtp_host:  # without SMTP nothing is sent (nor queued)
+            report.emails_due = _count(
+                session,
+                select(OutgoingEmail.id).where(
+                    OutgoingEmail.status == EmailStatus.PENDING,
+                    OutgoingEmail.next_attempt_at <= report.now,
+                ),
+            )
+        report.webhooks_due = _count(
+            session,
+            select(WebhookDelivery.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= report.now,
+                WebhookEndpoint.deleted_at.is_(None),
+            ),
+        )
+    return report
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def _run_jobs(db: Database, settings: Settings, now: datetime, *, rehearse: bool) -> TickReport:

@@ -153,7 +153,7 @@ def fuzz_world(
 ) -> Iterator[FuzzWorld]:
     tmp_path = tmp_path_factory.mktemp("fuzz")
     database = make_database(request, str(request.param), tmp_path)
-    settings = Settings(fee_bps=1000, files_dir=str(tmp_path / "files"))
+    settings = Settings(fee_bps=1000, providers="sandbox,manual", files_dir=str(tmp_path / "files"))
     try:
         with pytest.MonkeyPatch.context() as patch, LiveServer(database, settings) as base_url:
             # As tests/conftest.py does per test: real argon2 with its cheapest parameters.

@@ -137,7 +137,7 @@ class LedgerMachine(RuleBasedStateMachine):
         awarded project one partly released, one funded, one submitted; on an open project one funded."""
         empty_tables(self.database)
         self.rate = rate
-        self.world = World(self.database, Settings(fee_bps=rate))
+        self.world = World(self.database, Settings(fee_bps=rate, providers="sandbox,manual"))
         self.clients, self.freelancers = self.users("client", 2), self.users("freelancer", 2)
         [self.staff] = self.users("staff", 1)
         [self.outsider] = self.users("outsider", 1)

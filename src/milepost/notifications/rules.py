@@ -57,5 +57,9 @@ RECIPIENTS: dict[str, frozenset[Party]] = {
 }
 
 
+# Wallet news (not milestone events): ``wallets.service`` tells the wallet's owner alone, with ``notify``.
+WALLET_NEWS = ("deposit_rejected", "payout_failed", "payout_paid")
+
+
 def recipients(action: str) -> frozenset[Party]:
     return RECIPIENTS.get(action, BOTH)

@@ -32,14 +32,19 @@ def _compact(value: str) -> str:
     return _SEPARATORS.sub("", value).upper()
 
 
+def _detail(error: Exception) -> str:
+    """schwifty's reason ("Invalid checksum digits") to go inside a sentence."""
+    text = str(error).rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
 def _iban(value: Any) -> str:
     raw = validate.text(value, "iban", max_length=60)
     try:
         return str(IBAN(raw).compact)
     except SchwiftyException as error:
         raise ValidationFailed(
-            f"That is not a valid IBAN ({str(error).rstrip('.').lower()}); check it against your "
-            "bank's statement.",
+            f"That is not a valid IBAN ({_detail(error)}); check it against your bank's statement.",
             code="invalid_iban",
             param="iban",
         ) from None
@@ -53,7 +58,7 @@ def _bic(value: Any) -> str | None:
         return str(BIC(_compact(raw)).compact)
     except SchwiftyException as error:
         raise ValidationFailed(
-            f"That is not a valid BIC ({str(error).rstrip('.').lower()}).",
+            f"That is not a valid BIC ({_detail(error)}).",
             code="invalid_bic",
             param="bic",
         ) from None

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from milepost.kit.db import Database
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from milepost.milestones import service as milestones
 from milepost.money import format_money
+from milepost.settings import Settings
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+from tests.api.conftest import LiveServer
 from tests.web.conftest import Shots, csrf_from, log_in
 from tests.world import World
 
@@ -193,7 +197,9 @@ def test_a_user_adds_a_bank_account_and_withdraws_to_it(
         label="Savings (DE89 •••• •••• 3000, Fran Example)"
     )
     form.get_by_role("button", name="Withdraw").click()
-    expect(page.locator("#pending .pending-payout")).to_contain_text("$300.00")
+    expect(page.locator("#pending .pending-payout")).to_contain_text(
+        "$300.00 by bank transfer to Savings"
+    )
     assert world.balance(freelancer) == 50_000
     with world.db.read_only() as session:
         [payout] = session.scalars(select(Payout).where(Payout.user_id == freelancer.id)).all()
@@ -237,6 +243,40 @@ def test_a_manual_deposit_shows_its_reference_and_waits_for_staff(
     assert world.balance(client) == 10_000  # nothing arrives until staff confirm
     assert page.locator("#balances .available").inner_text() == "$100.00"
     shot(page, "deposit-pending")
+
+
+def test_the_wallet_forms_offer_only_the_enabled_providers(db: Database, tmp_path: Path) -> None:
+    """A production server (manual only) shows no sandbox choice, and a sandbox deposit forged into the
+    form is refused like any unknown provider."""
+    settings = Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), providers="manual")
+    world = World(db, settings)
+    user = world.user("fran")
+    with LiveServer(db, settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        login_token = csrf_from(http.get("/login").text)
+        http.post(
+            "/login",
+            data={
+                "email": user.email,
+                "password": "correct horse battery",
+                "csrf_token": login_token,
+            },
+        )
+        html = http.get("/").text
+        assert 'value="sandbox"' not in html and "Sandbox" not in html
+        assert 'id="deposit-provider-manual" name="provider" value="manual"' in html
+        before = world.snapshot()
+        forged = http.post(
+            "/deposits",
+            data={
+                "amount": "1000000",
+                "currency": "USD",
+                "provider": "sandbox",
+                "csrf_token": csrf_from(html),
+            },
+        )
+        assert forged.status_code == 422
+        assert "not available here" in forged.text
+        assert world.snapshot() == before and world.balance(user) == 0
 
 
 def test_the_payout_form_refuses_a_missing_token_and_needs_a_session(

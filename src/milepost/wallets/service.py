@@ -89,6 +89,9 @@ def reject_deposit(ctx: Context, deposit_id: str, *, reason: object) -> Deposit:
     _require_staff(ctx, "reject deposits")
     why = validate.text(reason, "reason", max_length=MAX_REASON_LENGTH)
     deposit = _pending_deposit(ctx, deposit_id)
+    if deposit.provider != ManualProvider.name:
+        # Another provider's pending deposit is that provider's to settle or refuse, not staff's.
+        raise InvalidState("Only bank transfer deposits wait for staff to confirm or reject.")
     deposit.status = DepositStatus.REJECTED
     deposit.rejected_at = ctx.now
     deposit.rejected_by = ctx.actor_id
@@ -224,6 +227,8 @@ def fail_payout(ctx: Context, payout_id: str, *, reason: object) -> Payout:
     _require_staff(ctx, "mark payouts failed")
     why = validate.text(reason, "reason", max_length=MAX_REASON_LENGTH)
     payout = _pending_payout(ctx, payout_id)
+    if payout.provider != ManualProvider.name:
+        raise InvalidState("Only bank transfer payouts wait for staff to mark them paid or failed.")
     post(
         ctx,
         EntryKind.PAYOUT_FAILED,

@@ -18,9 +18,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 ## Set up, load demo data into a SQLite file, and serve Milepost (prints the address).
+# The sandbox provider (deposits of money from nothing) is enabled here for the demo, and nowhere by default.
 run: install
 	$(BIN)/milepost demo --db $(DB)
-	$(BIN)/milepost serve --db $(DB) --host $(HOST) --port $(PORT)
+	MILEPOST_PROVIDERS=sandbox,manual $(BIN)/milepost serve --db $(DB) --host $(HOST) --port $(PORT)
 
 ## Set up and run every check: lint, types, and the whole test suite on SQLite and PostgreSQL.
 test: install lint typecheck pytest

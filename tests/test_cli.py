@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from milepost.milestones.state import MilestoneStatus
 from milepost.models import Base
 from milepost.projects.models import Project
 from milepost.users.models import User
+from milepost.wallets.models import Deposit, Payout, PayoutStatus
 
 MILEPOST = Path(sys.executable).with_name("milepost")
 PASSWORD = "correct horse battery"
@@ -173,7 +175,28 @@ def test_database_url_comes_from_the_environment_when_db_is_absent(tmp_path: Pat
     assert not (tmp_path / "milepost.db").exists()
 
 
-def test_demo_fills_every_status_verifies_and_can_run_twice(db_url: str) -> None:
+def test_serve_refuses_to_start_on_a_bad_providers_setting(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    for value, says in (
+        ("sandbox,paypal", "unknown provider(s) paypal"),
+        ("manual,manual", "names a provider twice"),
+        (",", "name at least one provider"),
+    ):
+        env = {**os.environ, "MILEPOST_PROVIDERS": value}
+        result = milepost("serve", "--db", url, "--port", "1", env=env)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("error: bad setting: MILEPOST_PROVIDERS")
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        assert "running" not in result.stdout  # refused before it says it listens
+    assert not (tmp_path / "x.db").exists()  # nor did it touch the database
+
+
+def test_demo_fills_every_status_verifies_and_can_run_twice(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The production default (manual only): the demo brings its own sandbox money all the same.
+    monkeypatch.delenv("MILEPOST_PROVIDERS", raising=False)
     result = cli("demo", "--db", db_url)
 
     assert result.exit_code == 0, result.output
@@ -202,6 +225,14 @@ def test_demo_fills_every_status_verifies_and_can_run_twice(db_url: str) -> None
             }
         assert zones["yuki@kobe-apps.example"] == "Asia/Tokyo"  # her pages show Japan's clock
         assert zones["staff@milepost.example"] == "UTC"
+        with database.read_only() as session:
+            providers = set(session.scalars(select(Deposit.provider).distinct()))
+            waiting = session.scalars(
+                select(Payout).where(Payout.status == PayoutStatus.PENDING)
+            ).all()
+            assert providers == {"sandbox", "manual"}
+            # The bank transfer out waiting for staff says where to send it.
+            assert waiting and all(p.destination is not None for p in waiting)
 
         verified = cli("ledger", "verify", "--db", db_url)
         assert verified.exit_code == 0, verified.output

@@ -190,7 +190,7 @@ def release_in_own_process(
         try:
             act_as(
                 database,
-                Settings(fee_bps=1000),
+                Settings(fee_bps=1000, providers="sandbox,manual"),
                 user_id,
                 milestones.release,
                 milestone_id,

@@ -26,7 +26,9 @@ from milepost.projects.models import Project, Proposal
 from milepost.settings import Settings
 from milepost.users.models import User
 from milepost.users.service import create_user
+from milepost.wallets import destinations
 from milepost.wallets import service as wallets
+from milepost.wallets.models import Deposit, Payout, PayoutDestination
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"
@@ -36,7 +38,7 @@ _counter = itertools.count(1)
 class World:
     def __init__(self, db: Database, settings: Settings | None = None) -> None:
         self.db = db
-        self.settings = settings or Settings(fee_bps=1000)
+        self.settings = settings or Settings(fee_bps=1000, providers="sandbox,manual")
 
     # Acting -------------------------------------------------------------------------------------------
 
@@ -72,6 +74,13 @@ class World:
 
     def deposit(self, user: User, amount: int, currency: str = "USD") -> None:
         self.act(user, wallets.create_deposit, amount=amount, currency=currency)
+
+    def destination(self, user: User, **fields: Any) -> PayoutDestination:
+        """A bank account ``user`` can be paid to (a valid German IBAN unless told otherwise)."""
+        fields.setdefault("holder_name", user.name)
+        if "account_number" not in fields:
+            fields.setdefault("iban", "DE89 3704 0044 0532 0130 00")
+        return self.act(user, destinations.add_destination, **fields)
 
     def project(
         self, client: User, freelancer: User | None = None, currency: str = "USD", **fields: Any
@@ -164,6 +173,11 @@ class World:
                 "proposals": {p.id: p.status for p in session.scalars(select(Proposal))},
                 "disputes": {d.id: d.status for d in session.scalars(select(Dispute))},
                 "offers": {o.id: o.status for o in session.scalars(select(SettlementOffer))},
+                "deposits": {d.id: d.status for d in session.scalars(select(Deposit))},
+                "payouts": {p.id: p.status for p in session.scalars(select(Payout))},
+                "destinations": {
+                    d.id: d.removed_at for d in session.scalars(select(PayoutDestination))
+                },
                 "events": session.scalar(select(func.count()).select_from(MilestoneEvent)),
                 "entries": session.scalar(select(func.count()).select_from(JournalEntry)),
             }

@@ -127,6 +127,23 @@ def ledger_summary(db: DbOption = None) -> None:
             typer.echo(line)
 
 
+def _check_settings() -> None:
+    """Refuse to start on bad MILEPOST_* settings, in one line each, before anything listens: a server
+    that starts and then fails every request (or, worse, runs with a provider nobody meant) helps no one."""
+    from pydantic import ValidationError
+
+    from milepost.settings import Settings
+
+    try:
+        Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: bad setting{f' ({where})' if where else ''}: {message}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -141,6 +158,7 @@ def serve(
     approval and release, dispute deadlines) unless --no-worker."""
     import uvicorn
 
+    _check_settings()
     url = database_url(db)
     if url.startswith("sqlite"):
         upgrade_schema(url)  # nothing to install: a fresh SQLite file gets its schema on start

@@ -20,8 +20,10 @@ from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.projects import service as projects
+from milepost.settings import Settings
 from milepost.users.models import User
 from milepost.users.service import create_user
+from milepost.wallets import destinations
 from milepost.wallets import service as wallets
 
 DEMO_PASSWORD = "milepost-demo"
@@ -89,12 +91,14 @@ class _Demo:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.users: dict[str, User] = {}
+        # Demo money comes from the sandbox provider whatever MILEPOST_PROVIDERS says: it is demo data.
+        self.settings = Settings(providers="sandbox,manual")
 
     def as_(self, email: str | None, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``action(ctx, *args, **kwargs)`` as one person, in its own unit of work, like a request."""
         with self.database.unit_of_work() as session:
             actor = None if email is None else session.get(User, self.users[email].id)
-            return action(Context(session, actor), *args, **kwargs)
+            return action(Context(session, actor, settings=self.settings), *args, **kwargs)
 
     def people(self) -> None:
         for email, name, is_staff, _role in PEOPLE:
@@ -364,7 +368,21 @@ def _localisation_project(demo: _Demo, today: date) -> None:
     demo.as_(ana, milestones.cancel, cancelled.id, reason="Out of capacity this quarter.")
     # Approved, waiting out its 7-day release delay.
     demo.as_(yuki, milestones.approve, delayed.id)
-    demo.as_(ana, wallets.create_payout, amount=100_000, currency="JPY", provider="manual")
+    account = demo.as_(
+        ana,
+        destinations.add_destination,
+        holder_name="Ana Souza",
+        label="Personal account",
+        iban="GB82 WEST 1234 5698 7654 32",
+    )
+    demo.as_(
+        ana,
+        wallets.create_payout,
+        amount=100_000,
+        currency="JPY",
+        provider="manual",
+        destination_id=account.id,
+    )
 
 
 def _open_project(demo: _Demo) -> None:

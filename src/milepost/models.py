@@ -13,7 +13,7 @@ from milepost.notifications.models import Notification, OutgoingEmail
 from milepost.projects.models import Bonus, Project, Proposal
 from milepost.schedule.models import ScheduleStep
 from milepost.users.models import User
-from milepost.wallets.models import Deposit, Payout
+from milepost.wallets.models import Deposit, Payout, PayoutDestination
 from milepost.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Notification",
     "OutgoingEmail",
     "Payout",
+    "PayoutDestination",
     "Posting",
     "Project",
     "Proposal",

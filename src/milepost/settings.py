@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
     # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
     review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"
+    # Payment providers that deposits and payouts may use, comma-separated; the first is the default.
+    # Known: "manual" (bank transfer, confirmed by staff) and "sandbox" (settles at once, with no money
+    # behind it: for demos and tests only, never where the money is real, since anyone could deposit any
+    # amount). ``make run`` and ``milepost demo`` enable "sandbox,manual".
+    providers: str = "manual"
+
+    @property
+    def enabled_providers(self) -> tuple[str, ...]:
+        """The enabled providers' names, the default first (checked when the settings load)."""
+        return tuple(name.strip() for name in self.providers.split(","))
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:
@@ -73,7 +83,26 @@ class Settings(BaseSettings):
             )
         if any(day <= 0 for day in self.review_reminder_days):
             raise ValueError("review_reminder_days must be positive (days before the period ends)")
+        self._check_providers()
         return self
+
+    def _check_providers(self) -> None:
+        from milepost.wallets.providers import PROVIDERS
+
+        names = self.enabled_providers
+        known = ", ".join(sorted(PROVIDERS))
+        if any(not name for name in names):
+            raise ValueError(
+                f"MILEPOST_PROVIDERS={self.providers!r}: name at least one provider, comma-separated "
+                f"(known: {known})"
+            )
+        unknown = [name for name in names if name not in PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"MILEPOST_PROVIDERS names unknown provider(s) {', '.join(unknown)}; known: {known}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"MILEPOST_PROVIDERS={self.providers!r} names a provider twice")
 
 
 @lru_cache

@@ -53,7 +53,7 @@ class LiveServer:
 
 @pytest.fixture
 def settings(tmp_path: Any) -> Settings:
-    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"))
+    return Settings(fee_bps=1000, providers="sandbox,manual", files_dir=str(tmp_path / "files"))
 
 
 @pytest.fixture

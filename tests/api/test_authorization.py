@@ -685,14 +685,33 @@ def test_manual_deposit_confirm_and_payout_mark_paid_are_staff_only(sign_up: Any
     assert_error(again, 409, "conflict", "invalid_state")
     assert available(cast.client) == 25_000
 
+    for who in (cast.client, cast.outsider):
+        refused = who.post(f"/v1/deposits/{deposit['id']}/reject", {"reason": "never arrived"})
+        assert_error(refused, 403, "permission", "staff_only")
+
+    account = cast.outsider.ok(
+        "POST",
+        "/v1/payout-destinations",
+        {"holder_name": "Outsider", "iban": "DE89370400440532013000"},
+    )
     payout = cast.outsider.ok(
-        "POST", "/v1/payouts", {"amount": 20_000, "currency": USD, "provider": "manual"}
+        "POST",
+        "/v1/payouts",
+        {"amount": 20_000, "currency": USD, "provider": "manual", "destination_id": account["id"]},
     )
     assert payout["status"] == "pending"
     assert available(cast.outsider) == 30_000
     for who in (cast.outsider, cast.client):
         refused = who.post(f"/v1/payouts/{payout['id']}/mark-paid")
         assert_error(refused, 403, "permission", "staff_only")
+        refused = who.post(f"/v1/payouts/{payout['id']}/fail", {"reason": "bounced"})
+        assert_error(refused, 403, "permission", "staff_only")
+    # The payout and its destination are the owner's and staff's: anyone else gets 404.
+    assert_error(cast.client.get(f"/v1/payouts/{payout['id']}"), 404, "not_found", "not_found")
+    gone = cast.client.request("DELETE", f"/v1/payout-destinations/{account['id']}")
+    assert_error(gone, 404, "not_found", "not_found")
+    assert cast.client.ok("GET", "/v1/payout-destinations")["data"] == []
+    assert available(cast.outsider) == 30_000
     assert cast.staff.ok("POST", f"/v1/payouts/{payout['id']}/mark-paid")["status"] == "paid"
     assert available(cast.outsider) == 30_000
     assert cast.staff.ok("GET", "/v1/ledger/verify")["ok"] is True

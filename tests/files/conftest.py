@@ -16,4 +16,9 @@ UPLOAD_LIMIT = 64 * 1024
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), max_upload_bytes=UPLOAD_LIMIT)
+    return Settings(
+        fee_bps=1000,
+        providers="sandbox,manual",
+        files_dir=str(tmp_path / "files"),
+        max_upload_bytes=UPLOAD_LIMIT,
+    )

@@ -137,17 +137,19 @@ class LedgerMachine(RuleBasedStateMachine):
         awarded project one partly released, one funded, one submitted; on an open project one funded."""
         empty_tables(self.database)
         self.rate = rate
-        self.world = World(self.database, Settings(fee_bps=rate))
+        self.world = World(self.database, Settings(fee_bps=rate, providers="sandbox,manual"))
         self.clients, self.freelancers = self.users("client", 2), self.users("freelancer", 2)
         [self.staff] = self.users("staff", 1)
         [self.outsider] = self.users("outsider", 1)
         self.people = [*self.clients, *self.freelancers, self.staff, self.outsider]
         self.by_id = {person.id: person for person in self.people}
+        # Everyone has a bank account for manual payouts.
+        self.accounts = {person.id: self.world.destination(person).id for person in self.people}
         # What came in from the outside world and what went back out, per currency (our own record).
         self.came_in: Counter[str] = Counter()
         self.went_out: Counter[str] = Counter()
         self.pending_deposits: list[tuple[str, str, str, int]] = []  # id, user, currency, amount
-        self.pending_payouts: list[tuple[str, str, int]] = []  # id, currency, amount
+        self.pending_payouts: list[tuple[str, str, str, int]] = []  # id, user, currency, amount
         self.projects: dict[str, ProjectRef] = {}
         self.milestone_projects: dict[str, str] = {}
         self.disputes: list[str] = []
@@ -242,15 +244,18 @@ class LedgerMachine(RuleBasedStateMachine):
                         freelancer=freelancer_id
                     )
 
-    def money_moved(self, expected: dict[str, int]) -> None:
-        """The last successful action changed the account balances by exactly ``expected``."""
+    def moved(self) -> dict[str, int]:
+        """How the last successful action changed the account balances."""
         before, after = self.before["accounts"], self.state["accounts"]
-        moved = {
+        return {
             key: after.get(key, 0) - before.get(key, 0)
             for key in set(before) | set(after)
             if after.get(key, 0) != before.get(key, 0)
         }
-        assert moved == {key: delta for key, delta in expected.items() if delta}
+
+    def money_moved(self, expected: dict[str, int]) -> None:
+        """The last successful action changed the account balances by exactly ``expected``."""
+        assert self.moved() == {key: delta for key, delta in expected.items() if delta}
 
     def has_milestones(self) -> bool:
         return bool(self.state["milestones"])
@@ -344,6 +349,18 @@ class LedgerMachine(RuleBasedStateMachine):
             {user_key(user_id, currency): amount, external_key("manual", currency): -amount}
         )
 
+    @precondition(lambda self: self.pending_deposits)
+    @rule(who=index, which=index)
+    def reject_deposit(self, who: int, which: int) -> None:
+        actor = self.person(who)
+        pending = self.pending_deposits[which % len(self.pending_deposits)]
+        if self.try_act(actor, wallets.reject_deposit, pending[0], reason="Never arrived") is None:
+            assert not actor.is_staff, "staff could not reject a pending deposit"
+            return
+        assert actor.is_staff
+        self.pending_deposits.remove(pending)
+        self.money_moved({})  # nothing was credited, so nothing goes back
+
     @rule(
         who=index,
         amount=st.one_of(small_or_large, st.just("everything")),
@@ -355,7 +372,12 @@ class LedgerMachine(RuleBasedStateMachine):
         available = self.state["accounts"].get(user_key(user.id, currency), 0)
         value = available if amount == "everything" else amount
         payout = self.try_act(
-            user, wallets.create_payout, amount=value, currency=currency, provider=provider
+            user,
+            wallets.create_payout,
+            amount=value,
+            currency=currency,
+            provider=provider,
+            destination_id=self.accounts[user.id],
         )
         if payout is None:
             assert not 0 < value <= available, "a payout within the available balance was refused"
@@ -370,14 +392,14 @@ class LedgerMachine(RuleBasedStateMachine):
             self.money_moved(
                 {user_key(user.id, currency): -value, clearing_key("manual", currency): value}
             )
-            self.pending_payouts.append((payout.id, currency, value))
+            self.pending_payouts.append((payout.id, user.id, currency, value))
 
     @precondition(lambda self: self.pending_payouts)
     @rule(who=index, which=index)
     def mark_payout_paid(self, who: int, which: int) -> None:
         actor = self.person(who)
         pending = self.pending_payouts[which % len(self.pending_payouts)]
-        payout_id, currency, amount = pending
+        payout_id, _user_id, currency, amount = pending
         if self.try_act(actor, wallets.mark_payout_paid, payout_id) is None:
             assert not actor.is_staff, "staff could not mark a pending payout paid"
             return
@@ -386,6 +408,22 @@ class LedgerMachine(RuleBasedStateMachine):
         self.went_out[currency] += amount
         self.money_moved(
             {clearing_key("manual", currency): -amount, external_key("manual", currency): amount}
+        )
+
+    @precondition(lambda self: self.pending_payouts)
+    @rule(who=index, which=index)
+    def fail_payout(self, who: int, which: int) -> None:
+        actor = self.person(who)
+        pending = self.pending_payouts[which % len(self.pending_payouts)]
+        payout_id, user_id, currency, amount = pending
+        if self.try_act(actor, wallets.fail_payout, payout_id, reason="Bounced") is None:
+            assert not actor.is_staff, "staff could not fail a pending payout"
+            return
+        assert actor.is_staff
+        self.pending_payouts.remove(pending)
+        # The bounced transfer's money is back in the wallet; it never left the platform.
+        self.money_moved(
+            {user_key(user_id, currency): amount, clearing_key("manual", currency): -amount}
         )
 
     # Projects -------------------------------------------------------------------------------------------

@@ -315,6 +315,34 @@ def test_a_posting_moved_to_another_account_is_caught_by_the_hash(
 # The database's own guard -------------------------------------------------------------------------------
 
 
+@pytest.mark.tampers
+def test_a_payout_failed_or_a_deposit_rejected_behind_the_ledgers_back_is_caught(
+    world: World, db: Database
+) -> None:
+    user = world.user()
+    world.deposit(user, 30_000)
+    account = world.destination(user)
+    payout = world.act(
+        user,
+        wallets.create_payout,
+        amount=12_000,
+        currency="USD",
+        provider="manual",
+        destination_id=account.id,
+    )
+    assert world.verify().ok
+    # Marked failed without the money going back to the wallet: it would be nowhere.
+    assert run_sql(db, "UPDATE payouts SET status = 'failed' WHERE id = :id", id=payout.id)
+    deposit = world.act(user, wallets.create_deposit, amount=5_000, currency="USD")
+    assert run_sql(db, "UPDATE deposits SET status = 'rejected' WHERE id = :id", id=deposit.id)
+
+    report = world.verify()
+    assert report.problems == [
+        "payout clearing for manual holds 12000 USD but pending payouts come to 0",
+        f"deposit {deposit.id} was rejected but has a ledger entry",
+    ]
+
+
 def test_the_database_refuses_a_negative_user_balance(world: World, db: Database) -> None:
     b = busy(world)
     key = user_account(b.client.id, "USD").key

@@ -181,6 +181,7 @@ def mailbox() -> Iterator[Mailbox]:
 def mail_settings(tmp_path: Path, mailbox: Mailbox) -> Settings:
     return Settings(
         fee_bps=1000,
+        providers="sandbox,manual",
         files_dir=str(tmp_path / "files"),
         smtp_host="127.0.0.1",
         smtp_port=mailbox.port,
@@ -207,13 +208,19 @@ def settings(tmp_path: Path, run_worker: bool, request: pytest.FixtureRequest) -
         mailbox: Mailbox = request.getfixturevalue("mailbox")
         return Settings(
             fee_bps=1000,
+            providers="sandbox,manual",
             files_dir=str(tmp_path / "files"),
             run_worker=run_worker,
             smtp_host="127.0.0.1",
             smtp_port=mailbox.port,
             schedule_interval_seconds=3600,
         )
-    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), run_worker=run_worker)
+    return Settings(
+        fee_bps=1000,
+        providers="sandbox,manual",
+        files_dir=str(tmp_path / "files"),
+        run_worker=run_worker,
+    )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from milepost.notifications.render import render_message
 from milepost.notifications.service import notify
 from milepost.projects.models import Project
 from milepost.users.models import User
+from milepost.wallets import service as wallets
 from tests.world import World
 
 EVIDENCE = [{"type": "link", "url": "https://example.com/pr/1"}]
@@ -230,6 +231,55 @@ def test_every_event_queues_one_email_per_recipient(db: Database, mail_world: Wo
     assert funded.notification_id == notifications(db, freelancer)[-1].id
 
 
+def test_wallet_news_reaches_the_owner_in_the_app_and_by_email(
+    db: Database, mail_world: World
+) -> None:
+    """Staff saying no to a transfer (or sending it) is news for the wallet's owner alone, with the
+    reason staff gave; the e-mail goes through the same templates and outbox as milestone news."""
+    user, staff = mail_world.user("fran"), mail_world.user("staff", staff=True)
+    deposit = mail_world.act(
+        user, wallets.create_deposit, amount=120_000, currency="EUR", provider="manual"
+    )
+    mail_world.act(staff, wallets.reject_deposit, deposit.id, reason="No <b>such</b> transfer")
+    mail_world.deposit(user, 50_000)
+    account = mail_world.destination(user, iban="GB82 WEST 1234 5698 7654 32")
+    payouts = [
+        mail_world.act(
+            user,
+            wallets.create_payout,
+            amount=amount,
+            currency="USD",
+            provider="manual",
+            destination_id=account.id,
+        )
+        for amount in (20_000, 5_000)
+    ]
+    mail_world.act(staff, wallets.fail_payout, payouts[0].id, reason="Account closed")
+    mail_world.act(staff, wallets.mark_payout_paid, payouts[1].id)
+
+    items = notifications(db, user)
+    assert [item.kind for item in items] == ["deposit_rejected", "payout_failed", "payout_paid"]
+    assert kinds(db, staff) == []
+    rejected, failed, paid = items
+    assert rejected.title == "Your deposit of €1,200.00 was not received"
+    assert "No <b>such</b> transfer" in rejected.body and deposit.reference in rejected.body
+    assert failed.title == "Your payout of $200.00 failed; the money is back in your wallet"
+    assert "Account closed" in failed.body and "GB82 •••• •••• 5432" in failed.body
+    assert "$200.00 is back in your available balance" in failed.body
+    assert paid.title == "Your payout of $50.00 is on its way"
+    assert (rejected.milestone_id, rejected.project_id) == (None, None)
+
+    queued = emails(db)
+    assert [(e.to_address, e.subject) for e in queued] == [
+        (user.email, rejected.title),
+        (user.email, failed.title),
+        (user.email, paid.title),
+    ]
+    assert "No <b>such</b> transfer" in queued[0].text_body
+    assert queued[0].html_body is not None and "&lt;b&gt;such&lt;/b&gt;" in queued[0].html_body
+    assert "1234 5698" not in queued[1].text_body  # never the whole account number
+
+
 def test_html_escapes_what_users_wrote(db: Database, mail_world: World) -> None:
     client, _freelancer, milestone = mail_world.submitted(100_000)
     mail_world.act(client, milestones.request_changes, milestone.id, reason="<script>x</script>")
@@ -256,7 +306,13 @@ def test_every_template_renders_for_every_recipient(world: World) -> None:
         "late_fee_amount": 5,
         "reason": "why",
     }
-    for action in [*rules.RECIPIENTS, "project_paused", "project_resumed", "generic"]:
+    for action in [
+        *rules.RECIPIENTS,
+        *rules.WALLET_NEWS,
+        "project_paused",
+        "project_resumed",
+        "generic",
+    ]:
         for role in ("client", "freelancer", "billing_contact"):
             for actor_role in ("client", "freelancer", "staff", "system"):
                 message = render_message(

@@ -48,7 +48,7 @@ def test_a_missed_payment_gets_three_reminders_an_escalation_and_the_late_fee_on
     world: World,
 ) -> None:
     # E-mails are queued only when SMTP is configured (the tick in these tests sends none).
-    world.settings = Settings(fee_bps=1000, smtp_host="mail.invalid")
+    world.settings = Settings(fee_bps=1000, providers="sandbox,manual", smtp_host="mail.invalid")
     client, freelancer, _project, ids = _contract(world)
     first, second, third, fourth, fifth = ids
     # Milestones 1 and 2 are funded in time; milestone 3 is not.

@@ -26,7 +26,9 @@ def test_the_server_scheduler_releases_a_lapsed_review_by_itself(world: World) -
     world.act(client, milestones.fund, mid)
     world.act(freelancer, milestones.submit, mid, note="Done", now=utcnow() - timedelta(days=15))
 
-    scheduler = Scheduler(world.db, Settings(fee_bps=1000, schedule_interval_seconds=0.1))
+    scheduler = Scheduler(
+        world.db, Settings(fee_bps=1000, providers="sandbox,manual", schedule_interval_seconds=0.1)
+    )
     scheduler.start()
     try:
         deadline = time.monotonic() + 20

@@ -33,7 +33,15 @@ def test_pending_manual_transfers_oldest_first(world: World) -> None:
         ann, wallets.create_deposit, amount=2_000, currency="USD", provider="manual"
     )
     world.act(staff, wallets.confirm_deposit, confirmed.id)
-    payout = world.act(ann, wallets.create_payout, amount=500, currency="USD", provider="manual")
+    account = world.destination(ann)
+    payout = world.act(
+        ann,
+        wallets.create_payout,
+        amount=500,
+        currency="USD",
+        provider="manual",
+        destination_id=account.id,
+    )
 
     pending = world.act(staff, pending_transfers)
     assert [(d.id, d.user_name, d.amount, d.currency, d.age) for d in pending.deposits] == [

@@ -68,7 +68,8 @@ def test_deposits_and_payouts_refuse_bad_input(world: World) -> None:
         ({"currency": "ABC"}, "currency", "invalid_currency"),
         ({"currency": "US"}, "currency", "invalid_currency"),
         ({"provider": "paypal"}, "provider", "unknown_provider"),
-        ({"provider": None}, "provider", "unknown_provider"),
+        ({"provider": 7}, "provider", "unknown_provider"),
+        ({"provider": "Sandbox"}, "provider", "unknown_provider"),
     ]
     for action in (wallets.create_deposit, wallets.create_payout):
         for fields, param, code in refusals:
@@ -89,13 +90,19 @@ def test_deposits_and_payouts_refuse_bad_input(world: World) -> None:
 def test_a_payout_cannot_exceed_the_available_balance(world: World) -> None:
     client, freelancer, milestone = world.funded(300_000)
     assert world.balance(client) == 700_000
+    accounts = {user.id: world.destination(user).id for user in (client, freelancer)}
     before = world.snapshot()
     # Money in escrow is not available.
     for user, amount in ((client, 700_001), (freelancer, 1), (client, 1_000_000)):
         for provider in ("sandbox", "manual"):
             with pytest.raises(InsufficientFunds) as refused:
                 world.act(
-                    user, wallets.create_payout, amount=amount, currency="USD", provider=provider
+                    user,
+                    wallets.create_payout,
+                    amount=amount,
+                    currency="USD",
+                    provider=provider,
+                    destination_id=accounts[user.id],
                 )
             assert refused.value.status == 402
             assert world.snapshot() == before
@@ -121,8 +128,14 @@ def test_sandbox_payouts_leave_at_once_manual_ones_when_staff_mark_them_paid(
     # 1,000,000 came in from the sandbox; 40,000 went back out.
     assert world.account_balance("external:sandbox:USD") == -1_000_000 + 40_000
 
+    account = world.destination(user)
     payout = world.act(
-        user, wallets.create_payout, amount=20_000, currency="USD", provider="manual"
+        user,
+        wallets.create_payout,
+        amount=20_000,
+        currency="USD",
+        provider="manual",
+        destination_id=account.id,
     )
     assert payout.status is PayoutStatus.PENDING
     # The money leaves the available balance at once and waits in clearing.

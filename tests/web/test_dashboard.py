@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import expect
 from sqlalchemy import select
 
+from milepost.kit.db import Database
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from milepost.milestones import service as milestones
 from milepost.money import format_money
+from milepost.settings import Settings
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+from tests.api.conftest import LiveServer
 from tests.web.conftest import Shots, csrf_from, log_in
 from tests.world import World
 
@@ -110,6 +115,7 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
     world.act(client, milestones.release, milestone.id)
     available = world.balance(freelancer)
     assert available == 45_000  # 50,000 less the 10% fee
+    account = world.destination(freelancer)
 
     page = new_page()
     log_in(page, freelancer.email)
@@ -150,10 +156,70 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
                 Payout.user_id == freelancer.id, Payout.status == PayoutStatus.PENDING
             )
         ).all()
+    assert pending.destination_id == account.id  # the only bank account, chosen for them
     item = page.locator("#pending .pending-payout")
     assert "$100.00" in item.inner_text() and pending.reference in item.inner_text()
     assert "waiting for staff" in item.inner_text()
     shot(page, "payout-pending")
+
+
+def test_a_user_adds_a_bank_account_and_withdraws_to_it(
+    new_page: Any, shot: Shots, world: World
+) -> None:
+    freelancer = world.user("freelancer")
+    world.deposit(freelancer, 80_000)
+    page = new_page()
+    log_in(page, freelancer.email)
+    page.goto("/settings")
+    form = page.locator("#destination-form")
+    form.get_by_label("Account holder's name").fill("Fran Example")
+    form.get_by_label("Label (optional)").fill("Savings")
+    before = world.snapshot()
+    form.get_by_label("IBAN", exact=True).fill("DE89 3704 0044 0532 0130 01")  # one digit off
+    form.get_by_role("button", name="Add bank account").click()
+    error = page.locator("#destination-iban-error")
+    assert "not a valid IBAN" in error.inner_text()
+    assert page.locator("#destination-iban").get_attribute("aria-invalid") == "true"
+    assert page.locator("#destination-holder_name").input_value() == "Fran Example"  # kept
+    assert world.snapshot() == before
+    shot(page, "bad-iban")
+
+    page.locator("#destination-iban").fill("DE89 3704 0044 0532 0130 00")
+    page.get_by_role("button", name="Add bank account").click()
+    expect(page.locator("#destination-added")).to_be_visible()
+    listed = page.locator("#bank-accounts").inner_text()
+    assert "Savings" in listed and "DE89 •••• •••• 3000" in listed
+    assert "3704 0044" not in page.content()  # the owner sees it masked
+    shot(page, "bank-account-added")
+
+    page.goto("/")
+    form = page.locator("#payout-form")
+    form.get_by_label("Amount to withdraw").fill("300")
+    form.get_by_label("Bank transfer").check()
+    form.get_by_label("Send it to (bank account)").select_option(
+        label="Savings (DE89 •••• •••• 3000, Fran Example)"
+    )
+    form.get_by_role("button", name="Withdraw").click()
+    expect(page.locator("#pending .pending-payout")).to_contain_text(
+        "$300.00 by bank transfer to Savings"
+    )
+    assert world.balance(freelancer) == 50_000
+    with world.db.read_only() as session:
+        [payout] = session.scalars(select(Payout).where(Payout.user_id == freelancer.id)).all()
+        assert payout.destination is not None
+        assert (payout.status, payout.destination.iban) == (
+            PayoutStatus.PENDING,
+            "DE89370400440532013000",
+        )
+    shot(page, "payout-to-bank-account")
+
+    # Removed, it is no longer offered; the pending payout still goes there.
+    page.goto("/settings")
+    page.get_by_role("button", name="Remove Savings").click()
+    expect(page.locator("#bank-accounts")).to_contain_text("No bank accounts yet")
+    page.goto("/")
+    assert page.locator("#payout-destination").count() == 0
+    assert "add one in Settings" in page.locator("#payout-destination-hint").inner_text()
 
 
 def test_a_manual_deposit_shows_its_reference_and_waits_for_staff(
@@ -180,6 +246,40 @@ def test_a_manual_deposit_shows_its_reference_and_waits_for_staff(
     assert world.balance(client) == 10_000  # nothing arrives until staff confirm
     assert page.locator("#balances .available").inner_text() == "$100.00"
     shot(page, "deposit-pending")
+
+
+def test_the_wallet_forms_offer_only_the_enabled_providers(db: Database, tmp_path: Path) -> None:
+    """A production server (manual only) shows no sandbox choice, and a sandbox deposit forged into the
+    form is refused like any unknown provider."""
+    settings = Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), providers="manual")
+    world = World(db, settings)
+    user = world.user("fran")
+    with LiveServer(db, settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        login_token = csrf_from(http.get("/login").text)
+        http.post(
+            "/login",
+            data={
+                "email": user.email,
+                "password": "correct horse battery",
+                "csrf_token": login_token,
+            },
+        )
+        html = http.get("/").text
+        assert 'value="sandbox"' not in html and "Sandbox" not in html
+        assert 'id="deposit-provider-manual" name="provider" value="manual"' in html
+        before = world.snapshot()
+        forged = http.post(
+            "/deposits",
+            data={
+                "amount": "1000000",
+                "currency": "USD",
+                "provider": "sandbox",
+                "csrf_token": csrf_from(html),
+            },
+        )
+        assert forged.status_code == 422
+        assert "not available here" in forged.text
+        assert world.snapshot() == before and world.balance(user) == 0
 
 
 def test_the_payout_form_refuses_a_missing_token_and_needs_a_session(

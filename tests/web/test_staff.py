@@ -163,6 +163,80 @@ def test_a_staff_user_resolves_a_dispute(new_page: Any, shot: Shots, world: Worl
     assert "Recent report" in page.locator("#dispute-queue").inner_text()
 
 
+def _manual_payout(world: World, user: User, amount: int, **account: Any) -> Payout:
+    destination = world.destination(user, **account)
+    return world.act(
+        user,
+        wallets.create_payout,
+        amount=amount,
+        currency="USD",
+        provider="manual",
+        destination_id=destination.id,
+    )
+
+
+def test_staff_reject_a_deposit_and_fail_a_payout_with_a_reason(
+    new_page: Any, shot: Shots, world: World
+) -> None:
+    staff = _staff(world)
+    ann, bob = world.user("ann"), world.user("bob")
+    deposit = world.act(
+        ann, wallets.create_deposit, amount=250_000, currency="USD", provider="manual"
+    )
+    world.deposit(bob, 50_000)
+    payout = _manual_payout(
+        world,
+        bob,
+        20_000,
+        holder_name="Robert Example",
+        account_number="000123456789",
+        routing_number="021000021",
+        label="Checking",
+    )
+    assert world.balance(bob) == 30_000
+
+    page = new_page()
+    log_in(page, staff.email)
+    page.goto("/staff")
+    # Staff see the whole account they are to send the money to.
+    bank = page.locator(f"#destination-{payout.id}").inner_text()
+    assert "Robert Example" in bank and "000123456789" in bank and "021000021" in bank
+    shot(page, "pending")
+
+    # A reason is required: the browser will not send the form without one.
+    before = world.snapshot()
+    reject = page.get_by_role("button", name=f"Reject: never arrived ({deposit.reference})")
+    reject.click()
+    reason = page.get_by_label(f"Reason for rejecting {deposit.reference}")
+    assert reason.evaluate("element => element.validity.valueMissing") is True
+    assert world.snapshot() == before
+    reason.fill("No transfer with this reference arrived in 30 days.")
+    reject.click()
+    expect(page.get_by_text("No deposits waiting.")).to_be_visible()
+    assert world.balance(ann) == 0
+
+    page.get_by_label(f"Why {payout.reference} failed").fill("Account closed (R02).")
+    page.get_by_role(
+        "button", name=f"Mark failed: return $200.00 to Bob's wallet ({payout.reference})"
+    ).click()
+    expect(page.get_by_text("No payouts waiting.")).to_be_visible()
+    assert world.balance(bob) == 50_000
+    with world.db.read_only() as session:
+        rejected, failed = session.get(Deposit, deposit.id), session.get(Payout, payout.id)
+    assert rejected is not None and rejected.status is DepositStatus.REJECTED
+    assert rejected.rejection_reason == "No transfer with this reference arrived in 30 days."
+    assert failed is not None and failed.status is PayoutStatus.FAILED
+    assert failed.failure_reason == "Account closed (R02)."
+    shot(page, "rejected-and-failed")
+
+    # Each customer hears why, in the app.
+    for user, says in ((ann, "30 days"), (bob, "Account closed (R02).")):
+        customer = new_page()
+        log_in(customer, user.email)
+        customer.goto("/notifications")
+        expect(customer.locator("main")).to_contain_text(says)
+
+
 def test_staff_confirm_a_manual_deposit_and_mark_a_payout_paid(
     new_page: Any, shot: Shots, world: World
 ) -> None:
@@ -172,7 +246,7 @@ def test_staff_confirm_a_manual_deposit_and_mark_a_payout_paid(
         ann, wallets.create_deposit, amount=250_000, currency="USD", provider="manual"
     )
     world.deposit(bob, 50_000)
-    payout = world.act(bob, wallets.create_payout, amount=20_000, currency="USD", provider="manual")
+    payout = _manual_payout(world, bob, 20_000)
     assert (world.balance(ann), world.balance(bob)) == (0, 30_000)
 
     page = new_page(width=375)  # staff check transfers on the phone too
@@ -225,7 +299,7 @@ def test_nobody_but_staff_reaches_the_staff_pages(world: World, base_url: str) -
         ann, wallets.create_deposit, amount=9_000, currency="USD", provider="manual"
     )
     world.deposit(ann, 5_000)
-    payout = world.act(ann, wallets.create_payout, amount=1_000, currency="USD", provider="manual")
+    payout = _manual_payout(world, ann, 1_000)
     before = world.snapshot()
     for user in (client, freelancer, ann):
         http = _session(base_url, user.email)
@@ -238,6 +312,8 @@ def test_nobody_but_staff_reaches_the_staff_pages(world: World, base_url: str) -
             (f"/staff/disputes/{dispute.id}/resolve", {"to_freelancer": "1000.00"}),
             (f"/staff/deposits/{deposit.id}/confirm", {}),
             (f"/staff/payouts/{payout.id}/mark-paid", {}),
+            (f"/staff/deposits/{deposit.id}/reject", {"reason": "never came"}),
+            (f"/staff/payouts/{payout.id}/fail", {"reason": "bounced"}),
         ):
             response = http.post(path, data={**data, "csrf_token": token})
             assert response.status_code == 404, path

@@ -34,6 +34,7 @@ def settings(tmp_path: Path, run_worker: bool) -> Settings:
     # default, which refuses them.
     return Settings(
         fee_bps=1000,
+        providers="sandbox,manual",
         files_dir=str(tmp_path / "files"),
         run_worker=run_worker,
         webhook_allow_private_networks=True,

@@ -32,6 +32,8 @@ class EntryKind(StrEnum):
     DEPOSIT = "deposit"
     PAYOUT = "payout"
     PAYOUT_PAID = "payout_paid"
+    # A payout that did not reach the user: from the provider's clearing account back to their balance.
+    PAYOUT_FAILED = "payout_failed"
     FUND = "fund"
     RELEASE = "release"
     REFUND = "refund"

@@ -7,7 +7,9 @@ Checks, each reported as a readable problem:
   account is negative;
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
-- every milestone's event chain is intact.
+- every milestone's event chain is intact;
+- each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
+  went back, a paid one's went out), and no rejected deposit was credited.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from milepost.kit.errors import PermissionDenied
 from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
 from milepost.ledger.service import entry_hash
 from milepost.milestones.models import Milestone
+from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 
 
 @dataclass
@@ -48,6 +51,7 @@ def verify_ledger(session: Session) -> VerifyReport:
     _check_accounts(session, accounts, report)
     _check_milestones(session, report)
     _check_events(session, report)
+    _check_transfers(session, accounts, report)
     return report
 
 
@@ -163,6 +167,35 @@ def _check_events(session: Session, report: VerifyReport) -> None:
                 f"{head[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
                 "(events were removed or added)"
             )
+
+
+def _check_transfers(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
+    pending = {
+        (provider, currency): int(total or 0)
+        for provider, currency, total in session.execute(
+            select(Payout.provider, Payout.currency, func.sum(Payout.amount))
+            .where(Payout.status == PayoutStatus.PENDING)
+            .group_by(Payout.provider, Payout.currency)
+        )
+    }
+    clearing: dict[tuple[str, str], int] = {
+        (account.provider or "", account.currency): account.balance
+        for account in accounts.values()
+        if account.kind is AccountKind.PAYOUT_CLEARING
+    }
+    for provider, currency in sorted(set(pending) | set(clearing), key=str):
+        held, waiting = clearing.get((provider, currency), 0), pending.get((provider, currency), 0)
+        if held != waiting:
+            report.problems.append(
+                f"payout clearing for {provider} holds {held} {currency} but pending payouts "
+                f"come to {waiting}"
+            )
+    for deposit_id in session.scalars(
+        select(Deposit.id).where(
+            Deposit.status == DepositStatus.REJECTED, Deposit.entry_id.is_not(None)
+        )
+    ):
+        report.problems.append(f"deposit {deposit_id} was rejected but has a ledger entry")
 
 
 def verify_as_staff(ctx: Context) -> VerifyReport:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest
@@ -435,6 +436,7 @@ def pending_payouts(ctx: Context, user_id: str) -> list[Payout]:
         ctx.session.scalars(
             select(Payout)
             .where(Payout.user_id == user_id, Payout.status == PayoutStatus.PENDING)
+            .options(selectinload(Payout.destination))  # shown after the read ends
             .order_by(Payout.created_at.desc(), Payout.id)
         )
     )

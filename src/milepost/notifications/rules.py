@@ -2,6 +2,10 @@
 
 The actor is never told of their own action (``service.on_event`` drops them). An action not listed here
 goes to both parties with the generic template, so a new action is reported rather than lost or crashing.
+
+Wallet news is not a milestone event: ``wallets.service`` tells the wallet's owner directly (``notify``)
+of a rejected deposit (``deposit_rejected``), a failed payout (``payout_failed``) and a manual payout sent
+(``payout_paid``), each with its own template.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ RECIPIENTS: dict[str, frozenset[Party]] = {
     "late_fee_accrued": BOTH,
     "review_reminder": CLIENT,
 }
+
+
+# Wallet news (not milestone events): ``wallets.service`` tells the wallet's owner alone, with ``notify``.
+WALLET_NEWS = ("deposit_rejected", "payout_failed", "payout_paid")
 
 
 def recipients(action: str) -> frozenset[Party]:

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
 
@@ -12,11 +12,18 @@ from milepost.kit.db import Base, Money, UTCDateTime, str_enum
 class DepositStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
+    REJECTED = "rejected"  # staff: the money never arrived; nothing was credited
 
 
 class PayoutStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
+    FAILED = "failed"  # staff: the transfer bounced; the amount went back to the available balance
+
+
+class DestinationKind(StrEnum):
+    IBAN = "iban"  # an IBAN, with an optional BIC
+    LOCAL = "local"  # a local account number and routing number (ABA, sort code, ...)
 
 
 class Deposit(Base):
@@ -35,6 +42,31 @@ class Deposit(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejected_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class PayoutDestination(Base):
+    """A bank account a user can be paid to. Never edited (a payout that names it keeps meaning what it
+    meant); removing one only hides it from new payouts (``removed_at``), so pending and past payouts
+    still say where the money went."""
+
+    __tablename__ = "payout_destinations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[DestinationKind] = mapped_column(str_enum(DestinationKind))
+    label: Mapped[str] = mapped_column(String(100))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    # IBAN (compact, upper case) and BIC, for kind "iban".
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    # Account and routing number, for kind "local".
+    account_number: Mapped[str | None] = mapped_column(String(34))
+    routing_number: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Payout(Base):
@@ -51,3 +83,10 @@ class Payout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     marked_paid_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    # Where a manual payout is to be sent (None for providers that know where themselves, e.g. sandbox).
+    destination_id: Mapped[str | None] = mapped_column(ForeignKey("payout_destinations.id"))
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+
+    destination: Mapped[PayoutDestination | None] = relationship()

@@ -1,5 +1,6 @@
-"""Staff's to-do list of bank transfers: manual deposits waiting to be confirmed and manual payouts waiting
-to be marked paid, oldest first (the longest-waiting customer comes first).
+"""Staff's to-do list of bank transfers: manual deposits waiting to be confirmed (or rejected) and manual
+payouts waiting to be marked paid (or failed), oldest first (the longest-waiting customer comes first).
+Each payout carries its destination in full: staff are the ones who send the money.
 
 Only the ``manual`` provider waits on staff; other providers settle themselves. Staff only: anyone else is
 refused with PermissionDenied, as ``confirm_deposit`` and ``mark_payout_paid`` refuse them.
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from milepost.kit.context import Context
 from milepost.kit.errors import PermissionDenied
 from milepost.users.models import User
-from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+from milepost.wallets.destinations import formatted_iban
+from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutDestination, PayoutStatus
 
 STAFF_CONFIRMED = "manual"
 
@@ -32,6 +35,31 @@ def describe_age(age: timedelta) -> str:
 
 
 @dataclass(frozen=True)
+class BankDetails:
+    """Everything staff need to send a bank transfer: never shown to anyone but staff."""
+
+    label: str
+    holder_name: str
+    iban: str | None  # in groups of four
+    bic: str | None
+    account_number: str | None
+    routing_number: str | None
+    removed: bool  # the user removed it after asking for this payout: still where it goes
+
+    @classmethod
+    def of(cls, destination: PayoutDestination) -> BankDetails:
+        return cls(
+            label=destination.label,
+            holder_name=destination.holder_name,
+            iban=formatted_iban(destination),
+            bic=destination.bic,
+            account_number=destination.account_number,
+            routing_number=destination.routing_number,
+            removed=destination.removed_at is not None,
+        )
+
+
+@dataclass(frozen=True)
 class PendingTransfer:
     id: str
     user_name: str
@@ -41,6 +69,7 @@ class PendingTransfer:
     reference: str
     created_at: datetime
     age: str
+    destination: BankDetails | None = None  # payouts only
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,7 @@ def pending_transfers(ctx: Context) -> PendingTransfers:
         select(Payout, User)
         .join(User, User.id == Payout.user_id)
         .where(Payout.status == PayoutStatus.PENDING, Payout.provider == STAFF_CONFIRMED)
+        .options(selectinload(Payout.destination))
         .order_by(Payout.created_at, Payout.id)
     ).all()
     return PendingTransfers(
@@ -72,6 +102,7 @@ def pending_transfers(ctx: Context) -> PendingTransfers:
 
 
 def _line(ctx: Context, transfer: Deposit | Payout, user: User) -> PendingTransfer:
+    destination = transfer.destination if isinstance(transfer, Payout) else None
     return PendingTransfer(
         id=transfer.id,
         user_name=user.name,
@@ -81,4 +112,5 @@ def _line(ctx: Context, transfer: Deposit | Payout, user: User) -> PendingTransf
         reference=transfer.reference,
         created_at=transfer.created_at,
         age=describe_age(ctx.now - transfer.created_at),
+        destination=None if destination is None else BankDetails.of(destination),
     )

@@ -1,6 +1,7 @@
 """Payment providers: how money gets in (deposits) and out (payouts).
 
-``sandbox`` settles at once (demos and tests). ``manual`` is a bank transfer: a deposit waits, with a
+``sandbox`` settles at once (demos and tests: it creates money from nothing, so it is only there when
+``MILEPOST_PROVIDERS`` names it). ``manual`` is a bank transfer: a deposit waits, with a
 reference the payer quotes, until staff confirm the money arrived; a payout waits until staff mark it paid.
 Further providers (Stripe, ...) implement the same two methods.
 """
@@ -55,11 +56,16 @@ PROVIDERS: dict[str, PaymentProvider] = {
 }
 
 
-def get_provider(name: object) -> PaymentProvider:
-    provider = PROVIDERS.get(name) if isinstance(name, str) else None
+def get_provider(name: object, enabled: tuple[str, ...]) -> PaymentProvider:
+    """The provider called ``name`` if this installation enables it (``MILEPOST_PROVIDERS``); None: the
+    first enabled one. A provider that is not enabled is refused like an unknown one: a production
+    installation must never let ``sandbox`` create money."""
+    if name is None:
+        name = enabled[0]
+    provider = PROVIDERS.get(name) if isinstance(name, str) and name in enabled else None
     if provider is None:
         raise ValidationFailed(
-            f"Unknown payment provider; use one of: {', '.join(sorted(PROVIDERS))}.",
+            f"This payment provider is not available here; use one of: {', '.join(enabled)}.",
             code="unknown_provider",
             param="provider",
         )

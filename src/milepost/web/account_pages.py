@@ -1,8 +1,10 @@
-"""The account's pages: notifications, profiles with reputation, settings."""
+"""The account's pages: notifications, profiles with reputation, settings (time zone, and the bank accounts
+payouts go to)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -11,7 +13,11 @@ from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.notifications import service as notifications
 from milepost.reputation.profile import profile
+from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
+from milepost.wallets import destinations
+from milepost.wallets.destinations import masked
+from milepost.wallets.models import PayoutDestination
 from milepost.web.common import FormText, form_errors, not_found
 from milepost.web.session import SignedOut, WebDep
 
@@ -85,22 +91,111 @@ def profile_page(web: WebDep, user_id: str) -> Response:
 # Settings ----------------------------------------------------------------------------------------------
 
 
+DESTINATION_FIELDS = (
+    "holder_name",
+    "label",
+    "iban",
+    "bic",
+    "account_number",
+    "routing_number",
+)
+MAX_DESTINATIONS_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    """A payout destination as its owner sees it: masked."""
+
+    id: str
+    label: str
+    holder_name: str
+    masked: str
+
+    @classmethod
+    def of(cls, destination: PayoutDestination) -> BankAccount:
+        return cls(destination.id, destination.label, destination.holder_name, masked(destination))
+
+
+@dataclass(frozen=True)
+class _SettingsPage:
+    user: User
+    bank_accounts: list[BankAccount]
+
+
+def bank_accounts(ctx: Context) -> list[BankAccount]:
+    page = destinations.list_destinations(ctx, limit=MAX_DESTINATIONS_SHOWN)
+    return [BankAccount.of(destination) for destination in page.data]
+
+
 def _settings(
-    web: WebDep, *, status: int = 200, errors: dict[str, str] | None = None, saved: bool = False
+    web: WebDep,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    saved: bool = False,
+    added: bool = False,
 ) -> Response:
     return web.page(
         "settings.html",
-        lambda ctx: ctx.require_actor(),
+        lambda ctx: _SettingsPage(ctx.require_actor(), bank_accounts(ctx)),
         status=status,
         zones=time_zones(),
         errors=errors or {},
+        values=values or {},
         saved=saved,
+        added=added,
     )
 
 
 @router.get("/settings")
-def settings_page(web: WebDep, saved: bool = False) -> Response:
-    return _settings(web, saved=saved)
+def settings_page(web: WebDep, saved: bool = False, added: bool = False) -> Response:
+    return _settings(web, saved=saved, added=added)
+
+
+@router.post("/settings/payout-destinations")
+def add_destination(
+    web: WebDep,
+    holder_name: FormText = "",
+    label: FormText = "",
+    iban: FormText = "",
+    bic: FormText = "",
+    account_number: FormText = "",
+    routing_number: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    typed = {
+        "holder_name": holder_name,
+        "label": label,
+        "iban": iban,
+        "bic": bic,
+        "account_number": account_number,
+        "routing_number": routing_number,
+    }
+    return web.act(
+        csrf_token,
+        lambda ctx: destinations.add_destination(ctx, **typed),
+        done=lambda _: "/settings?added=1#bank-accounts-heading",
+        refused=lambda error: _settings(
+            web,
+            status=error.status,
+            errors={
+                f"destination-{field}": message
+                for field, message in form_errors(error, DESTINATION_FIELDS).items()
+            },
+            values=typed,
+        ),
+    )
+
+
+@router.post("/settings/payout-destinations/{destination_id}/remove")
+def remove_destination(web: WebDep, destination_id: str, csrf_token: FormText = "") -> Response:
+    return web.act(
+        csrf_token,
+        lambda ctx: destinations.remove_destination(ctx, destination_id),
+        done=lambda _: "/settings#bank-accounts-heading",
+        refused=lambda _: web.not_found(),
+    )
 
 
 @router.post("/settings")

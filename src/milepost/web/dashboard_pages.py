@@ -16,12 +16,13 @@ from milepost.milestones import views
 from milepost.money import format_money, parse_amount
 from milepost.wallets import service as wallets
 from milepost.web import charts
+from milepost.web.account_pages import BankAccount, bank_accounts
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import SignedOut, WebDep
 
 router = APIRouter(include_in_schema=False)
 
-WALLET_FIELDS = ("amount", "currency", "provider")
+WALLET_FIELDS = ("amount", "currency", "provider", "destination_id")
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ def _dashboard(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
+    def load(ctx: Context) -> tuple[views.Dashboard, list[BankAccount]]:
+        return views.dashboard(ctx, tab=tab), bank_accounts(ctx)
+
     try:
-        dashboard = web.read(lambda ctx: views.dashboard(ctx, tab=tab))
+        dashboard, accounts = web.read(load)
     except SignedOut:
         return web.to_login()
     except MilepostError as error:
@@ -86,6 +90,9 @@ def _dashboard(
         ],
         errors=errors or {},
         values=values or {"currency": "USD"},
+        # Only the providers this installation enables (MILEPOST_PROVIDERS), the default first.
+        providers=web.settings.enabled_providers,
+        bank_accounts=accounts,
     )
 
 
@@ -125,7 +132,7 @@ def deposit(
     web: WebDep,
     amount: FormText = "",
     currency: FormText = "",
-    provider: FormText = "sandbox",
+    provider: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
     code = currency.strip().upper()
@@ -133,7 +140,7 @@ def deposit(
         web,
         csrf_token,
         lambda ctx: wallets.create_deposit(
-            ctx, amount=parse_amount(amount, code), currency=code, provider=provider
+            ctx, amount=parse_amount(amount, code), currency=code, provider=provider or None
         ),
         prefix="",
         typed={"amount": amount, "currency": currency, "provider": provider},
@@ -145,7 +152,8 @@ def payout(
     web: WebDep,
     amount: FormText = "",
     currency: FormText = "",
-    provider: FormText = "sandbox",
+    provider: FormText = "",
+    destination_id: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
     code = currency.strip().upper()
@@ -153,8 +161,17 @@ def payout(
         web,
         csrf_token,
         lambda ctx: wallets.create_payout(
-            ctx, amount=parse_amount(amount, code), currency=code, provider=provider
+            ctx,
+            amount=parse_amount(amount, code),
+            currency=code,
+            provider=provider or None,
+            destination_id=destination_id or None,
         ),
         prefix="payout-",
-        typed={"amount": amount, "currency": currency, "provider": provider},
+        typed={
+            "amount": amount,
+            "currency": currency,
+            "provider": provider,
+            "destination_id": destination_id,
+        },
     )

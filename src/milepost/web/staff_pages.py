@@ -43,14 +43,25 @@ class _Overview:
 
     @property
     def form_names(self) -> set[str]:
-        """The confirm and mark-paid forms on the page; a refusal's message goes next to its form."""
-        return {f"deposit-{line.id}" for line in self.transfers.deposits} | {
-            f"payout-{line.id}" for line in self.transfers.payouts
-        }
+        """The confirm, mark-paid, reject and fail forms on the page; a refusal's message goes next to its
+        form."""
+        deposits = {line.id for line in self.transfers.deposits}
+        payouts = {line.id for line in self.transfers.payouts}
+        return (
+            {f"deposit-{id_}" for id_ in deposits}
+            | {f"reject-{id_}" for id_ in deposits}
+            | {f"payout-{id_}" for id_ in payouts}
+            | {f"fail-{id_}" for id_ in payouts}
+        )
 
 
 def _overview(
-    web: WebDep, *, verify: bool = False, status: int = 200, errors: dict[str, str] | None = None
+    web: WebDep,
+    *,
+    verify: bool = False,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
 ) -> Response:
     """The staff home. Verifying the ledger reads every posting, so it runs only when staff press "Verify
     the ledger now" (a GET: it changes nothing), not on every view of the queue; the result says when."""
@@ -63,7 +74,9 @@ def _overview(
             checked_at=ctx.now,
         )
 
-    return web.page("staff.html", load, status=status, hidden=HIDDEN, errors=errors or {})
+    return web.page(
+        "staff.html", load, status=status, hidden=HIDDEN, errors=errors or {}, values=values or {}
+    )
 
 
 @router.get("/staff")
@@ -71,13 +84,21 @@ def staff_page(web: WebDep, verify: bool = False) -> Response:
     return _overview(web, verify=verify)
 
 
-def _transfer_action(web: WebDep, csrf_token: str, name: str, action: Any) -> Response:
-    """Confirm a deposit or mark a payout paid; on refusal, the staff page with the error by its form."""
+def _transfer_action(
+    web: WebDep, csrf_token: str, name: str, action: Any, *, reason: str | None = None
+) -> Response:
+    """Confirm, reject, mark paid or fail a transfer; on refusal, the staff page with the error by its
+    form (and the reason typed, to correct rather than retype)."""
     return web.act(
         csrf_token,
         action,
         done=lambda _: "/staff",
-        refused=lambda error: _overview(web, status=error.status, errors={name: error.message}),
+        refused=lambda error: _overview(
+            web,
+            status=error.status,
+            errors={name: error.message},
+            values={} if reason is None else {name: reason},
+        ),
         hidden=HIDDEN,
     )
 
@@ -89,6 +110,32 @@ def confirm_deposit(web: WebDep, deposit_id: str, csrf_token: FormText = "") -> 
         csrf_token,
         f"deposit-{deposit_id}",
         lambda ctx: wallets.confirm_deposit(ctx, deposit_id),
+    )
+
+
+@router.post("/staff/deposits/{deposit_id}/reject")
+def reject_deposit(
+    web: WebDep, deposit_id: str, reason: FormText = "", csrf_token: FormText = ""
+) -> Response:
+    return _transfer_action(
+        web,
+        csrf_token,
+        f"reject-{deposit_id}",
+        lambda ctx: wallets.reject_deposit(ctx, deposit_id, reason=reason),
+        reason=reason,
+    )
+
+
+@router.post("/staff/payouts/{payout_id}/fail")
+def fail_payout(
+    web: WebDep, payout_id: str, reason: FormText = "", csrf_token: FormText = ""
+) -> Response:
+    return _transfer_action(
+        web,
+        csrf_token,
+        f"fail-{payout_id}",
+        lambda ctx: wallets.fail_payout(ctx, payout_id, reason=reason),
+        reason=reason,
     )
 
 

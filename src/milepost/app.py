@@ -272,7 +272,12 @@ class RequestLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                # Every 503 says when to come back, also a page that rendered the outage itself.
+                if status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+                    retry_after = str(ServiceUnavailable.retry_after_seconds).encode()
+                    headers.append((b"retry-after", retry_after))
             await send(message)
 
         try:

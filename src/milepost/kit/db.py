@@ -380,6 +380,15 @@ class Database:
         self.engine.dispose()
 
 
+def log_failure(db: Database, logger: logging.Logger, message: str, error: BaseException) -> None:
+    """How background loops log a failed round: an unreachable database is part of the outage episode
+    (one line when it starts, one when it ends); anything else is logged with its traceback."""
+    if isinstance(error, ServiceUnavailable) or is_unreachable(error):
+        db.outage.failed(error)
+    else:
+        logger.error(message, exc_info=error)
+
+
 def _rollback(session: Session) -> None:
     """Roll back; on a connection that is already gone there is nothing to roll back, and the error that
     broke it is the one worth reporting."""

@@ -49,6 +49,27 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger("milepost.liveness")
 
+
+class _OnceUntilFixed:
+    """Logs a failure to take the mark once, not once per request, until taking it works again."""
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    def failed(self, error: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            log.warning(
+                "cannot hold this process's claim mark; new claims name no holder",
+                extra={
+                    "fields": {"error": str(error).strip().splitlines()[0] if str(error) else ""}
+                },
+            )
+
+    def worked(self) -> None:
+        self.failing = False
+
+
 _BOOT_ID_SHAPE = re.compile(r"^[0-9a-f]{32}$")
 # How often the PostgreSQL mark's connection is checked (a round trip) before a claim relies on it.
 _PING_EVERY_SECONDS = 5.0
@@ -97,6 +118,7 @@ class PostgresMark(Mark):
         self._lock = threading.Lock()
         self._connection: Any = None
         self._pinged = 0.0
+        self._warn = _OnceUntilFixed()
 
     def holder(self) -> str | None:
         import psycopg
@@ -120,10 +142,9 @@ class PostgresMark(Mark):
                     "SELECT pg_try_advisory_lock(%s)", (advisory_key(me),)
                 ).fetchone()
             except psycopg.Error as error:
-                log.warning(
-                    "cannot hold this process's claim mark", extra={"fields": {"error": str(error)}}
-                )
+                self._warn.failed(error)
                 return None
+            self._warn.worked()
             if not locked or not locked[0]:
                 connection.close()
                 return None
@@ -149,6 +170,7 @@ class SqliteMark(Mark):
         self._lock = threading.Lock()
         self._descriptor: int | None = None
         self._pid = 0
+        self._warn = _OnceUntilFixed()
 
     def holder(self) -> str | None:
         me = boot_id()
@@ -160,10 +182,9 @@ class SqliteMark(Mark):
                 descriptor = os.open(self._directory / f"{me}.lock", os.O_CREAT | os.O_RDWR, 0o600)
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
-                log.warning(
-                    "cannot hold this process's claim mark", extra={"fields": {"error": str(error)}}
-                )
+                self._warn.failed(error)
                 return None
+            self._warn.worked()
             self._descriptor, self._pid = descriptor, os.getpid()
             return me
 

@@ -166,6 +166,15 @@ def _install_error_handlers(app: FastAPI) -> None:
                     }
                 },
             )
+            if _wants_page(request):  # a web form: a page a person can read
+                return HTMLResponse(
+                    "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
+                    "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
+                    "connection to the database was lost while saving it, so it may or may not have "
+                    "been done. Look at the page it would have changed before you send it again.</p>"
+                    "</html>",
+                    status_code=500,
+                )
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 

@@ -75,3 +75,39 @@ def test_a_killed_processs_claim_is_free_at_once_and_a_live_ones_holds(
     assert replay.headers.get("idempotent-replayed") == "true"
     rows = alice.ok("GET", "/v1/balances")["data"]
     assert [row["available"] for row in rows] == [1_234]
+
+
+def test_claims_of_this_process_no_longer_running_or_of_unknown_processes_are_free(
+    sign_up: Any, db: Database
+) -> None:
+    """A claim naming this process whose request is over (its release could not reach the database), or
+    naming a process that holds no mark, is free; one naming no holder at all (written before holders
+    were recorded) waits for the old time limit."""
+    from secrets import token_hex
+
+    from milepost.kit import liveness
+    from milepost.kit.idempotency_models import IdempotencyKey
+    from milepost.kit.time import utcnow
+
+    alice = sign_up("alice")
+    body = {"amount": 500, "currency": "USD", "provider": "sandbox"}
+    request_hash = idempotency.fingerprint("POST", "/v1/deposits", json.dumps(body).encode())
+    holders = {"ours": liveness.boot_id(), "unknown": token_hex(16), "none": None}
+    with db.unit_of_work() as session:
+        for name, holder in holders.items():
+            session.add(
+                IdempotencyKey(
+                    scope_key=idempotency.scope(alice.id, f"left-{name}"),
+                    request_hash=request_hash,
+                    created_at=utcnow(),
+                    holder=holder,
+                )
+            )
+
+    for name in ("ours", "unknown"):
+        retried = alice.post("/v1/deposits", body, headers={"Idempotency-Key": f"left-{name}"})
+        assert retried.status_code == 201, (name, retried.text)
+    waiting = alice.post("/v1/deposits", body, headers={"Idempotency-Key": "left-none"})
+    assert_error(waiting, 409, "conflict", "idempotency_key_in_flight")
+    rows = alice.ok("GET", "/v1/balances")["data"]
+    assert [row["available"] for row in rows] == [1_000]

@@ -201,6 +201,10 @@ def as_conflict(error: DBAPIError) -> TransientConflict | None:
     return None
 
 
+# PostgreSQL SQLSTATEs that mean "the server cannot serve you now": connection exceptions (08xxx) and
+# shutdown / starting up (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+_UNREACHABLE_SQLSTATE_PREFIXES = ("08", "57P")
+
 # SQLite's words for "the database file is not there to be used" (a missing directory, an unmounted disk).
 _SQLITE_UNREACHABLE = ("unable to open database file", "disk i/o error")
 
@@ -209,8 +213,9 @@ def is_unreachable(error: BaseException) -> bool:
     """True when the error says the database could not be reached at all, not that it refused something.
 
     PostgreSQL: SQLAlchemy marks a lost connection (``connection_invalidated``); a failed connect is a
-    psycopg ``OperationalError`` that carries no SQLSTATE (the server never answered). An error with a
-    SQLSTATE is the server speaking (a constraint, a lock timeout, a bad value), never an outage.
+    psycopg ``OperationalError`` that carries no SQLSTATE (the server never answered), or one saying the
+    server is shutting down or starting up. Any other SQLSTATE is the server refusing something (a
+    constraint, a lock timeout, a bad value), never an outage.
     """
     if not isinstance(error, DBAPIError):
         return False
@@ -221,7 +226,8 @@ def is_unreachable(error: BaseException) -> bool:
     orig = error.orig
     if isinstance(orig, sqlite3.Error):
         return any(words in str(orig).lower() for words in _SQLITE_UNREACHABLE)
-    return getattr(orig, "sqlstate", None) is None
+    sqlstate = getattr(orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNREACHABLE_SQLSTATE_PREFIXES)
 
 
 class OutageLog:

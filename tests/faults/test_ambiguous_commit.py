@@ -44,23 +44,27 @@ def backend() -> str:
     return "postgres"  # see the module docstring
 
 
-@pytest.fixture
-def proxy(db: Database) -> Iterator[PostgresFaultProxy]:
-    url = make_url(db.url)
+@pytest.fixture(scope="module")
+def proxy(postgres_url: str) -> Iterator[PostgresFaultProxy]:
+    url = make_url(postgres_url)
     with PostgresFaultProxy(url.host or "127.0.0.1", url.port or 5432) as running:
         yield running
 
 
-@pytest.fixture
-def server(db: Database, proxy: PostgresFaultProxy, tmp_path: Any) -> Iterator[str]:
-    """The app on loopback, its database reached only through the proxy."""
+@pytest.fixture(scope="module")
+def server(
+    postgres_url: str, proxy: PostgresFaultProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app on loopback, its database reached only through the proxy. One server for the module (each
+    test still starts from empty tables: the ``db`` fixture): it must keep working after every fault."""
     through = (
-        make_url(db.url)
+        make_url(postgres_url)
         .set(host="127.0.0.1", port=proxy.port)
         .update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
     )
     database = Database(through.render_as_string(hide_password=False))
-    settings = Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), providers="sandbox,manual")
+    files = tmp_path_factory.mktemp("files")
+    settings = Settings(fee_bps=1000, files_dir=str(files), providers="sandbox,manual")
     try:
         with LiveServer(database, settings) as url:
             yield url
@@ -87,7 +91,9 @@ def person(server: str, db: Database, name: str, *, staff: bool = False) -> Clie
 
 
 @pytest.fixture
-def cast(server: str, db: Database) -> Cast:
+def cast(server: str, db: Database, proxy: PostgresFaultProxy) -> Cast:
+    proxy.disarm()
+    proxy.delay(0)
     client, freelancer = person(server, db, "client"), person(server, db, "freelancer")
     staff = person(server, db, "staff", staff=True)
     project = client.ok(

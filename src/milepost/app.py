@@ -16,8 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milepost import __version__
-from milepost.kit.db import Database
-from milepost.kit.errors import InvalidRequest, MilepostError, NotFound, ValidationFailed
+from milepost.kit.db import Database, is_unreachable
+from milepost.kit.errors import (
+    InvalidRequest,
+    MilepostError,
+    NotFound,
+    OutcomeUnknown,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.settings import Settings, get_settings
 
@@ -51,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from milepost.web.pages import router as web_router
 
     app.include_router(router)
+    _install_health_routes(app)
     # The web app, at the root: the same services, through sessions instead of bearer tokens.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
@@ -108,9 +116,65 @@ def _error(
     )
 
 
+def _install_health_routes(app: FastAPI) -> None:
+    """For load balancers and orchestrators; outside /v1 and not in the API's OpenAPI document."""
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        # Alive: the process answers. The database is /readyz's business.
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz(request: Request) -> JSONResponse:
+        database: Database = request.app.state.db
+        if database.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": "unavailable", "reason": "the database cannot be reached"},
+            status_code=503,
+            headers={"Retry-After": str(ServiceUnavailable.retry_after_seconds)},
+        )
+
+
+def _service_unavailable(request: Request, error: ServiceUnavailable) -> Response:
+    headers = {"Retry-After": str(error.retry_after_seconds)}
+    if _wants_page(request):
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable · Milepost</title>"
+            "<h1>Back in a moment</h1><p>Milepost cannot reach its database right now, so nothing was "
+            f"changed. Try again in {error.retry_after_seconds} seconds.</p></html>",
+            status_code=503,
+            headers=headers,
+        )
+    return JSONResponse(error.to_dict(), status_code=503, headers=headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MilepostError)
-    async def milepost_error(_request: Request, error: MilepostError) -> Response:
+    async def milepost_error(request: Request, error: MilepostError) -> Response:
+        if isinstance(error, ServiceUnavailable):
+            # Logged once per outage episode by the database (kit/db.py), not once per request.
+            return _service_unavailable(request, error)
+        if isinstance(error, OutcomeUnknown):
+            log.warning(
+                "outcome unknown: the database connection broke while committing",
+                extra={
+                    "fields": {
+                        "request_id": getattr(request.state, "request_id", None),
+                        "path": request.url.path,
+                        "idempotency_key": error.with_key,
+                    }
+                },
+            )
+            if _wants_page(request):  # a web form: a page a person can read
+                return HTMLResponse(
+                    "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
+                    "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
+                    "connection to the database was lost while saving it, so it may or may not have "
+                    "been done. Look at the page it would have changed before you send it again.</p>"
+                    "</html>",
+                    status_code=500,
+                )
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
@@ -153,6 +217,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
         request_id = getattr(request.state, "request_id", None)
+        if is_unreachable(
+            error
+        ):  # a database call outside a unit of work: still an outage, not a bug
+            request.app.state.db.outage.failed(error)
+            response = _service_unavailable(request, ServiceUnavailable())
+            if request_id:
+                response.headers["X-Request-Id"] = request_id
+            return response
         log.error(
             "unhandled error",
             exc_info=error,
@@ -174,6 +246,8 @@ def _wants_page(request: Request) -> bool:
 
 
 def _internal_error(request_id: str | None) -> JSONResponse:
+    # Only failures before COMMIT get here (the unit of work rolled back); a failure while committing is
+    # OutcomeUnknown, whose message says that the outcome is unknown.
     return _error(
         500,
         "api_error",
@@ -207,7 +281,12 @@ class RequestLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                # Every 503 says when to come back, also a page that rendered the outage itself.
+                if status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+                    retry_after = str(ServiceUnavailable.retry_after_seconds).encode()
+                    headers.append((b"retry-after", retry_after))
             await send(message)
 
         try:

@@ -329,3 +329,148 @@ def test_a_crash_releases_the_key_and_changes_nothing(flaky_server: str, db: Dat
         retried, alice.post("/v1/test-only/flaky-deposits", {}, headers={"Idempotency-Key": key})
     )
     assert balance(alice) == 700
+
+
+# A key keeps its first answer (every refusal but a transient one) ------------------------------------
+
+
+def funded_milestone(sign_up: Any, amount: int = 5_000) -> tuple[Client, Client, str]:
+    client, freelancer = sign_up("client"), sign_up("freelancer")
+    client.ok("POST", "/v1/deposits", {"amount": amount, "currency": "USD"})
+    project = client.ok(
+        "POST", "/v1/projects", {"title": "Keys", "currency": "USD", "freelancer_id": freelancer.id}
+    )
+    milestone = client.ok(
+        "POST", f"/v1/projects/{project['id']}/milestones", {"title": "All", "amount": amount}
+    )
+    client.ok("POST", f"/v1/milestones/{milestone['id']}/fund")
+    return client, freelancer, str(milestone["id"])
+
+
+def test_an_invalid_state_refusal_is_kept_for_its_key(sign_up: Any) -> None:
+    client, freelancer, milestone_id = funded_milestone(sign_up)
+    key = new_key()
+    path = f"/v1/milestones/{milestone_id}/approve"
+    # Nothing has been submitted: approving is refused.
+    refused = client.post(path, None, headers={"Idempotency-Key": key})
+    assert_error(refused, 409, "conflict", "invalid_state")
+
+    freelancer.ok(
+        "POST",
+        f"/v1/milestones/{milestone_id}/submissions",
+        {"note": "Done", "evidence": [{"type": "link", "url": "https://example.com/x"}]},
+    )
+    # The same key and body keep answering the refusal: the money is not released by a retry.
+    assert_replay(refused, client.post(path, None, headers={"Idempotency-Key": key}))
+    assert client.ok("GET", f"/v1/milestones/{milestone_id}")["status"] == "submitted"
+    assert balance(freelancer) == 0
+    # A new key is a new request: it approves, once.
+    approved = client.post(path, None, headers={"Idempotency-Key": new_key()})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "released"
+    assert balance(freelancer) == 4_500
+
+
+@pytest.fixture
+def busy_server(db: Database, settings: Settings) -> Iterator[str]:
+    """The real app plus a test-only deposit route whose first attempt finds the database busy (the driver's
+    own "database is locked" error, through the real unit of work)."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    live = LiveServer(db, settings)
+    app = live.server.config.app
+    assert isinstance(app, FastAPI)
+    attempts = itertools.count(1)
+
+    @app.post("/v1/test-only/busy-deposits", status_code=201)
+    async def busy_deposit(api: ApiDep) -> Any:
+        def action(ctx: Context) -> Any:
+            deposit = wallets.create_deposit(ctx, amount=300, currency="USD")
+            if next(attempts) == 1:
+                raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+            return deposit
+
+        return await api.write(action, DepositOut.of, status=201)
+
+    with live as url:
+        yield url
+
+
+def test_a_transient_conflict_releases_the_key_and_the_retry_runs(
+    busy_server: str, db: Database
+) -> None:
+    from milepost.users.service import create_user
+
+    with db.unit_of_work() as session:
+        create_user(session, email="busy@example.com", name="Busy", password=PASSWORD)
+    token = Client(busy_server).post(
+        "/v1/tokens", {"email": "busy@example.com", "password": PASSWORD}
+    )
+    alice = Client(busy_server, token.json()["token"], token.json()["user"])
+    key = new_key()
+
+    busy = alice.post("/v1/test-only/busy-deposits", {}, headers={"Idempotency-Key": key})
+    assert_error(busy, 409, "conflict", "conflict")
+    assert alice.ok("GET", "/v1/balances")["data"] == []
+
+    retried = alice.post("/v1/test-only/busy-deposits", {}, headers={"Idempotency-Key": key})
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert_replay(
+        retried, alice.post("/v1/test-only/busy-deposits", {}, headers={"Idempotency-Key": key})
+    )
+    assert balance(alice) == 300
+
+
+# Uploads are the same request when they carry the same file, whatever the multipart boundary ---------
+
+
+def multipart(
+    boundary: str, filename: str, data: bytes, extra: dict[str, str] | None = None
+) -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (extra or {}).items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/plain\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def upload(client: Client, key: str, boundary: str, filename: str, data: bytes) -> httpx.Response:
+    return client.post(
+        "/v1/files",
+        content=multipart(boundary, filename, data),
+        headers={
+            "Idempotency-Key": key,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+
+
+def test_the_same_file_sent_again_with_its_key_replays_whatever_the_boundary(
+    sign_up: Any, db: Database
+) -> None:
+    from milepost.files.models import StoredFile
+
+    alice = sign_up("alice")
+    key = new_key()
+    data = b"the delivered report\n" * 50
+    first = upload(alice, key, "boundary-one-1111", "report.txt", data)
+    assert first.status_code == 201, first.text
+    again = upload(alice, key, "another-boundary-2222", "report.txt", data)
+    assert_replay(first, again)
+    with db.read_only() as session:
+        assert len(session.scalars(select(StoredFile)).all()) == 1
+
+    # Another file, or the same bytes under another name, is another request for that key.
+    other_bytes = upload(alice, key, "boundary-3333", "report.txt", data + b"!")
+    assert_error(other_bytes, 422, "validation", "idempotency_key_reused")
+    other_name = upload(alice, key, "boundary-4444", "summary.txt", data)
+    assert_error(other_name, 422, "validation", "idempotency_key_reused")

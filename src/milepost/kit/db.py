@@ -13,25 +13,46 @@ writers can wait on each other in a cycle.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from milepost.kit.errors import Conflict, MilepostError
+from milepost.kit.errors import (
+    MilepostError,
+    OutcomeUnknown,
+    ServiceUnavailable,
+    TransientConflict,
+)
 from milepost.kit.time import as_utc
 
 DEFAULT_DATABASE_URL = "sqlite:///milepost.db"
+
+log = logging.getLogger("milepost.db")
+
+# How long a new PostgreSQL connection may take before the database counts as unreachable.
+CONNECT_TIMEOUT_SECONDS = 5
 
 # How long a writer waits for the SQLite write lock, or PostgreSQL for a row lock, before giving up with a
 # conflict. Long enough for a queue of honest writers, short enough that nobody hangs.
@@ -79,16 +100,33 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# Per thread: whether the unit of work being committed has got as far as sending COMMIT (set by the
+# engine's "commit" event, just before the driver's commit()). Before that point a failure means nothing
+# was committed; from it on, the outcome is unknown until the database answers.
+_phase = threading.local()
+
+
+def _mark_committing(_connection: Any) -> None:
+    _phase.committing = True
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+    engine = _sqlite_engine(url) if url.startswith("sqlite") else _postgres_engine(url)
+    event.listen(engine, "commit", _mark_committing)
+    return engine
+
+
+def _postgres_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
-        connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"},
+        connect_args={
+            "options": f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}",
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        },
     )
 
 
@@ -152,15 +190,85 @@ def insert_ignoring_conflicts(
 _CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
 
 
-def as_conflict(error: DBAPIError) -> Conflict | None:
-    """Translate a lock timeout, deadlock or serialisation failure into a typed conflict."""
+def as_conflict(error: DBAPIError) -> TransientConflict | None:
+    """Translate a lock timeout, deadlock or serialisation failure into a typed (transient) conflict."""
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in _CONFLICT_SQLSTATES:
-        return Conflict("Another request is changing the same money right now; try again.")
+        return TransientConflict("Another request is changing the same money right now; try again.")
     if isinstance(error, OperationalError) and "database is locked" in str(orig):
-        return Conflict("The database is busy with another write; try again.")
+        return TransientConflict("The database is busy with another write; try again.")
     return None
+
+
+# PostgreSQL SQLSTATEs that mean "the server cannot serve you now": connection exceptions (08xxx) and
+# shutdown / starting up (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+_UNREACHABLE_SQLSTATE_PREFIXES = ("08", "57P")
+
+# SQLite's words for "the database file is not there to be used" (a missing directory, an unmounted disk).
+_SQLITE_UNREACHABLE = ("unable to open database file", "disk i/o error")
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True when the error says the database could not be reached at all, not that it refused something.
+
+    PostgreSQL: SQLAlchemy marks a lost connection (``connection_invalidated``); a failed connect is a
+    psycopg ``OperationalError`` that carries no SQLSTATE (the server never answered), or one saying the
+    server is shutting down or starting up. Any other SQLSTATE is the server refusing something (a
+    constraint, a lock timeout, a bad value), never an outage.
+    """
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    orig = error.orig
+    if isinstance(orig, sqlite3.Error):
+        return any(words in str(orig).lower() for words in _SQLITE_UNREACHABLE)
+    sqlstate = getattr(orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNREACHABLE_SQLSTATE_PREFIXES)
+
+
+class OutageLog:
+    """One warning when the database becomes unreachable, one info line when it answers again: an outage
+    is one episode in the log, not a traceback per request."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.Lock()
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        log.warning(
+            "database unreachable; answering 503 until it is back",
+            extra={"fields": {"error": _first_line(error)}},
+        )
+
+    def worked(self) -> None:
+        if self.since is None:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if self.since is None:
+                return
+            seconds, failures = time.monotonic() - self.since, self.failures
+            self.since, self.failures = None, 0
+        log.info(
+            "database reachable again",
+            extra={"fields": {"outage_seconds": round(seconds, 1), "failed_requests": failures}},
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
 
 
 class Database:
@@ -178,15 +286,21 @@ class Database:
         # queue on a lock instead, so only one of them at a time asks SQLite, in arrival order; the busy
         # handler is left to arbitrate between processes.
         self._write_turn = threading.RLock() if self.url.startswith("sqlite") else None
+        self.outage = OutageLog(self.url)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        Raises ``OutcomeUnknown`` when the commit itself fails in a way that leaves its outcome unknown
+        (the connection broke after COMMIT was sent), ``ServiceUnavailable`` when the database cannot be
+        reached before that (nothing was committed), and a transient conflict on a lock timeout.
+        """
         if self._write_turn is None:
             yield from self._unit_of_work()
             return
         if not self._write_turn.acquire(timeout=LOCK_TIMEOUT_SECONDS):
-            raise Conflict("The database is busy with another write; try again.")
+            raise TransientConflict("The database is busy with another write; try again.")
         try:
             yield from self._unit_of_work()
         finally:
@@ -195,25 +309,53 @@ class Database:
     def _unit_of_work(self) -> Iterator[Session]:
         session = self._sessions()
         try:
-            yield session
-            session.commit()
+            try:
+                yield session
+            except MilepostError as error:
+                if error.keep_changes:
+                    self._commit(session)
+                else:
+                    _rollback(session)
+                raise
+            except BaseException:
+                _rollback(session)
+                raise
+            self._commit(session)
         except DBAPIError as error:
-            session.rollback()
+            # Raised by the block (before COMMIT), so rolled back: nothing was changed.
+            _rollback(session)
             conflict = as_conflict(error)
             if conflict is not None:
                 raise conflict from error
-            raise
-        except MilepostError as error:
-            if error.keep_changes:
-                session.commit()
-            else:
-                session.rollback()
-            raise
-        except BaseException:
-            session.rollback()
+            if is_unreachable(error):
+                self.outage.failed(error)
+                raise ServiceUnavailable() from error
             raise
         finally:
             session.close()
+        self.outage.worked()
+
+    def _commit(self, session: Session) -> None:
+        """Flush, run the before-commit work, COMMIT. A failure of the COMMIT itself is told apart from
+        every failure before it (those are rolled back: nothing was changed)."""
+        _phase.committing = False
+        try:
+            session.commit()
+        except DBAPIError as error:
+            committing = getattr(_phase, "committing", False)
+            _rollback(session)
+            unanswered = isinstance(error, OperationalError) and (
+                getattr(error.orig, "sqlstate", None) is None
+            )
+            if committing and as_conflict(error) is None and (is_unreachable(error) or unanswered):
+                # COMMIT was sent and no answer came back (PostgreSQL: the connection broke after it was
+                # sent; SQLite: an I/O failure while writing, not a plain refusal such as a busy lock or a
+                # constraint): it may have committed. Only a retry with the same idempotency key can
+                # tell, by replaying the stored response if it did.
+                raise OutcomeUnknown(with_key=False) from error
+            raise  # before COMMIT, or the database answered it with a refusal: rolled back
+        finally:
+            _phase.committing = False
 
     @contextmanager
     def rehearsal(self) -> Iterator[Session]:
@@ -240,12 +382,43 @@ class Database:
         session = self._read_sessions()
         try:
             yield session
+        except DBAPIError as error:
+            if is_unreachable(error):
+                self.outage.failed(error)
+                raise ServiceUnavailable() from error
+            raise
         finally:
             # close() ends the transaction without expiring what was loaded (rollback() would).
             session.close()
+        self.outage.worked()
+
+    def ping(self) -> bool:
+        """Whether ``SELECT 1`` works right now (for /readyz)."""
+        try:
+            with self.read_only() as session:
+                session.execute(text("SELECT 1"))
+        except (ServiceUnavailable, DBAPIError):
+            return False
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def log_failure(db: Database, logger: logging.Logger, message: str, error: BaseException) -> None:
+    """How background loops log a failed round: an unreachable database is part of the outage episode
+    (one line when it starts, one when it ends); anything else is logged with its traceback."""
+    if isinstance(error, ServiceUnavailable) or is_unreachable(error):
+        db.outage.failed(error)
+    else:
+        logger.error(message, exc_info=error)
+
+
+def _rollback(session: Session) -> None:
+    """Roll back; on a connection that is already gone there is nothing to roll back, and the error that
+    broke it is the one worth reporting."""
+    with suppress(DBAPIError):
+        session.rollback()
 
 
 def upgrade_schema(url: str) -> None:

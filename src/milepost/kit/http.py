@@ -4,6 +4,8 @@ with a service function, and say how to render its result."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -16,10 +18,12 @@ from sqlalchemy.orm import Session
 from milepost.kit import idempotency
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.kit.errors import AuthenticationFailed, MilepostError
+from milepost.kit.errors import AuthenticationFailed, MilepostError, OutcomeUnknown
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
 from milepost.users.models import User
+
+log = logging.getLogger("milepost.http")
 
 T = TypeVar("T")
 Render = Callable[[T], Any]
@@ -97,10 +101,36 @@ class Api:
         ``idempotent=False``: the Idempotency-Key header is accepted but not honoured, because the response
         must never be stored (it holds a secret shown once, such as a new bearer token).
         """
-        body_bytes = await self.request.body()
+        body_bytes = await self._fingerprint_input()
         return await _run_in_threadpool(
             self._write_sync, action, render, status, auth, idempotent, body_bytes
         )
+
+    async def _fingerprint_input(self) -> bytes:
+        """What the idempotency fingerprint covers: the body; for a multipart upload, its fields with each
+        file as its name and SHA-256, so the same file sent again (with a new random boundary) matches."""
+        body = await self.request.body()
+        if not self.request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return body
+        from starlette.datastructures import UploadFile
+
+        try:
+            form = await self.request.form()  # parsed once per request and cached by Starlette
+        except Exception:  # a malformed form: its endpoint refuses it; the raw bytes will do here
+            return body
+        fields: list[tuple[str, str | tuple[str, str]]] = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                digest = hashlib.sha256()
+                stream = value.file
+                stream.seek(0)
+                while chunk := stream.read(1 << 16):
+                    digest.update(chunk)
+                stream.seek(0)
+                fields.append((name, (value.filename or "", digest.hexdigest())))
+            else:
+                fields.append((name, value))
+        return idempotency.form_canonical(fields)
 
     def _write_sync(
         self,
@@ -120,6 +150,21 @@ class Api:
                 user = self._actor(session, required=auth)
             user_id = user.id if user is not None else None
             scope_key = idempotency.scope(user_id, key)
+        with idempotency.running(self.db, scope_key):
+            return self._run(action, render, status, auth, key, scope_key, user_id, body_bytes)
+
+    def _run(
+        self,
+        action: Callable[[Context], T],
+        render: Render[T] | None,
+        status: int,
+        auth: bool,
+        key: str | None,
+        scope_key: str | None,
+        user_id: str | None,
+        body_bytes: bytes,
+    ) -> Response:
+        if scope_key is not None:
             request_hash = idempotency.fingerprint(
                 self.request.method, self.request.url.path, body_bytes
             )
@@ -138,15 +183,35 @@ class Api:
                 body = None if render is None else to_json(render(result))
                 if scope_key is not None:
                     idempotency.store(session, scope_key, status, body)
+        except OutcomeUnknown as error:
+            if scope_key is not None:
+                self._settle(scope_key, error)
+            # Said to the client as it applies to them: with a key, retrying is the way to find out.
+            raise OutcomeUnknown(
+                with_key=scope_key is not None,
+                request_id=getattr(self.request.state, "request_id", None),
+            ) from error
         except MilepostError as error:
             if scope_key is not None:
-                idempotency.settle_failure(self.db, scope_key, error)
+                self._settle(scope_key, error)
             raise
         except Exception:
             if scope_key is not None:
-                idempotency.settle_failure(self.db, scope_key, None)
+                self._settle(scope_key, None)
             raise
         return _response(status, body, replayed=False)
+
+    def _settle(self, scope_key: str, error: MilepostError | None) -> None:
+        """Store the refusal or release the claim; if even that cannot reach the database, the request's
+        own error is still the one to answer with (the claim is then free once this request is over: see
+        kit/liveness.py)."""
+        try:
+            idempotency.settle_failure(self.db, scope_key, error)
+        except Exception as failure:
+            log.warning(
+                "could not settle an idempotency claim",
+                extra={"fields": {"error": type(failure).__name__}},
+            )
 
 
 @dataclass(frozen=True)

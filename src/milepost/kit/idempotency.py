@@ -2,23 +2,35 @@
 
 A key is claimed in its own short transaction before the request runs, so a duplicate arriving while the
 first is running sees the claim and gets 409 at once. The response is stored in the same transaction as
-the request's own changes: either both are committed or neither is. A refused request (4xx) stores its
-error response in a second transaction after the rollback; a conflict or an unexpected failure releases
-the key so that the client can retry. A claim left by a crashed process expires after a few minutes
-(no request runs that long: locks time out well before).
+the request's own changes: either both are committed or neither is.
+
+A key keeps its first answer. A refused request (any 4xx, ``InvalidState`` and 402 included) stores its
+error response in a second transaction after the rollback, and that refusal is what the key answers from
+then on. Only a *transient* refusal (``MilepostError.transient``: a lock timeout, deadlock, serialisation
+failure, busy or unreachable database) or an unexpected failure releases the key, so that the retry runs.
+
+Releasing never deletes a stored response (``DELETE ... WHERE response_status IS NULL``): when the
+connection breaks after COMMIT was sent, the request may have committed its response with its changes,
+and the retry must replay it, not run again. If it did not commit, the claim is unanswered and is released.
+
+A claim names the process that holds it (kit/liveness.py): a claim whose process is gone is free at once.
+Claims without a holder fall back to a time limit (``ABANDONED_AFTER``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from milepost.kit import liveness
 from milepost.kit.db import Database, insert_ignoring_conflicts
 from milepost.kit.errors import Conflict, MilepostError, ValidationFailed
 from milepost.kit.idempotency_models import IdempotencyKey
@@ -32,6 +44,12 @@ MAX_KEY_LENGTH = 255
 class StoredResponse:
     status: int
     body: Any
+
+
+def form_canonical(fields: list[tuple[str, str | tuple[str, str]]]) -> bytes:
+    """A multipart form as fingerprint input: each text field by value, each file by its name and the
+    SHA-256 of its bytes (``(filename, sha256)``), in field order; never the random boundary."""
+    return json.dumps({"multipart": fields}, separators=(",", ":")).encode()
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -51,13 +69,39 @@ def scope(user_id: str | None, key: str) -> str:
     return f"{user_id or 'anonymous'}:{key}"
 
 
+@contextmanager
+def running(db: Database, scope_key: str | None) -> Iterator[None]:
+    """Around a keyed request, from before its claim until after its release: while it is here, this
+    process's claim on the key is live."""
+    if scope_key is None:
+        yield
+        return
+    liveness.running.enter(db.url, scope_key)
+    try:
+        yield
+    finally:
+        liveness.running.leave(db.url, scope_key)
+
+
 def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> StoredResponse | None:
-    """Claim the key for this request. Returns a stored response to replay, or None: go ahead."""
+    """Claim the key for this request. Returns a stored response to replay, or None: go ahead.
+
+    Call it inside ``running(db, scope_key)``.
+    """
+    mark = liveness.mark_for(db.url)
+    holder = mark.holder()
     with db.unit_of_work() as session:
         inserted = insert_ignoring_conflicts(
             session,
             IdempotencyKey,
-            [{"scope_key": scope_key, "request_hash": request_hash, "created_at": now}],
+            [
+                {
+                    "scope_key": scope_key,
+                    "request_hash": request_hash,
+                    "created_at": now,
+                    "holder": holder,
+                }
+            ],
         )
         if inserted:
             return None
@@ -69,12 +113,13 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
         )
         assert row is not None
         expired = now - row.created_at >= KEY_LIFETIME
-        abandoned = row.response_status is None and now - row.created_at >= ABANDONED_AFTER
+        abandoned = row.response_status is None and _abandoned(db, session, mark, row, now)
         if expired or abandoned:
             row.request_hash = request_hash
             row.response_status = None
             row.response_body = None
             row.created_at = now
+            row.holder = holder
             return None
         if row.request_hash != request_hash:
             raise ValidationFailed(
@@ -90,6 +135,19 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
         return StoredResponse(row.response_status, row.response_body)
 
 
+def _abandoned(
+    db: Database, session: Session, mark: liveness.Mark, row: IdempotencyKey, now: datetime
+) -> bool:
+    """Whether an unanswered claim's process is gone (see kit/liveness.py)."""
+    if row.holder == liveness.boot_id():
+        # Ours: live only while its request is still running in this process.
+        return liveness.running.others(db.url, row.scope_key) <= 0
+    alive = None if row.holder is None else mark.is_alive(session, row.holder)
+    if alive is None:  # no holder recorded, or its mark cannot be checked: the last resort
+        return now - row.created_at >= ABANDONED_AFTER
+    return not alive
+
+
 def store(session: Session, scope_key: str, status: int, body: Any) -> None:
     """Record the response in the request's own transaction."""
     row = session.get(IdempotencyKey, scope_key)
@@ -98,13 +156,25 @@ def store(session: Session, scope_key: str, status: int, body: Any) -> None:
         row.response_body = body
 
 
+def keeps(error: MilepostError | None) -> bool:
+    """Whether the key keeps this failure as its answer: every refusal except a transient one."""
+    return error is not None and not error.transient and error.status < 500
+
+
 def settle_failure(db: Database, scope_key: str, error: MilepostError | None) -> None:
-    """After a rollback: keep a refusal's response for replay; release the key on conflicts and crashes."""
+    """After a failure: keep a refusal's response for replay; release the key after a transient refusal or
+    a crash. Neither ever touches a claim that already holds a response (a commit whose answer was lost
+    may have stored one: the retry must replay it)."""
+    unanswered = (IdempotencyKey.scope_key == scope_key) & IdempotencyKey.response_status.is_(None)
     with db.unit_of_work() as session:
-        if error is None or isinstance(error, Conflict) or error.status >= 500:
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.scope_key == scope_key))
+        if error is not None and keeps(error):
+            session.execute(
+                update(IdempotencyKey)
+                .where(unanswered)
+                .values(response_status=error.status, response_body=error.to_dict())
+            )
         else:
-            store(session, scope_key, error.status, error.to_dict())
+            session.execute(delete(IdempotencyKey).where(unanswered))
 
 
 def purge_expired(session: Session, now: datetime) -> int:

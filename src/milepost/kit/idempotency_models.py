@@ -19,3 +19,6 @@ class IdempotencyKey(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[Any] = mapped_column(json_column(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The boot id of the process running the request (kit/liveness.py): while the claim is unanswered, it
+    # is trusted only as long as that process is alive. None on claims older than this column.
+    holder: Mapped[str | None] = mapped_column(String(64))

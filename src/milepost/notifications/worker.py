@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from milepost.kit.db import Database
+from milepost.kit.db import Database, log_failure
 from milepost.notifications.mail import BATCH_SIZE, deliver_due_emails
 from milepost.settings import Settings
 
@@ -57,6 +57,6 @@ class MailSender:
                     and not self._stop.is_set()
                 ):
                     pass
-            except Exception:
-                log.exception("e-mail delivery failed; trying again shortly")
+            except Exception as error:
+                log_failure(self.db, log, "e-mail delivery failed; trying again shortly", error)
             self._wake.wait(self.interval)

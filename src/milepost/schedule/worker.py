@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from milepost.kit.db import Database
+from milepost.kit.db import Database, log_failure
 from milepost.kit.time import utcnow
 from milepost.schedule.service import TickReport, run_due
 from milepost.settings import Settings
@@ -22,8 +22,8 @@ def run_once_logged(db: Database, settings: Settings, *, deliver: bool) -> TickR
     """One run at the current time; a failure of the whole run is logged, never raised."""
     try:
         report = run_due(db, settings, utcnow(), deliver_emails=deliver, deliver_webhooks=deliver)
-    except Exception:
-        log.exception("time-driven work failed; trying again shortly")
+    except Exception as error:
+        log_failure(db, log, "time-driven work failed; trying again shortly", error)
         return None
     if report.done or report.failed:
         log.info(

@@ -244,6 +244,8 @@ class Web:
         except hidden:
             return self.not_found()
         except MilepostError as error:
+            if error.status >= 500:  # not a refusal of the form: an outage, or an unknown outcome
+                raise
             return refused(error)
         return self.redirect(done(result))
 

@@ -8,7 +8,7 @@ import threading
 
 import httpx
 
-from milepost.kit.db import Database
+from milepost.kit.db import Database, log_failure
 from milepost.webhooks.delivery import BATCH_SIZE, TIMEOUT_SECONDS, deliver_due
 
 log = logging.getLogger("milepost.webhooks")
@@ -68,6 +68,8 @@ class WebhookSender:
                         and not self._stop.is_set()
                     ):
                         pass
-                except Exception:
-                    log.exception("webhook delivery failed; trying again shortly")
+                except Exception as error:
+                    log_failure(
+                        self.db, log, "webhook delivery failed; trying again shortly", error
+                    )
                 self._wake.wait(self.interval)

@@ -365,7 +365,7 @@ class Database:
         if self._write_turn is not None and not self._write_turn.acquire(
             timeout=LOCK_TIMEOUT_SECONDS
         ):
-            raise Conflict("The database is busy with another write; try again.")
+            raise TransientConflict("The database is busy with another write; try again.")
         session = self._sessions()
         try:
             yield session

@@ -166,8 +166,15 @@ def _payout(cast: Cast) -> Call:
 
 def _payout_mark_paid(cast: Cast) -> Call:
     deposit(cast.freelancer, 5_000)
+    account = cast.freelancer.ok(
+        "POST",
+        "/v1/payout-destinations",
+        {"holder_name": "Fred Example", "iban": "DE89 3704 0044 0532 0130 00"},
+    )
     payout = cast.freelancer.ok(
-        "POST", "/v1/payouts", {"amount": 3_000, "currency": USD, "provider": "manual"}
+        "POST",
+        "/v1/payouts",
+        {"amount": 3_000, "currency": USD, "provider": "manual", "destination_id": account["id"]},
     )
     return Call(cast.staff, f"/v1/payouts/{payout['id']}/mark-paid", None, (0, 2_000))
 

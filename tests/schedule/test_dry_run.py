@@ -89,7 +89,7 @@ def test_a_dry_run_shows_every_kind_of_due_work_exactly_as_the_real_run_does_it_
     world: World,
 ) -> None:
     # With SMTP configured the work queues e-mail; a webhook endpoint makes it queue deliveries.
-    world.settings = Settings(fee_bps=1000, smtp_host="mail.invalid")
+    world.settings = Settings(fee_bps=1000, providers="sandbox,manual", smtp_host="mail.invalid")
     anchor = utcnow()
     ids = _every_kind_due(world, anchor)
     moment = anchor + 20 * DAY

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
     # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
     review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"
+    # Tamper evidence an intruder with write access to the database cannot recompute: with a key, every
+    # journal entry and audit event also carries an HMAC-SHA256 (see kit/macs.py), which `ledger verify`
+    # checks. "<key id>:<secret>", the secret at least 32 characters, kept outside the database. Unset:
+    # no MACs are written, plain hashes only, and verify says the MACs were not checked.
+    ledger_key: SecretStr | None = None
+    # Retired ledger keys, which still verify the rows they signed: "<id>:<secret>,<id>:<secret>".
+    ledger_old_keys: SecretStr | None = None
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:
@@ -73,6 +80,9 @@ class Settings(BaseSettings):
             )
         if any(day <= 0 for day in self.review_reminder_days):
             raise ValueError("review_reminder_days must be positive (days before the period ends)")
+        from milepost.kit.macs import ledger_keys
+
+        ledger_keys(self)  # a malformed key stops the start, rather than the first write
         return self
 
 

@@ -30,9 +30,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("milestones", schema=None) as batch_op:
-        batch_op.drop_column("last_event_mac")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch copy: copying the milestones table
+    # would trip the foreign keys that point at it.
+    op.drop_column("milestones", "last_event_mac")
     for table in ("ledger_entries", "milestone_events"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("mac_key_id")
-            batch_op.drop_column("mac")
+        op.drop_column(table, "mac_key_id")
+        op.drop_column(table, "mac")

@@ -100,14 +100,20 @@ def users_create(
 @ledger_app.command("verify")
 def ledger_verify(db: DbOption = None) -> None:
     """Recompute every balance from the postings and check every invariant. Exit 1 on any problem."""
+    from milepost.kit.macs import ledger_keys
     from milepost.ledger.verify import verify_ledger
+    from milepost.settings import Settings
 
+    keys = ledger_keys(Settings())
     with open_database(db) as database, database.read_only() as session:
-        report = verify_ledger(session)
+        report = verify_ledger(session, keys)
     typer.echo(
         f"checked {report.accounts} accounts, {report.entries} entries, "
         f"{report.milestones} milestones, {report.events} events"
+        + (f"; keyed MACs with ledger key {keys.current_id!r}" if report.macs_checked else "")
     )
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     if report.ok:
         typer.echo("ledger OK")
         return
@@ -115,6 +121,42 @@ def ledger_verify(db: DbOption = None) -> None:
     for problem in report.problems:
         typer.echo(f"  - {problem}", err=True)
     raise typer.Exit(code=1)
+
+
+@ledger_app.command("sign")
+def ledger_sign(
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Also re-sign rows signed with a retired key (MILEPOST_LEDGER_OLD_KEYS), so that "
+            "key can be removed afterwards.",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Sign the rows written before MILEPOST_LEDGER_KEY was set with keyed MACs (run it once, after
+    setting the key on every server). Rows that fail their hash or MAC are left unsigned and listed.
+
+    It trusts the rows it signs: run 'milepost ledger verify' first, and sign only a ledger you trust."""
+    from milepost.kit.macs import ledger_keys
+    from milepost.ledger.signing import sign_ledger
+    from milepost.settings import Settings
+
+    keys = ledger_keys(Settings())
+    if not keys.configured:
+        raise fail("MILEPOST_LEDGER_KEY is not set: there is no key to sign with")
+    with open_database(db) as database:
+        report = sign_ledger(database, keys, rotate=rotate)
+    typer.echo(
+        f"signed {report.entries_signed} entries and {report.events_signed} events "
+        f"with ledger key {keys.current_id!r}"
+    )
+    if report.refused:
+        typer.echo(f"{len(report.refused)} left unsigned:", err=True)
+        for line in report.refused:
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(code=1)
 
 
 @ledger_app.command("summary")

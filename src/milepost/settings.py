@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     def enabled_providers(self) -> tuple[str, ...]:
         """The enabled providers' names, the default first (checked when the settings load)."""
         return tuple(name.strip() for name in self.providers.split(","))
+    # Tamper evidence an intruder with write access to the database cannot recompute: with a key, every
+    # journal entry and audit event also carries an HMAC-SHA256 (see kit/macs.py), which `ledger verify`
+    # checks. "<key id>:<secret>", the secret at least 32 characters, kept outside the database. Unset:
+    # no MACs are written, plain hashes only, and verify says the MACs were not checked.
+    ledger_key: SecretStr | None = None
+    # Retired ledger keys, which still verify the rows they signed: "<id>:<secret>,<id>:<secret>".
+    ledger_old_keys: SecretStr | None = None
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:
@@ -84,6 +91,9 @@ class Settings(BaseSettings):
         if any(day <= 0 for day in self.review_reminder_days):
             raise ValueError("review_reminder_days must be positive (days before the period ends)")
         self._check_providers()
+        from milepost.kit.macs import ledger_keys
+
+        ledger_keys(self)  # a malformed key stops the start, rather than the first write
         return self
 
     def _check_providers(self) -> None:

@@ -12,7 +12,8 @@ GENESIS_EVENT_HASH = "0" * 64
 
 
 class MilestoneEvent(Base):
-    """One change to a milestone. Events are chained per milestone: each hash covers the previous one."""
+    """One change to a milestone. Events are chained per milestone: each hash covers the previous one, and
+    each MAC (when a ledger key is set) the previous MAC."""
 
     __tablename__ = "milestone_events"
     __table_args__ = (UniqueConstraint("milestone_id", "seq"),)
@@ -30,3 +31,7 @@ class MilestoneEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The keyed MAC (see kit/macs.py) over this event's hash and the previous event's MAC, and the id of
+    # the key that made it. None: written without MILEPOST_LEDGER_KEY.
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(String(40))

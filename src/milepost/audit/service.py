@@ -1,4 +1,9 @@
-"""The audit trail: every change to a milestone is an event, hash-chained per milestone."""
+"""The audit trail: every change to a milestone is an event, hash-chained per milestone.
+
+With a ledger key (``MILEPOST_LEDGER_KEY``, see kit/macs.py) each event also carries a keyed MAC over its
+hash and the previous event's MAC: rewriting an event, or deleting or reordering events and recomputing
+the plain hashes, leaves MACs that only the key could have made right.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy import select
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
+from milepost.kit.macs import KeyRing, ledger_keys
 from milepost.milestones.models import Milestone
 from milepost.notifications import service as notifications
 from milepost.webhooks import service as webhooks
@@ -37,6 +43,12 @@ def event_hash(event: MilestoneEvent) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def event_mac_message(event_hash: str, prev_mac: str | None) -> str:
+    """What an event's MAC signs: its hash (which covers its content and the previous hash) and the
+    previous event's MAC ("-" for none: the first event, or one after an unsigned event)."""
+    return f"milestone_event|{event_hash}|{prev_mac or '-'}"
+
+
 def record(
     ctx: Context,
     milestone: Milestone,
@@ -50,8 +62,8 @@ def record(
 ) -> MilestoneEvent:
     """Append an event to the milestone's chain. The caller holds the milestone's row lock.
 
-    The chain's head (how many events, the newest hash) is kept on the milestone row itself, so appending
-    needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
+    The chain's head (how many events, the newest hash and MAC) is kept on the milestone row itself, so
+    appending needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
     """
     milestone_id = milestone.id
     seq = (milestone.event_count or 0) + 1
@@ -71,8 +83,13 @@ def record(
         prev_hash=prev_hash,
     )
     event.hash = event_hash(event)
+    # Made here, before the insert, from the head on the already locked milestone row: no extra query.
+    signed = ledger_keys(ctx.settings).sign(event_mac_message(event.hash, milestone.last_event_mac))
+    if signed is not None:
+        event.mac_key_id, event.mac = signed
     milestone.event_count = seq
     milestone.last_event_hash = event.hash
+    milestone.last_event_mac = event.mac
     ctx.session.add(event)
     webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
     notifications.on_event(ctx, milestone, event)  # in-app, and e-mail into its outbox
@@ -96,10 +113,13 @@ class ChainProblem:
     message: str
 
 
-def check_chain(events: list[MilestoneEvent]) -> list[ChainProblem]:
-    """Check one milestone's events (ordered by seq): numbering, links and hashes."""
+def check_chain(events: list[MilestoneEvent], keys: KeyRing | None = None) -> list[ChainProblem]:
+    """Check one milestone's events (ordered by seq): numbering, links and hashes; and with a configured
+    key ring, every event's MAC (each covers the previous event's stored MAC, so a removed or reordered
+    event breaks the next one's)."""
     problems = []
     prev_hash = GENESIS_HASH
+    prev_mac: str | None = None
     for expected_seq, event in enumerate(events, start=1):
         if event.seq != expected_seq:
             problems.append(
@@ -113,5 +133,12 @@ def check_chain(events: list[MilestoneEvent]) -> list[ChainProblem]:
             problems.append(
                 ChainProblem(event.milestone_id, event.seq, "event content was altered")
             )
+        if keys is not None and keys.configured:
+            problem = keys.check(
+                event.mac_key_id, event.mac, event_mac_message(event_hash(event), prev_mac)
+            )
+            if problem is not None:
+                problems.append(ChainProblem(event.milestone_id, event.seq, f"event {problem}"))
         prev_hash = event.hash
+        prev_mac = event.mac
     return problems

@@ -73,6 +73,10 @@ class JournalEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # SHA-256 over the entry and its postings, so that an edited posting shows in verify.
     hash: Mapped[str] = mapped_column(String(64))
+    # The keyed MAC (see kit/macs.py) over the hash, memo and actor, and the id of the key that made it.
+    # None: written without MILEPOST_LEDGER_KEY.
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(String(40))
 
     postings: Mapped[list[Posting]] = relationship(
         back_populates="entry", order_by="Posting.id", lazy="selectin"

@@ -52,6 +52,10 @@ class VerifyOut(BaseModel):
     milestones: int
     events: int
     problems: list[str]
+    # Extensions: whether the keyed MACs were checked (MILEPOST_LEDGER_KEY is set), and notes that are
+    # not problems (e.g. that they were not).
+    macs_checked: bool
+    notes: list[str]
 
     @classmethod
     def of(cls, report: VerifyReport) -> VerifyOut:
@@ -62,4 +66,6 @@ class VerifyOut(BaseModel):
             milestones=report.milestones,
             events=report.events,
             problems=report.problems,
+            macs_checked=report.macs_checked,
+            notes=report.notes,
         )

@@ -10,6 +10,23 @@ Checks, each reported as a readable problem:
 - every milestone's event chain is intact;
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
+- with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
+  a keyed MAC that verifies with a listed key. A row without one is a problem too: nothing in the
+  database can tell a row written before the key from one whose MAC an intruder removed, so rows written
+  before the key are signed once with ``milepost ledger sign``. Without a key the MACs are not checked,
+  and the report says so.
+
+What the MACs show that the plain hashes cannot: an intruder with write access to the database but not
+the key can recompute a SHA-256, not an HMAC.
+- Audit events are chained per milestone, each MAC covering the previous event's MAC: rewriting an event,
+  inserting one, or deleting or reordering events in a chain fails a MAC even when every plain hash and
+  link is recomputed. Cutting events off the end of a chain and setting the milestone's head back to an
+  earlier event leaves a consistent shorter chain; only a copy of the head kept elsewhere shows that.
+- Journal entries are signed one by one (the entry, its postings as account key, amount and currency, its
+  memo and actor), not chained: a chain across entries would make every money operation in the system
+  wait on one head row. A rewritten or forged entry or posting fails its MAC; a whole entry deleted with
+  its postings (and the balances adjusted to match) does not, though the milestone checks above notice
+  when it moved escrow money, and the audit chain records every funding and release.
 """
 
 from __future__ import annotations
@@ -24,10 +41,12 @@ from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import check_chain
 from milepost.kit.context import Context
 from milepost.kit.errors import PermissionDenied
+from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
-from milepost.ledger.service import entry_hash
+from milepost.ledger.service import entry_hash, entry_mac_message
 from milepost.milestones.models import Milestone
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+from milepost.settings import get_settings
 
 
 @dataclass
@@ -37,25 +56,40 @@ class VerifyReport:
     milestones: int = 0
     events: int = 0
     problems: list[str] = field(default_factory=list)
+    # Whether the keyed MACs were checked (a ledger key is configured), and what the reader should know
+    # that is not a problem.
+    macs_checked: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_ledger(session: Session) -> VerifyReport:
-    report = VerifyReport()
+def verify_ledger(session: Session, keys: KeyRing | None = None) -> VerifyReport:
+    """Check everything; the MACs with ``keys`` (default: the ledger keys of the settings)."""
+    keys = ledger_keys(get_settings()) if keys is None else keys
+    report = VerifyReport(macs_checked=keys.configured)
+    if not keys.configured:
+        report.notes.append(NOT_CONFIGURED_NOTE)
     accounts = {account.id: account for account in session.scalars(select(Account))}
     report.accounts = len(accounts)
-    _check_entries(session, accounts, report)
+    _check_entries(session, accounts, report, keys)
     _check_accounts(session, accounts, report)
     _check_milestones(session, report)
-    _check_events(session, report)
+    _check_events(session, report, keys)
     _check_transfers(session, accounts, report)
+    if any(problem.endswith(UNSIGNED) for problem in report.problems):
+        report.notes.append(
+            "rows without a MAC: if they were written before MILEPOST_LEDGER_KEY was set, sign them "
+            "once with 'milepost ledger sign'"
+        )
     return report
 
 
-def _check_entries(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
+def _check_entries(
+    session: Session, accounts: dict[str, Account], report: VerifyReport, keys: KeyRing
+) -> None:
     postings_by_entry: dict[str, list[Posting]] = defaultdict(list)
     for posting in session.scalars(select(Posting).order_by(Posting.id)):
         postings_by_entry[posting.entry_id].append(posting)
@@ -89,6 +123,10 @@ def _check_entries(session: Session, accounts: dict[str, Account], report: Verif
         ]
         if entry_hash(entry, recorded) != entry.hash:
             report.problems.append(f"entry {entry.id} does not match its hash: it was altered")
+        if keys.configured:
+            problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
+            if problem is not None:
+                report.problems.append(f"entry {entry.id} {problem}")
 
 
 def _check_accounts(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
@@ -142,7 +180,7 @@ def _check_milestones(session: Session, report: VerifyReport) -> None:
             )
 
 
-def _check_events(session: Session, report: VerifyReport) -> None:
+def _check_events(session: Session, report: VerifyReport, keys: KeyRing) -> None:
     by_milestone: dict[str, list[MilestoneEvent]] = defaultdict(list)
     for event in session.scalars(
         select(MilestoneEvent).order_by(MilestoneEvent.milestone_id, MilestoneEvent.seq)
@@ -150,17 +188,25 @@ def _check_events(session: Session, report: VerifyReport) -> None:
         by_milestone[event.milestone_id].append(event)
         report.events += 1
     for events in by_milestone.values():
-        for problem in check_chain(events):
+        for problem in check_chain(events, keys):
             report.problems.append(
                 f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
             )
     # The head kept on each milestone must be the chain's last event: this catches events deleted from
     # the end of a chain (or a whole chain), which the links alone cannot show.
-    for milestone_id, count, head in session.execute(
-        select(Milestone.id, Milestone.event_count, Milestone.last_event_hash)
+    for milestone_id, count, head, head_mac in session.execute(
+        select(
+            Milestone.id, Milestone.event_count, Milestone.last_event_hash, Milestone.last_event_mac
+        )
     ):
         events = by_milestone.get(milestone_id, [])
         last_hash = events[-1].hash if events else GENESIS_EVENT_HASH
+        last_mac = events[-1].mac if events else None
+        if head_mac != last_mac:
+            report.problems.append(
+                f"milestone {milestone_id}: its audit trail's head MAC is not its last event's "
+                "(events were removed or added, or the head rewritten)"
+            )
         if count != len(events) or head != last_hash:
             report.problems.append(
                 f"milestone {milestone_id}: its audit trail should hold {count} events ending in "
@@ -202,4 +248,4 @@ def verify_as_staff(ctx: Context) -> VerifyReport:
     """Verification over the API is for staff only."""
     if not ctx.require_actor().is_staff:
         raise PermissionDenied("Only staff can verify the ledger.", code="staff_only")
-    return verify_ledger(ctx.session)
+    return verify_ledger(ctx.session, ledger_keys(ctx.settings))

@@ -80,6 +80,8 @@ class Milestone(Base):
     # The head of the milestone's audit chain (see audit.record): its length and its newest hash.
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    # The newest event's keyed MAC (None: unsigned), so appending needs no read of the previous event.
+    last_event_mac: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def escrow_balance(self) -> int:

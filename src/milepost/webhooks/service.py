@@ -23,7 +23,7 @@ from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
-from milepost.webhooks.addresses import named_private_host
+from milepost.webhooks.addresses import InvalidHost, host_refusal, parse_host
 from milepost.webhooks.events import EVENT_TYPES, event_payload, event_type
 from milepost.webhooks.models import (
     DeliveryStatus,
@@ -57,7 +57,15 @@ def validate_url(value: object, *, allow_private_networks: bool = False) -> str:
         raise ValidationFailed(
             "url must be an http:// or https:// URL with a host.", code="invalid_url", param="url"
         )
-    refusal = None if allow_private_networks else named_private_host(host)
+    try:
+        parsed = parse_host(host)
+    except InvalidHost as error:
+        raise ValidationFailed(
+            f"url must name a valid host: {error}.", code="invalid_url", param="url"
+        ) from None
+    # The host as the resolver will read it (2130706433, 0x7f000001, 127.1, ::ffff:127.0.0.1 are all
+    # loopback), judged by the same rule as every delivery (see addresses.py).
+    refusal = None if allow_private_networks else host_refusal(parsed)
     if refusal is not None:
         raise ValidationFailed(
             f"url must reach a public address: {refusal}.", code="private_address", param="url"

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from milepost import __version__
 from milepost.kit.db import Database
 from milepost.kit.errors import InvalidRequest, MilepostError, NotFound, ValidationFailed
+from milepost.kit.headers import DOCS_CSP, HTML_HEADERS
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.settings import Settings, get_settings
 
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description="Escrow-backed milestone payments: fund, deliver, review, release.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Served below, so that it can say which scripts it loads (its CSP).
+        docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -43,8 +45,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         json_limit=settings.max_json_bytes,
         file_limit=settings.max_upload_bytes,
     )
-    # Added last, so outermost: the body limit's 413 gets a request id and a log line too.
+    # Added after the body limit, so outside it: the body limit's 413 gets a request id and a log line.
     app.add_middleware(RequestLogMiddleware)
+    # Outermost: every HTML response, whoever made it (pages, error pages, the API's receipts, the 413
+    # page), carries the security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
+    _add_docs(app)
     from fastapi.staticfiles import StaticFiles
 
     from milepost.api import router
@@ -55,6 +61,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_router)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="Milepost API")
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
 
 @asynccontextmanager
@@ -239,6 +255,34 @@ class RequestLogMiddleware:
                     }
                 },
             )
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``kit.headers.HTML_HEADERS`` to every text/html response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                content_type = next(
+                    (value for name, value in headers if name.lower() == b"content-type"), b""
+                )
+                if content_type.lower().startswith(b"text/html"):
+                    for name, value in HTML_HEADERS.items():
+                        if name.lower().encode() not in present:
+                            headers.append((name.lower().encode(), value.encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodyLimitMiddleware:

@@ -12,7 +12,13 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.core import get_global
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_territory_currencies,
+    list_currencies,
+)
 
 from milepost.kit.errors import ValidationFailed
 
@@ -26,8 +32,25 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-def validate_currency(code: Any, *, param: str = "currency") -> str:
-    """Return the code if it is an upper-case ISO 4217 code Babel knows; refuse anything else."""
+@cache
+def legal_tender() -> frozenset[str]:
+    """The currencies that are legal tender somewhere today, by CLDR's territory tables.
+
+    ISO 4217 also lists codes that are not money anyone can be paid in: ``XXX`` (no currency), ``XTS``
+    (testing), the metals ``XAU``/``XAG``/``XPT``/``XPD``, units of account such as ``XDR``, ``XSU``,
+    ``XUA``, ``XBA``..``XBD``, fund codes (``USN``, ``BOV``, ``CLF``) and withdrawn ones (``HRK``).
+    The real currencies whose codes start with X (``XOF``, ``XAF``, ``XCD``, ``XPF``) are tender in
+    their territories and so are in this set. Computed once per process.
+    """
+    territories = get_global("territory_currencies")
+    return frozenset(
+        code
+        for territory in territories
+        for code in get_territory_currencies(territory, tender=True)
+    )
+
+
+def _check_code(code: Any, param: str) -> str:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
         raise ValidationFailed(
             "Currency must be an upper-case ISO 4217 code such as USD.",
@@ -37,6 +60,20 @@ def validate_currency(code: Any, *, param: str = "currency") -> str:
     if code not in _known_currencies():
         raise ValidationFailed(f"Unknown currency {code}.", code="invalid_currency", param=param)
     return code
+
+
+def validate_currency(code: Any, *, param: str = "currency") -> str:
+    """Return the code if it is the ISO 4217 code of legal tender (what new projects, deposits and
+    payouts may use); refuse anything else, the ISO codes that are not money included."""
+    known = _check_code(code, param)
+    if known not in legal_tender():
+        raise ValidationFailed(
+            f"{known} is not a currency that can be paid in; use the ISO 4217 code of legal tender "
+            "such as USD or EUR.",
+            code="invalid_currency",
+            param=param,
+        )
+    return known
 
 
 def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = False) -> int:
@@ -66,7 +103,9 @@ def parse_amount(
     """Minor units from an amount as people type it ("1,500.50" USD -> 150050); refuse more decimals
     than the currency has, and anything that is not a plain positive number (no signs, no exponents).
     ``allow_zero`` for the amounts where nothing is a valid answer (a dispute's part for one side)."""
-    code = validate_currency(currency)
+    # The currency of something that already exists (a project's): known is enough, so that an amount
+    # in a currency withdrawn since the project began can still be read.
+    code = _check_code(currency, "currency")
     cleaned = text.strip().replace(",", "") if isinstance(text, str) else ""
     if not _PLAIN_AMOUNT.fullmatch(cleaned):
         raise ValidationFailed(
@@ -84,7 +123,8 @@ def parse_amount(
 
 def exponent(currency: str) -> int:
     """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return int(get_currency_precision(validate_currency(currency)))
+    # Known, not necessarily tender: stored amounts in a since-withdrawn currency must still show.
+    return int(get_currency_precision(_check_code(currency, "currency")))
 
 
 def to_decimal(amount: int, currency: str) -> Decimal:

@@ -17,6 +17,7 @@ from milepost.kit import idempotency
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, MilepostError
+from milepost.kit.headers import DOCUMENT_CSP
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
 from milepost.users.models import User
@@ -159,6 +160,10 @@ class Document:
 
     def response(self) -> Response:
         headers = {}
+        if self.media_type.startswith("text/html"):
+            # A standalone document that styles itself inline (a receipt); the other security headers
+            # come from app.SecurityHeadersMiddleware.
+            headers["Content-Security-Policy"] = DOCUMENT_CSP
         if self.filename is not None:
             headers["Content-Disposition"] = f'inline; filename="{self.filename}"'
         return Response(self.content, media_type=self.media_type, headers=headers)

@@ -39,17 +39,6 @@ SESSION_COOKIE = "milepost_session"
 PRE_SESSION_COOKIE = "milepost_csrf"
 CSRF_FIELD = "csrf_token"
 
-# Pages hold CSRF tokens and private figures: never cached, never framed (clickjacking), forms post only here.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-}
-
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -191,7 +180,7 @@ class Web:
             context,
             status_code=status,
         )
-        response.headers.update(PAGE_HEADERS)
+        # The security headers (no caching, no framing, CSP) come from app.SecurityHeadersMiddleware.
         if self._new_pre_session is not None:
             response.set_cookie(
                 PRE_SESSION_COOKIE,

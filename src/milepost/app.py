@@ -147,9 +147,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {
             "missing": "missing",
             "extra_forbidden": "unknown_field",
+            "date_out_of_range": "date_out_of_range",
         }.get(str(first.get("type")), "invalid_value")
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        if first.get("loc", ("",))[0] == "query":
+        # A well-formed value the service could not work with (a date past kit.validate.LAST_DATE) is
+        # 422 wherever it is sent, like the same value in a body.
+        if first.get("loc", ("",))[0] == "query" and code != "date_out_of_range":
             return error_response(InvalidRequest(message, code=code, param=param))
         return error_response(ValidationFailed(message, code=code, param=param))
 

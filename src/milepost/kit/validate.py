@@ -10,6 +10,11 @@ from milepost.kit.errors import ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+# The last day a date may be. Python's dates end with 9999-12-31, and the work done on a date adds days
+# to it (the day after a statement's last day, reminders and late fees after a fund-by date, a review
+# period after a due date): a year of room keeps every such sum a date.
+LAST_DATE = date(9998, 12, 31)
+
 
 def text(value: Any, param: str, *, max_length: int, required: bool = True) -> str:
     if value is None and not required:
@@ -44,16 +49,29 @@ def integer(value: Any, param: str, *, minimum: int, maximum: int) -> int:
     return value
 
 
+def date_in_range(value: date, param: str) -> date:
+    """Refuse a date after ``LAST_DATE`` (see there why)."""
+    if value > LAST_DATE:
+        raise ValidationFailed(
+            f"{param} must be on or before {LAST_DATE.isoformat()}.",
+            code="date_out_of_range",
+            param=param,
+        )
+    return value
+
+
 def optional_date(value: Any, param: str) -> date | None:
     if value is None:
         return None
     if isinstance(value, date):
-        return value
+        return date_in_range(value, param)
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value)
+            parsed = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return date_in_range(parsed, param)
     raise ValidationFailed(f"{param} must be a date as YYYY-MM-DD.", param=param)
 
 

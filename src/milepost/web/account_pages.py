@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.notifications import service as notifications
 from milepost.reputation.profile import profile
+from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
 from milepost.web.common import FormText, form_errors, not_found
 from milepost.web.session import SignedOut, WebDep
@@ -85,22 +88,53 @@ def profile_page(web: WebDep, user_id: str) -> Response:
 # Settings ----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SettingsPage:
+    user: User
+    tokens: list[auth.TokenView]  # live API tokens and browser sessions, newest first
+    more_tokens: bool
+
+
+def _load_settings(web: WebDep, ctx: Context) -> SettingsPage:
+    tokens, more = auth.list_tokens(ctx, web.session_token)
+    return SettingsPage(user=ctx.require_actor(), tokens=tokens, more_tokens=more)
+
+
 def _settings(
-    web: WebDep, *, status: int = 200, errors: dict[str, str] | None = None, saved: bool = False
+    web: WebDep,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    saved: bool = False,
+    revoked: bool = False,
 ) -> Response:
     return web.page(
         "settings.html",
-        lambda ctx: ctx.require_actor(),
+        lambda ctx: _load_settings(web, ctx),
         status=status,
         zones=time_zones(),
         errors=errors or {},
         saved=saved,
+        revoked=revoked,
+        session_hours=web.settings.web_session_hours,
     )
 
 
 @router.get("/settings")
-def settings_page(web: WebDep, saved: bool = False) -> Response:
-    return _settings(web, saved=saved)
+def settings_page(web: WebDep, saved: bool = False, revoked: bool = False) -> Response:
+    return _settings(web, saved=saved, revoked=revoked)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(web: WebDep, token_id: str, csrf_token: FormText = "") -> Response:
+    """Revoke one of the viewer's API tokens or sessions (this browser's own too: it is then signed
+    out, and the next page is the log-in page)."""
+    return web.act(
+        csrf_token,
+        lambda ctx: auth.revoke_token_by_id(ctx, token_id),
+        done=lambda _: "/settings?revoked=1",
+        refused=lambda _: web.not_found(),
+    )
 
 
 @router.post("/settings")

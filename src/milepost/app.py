@@ -126,7 +126,18 @@ def _error(
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MilepostError)
-    async def milepost_error(_request: Request, error: MilepostError) -> Response:
+    async def milepost_error(request: Request, error: MilepostError) -> Response:
+        if not _is_api(request.url.path):
+            # The web app's pages handle their services' refusals themselves; what reaches here was
+            # refused before the page ran (a control character in a form field): a page, not JSON.
+            from milepost.web.session import Web
+
+            return Web(request).render(
+                "error.html",
+                status=error.status,
+                title="Not accepted",
+                message=f"{error.message} Nothing was changed; go back and try again.",
+            )
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
@@ -184,12 +195,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return response
 
 
+def _is_api(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def _wants_page(request: Request) -> bool:
     """A browser asking for a page of the web app (not the API) gets HTML errors."""
-    path = request.url.path
-    return not (path == "/v1" or path.startswith("/v1/")) and "text/html" in request.headers.get(
-        "accept", ""
-    )
+    return not _is_api(request.url.path) and "text/html" in request.headers.get("accept", "")
 
 
 def _internal_error(request_id: str | None) -> JSONResponse:

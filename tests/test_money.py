@@ -460,3 +460,27 @@ def test_parse_amount_takes_zero_only_when_asked() -> None:
     for typed in ("-5", "1.005", "", "ten"):
         with pytest.raises(ValidationFailed):
             parse_amount(typed, "USD", allow_zero=True)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA",
+     "USN", "BOV", "HRK"],
+)  # fmt: skip
+def test_iso_codes_that_are_not_legal_tender_are_refused(code: str) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        validate_currency(code)
+    assert (raised.value.code, raised.value.param) == ("invalid_currency", "currency")
+
+
+@pytest.mark.parametrize(
+    "code", ["XOF", "XAF", "XCD", "XPF", "USD", "EUR", "GBP", "JPY", "KWD", "BHD", "CHF", "INR"]
+)
+def test_legal_tender_is_accepted_including_real_x_currencies(code: str) -> None:
+    assert validate_currency(code) == code
+
+
+def test_amounts_in_a_withdrawn_currency_still_show() -> None:
+    # A project begun in kuna (replaced by the euro in 2023) keeps its figures readable.
+    assert exponent("HRK") == 2
+    assert format_money(150_000, "HRK").endswith("1,500.00")

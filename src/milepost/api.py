@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from milepost.disputes.endpoints import router as disputes
 from milepost.feedback.endpoints import router as feedback
 from milepost.files.endpoints import router as files
+from milepost.kit.http import refuse_control_characters
 from milepost.kit.schemas import ErrorOut
 from milepost.ledger.endpoints import router as ledger
 from milepost.milestones.endpoints import router as milestones
@@ -36,7 +37,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     }.items()
 }
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+# Text with NUL or another control character is refused (422) before any endpoint runs.
+router = APIRouter(
+    prefix="/v1", responses=ERRORS, dependencies=[Depends(refuse_control_characters)]
+)
 for domain in (
     users,
     wallets,

@@ -25,6 +25,7 @@ from milepost.kit.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from milepost.kit.headers import DOCS_CSP, HTML_HEADERS
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.settings import Settings, get_settings
 
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description="Escrow-backed milestone payments: fund, deliver, review, release.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Served below, so that it can say which scripts it loads (its CSP).
+        docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -50,8 +52,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         json_limit=settings.max_json_bytes,
         file_limit=settings.max_upload_bytes,
     )
-    # Added last, so outermost: the body limit's 413 gets a request id and a log line too.
+    # Added after the body limit, so outside it: the body limit's 413 gets a request id and a log line.
     app.add_middleware(RequestLogMiddleware)
+    # Outermost: every HTML response, whoever made it (pages, error pages, the API's receipts, the 413
+    # page), carries the security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
+    _add_docs(app)
     from fastapi.staticfiles import StaticFiles
 
     from milepost.api import router
@@ -63,6 +69,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_router)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="Milepost API")
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
 
 @asynccontextmanager
@@ -175,6 +191,17 @@ def _install_error_handlers(app: FastAPI) -> None:
                     "</html>",
                     status_code=500,
                 )
+        if not _is_api(request.url.path):
+            # The web app's pages handle their services' refusals themselves; what reaches here was
+            # refused before the page ran (a control character in a form field): a page, not JSON.
+            from milepost.web.session import Web
+
+            return Web(request).render(
+                "error.html",
+                status=error.status,
+                title="Not accepted",
+                message=f"{error.message} Nothing was changed; go back and try again.",
+            )
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
@@ -195,9 +222,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {
             "missing": "missing",
             "extra_forbidden": "unknown_field",
+            "date_out_of_range": "date_out_of_range",
         }.get(str(first.get("type")), "invalid_value")
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        if first.get("loc", ("",))[0] == "query":
+        # A well-formed value the service could not work with (a date past kit.validate.LAST_DATE) is
+        # 422 wherever it is sent, like the same value in a body.
+        if first.get("loc", ("",))[0] == "query" and code != "date_out_of_range":
             return error_response(InvalidRequest(message, code=code, param=param))
         return error_response(ValidationFailed(message, code=code, param=param))
 
@@ -237,12 +267,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return response
 
 
+def _is_api(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def _wants_page(request: Request) -> bool:
     """A browser asking for a page of the web app (not the API) gets HTML errors."""
-    path = request.url.path
-    return not (path == "/v1" or path.startswith("/v1/")) and "text/html" in request.headers.get(
-        "accept", ""
-    )
+    return not _is_api(request.url.path) and "text/html" in request.headers.get("accept", "")
 
 
 def _internal_error(request_id: str | None) -> JSONResponse:
@@ -318,6 +349,34 @@ class RequestLogMiddleware:
                     }
                 },
             )
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``kit.headers.HTML_HEADERS`` to every text/html response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                content_type = next(
+                    (value for name, value in headers if name.lower() == b"content-type"), b""
+                )
+                if content_type.lower().startswith(b"text/html"):
+                    for name, value in HTML_HEADERS.items():
+                        if name.lower().encode() not in present:
+                            headers.append((name.lower().encode(), value.encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodyLimitMiddleware:

@@ -186,6 +186,21 @@ def _check_settings() -> None:
         raise typer.Exit(1) from None
 
 
+def refuse_broken_storage(url: str) -> None:
+    """Stop before serving from a database that is damaged (SQLite's quick_check) or cannot be written:
+    otherwise the server would start and answer every write with a 500, or keep writing to a damaged
+    file."""
+    from milepost.kit.storage import startup_problems
+
+    database = Database(url)
+    try:
+        problems = startup_problems(database)
+    finally:
+        database.dispose()
+    if problems:
+        raise fail(f"not starting on {url}: " + "; ".join(problems))
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -202,6 +217,7 @@ def serve(
 
     _check_settings()
     url = database_url(db)
+    refuse_broken_storage(url)
     if url.startswith("sqlite"):
         upgrade_schema(url)  # nothing to install: a fresh SQLite file gets its schema on start
     # Server processes build their settings from the environment (app.app_from_environment).

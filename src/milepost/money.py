@@ -12,10 +12,12 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from babel.core import get_global
 from babel.numbers import (
     format_currency,
     get_currency_precision,
     get_currency_symbol,
+    get_territory_currencies,
     list_currencies,
 )
 
@@ -30,8 +32,25 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-def validate_currency(code: Any, *, param: str = "currency") -> str:
-    """Return the code if it is an upper-case ISO 4217 code Babel knows; refuse anything else."""
+@cache
+def legal_tender() -> frozenset[str]:
+    """The currencies that are legal tender somewhere today, by CLDR's territory tables.
+
+    ISO 4217 also lists codes that are not money anyone can be paid in: ``XXX`` (no currency), ``XTS``
+    (testing), the metals ``XAU``/``XAG``/``XPT``/``XPD``, units of account such as ``XDR``, ``XSU``,
+    ``XUA``, ``XBA``..``XBD``, fund codes (``USN``, ``BOV``, ``CLF``) and withdrawn ones (``HRK``).
+    The real currencies whose codes start with X (``XOF``, ``XAF``, ``XCD``, ``XPF``) are tender in
+    their territories and so are in this set. Computed once per process.
+    """
+    territories = get_global("territory_currencies")
+    return frozenset(
+        code
+        for territory in territories
+        for code in get_territory_currencies(territory, tender=True)
+    )
+
+
+def _check_code(code: Any, param: str) -> str:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
         raise ValidationFailed(
             "Currency must be an upper-case ISO 4217 code such as USD.",
@@ -41,6 +60,20 @@ def validate_currency(code: Any, *, param: str = "currency") -> str:
     if code not in _known_currencies():
         raise ValidationFailed(f"Unknown currency {code}.", code="invalid_currency", param=param)
     return code
+
+
+def validate_currency(code: Any, *, param: str = "currency") -> str:
+    """Return the code if it is the ISO 4217 code of legal tender (what new projects, deposits and
+    payouts may use); refuse anything else, the ISO codes that are not money included."""
+    known = _check_code(code, param)
+    if known not in legal_tender():
+        raise ValidationFailed(
+            f"{known} is not a currency that can be paid in; use the ISO 4217 code of legal tender "
+            "such as USD or EUR.",
+            code="invalid_currency",
+            param=param,
+        )
+    return known
 
 
 def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = False) -> int:
@@ -76,7 +109,9 @@ def parse_amount(
     guessed: "12,50" may be twelve and a half or 1,250 depending on who typed it, and money must not be
     multiplied by 100 because of a reading. ``allow_zero`` for the amounts where nothing is a valid
     answer (a dispute's part for one side)."""
-    code = validate_currency(currency)
+    # The currency of something that already exists (a project's): known is enough, so that an amount
+    # in a currency withdrawn since the project began can still be read.
+    code = _check_code(currency, "currency")
     places = exponent(code)
     number = _strip_currency(text.strip(), code) if isinstance(text, str) else ""
     # Longer than any amount up to MAX_AMOUNT can be written: refused before any arithmetic.
@@ -115,7 +150,7 @@ def _strip_currency(text: str, code: str) -> str:
 @cache
 def currency_symbol(code: str) -> str:
     """The symbol ``format_money`` writes before an amount in ``code``: "$", "€", "KWD"."""
-    return str(get_currency_symbol(validate_currency(code), locale="en"))
+    return str(get_currency_symbol(_check_code(code, "currency"), locale="en"))
 
 
 def _how_to_write(code: str) -> str:
@@ -133,7 +168,8 @@ def _how_to_write(code: str) -> str:
 
 def exponent(currency: str) -> int:
     """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return int(get_currency_precision(validate_currency(currency)))
+    # Known, not necessarily tender: stored amounts in a since-withdrawn currency must still show.
+    return int(get_currency_precision(_check_code(currency, "currency")))
 
 
 def to_decimal(amount: int, currency: str) -> Decimal:

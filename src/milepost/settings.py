@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # for one process but not for several behind one address (a form served by one would be refused by
     # another, and every restart invalidates open forms): set it to the same long random value everywhere.
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
+    # How long a token from POST /v1/tokens works, in days (it can be revoked sooner).
+    token_lifetime_days: int = Field(default=90, ge=1, le=3650)
+    # How long a web session (the browser's cookie) works, in hours: a working day, so that a browser
+    # left signed in on a shared or lost computer does not stay a way into someone's money for weeks.
+    # The session does not slide with use (that would cost a write per request); sign in again after.
+    web_session_hours: int = Field(default=12, ge=1, le=24 * 90)
     # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
     # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
     review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"
@@ -72,6 +78,7 @@ class Settings(BaseSettings):
     def enabled_providers(self) -> tuple[str, ...]:
         """The enabled providers' names, the default first (checked when the settings load)."""
         return tuple(name.strip() for name in self.providers.split(","))
+
     # Tamper evidence an intruder with write access to the database cannot recompute: with a key, every
     # journal entry and audit event also carries an HMAC-SHA256 (see kit/macs.py), which `ledger verify`
     # checks. "<key id>:<secret>", the secret at least 32 characters, kept outside the database. Unset:

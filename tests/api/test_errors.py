@@ -176,7 +176,7 @@ def test_unknown_routes_and_wrong_methods_answer_in_the_error_shape_with_request
     for method, path in (
         ("DELETE", "/v1/me"),
         ("PUT", "/v1/deposits"),
-        ("GET", "/v1/tokens"),
+        ("PUT", "/v1/tokens"),  # GET lists the caller's tokens, POST signs in
         ("PATCH", "/v1/balances"),
     ):
         response = alice.request(method, path)

@@ -51,7 +51,10 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(), database=Database("sqlite://")).openapi()
 )
-schema.config.generation.update(max_examples=EXAMPLES, deterministic=True)
+# NUL and the other control characters stay in the generated text (Schemathesis' default, stated here
+# because this is what found PostgreSQL's 500 on NUL at 100 examples per operation; ``make fuzz`` runs
+# 500). Strings are UTF-8, so lone surrogates come from tests/api/test_control_characters.py instead.
+schema.config.generation.update(max_examples=EXAMPLES, deterministic=True, allow_x00=True)
 # The coverage phase (boundary values of every parameter) adds ~40% to the run: long runs only.
 schema.config.phases.coverage.enabled = EXAMPLES > CI_EXAMPLES
 

@@ -272,6 +272,14 @@ def test_receipts_over_http(sign_up: Any) -> None:
     assert html.headers["content-type"].startswith("text/html")
     for text in ("$500.00", "$50.00", "$450.00", first["entry_hash"], first["event_hash"]):
         assert text in html.text
+    # The API's HTML receipt carries the pages' security headers, with a CSP for its inline style.
+    assert html.headers["x-frame-options"] == "DENY"
+    assert html.headers["x-content-type-options"] == "nosniff"
+    assert html.headers["referrer-policy"] == "same-origin"
+    policy = html.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "style-src 'unsafe-inline'" in policy and "script-src" not in policy
+    assert "no-store" in html.headers["cache-control"]
 
     for path in (first["pdf_url"], f"{first['html_url']}?format=pdf"):
         pdf = client.get(path)

@@ -12,11 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from milepost.cli import app
-from milepost.kit.errors import InvalidRequest
+from milepost.kit.errors import InvalidRequest, ValidationFailed
 from milepost.ledger import statement
 from milepost.ledger.service import user_account
 from milepost.users.models import User
 from milepost.wallets import service as wallets
+from tests.api.conftest import assert_error
 from tests.records.history import build
 from tests.world import World
 
@@ -222,3 +223,34 @@ def test_csv_statement_over_http_ends_at_the_balance(sign_up: Any) -> None:
         ).status_code
         == 401
     )
+
+
+# Dates past the end of the calendar ---------------------------------------------------------------------
+
+
+def test_statement_dates_past_9998_are_refused_naming_the_parameter(sign_up: Any) -> None:
+    client = sign_up("client")
+    client.ok("POST", "/v1/deposits", {"amount": 5_000, "currency": "USD"})
+    for name, value in (("to", "9999-12-31"), ("from", "9999-01-01"), ("to", "9999-01-01")):
+        params = {"format": "csv", name: value}
+        refused = client.get("/v1/ledger/entries", params=params)
+        assert_error(refused, 422, "validation", "date_out_of_range", name)
+    # The last day allowed still works, and ends at the balance.
+    last = client.get("/v1/ledger/entries", params={"format": "csv", "to": "9998-12-31"})
+    assert last.status_code == 200, last.text
+    assert check_running_balances(rows(last.text)) == {user_account(client.id, "USD").key: 5_000}
+
+
+def test_statement_command_refuses_dates_past_9998(world: World, db_url: str) -> None:
+    user = world.user("someone")
+    for option in ("--to", "--from"):
+        result = CliRunner().invoke(
+            app, ["statement", "--user", user.email, option, "9999-12-31", "--db", db_url]
+        )
+        assert result.exit_code == 2, result.output
+        assert "9998-12-31" in result.output and option in result.output
+        assert "internal error" not in result.output
+    # The service refuses them too, whoever calls it.
+    with pytest.raises(ValidationFailed) as refused:
+        world.act(user, statement.my_statement, end=date(9999, 12, 31))
+    assert (refused.value.status, refused.value.param) == (422, "to")

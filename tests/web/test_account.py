@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from milepost.audit.models import MilestoneEvent
+from milepost.auth.models import ApiToken
 from milepost.feedback.service import leave_feedback
 from milepost.kit.context import Context
 from milepost.kit.db import Database
@@ -353,3 +354,65 @@ def test_account_pages_fit_a_phone(new_page: Any, shot: Shots, base_url: str) ->
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
         shot(page, f"{name}-phone")
+
+
+# Sessions and tokens -------------------------------------------------------------------------------------
+
+
+def test_settings_list_sessions_and_tokens_and_revoke_one(base_url: str, db: Database) -> None:
+    email = _email("tokens")
+    http = web_sign_up(base_url, email)
+    # The session cookie lives no longer than the session: 12 hours by default.
+    second = httpx.Client(base_url=base_url, timeout=60)
+    login_form = csrf_from(second.get("/login").text)
+    logged_in = second.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": login_form}
+    )
+    cookie = logged_in.headers["set-cookie"]
+    assert "milepost_session=" in cookie and "Max-Age=43200" in cookie, cookie
+    issued = httpx.post(
+        f"{base_url}/v1/tokens", json={"email": email, "password": PASSWORD, "label": "Laptop CLI"}
+    ).json()
+    api_token = issued["token"]
+
+    page = http.get("/settings")
+    assert page.status_code == 200
+    html = page.text
+    assert html.count("Browser session") == 2 and "(this browser)" in html
+    assert "API token: Laptop CLI" in html
+    assert api_token not in html
+    assert f'action="/settings/tokens/{issued["id"]}/revoke"' in html
+
+    form_token = csrf_from(html)
+    revoke = f"/settings/tokens/{issued['id']}/revoke"
+    # Without the form's token: refused, still working.
+    assert http.post(revoke, data={}).status_code == 403
+    assert httpx.get(
+        f"{base_url}/v1/me", headers={"Authorization": f"Bearer {api_token}"}
+    ).is_success
+    done = http.post(revoke, data={"csrf_token": form_token})
+    assert (done.status_code, done.headers["location"]) == (303, "/settings?revoked=1")
+    refused = httpx.get(f"{base_url}/v1/me", headers={"Authorization": f"Bearer {api_token}"})
+    assert refused.status_code == 401
+    after = http.get("/settings?revoked=1").text
+    assert "Revoked: it no longer works." in after and "Laptop CLI" not in after
+    # Someone else's session cannot be revoked from here: the 404 page, and it keeps working.
+    stranger_email = _email("stranger")
+    stranger = web_sign_up(base_url, stranger_email)
+    with db.read_only() as session:
+        stranger_session = session.scalars(
+            select(ApiToken.id).where(ApiToken.user_id == _user(db, stranger_email).id)
+        ).one()
+    missing = http.post(
+        f"/settings/tokens/{stranger_session}/revoke", data={"csrf_token": form_token}
+    )
+    assert missing.status_code == 404
+    assert stranger.get("/settings").status_code == 200
+    # Revoking this browser's own session signs it out.
+    own = re.search(
+        r'action="(/settings/tokens/tok_[^"]+/revoke)"[^<]*<input[^>]*>\s*<button[^>]*>Sign out here',
+        after,
+    )
+    assert own, after
+    http.post(own.group(1), data={"csrf_token": csrf_from(after)})
+    assert http.get("/settings").headers["location"] == "/login"

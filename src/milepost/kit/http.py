@@ -5,6 +5,7 @@ with a service function, and say how to render its result."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from milepost.kit import idempotency
+from milepost.kit import idempotency, validate
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, MilepostError, OutcomeUnknown
+from milepost.kit.headers import DOCUMENT_CSP
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
 from milepost.users.models import User
@@ -224,6 +226,10 @@ class Document:
 
     def response(self) -> Response:
         headers = {}
+        if self.media_type.startswith("text/html"):
+            # A standalone document that styles itself inline (a receipt); the other security headers
+            # come from app.SecurityHeadersMiddleware.
+            headers["Content-Security-Policy"] = DOCUMENT_CSP
         if self.filename is not None:
             headers["Content-Disposition"] = f'inline; filename="{self.filename}"'
         return Response(self.content, media_type=self.media_type, headers=headers)
@@ -240,6 +246,36 @@ async def _run_in_threadpool(function: Callable[..., Response], *args: Any) -> R
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(function, *args)
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """Every route's first dependency (the API's and the web app's routers): refuse text that holds a
+    control character (``kit.validate.CONTROL_CHARACTERS``: NUL, which PostgreSQL cannot store, and the
+    like) in a path parameter, a query parameter, a JSON body or a web form, with 422 naming it, before
+    the endpoint or any service sees it. One place, so that no endpoint can forget it."""
+    for name, value in request.path_params.items():
+        validate.refuse_control_characters(value, name)
+    for name, value in request.query_params.multi_items():
+        validate.refuse_control_characters(name, name)
+        validate.refuse_control_characters(value, name)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        body = await request.body()
+        if body:
+            try:
+                decoded = json.loads(body)
+            except ValueError:
+                return  # malformed JSON is the endpoint's to refuse (400), if it takes a body
+            validate.refuse_control_characters(decoded, "")
+    elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data") and not (
+        request.url.path.startswith("/v1/")
+    ):
+        # Web forms; FastAPI has already parsed them for the page (so this reads the cached form). The
+        # API's only multipart endpoint (/v1/files) parses its upload itself, after authenticating, and
+        # keeps only printable characters of the file name.
+        form = await request.form()
+        for name, item in form.multi_items():
+            validate.refuse_control_characters(item if isinstance(item, str) else "", name)
 
 
 def get_api(request: Request) -> Api:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from datetime import date
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from milepost.kit.validate import LAST_DATE
 
 T = TypeVar("T")
 
@@ -25,6 +29,18 @@ class Deleted(BaseModel):
     id: str
     deleted: bool = True
 
+
+def _on_or_before_last_date(value: date) -> date:
+    if value > LAST_DATE:
+        # Rendered as 422 date_out_of_range by the app's validation handler, wherever it comes from.
+        raise PydanticCustomError(
+            "date_out_of_range", "must be on or before {last}", {"last": LAST_DATE.isoformat()}
+        )
+    return value
+
+
+# A date taken from a request (a query parameter, a body field): at most kit.validate.LAST_DATE.
+Day = Annotated[date, AfterValidator(_on_or_before_last_date)]
 
 Amount = Field(description="Integer amount in the currency's minor unit (cents for USD).")
 

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
+from milepost.kit import validate
 from milepost.kit.context import Context
-from milepost.kit.errors import NotFound
+from milepost.kit.errors import NotFound, ValidationFailed
 from milepost.ledger.statement import statement, to_csv
 from milepost.users.models import User
 
@@ -19,10 +20,14 @@ def _day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        return validate.date_in_range(date.fromisoformat(value), option)
     except ValueError:
         raise typer.BadParameter(
             f"must be a date as YYYY-MM-DD, not {value!r}", param_hint=option
+        ) from None
+    except ValidationFailed:
+        raise typer.BadParameter(
+            f"must be on or before {validate.LAST_DATE.isoformat()}, not {value}", param_hint=option
         ) from None
 
 

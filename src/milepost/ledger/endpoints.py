@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from fastapi.responses import Response
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest
 from milepost.kit.http import ApiDep, Document
+from milepost.kit.schemas import Day
 from milepost.ledger import service, statement
 from milepost.ledger.schemas import PostingList, PostingOut, VerifyOut
 from milepost.ledger.verify import verify_as_staff
@@ -32,10 +32,10 @@ def entries(
         Query(description="`csv`: a statement, oldest first, with running balances."),
     ] = "json",
     start: Annotated[
-        date | None, Query(alias="from", description="CSV: first day (UTC), included.")
+        Day | None, Query(alias="from", description="CSV: first day (UTC), included.")
     ] = None,
     end: Annotated[
-        date | None, Query(alias="to", description="CSV: last day (UTC), included.")
+        Day | None, Query(alias="to", description="CSV: last day (UTC), included.")
     ] = None,
 ) -> Response:
     if format == "csv":

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
+from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest
 from milepost.ledger.models import Account, JournalEntry, Posting
@@ -67,6 +68,10 @@ def _start_of(day: date) -> datetime:
 
 
 def check_period(start: date | None, end: date | None) -> None:
+    if start is not None:
+        validate.date_in_range(start, "from")
+    if end is not None:
+        validate.date_in_range(end, "to")  # the query adds a day to it
     if start is not None and end is not None and start > end:
         raise InvalidRequest("The period's start (from) is after its end (to).", param="from")
 

@@ -8,8 +8,9 @@ from fastapi.responses import Response
 from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.http import ApiDep
+from milepost.kit.schemas import ListOf
 from milepost.users import service
-from milepost.users.schemas import MeUpdate, SignIn, SignUp, TokenOut, UserOut
+from milepost.users.schemas import MeUpdate, SignIn, SignUp, TokenInfo, TokenOut, UserOut
 
 router = APIRouter(tags=["users"])
 
@@ -34,9 +35,22 @@ async def sign_up(body: SignUp, api: ApiDep) -> Response:
 async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
     def issue(ctx: Context) -> TokenOut:
         token, user = auth.sign_in(
-            ctx, email=body.email, password=body.password, address=api.client_address
+            ctx,
+            email=body.email,
+            password=body.password,
+            address=api.client_address,
+            label=body.label,
         )
-        return TokenOut(token=token, user=UserOut.of(user))
+        record = auth.token_record(ctx, token)
+        assert record is not None  # just made, in this unit of work
+        return TokenOut(
+            id=record.id,
+            token=token,
+            label=record.label,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            user=UserOut.of(user),
+        )
 
     # Never stored for replay: the response holds the new token, which is kept only hashed. A retried
     # sign-in simply issues another token.
@@ -47,6 +61,24 @@ async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
 async def sign_out(api: ApiDep) -> Response:
     token = api.token or ""
     return await api.write(lambda ctx: auth.revoke_token(ctx, token), None, status=204)
+
+
+@router.get("/tokens", response_model=ListOf[TokenInfo])
+def list_tokens(api: ApiDep) -> Response:
+    """The caller's live tokens and web sessions, newest first (never their secrets)."""
+    return api.read(
+        lambda ctx: auth.list_tokens(ctx, api.token),
+        lambda listed: ListOf[TokenInfo](
+            data=[TokenInfo.of(view) for view in listed[0]], has_more=listed[1]
+        ),
+    )
+
+
+# Declared after /tokens/current, which is the caller's own token rather than an id.
+@router.delete("/tokens/{token_id}", status_code=204)
+async def revoke_token(token_id: str, api: ApiDep) -> Response:
+    """Revoke one of the caller's tokens or sessions; another user's id is 404."""
+    return await api.write(lambda ctx: auth.revoke_token_by_id(ctx, token_id), None, status=204)
 
 
 @router.get("/me", response_model=UserOut)

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, StrictStr
 
+from milepost.auth.service import TokenView
 from milepost.kit.schemas import Body
 from milepost.users.models import User
 
@@ -27,6 +28,9 @@ class MeUpdate(Body):
 class SignIn(Body):
     email: StrictStr
     password: StrictStr
+    label: StrictStr | None = Field(
+        None, description="Your name for the token (up to 100 characters), shown in GET /v1/tokens."
+    )
 
 
 class UserOut(BaseModel):
@@ -50,7 +54,36 @@ class UserOut(BaseModel):
         )
 
 
-class TokenOut(BaseModel):
+class TokenInfo(BaseModel):
+    """A token in the list: everything but the secret."""
+
+    id: str
     object: Literal["token"] = "token"
+    kind: Literal["api", "web"]
+    label: str | None
+    created_at: datetime
+    expires_at: datetime
+    current: bool = Field(description="Whether this is the token the request was sent with.")
+
+    @classmethod
+    def of(cls, view: TokenView) -> TokenInfo:
+        return cls(
+            id=view.id,
+            kind=view.kind.value,
+            label=view.label,
+            created_at=view.created_at,
+            expires_at=view.expires_at,
+            current=view.current,
+        )
+
+
+class TokenOut(BaseModel):
+    """A new token: the secret is in ``token``, shown this once."""
+
+    object: Literal["token"] = "token"
+    id: str
     token: str
+    label: str | None
+    created_at: datetime
+    expires_at: datetime
     user: UserOut

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.notifications import service as notifications
@@ -117,14 +118,23 @@ class BankAccount:
 
 
 @dataclass(frozen=True)
-class _SettingsPage:
+class SettingsPage:
     user: User
     bank_accounts: list[BankAccount]
+    tokens: list[auth.TokenView]  # live API tokens and browser sessions, newest first
+    more_tokens: bool
 
 
 def bank_accounts(ctx: Context) -> list[BankAccount]:
     page = destinations.list_destinations(ctx, limit=MAX_DESTINATIONS_SHOWN)
     return [BankAccount.of(destination) for destination in page.data]
+
+
+def _load_settings(web: WebDep, ctx: Context) -> SettingsPage:
+    tokens, more = auth.list_tokens(ctx, web.session_token)
+    return SettingsPage(
+        user=ctx.require_actor(), bank_accounts=bank_accounts(ctx), tokens=tokens, more_tokens=more
+    )
 
 
 def _settings(
@@ -135,22 +145,27 @@ def _settings(
     values: dict[str, str] | None = None,
     saved: bool = False,
     added: bool = False,
+    revoked: bool = False,
 ) -> Response:
     return web.page(
         "settings.html",
-        lambda ctx: _SettingsPage(ctx.require_actor(), bank_accounts(ctx)),
+        lambda ctx: _load_settings(web, ctx),
         status=status,
         zones=time_zones(),
         errors=errors or {},
         values=values or {},
         saved=saved,
         added=added,
+        revoked=revoked,
+        session_hours=web.settings.web_session_hours,
     )
 
 
 @router.get("/settings")
-def settings_page(web: WebDep, saved: bool = False, added: bool = False) -> Response:
-    return _settings(web, saved=saved, added=added)
+def settings_page(
+    web: WebDep, saved: bool = False, added: bool = False, revoked: bool = False
+) -> Response:
+    return _settings(web, saved=saved, added=added, revoked=revoked)
 
 
 @router.post("/settings/payout-destinations")
@@ -194,6 +209,18 @@ def remove_destination(web: WebDep, destination_id: str, csrf_token: FormText = 
         csrf_token,
         lambda ctx: destinations.remove_destination(ctx, destination_id),
         done=lambda _: "/settings#bank-accounts-heading",
+        refused=lambda _: web.not_found(),
+    )
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(web: WebDep, token_id: str, csrf_token: FormText = "") -> Response:
+    """Revoke one of the viewer's API tokens or sessions (this browser's own too: it is then signed
+    out, and the next page is the log-in page)."""
+    return web.act(
+        csrf_token,
+        lambda ctx: auth.revoke_token_by_id(ctx, token_id),
+        done=lambda _: "/settings?revoked=1",
         refused=lambda _: web.not_found(),
     )
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.auth import service as auth
+from milepost.auth.models import TokenKind
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.users.service import MIN_PASSWORD_LENGTH, create_user, time_zones
@@ -23,7 +24,9 @@ router = APIRouter(include_in_schema=False)
 def _new_session(web: WebDep, ctx: Context, *, email: str, password: str) -> str:
     """Sign in; the session this browser had before (if any) is revoked in the same unit of work, so
     signing in as someone else leaves no live token behind in a dropped cookie."""
-    token, _user = auth.sign_in(ctx, email=email, password=password, address=web.client_address)
+    token, _user = auth.sign_in(
+        ctx, email=email, password=password, address=web.client_address, kind=TokenKind.WEB
+    )
     if web.session_token is not None:
         auth.revoke_token(ctx, web.session_token)
     return token

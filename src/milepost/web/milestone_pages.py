@@ -15,6 +15,7 @@ from milepost.files.endpoints import content_disposition
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound
+from milepost.kit.headers import DOCUMENT_CSP, HTML_HEADERS
 from milepost.milestones import page_view
 from milepost.milestones import service as milestones
 from milepost.milestones.state import Action
@@ -297,16 +298,12 @@ def leave_feedback(
 
 # Evidence files and receipts, for whoever the services let see them --------------------------------------
 
-# Receipts are the receipts package's own standalone document, which styles itself inline.
+# Receipts are the receipts package's own standalone document, which styles itself inline (its CSP); the
+# other security headers of HTML come from app.SecurityHeadersMiddleware, and the PDF carries them too.
 _RECEIPT_HEADERS = {
+    **HTML_HEADERS,
     "Cache-Control": "private, no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
-        "form-action 'none'"
-    ),
+    "Content-Security-Policy": DOCUMENT_CSP,
 }
 
 

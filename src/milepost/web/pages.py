@@ -6,8 +6,9 @@ One module per area; this one gathers their routers."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from milepost.kit.http import refuse_control_characters
 from milepost.web import (
     account_pages,
     auth_pages,
@@ -17,7 +18,8 @@ from milepost.web import (
     staff_pages,
 )
 
-router = APIRouter(include_in_schema=False)
+# Form fields, path and query parameters with NUL or another control character: a 422 page, nothing done.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_control_characters)])
 for area in (
     auth_pages,
     dashboard_pages,

@@ -1,7 +1,9 @@
 """Browser sessions and CSRF for the web pages, and the units of work the pages run service calls in.
 
-A session is an ordinary API token (issued by ``auth.service.sign_in``, stored only hashed, revocable)
-carried in the ``milepost_session`` cookie: HttpOnly, SameSite=Lax, Secure over https.
+A session is an ordinary API token of kind ``web`` (issued by ``auth.service.sign_in``, stored only
+hashed, revocable, expiring after ``MILEPOST_WEB_SESSION_HOURS``) carried in the ``milepost_session``
+cookie: HttpOnly, SameSite=Lax, Secure over https, and kept by the browser no longer than the session
+lives.
 
 CSRF: every form carries a token that is an HMAC-SHA256, under the server's secret key, of what ties it to
 the browser: the session token once signed in, else a random value in the ``milepost_csrf`` cookie (the
@@ -38,17 +40,6 @@ T = TypeVar("T")
 SESSION_COOKIE = "milepost_session"
 PRE_SESSION_COOKIE = "milepost_csrf"
 CSRF_FIELD = "csrf_token"
-
-# Pages hold CSRF tokens and private figures: never cached, never framed (clickjacking), forms post only here.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-}
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -127,6 +118,7 @@ class Web:
         response.set_cookie(
             SESSION_COOKIE,
             token,
+            max_age=self.settings.web_session_hours * 3600,
             httponly=True,
             samesite="lax",
             secure=self._secure,
@@ -191,7 +183,7 @@ class Web:
             context,
             status_code=status,
         )
-        response.headers.update(PAGE_HEADERS)
+        # The security headers (no caching, no framing, CSP) come from app.SecurityHeadersMiddleware.
         if self._new_pre_session is not None:
             response.set_cookie(
                 PRE_SESSION_COOKIE,

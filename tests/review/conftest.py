@@ -16,7 +16,12 @@ __all__ = ["base_url", "sign_up"]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(fee_bps=1000, files_dir=str(tmp_path / "files"), review_matcher="keywords")
+    return Settings(
+        fee_bps=1000,
+        files_dir=str(tmp_path / "files"),
+        review_matcher="keywords",
+        providers="sandbox,manual",  # the tests deposit through the sandbox
+    )
 
 
 @pytest.fixture

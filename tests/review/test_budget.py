@@ -6,13 +6,11 @@ bounded part of each text (matching.py), and match a delivery once, not on every
 
 from __future__ import annotations
 
-import csv
 import random
 import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,54 +38,13 @@ from milepost.review.matching import (
     read_part,
 )
 from tests.api.conftest import PASSWORD, Client
+from tests.review.filler import filler
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 # The limits a milestone and a delivery may be filled to (milestones/terms.py, milestones/service.py).
 TERMS = 50  # acceptance criteria, and required evidence items (validate.text_list)
 TERM_LENGTH = 2_000
 EVIDENCE_LENGTH = 20_000  # a text evidence item, and the note
 BUDGET_SECONDS = 1.0
-
-
-def _vocabulary() -> list[str]:
-    found: set[str] = set()
-    for name in ("review_pairs.csv", "review_pairs_holdout.csv"):
-        with (DATA / name).open(newline="", encoding="utf-8") as file:
-            for row in csv.DictReader(file):
-                found.update(re.findall(r"[A-Za-z]+", f"{row['criterion']} {row['evidence']}"))
-    return sorted(found)
-
-
-WORDS = _vocabulary()
-ENDINGS = ("", "", "", "s", "ed", "ing", "er", "ation", "ments", "ly")
-
-
-def filler(rng: random.Random, length: int) -> str:
-    """``length`` characters of varied delivery prose: the labelled sets' words in many forms, some
-    misspelt, with numbers, ticket numbers and made-up names, in clauses and sentences."""
-
-    def word() -> str:
-        roll = rng.random()
-        if roll < 0.7:
-            written = rng.choice(WORDS) + rng.choice(ENDINGS)
-            if rng.random() < 0.1 and len(written) > 5:  # a typo
-                cut = rng.randrange(1, len(written) - 1)
-                written = written[:cut] + written[cut + 1 :]
-            return written
-        if roll < 0.8:
-            return str(rng.randrange(1, 100_000))
-        if roll < 0.9:
-            return f"{rng.choice(['INV', 'PR', 'JIRA', 'SKU'])}-{rng.randrange(100, 9999)}"
-        return "".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3))
-
-    parts: list[str] = []
-    size = 0
-    while size < length:
-        sentence = " ".join(word() for _ in range(rng.randint(5, 18)))
-        sentence = sentence[0].upper() + sentence[1:] + rng.choice([". ", "; ", ", ", ".\n"])
-        parts.append(sentence)
-        size += len(sentence)
-    return "".join(parts)[: length - 1] + "."
 
 
 # The matcher --------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ with what each change request asked and what changed in the next delivery; the t
 period; and a suggested decision. It only reads: nothing here changes a milestone.
 
 The suggestion is the matcher's reading of words, offered to the reviewer; it never decides by itself.
+
+The work is bounded: the matcher reads a bounded start of each text (matching.py) and its results for a
+delivery are computed once per process and reused by every view (cache.py); only the time left is
+computed from "now" on each request.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ NO_KEY = KeyRing()
 
 
 def keyed_world(db: Database, key: str = K1, old: str | None = None) -> World:
-    return World(db, Settings(fee_bps=1000, ledger_key=key, ledger_old_keys=old))
+    return World(
+        db, Settings(fee_bps=1000, providers="sandbox,manual", ledger_key=key, ledger_old_keys=old)
+    )
 
 
 def verify(db: Database, keys: KeyRing) -> VerifyReport:

@@ -11,6 +11,7 @@ from milepost.files import service as files
 from milepost.files.service import StagedBlob
 from milepost.kit.errors import NotFound
 from milepost.milestones import service as milestones
+from milepost.review import cache
 from milepost.review import service as review
 from milepost.review.service import Term
 from milepost.users.models import User
@@ -212,3 +213,43 @@ def test_a_non_party_gets_not_found(world: World) -> None:
     _, _, milestone_id = crm(world)
     with pytest.raises(NotFound):
         context(world, world.user("stranger"), milestone_id)
+
+
+def test_a_delivery_is_matched_once_and_the_time_left_is_computed_on_every_view(
+    world: World,
+) -> None:
+    client, freelancer, milestone_id = crm(world)
+    evidence = four_of_five(world, freelancer)
+    world.act(freelancer, milestones.submit, milestone_id, evidence=evidence, now=T0)
+    cache.matches.clear()
+    computed = cache.matches.computed
+
+    first = context(world, client, milestone_id, now=T0 + timedelta(hours=1))
+    later = context(world, freelancer, milestone_id, now=T0 + timedelta(days=2))
+
+    assert cache.matches.computed == computed + 1  # the criteria; there is no required evidence
+    assert later.criteria == first.criteria
+    assert first.review_time.seconds_left == 14 * 86_400 - 3_600
+    assert later.review_time.seconds_left == 12 * 86_400
+    assert first.read_in_part == ()
+
+    # A new revision is matched afresh: the QA report now meets the fifth criterion.
+    world.act(
+        client,
+        milestones.request_changes,
+        milestone_id,
+        reason="Testing and QA has no evidence yet.",
+        now=T0 + timedelta(days=2),
+    )
+    qa_report = {"type": "text", "text": "Testing and QA: 212 test cases run, all passed."}
+    world.act(
+        freelancer,
+        milestones.submit,
+        milestone_id,
+        evidence=[*evidence, qa_report],
+        now=T0 + timedelta(days=3),
+    )
+    resubmitted = context(world, client, milestone_id, now=T0 + timedelta(days=3))
+    assert cache.matches.computed == computed + 2
+    assert [check.met for check in resubmitted.criteria] == [True] * 5
+    assert resubmitted.suggestion is not None and resubmitted.suggestion.decision == "approve"

@@ -132,7 +132,7 @@ def test_a_host_that_is_no_valid_name_is_refused(world: World, db: Database, url
 def test_invalid_hosts_are_refused_even_where_private_networks_are_allowed(
     db: Database,
 ) -> None:
-    world = World(db, Settings(webhook_allow_private_networks=True))
+    world = World(db, Settings(providers="sandbox,manual", webhook_allow_private_networks=True))
     user = world.user("owner")
     with pytest.raises(ValidationFailed) as refused:
         world.act(user, webhooks.create_endpoint, url="http://1.2.3.4.5/hook")
@@ -197,7 +197,7 @@ def test_a_delivery_to_a_numeric_private_host_is_refused_unsent(
 ) -> None:
     # Registered where private addresses are allowed, then delivered by a sender that refuses them: the
     # loopback receiver (which those spellings all reach) must get nothing.
-    world = World(db, Settings(webhook_allow_private_networks=True))
+    world = World(db, Settings(providers="sandbox,manual", webhook_allow_private_networks=True))
     client = world.user("client")
     port = receiver.server.server_address[1]
     world.act(client, webhooks.create_endpoint, url=f"http://{spelling}:{port}/client")

@@ -12,6 +12,10 @@ sync). So the model adds paraphrases the word rule misses, and the word rule's r
 alone, at any threshold, did worse than the keyword matcher on tests/data/review_pairs.csv, where
 ``THRESHOLD`` was chosen (bench/review_quality.py prints the numbers).
 
+It reads the same bounded part of each text as the keyword matcher (the review context cuts them, see
+matching.py), and its results are kept per delivery in the same cache (cache.py), so a large delivery is
+encoded once, not on every view.
+
 Matched words come from the keyword matcher, as an explanation a reviewer can check (the model itself
 points at no words).
 
@@ -58,8 +62,8 @@ class EmbeddingMatcher:
     def match(self, criteria: Sequence[str], evidence: Sequence[str]) -> list[list[Match]]:
         if not criteria or not evidence:
             return [[] for _ in criteria]
-        criterion_texts = [keywords.Text.of(text) for text in criteria]
-        evidence_texts = [keywords.Text.of(text) for text in evidence]
+        criterion_texts = [keywords.read(text) for text in criteria]
+        evidence_texts = [keywords.read(text) for text in evidence]
         encode = _model().encode
         criterion_vectors = encode(list(criteria), normalize_embeddings=True)
         # Clauses that say the work is not done are left out, as the keyword matcher leaves them out.
@@ -67,18 +71,25 @@ class EmbeddingMatcher:
             [text.counted for text in evidence_texts], normalize_embeddings=True
         )
         similarities = (criterion_vectors @ evidence_vectors.T).tolist()
+        # The keyword matcher's reading of all pairs at once (its index is built once, not per pair).
+        explanations = keywords.match_texts(criterion_texts, evidence_texts)
         return [
             [
-                self._match(float(similarity), criterion, item)
-                for similarity, item in zip(row, evidence_texts, strict=True)
+                self._match(float(similarity), explanation, criterion, item)
+                for similarity, explanation, item in zip(
+                    row, explained, evidence_texts, strict=True
+                )
             ]
-            for row, criterion in zip(similarities, criterion_texts, strict=True)
+            for row, explained, criterion in zip(
+                similarities, explanations, criterion_texts, strict=True
+            )
         ]
 
     @staticmethod
-    def _match(similarity: float, criterion: keywords.Text, evidence: keywords.Text) -> Match:
+    def _match(
+        similarity: float, explanation: Match, criterion: keywords.Text, evidence: keywords.Text
+    ) -> Match:
         similarity = max(0.0, similarity) if evidence.counted else 0.0
-        explanation = keywords.score(criterion, evidence)
         addresses = explanation.addresses or (
             similarity >= THRESHOLD and keywords.names_a_kind_asked_for(criterion, evidence)
         )

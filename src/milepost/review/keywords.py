@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import snowballstemmer  # type: ignore[import-untyped]
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from milepost.review.matching import Match
 
@@ -48,6 +49,11 @@ THRESHOLD = 0.5
 FUZZY_CREDIT = 0.75
 FUZZY_RATIO = 85.0
 MIN_FUZZY_LENGTH = 4
+# Step 3's ratios cost a comparison per pair of distinct stems. Past this many in one ``match`` call (far
+# beyond what real criteria need: 50 criteria of 15 words against 2,000 distinct stems of comparable length
+# are 1.5 million), the criteria's remaining stems are matched approximately by prefix only, so that no text,
+# however written, can keep a request busy for long.
+FUZZY_COMPARISONS = 1_000_000
 
 _STOP_WORDS = """
     a about above after again against all also am an and any are as at be been before being below
@@ -190,7 +196,8 @@ STEM_EXCEPTIONS = {"customer": "customer", "customers": "customer"}
 _stemmer = snowballstemmer.stemmer("english")
 
 
-@lru_cache(maxsize=8192)
+# Large enough for the words of many deliveries: the Snowball stemmer is pure Python (~50 µs a word).
+@lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     return STEM_EXCEPTIONS.get(word) or str(_stemmer.stemWord(word))
 
@@ -244,15 +251,32 @@ def terms(text: str) -> list[Term]:
     return result
 
 
-def _close(a: str, b: str) -> bool:
-    if min(len(a), len(b)) < MIN_FUZZY_LENGTH or a.isdigit() or b.isdigit():
+def _fuzzy_eligible(stem: str) -> bool:
+    """Only stems this long, and not numbers, may match another one approximately (step 3)."""
+    return len(stem) >= MIN_FUZZY_LENGTH and not stem.isdigit()
+
+
+def is_close(a: str, b: str) -> bool:
+    """Step 3's closeness of two stems, pair by pair: what ``Vocabulary.close`` finds, faster."""
+    if not (_fuzzy_eligible(a) and _fuzzy_eligible(b)):
         return False
     return a.startswith(b) or b.startswith(a) or fuzz.ratio(a, b) >= FUZZY_RATIO
 
 
+def _may_reach_ratio(length: int, other: int) -> bool:
+    # The RapidFuzz ratio is 100 * (1 - indel distance / total length), and the distance is at least
+    # the difference in length: stems of too different lengths cannot reach FUZZY_RATIO, so they are
+    # never compared. (A bound only: the ratio itself decides.)
+    return 100.0 * (1.0 - abs(length - other) / (length + other)) >= FUZZY_RATIO - 1e-9
+
+
 @dataclass(frozen=True)
 class Text:
-    """A text made ready for scoring: what its clauses that do not say "not done yet" say."""
+    """A text made ready for scoring: what its clauses that do not say "not done yet" say.
+
+    Its indexes (``concept_words``, ``first_by_stem``, ``wanted``) are built once, on first use, however
+    many texts it is scored against.
+    """
 
     terms: tuple[Term, ...]
     counted: str  # those clauses, as written
@@ -271,44 +295,164 @@ class Text:
         """The kinds of deliverable it names."""
         return frozenset(term.concept for term in self.terms) & DELIVERABLE_KINDS
 
+    # As evidence -------------------------------------------------------------------------------------
+
+    @cached_property
+    def concept_words(self) -> dict[str, tuple[str, ...]]:
+        """Each concept it mentions, with its distinct words for that concept in the order written."""
+        found: dict[str, dict[str, None]] = {}
+        for term in self.terms:
+            found.setdefault(term.concept, {})[term.word] = None
+        return {concept: tuple(words) for concept, words in found.items()}
+
+    @cached_property
+    def first_by_stem(self) -> dict[str, tuple[int, str]]:
+        """Each stem that may match approximately: where it first occurs, and the word written there."""
+        first: dict[str, tuple[int, str]] = {}
+        for position, term in enumerate(self.terms):
+            if term.stem not in first and _fuzzy_eligible(term.stem):
+                first[term.stem] = (position, term.word)
+        return first
+
+    # As a criterion ----------------------------------------------------------------------------------
+
+    @cached_property
+    def wanted(self) -> dict[str, Term]:
+        """Its distinct concepts, in order, each with the first term that names it."""
+        wanted: dict[str, Term] = {}
+        for term in self.terms:
+            wanted.setdefault(term.concept, term)
+        return wanted
+
+    @cached_property
+    def concept_order(self) -> dict[str, int]:
+        return {concept: index for index, concept in enumerate(self.wanted)}
+
+    @cached_property
+    def worded_concepts(self) -> frozenset[str]:
+        return frozenset(concept for concept, term in self.wanted.items() if not term.is_number)
+
+
+class Vocabulary:
+    """The distinct stems of some evidence, indexed for step 3's approximate matching.
+
+    A criterion's stem is compared with each distinct stem once, not with every word of every item: the
+    stems close to it are found by a prefix search in the sorted stems and by RapidFuzz over the stems
+    of a comparable length, and remembered.
+    """
+
+    def __init__(self, texts: Iterable[Text]) -> None:
+        stems = {stem for text in texts for stem in text.first_by_stem}
+        self._stems = frozenset(stems)
+        self._sorted = sorted(stems)
+        by_length: dict[int, list[str]] = {}
+        for stem in self._sorted:
+            by_length.setdefault(len(stem), []).append(stem)
+        self._by_length = by_length
+        self._close: dict[str, tuple[str, ...]] = {}
+        self._groups: dict[int, tuple[list[str], ...]] = {}
+        self.comparisons_left = FUZZY_COMPARISONS
+
+    def close(self, stem: str) -> tuple[str, ...]:
+        """The stems close to ``stem`` (step 3: a prefix one of the other, or a ratio of FUZZY_RATIO)."""
+        known = self._close.get(stem)
+        if known is not None:
+            return known
+        found: dict[str, None] = {}
+        if _fuzzy_eligible(stem):
+            for end in range(MIN_FUZZY_LENGTH, len(stem) + 1):  # stems ``stem`` starts with
+                if stem[:end] in self._stems:
+                    found[stem[:end]] = None
+            index = bisect_left(self._sorted, stem)  # stems that start with ``stem``
+            while index < len(self._sorted) and self._sorted[index].startswith(stem):
+                found[self._sorted[index]] = None
+                index += 1
+            groups = self._comparable(len(stem))
+            comparisons = sum(len(group) for group in groups)
+            if comparisons > self.comparisons_left:
+                groups = ()  # over budget: prefixes only (see FUZZY_COMPARISONS)
+            else:
+                self.comparisons_left -= comparisons
+            for group in groups:
+                for other, _, _ in process.extract(
+                    stem, group, scorer=fuzz.ratio, score_cutoff=FUZZY_RATIO, limit=None
+                ):
+                    found[other] = None
+        result = tuple(found)
+        self._close[stem] = result
+        return result
+
+    def _comparable(self, length: int) -> tuple[list[str], ...]:
+        groups = self._groups.get(length)
+        if groups is None:
+            groups = tuple(
+                group for other, group in self._by_length.items() if _may_reach_ratio(length, other)
+            )
+            self._groups[length] = groups
+        return groups
+
 
 def names_a_kind_asked_for(criterion: Text, evidence: Text) -> bool:
     """Step 5's last condition: a criterion that names kinds of deliverable needs one of them."""
     return not criterion.kinds or bool(criterion.kinds & evidence.kinds)
 
 
-def score(criterion: Text, evidence: Text) -> Match:
-    """Steps 3 to 5 of the rule (see the module's docstring)."""
-    wanted: dict[str, Term] = {}
-    for term in criterion.terms:
-        wanted.setdefault(term.concept, term)
+def score(criterion: Text, evidence: Text, vocabulary: Vocabulary | None = None) -> Match:
+    """Steps 3 to 5 of the rule (see the module's docstring).
+
+    ``vocabulary`` holds the stems of all the evidence the criterion is scored against (``evidence``'s
+    among them), so that approximate matches are looked up once for all items; alone, it is built from
+    ``evidence``.
+    """
+    if vocabulary is None:
+        vocabulary = Vocabulary((evidence,))
+    return _score(criterion, _approximable(criterion, vocabulary), evidence)
+
+
+def _approximable(criterion: Text, vocabulary: Vocabulary) -> list[tuple[str, tuple[str, ...]]]:
+    """The criterion's concepts that some stem of the vocabulary is close to, with those stems."""
+    found = []
+    for concept, term in criterion.wanted.items():
+        if _fuzzy_eligible(term.stem):
+            close = vocabulary.close(term.stem)
+            if close:
+                found.append((concept, close))
+    return found
+
+
+def _score(
+    criterion: Text, approximable: Sequence[tuple[str, tuple[str, ...]]], evidence: Text
+) -> Match:
+    wanted = criterion.wanted
     if not wanted:
         return Match(0.0, (), False)
-    by_concept: dict[str, list[Term]] = {}
-    for term in evidence.terms:
-        by_concept.setdefault(term.concept, []).append(term)
-    credit = 0.0
-    matched: list[str] = []
-    matched_concepts: set[str] = set()
-    for concept, term in wanted.items():
-        hits = by_concept.get(concept)
+    concept_words = evidence.concept_words
+    first_by_stem = evidence.first_by_stem
+    exact = wanted.keys() & concept_words.keys()
+    credit = float(len(exact))
+    approximate: dict[str, str] = {}  # concept -> the evidence's first word close to it
+    for concept, close in approximable:
+        if concept in exact:
+            continue
+        hits = [first_by_stem[other] for other in close if other in first_by_stem]
         if hits:
-            credit += 1.0
-        else:
-            hits = [other for other in evidence.terms if _close(term.stem, other.stem)][:1]
-            if not hits:
-                continue
             credit += FUZZY_CREDIT
-        matched_concepts.add(concept)
-        matched.extend(hit.word for hit in hits)
+            approximate[concept] = min(hits)[1]  # the first one written
+    matched_concepts = exact | approximate.keys()
+    matched: dict[str, None] = {}
+    for concept in sorted(matched_concepts, key=criterion.concept_order.__getitem__):
+        if concept in approximate:
+            matched[approximate[concept]] = None
+        else:
+            matched.update(dict.fromkeys(concept_words[concept]))
     value = round(credit / len(wanted), 3)
     kinds = wanted.keys() & DELIVERABLE_KINDS
     addresses = (
         value >= THRESHOLD
-        and any(not wanted[concept].is_number for concept in matched_concepts)
+        and not criterion.worded_concepts.isdisjoint(matched_concepts)
         and (not kinds or bool(kinds & matched_concepts))
     )
-    return Match(value, tuple(dict.fromkeys(matched)), addresses)
+    return Match(value, tuple(matched), addresses)
 
 
 class KeywordMatcher:
@@ -317,8 +461,21 @@ class KeywordMatcher:
     name = "keywords"
 
     def match(self, criteria: Sequence[str], evidence: Sequence[str]) -> list[list[Match]]:
-        evidence_texts = [Text.of(text) for text in evidence]
-        return [
-            [score(criterion_text, item) for item in evidence_texts]
-            for criterion_text in (Text.of(text) for text in criteria)
-        ]
+        return match_texts([read(text) for text in criteria], [read(text) for text in evidence])
+
+
+@lru_cache(maxsize=256)
+def read(text: str) -> Text:
+    """``Text.of``, remembered: the same criteria and evidence are read for every criterion, for the
+    required evidence and for the next revision, and reading (the stemmer most of all) is the costly part."""
+    return Text.of(text)
+
+
+def match_texts(criteria: Sequence[Text], evidence: Sequence[Text]) -> list[list[Match]]:
+    """``score`` for each criterion and item, the evidence's stems indexed once for all criteria."""
+    vocabulary = Vocabulary(evidence)
+    rows = []
+    for criterion in criteria:
+        approximable = _approximable(criterion, vocabulary)
+        rows.append([_score(criterion, approximable, item) for item in evidence])
+    return rows

@@ -4,6 +4,13 @@ A matcher sees plain text only. ``Evidence.text`` is what it reads of an item: t
 text item, a link's URL or an uploaded file's name (``evidence_text`` turns a URL or a file name into
 words). Two matchers exist: ``keywords`` (always there, local and deterministic) and ``embeddings``
 (the optional ``milepost[ai]`` extra). ``get_matcher`` picks one from the ``review_matcher`` setting.
+
+A matcher reads a bounded part of each text, so that a milestone filled to every limit (50 criteria of
+2,000 characters, 50 evidence items of 20,000) is reviewed in well under a second: the first
+``TERM_CHARS`` characters of each criterion or required item, the first ``ITEM_CHARS`` of each evidence
+item, and ``SUBMISSION_CHARS`` of a whole delivery, shared evenly between its items when they are longer
+(``read_evidence``). Texts are cut at a word boundary; the review context says which items were read in
+part.
 """
 
 from __future__ import annotations
@@ -58,6 +65,42 @@ def evidence_text(kind: EvidenceKind, value: str) -> str:
 
 
 _HOST_NOISE = frozenset({"www", "example"})
+
+TERM_CHARS = 500  # of an acceptance criterion or a required evidence item (2,000 may be written)
+ITEM_CHARS = 5_000  # of one evidence item, the note included (20,000 may be written)
+SUBMISSION_CHARS = 30_000  # of all a delivery's items together
+
+
+def read_part(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text``, without a word cut in two at the end."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace():
+        cut = max(head.rfind(space) for space in (" ", "\n", "\t"))
+        head = head[:cut] if cut > 0 else head
+    return head
+
+
+def evidence_limits(lengths: Sequence[int]) -> list[int]:
+    """How many characters of each item a matcher reads: at most ``ITEM_CHARS`` of each, and at most
+    ``SUBMISSION_CHARS`` together, shared evenly (what a short item leaves goes to the longer ones)."""
+    limits = [0] * len(lengths)
+    left = SUBMISSION_CHARS
+    shortest_first = sorted(range(len(lengths)), key=lambda index: lengths[index])
+    for position, index in enumerate(shortest_first):
+        share = left // (len(lengths) - position)
+        limits[index] = min(lengths[index], ITEM_CHARS, share)
+        left -= limits[index]
+    return limits
+
+
+def read_evidence(texts: Sequence[str]) -> list[str]:
+    """What a matcher reads of a delivery's evidence texts (see the module's docstring)."""
+    return [
+        read_part(text, limit)
+        for text, limit in zip(texts, evidence_limits([len(text) for text in texts]), strict=True)
+    ]
 
 
 def _words_of(value: str) -> str:

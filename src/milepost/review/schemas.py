@@ -140,6 +140,10 @@ class ReviewContextOut(BaseModel):
     )
     review_overdue: bool
     suggestion: SuggestionOut | None = Field(description="Null before the first delivery.")
+    read_in_part: list[str] = Field(
+        description="Texts the matcher read only the start of, by reference: "
+        '"acceptance_criteria[i]", "required_evidence[i]", "note" or "evidence[i]".'
+    )
 
     @classmethod
     def of(cls, context: ReviewContext) -> ReviewContextOut:
@@ -157,4 +161,5 @@ class ReviewContextOut(BaseModel):
             suggestion=None
             if context.suggestion is None
             else SuggestionOut.model_validate(context.suggestion),
+            read_in_part=list(context.read_in_part),
         )

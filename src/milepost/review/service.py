@@ -6,11 +6,15 @@ with what each change request asked and what changed in the next delivery; the t
 period; and a suggested decision. It only reads: nothing here changes a milestone.
 
 The suggestion is the matcher's reading of words, offered to the reviewer; it never decides by itself.
+
+The work is bounded: the matcher reads a bounded start of each text (matching.py) and its results for a
+delivery are computed once per process and reused by every view (cache.py); only the time left is
+computed from "now" on each request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -25,7 +29,17 @@ from milepost.kit.time import as_utc
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Submission
 from milepost.milestones.state import MilestoneStatus
-from milepost.review.matching import EvidenceKind, Match, Matcher, evidence_text, get_matcher
+from milepost.review import cache
+from milepost.review.matching import (
+    TERM_CHARS,
+    EvidenceKind,
+    Match,
+    Matcher,
+    evidence_text,
+    get_matcher,
+    read_evidence,
+    read_part,
+)
 
 LABEL_LENGTH = 120
 
@@ -134,6 +148,9 @@ class ReviewContext:
     revisions: tuple[Revision, ...]
     review_time: ReviewTime
     suggestion: Suggestion | None  # None before the first delivery
+    # What the matcher read only the start of (see matching.py): "acceptance_criteria[i]",
+    # "required_evidence[i]", "note" or "evidence[i]".
+    read_in_part: tuple[str, ...] = ()
 
 
 def review_context(ctx: Context, milestone_id: str) -> ReviewContext:
@@ -153,8 +170,9 @@ def review_context(ctx: Context, milestone_id: str) -> ReviewContext:
     latest = revisions[-1] if revisions else None
     items = latest.evidence if latest is not None else ()
     matcher = get_matcher(ctx.settings.review_matcher)
-    criteria = check_criteria(matcher, milestone.acceptance_criteria, items)
-    required = check_required(matcher, milestone.required_evidence, items)
+    read = reading(items)
+    criteria = check_criteria(matcher, milestone.acceptance_criteria, items, read)
+    required = check_required(matcher, milestone.required_evidence, items, read)
     return ReviewContext(
         milestone_id=milestone.id,
         milestone_status=str(milestone.status),
@@ -165,6 +183,9 @@ def review_context(ctx: Context, milestone_id: str) -> ReviewContext:
         revisions=tuple(revisions),
         review_time=review_time(milestone.status, milestone.review_due_at, ctx.now),
         suggestion=None if latest is None else suggest(criteria, required, latest.revision),
+        read_in_part=read_in_part(
+            milestone.acceptance_criteria, milestone.required_evidence, items, read
+        ),
     )
 
 
@@ -221,14 +242,52 @@ def evidence_items(
     return tuple(items)
 
 
+def reading(items: Sequence[EvidenceItem]) -> dict[str, str]:
+    """What a matcher reads of each item of a delivery, by ``ref``: the part within the limits of
+    matching.py, the delivery's share spread over all its items (the same for criteria and required
+    evidence, so each text is read once)."""
+    return dict(
+        zip(
+            (item.ref for item in items),
+            read_evidence([item.match_text for item in items]),
+            strict=True,
+        )
+    )
+
+
 def _matches(
-    matcher: Matcher, texts: Sequence[str], items: Sequence[EvidenceItem]
-) -> list[list[Match]]:
+    matcher: Matcher,
+    texts: Sequence[str],
+    items: Sequence[EvidenceItem],
+    read: Mapping[str, str],
+) -> Sequence[Sequence[Match]]:
+    """The matcher's results on the part of each text it reads, computed once per delivery (cache.py)."""
     if not texts:
         return []
     if not items:
         return [[] for _ in texts]
-    return matcher.match(list(texts), [item.match_text for item in items])
+    return cache.matches.match(
+        matcher, [read_part(text, TERM_CHARS) for text in texts], [read[item.ref] for item in items]
+    )
+
+
+def read_in_part(
+    criteria: Sequence[str],
+    required: Sequence[str],
+    items: Sequence[EvidenceItem],
+    read: Mapping[str, str],
+) -> tuple[str, ...]:
+    """The texts the matcher read only the start of (see matching.py), by reference."""
+    cut = [f"acceptance_criteria[{i}]" for i, text in enumerate(criteria) if len(text) > TERM_CHARS]
+    cut += [f"required_evidence[{i}]" for i, text in enumerate(required) if len(text) > TERM_CHARS]
+    # Criteria are matched against every item, required evidence against all but the note.
+    cut += [
+        item.ref
+        for item in items
+        if (criteria or (required and item.type != "note"))
+        and len(read[item.ref]) < len(item.match_text)
+    ]
+    return tuple(cut)
 
 
 def _addressing(
@@ -247,12 +306,17 @@ def _addressing(
 
 
 def check_criteria(
-    matcher: Matcher, criteria: Sequence[str], items: Sequence[EvidenceItem]
+    matcher: Matcher,
+    criteria: Sequence[str],
+    items: Sequence[EvidenceItem],
+    read: Mapping[str, str] | None = None,
 ) -> tuple[CriterionCheck, ...]:
-    """Each criterion, met when at least one item (the note included) addresses it."""
+    """Each criterion, met when at least one item (the note included) addresses it. ``read``: what
+    the matcher reads of each item (``reading(items)`` unless given)."""
+    read = reading(items) if read is None else read
     checks = []
     for index, (criterion, row) in enumerate(
-        zip(criteria, _matches(matcher, criteria, items), strict=True)
+        zip(criteria, _matches(matcher, criteria, items, read), strict=True)
     ):
         addressing, best = _addressing(row, items)
         checks.append(
@@ -268,14 +332,18 @@ def check_criteria(
 
 
 def check_required(
-    matcher: Matcher, required: Sequence[str], items: Sequence[EvidenceItem]
+    matcher: Matcher,
+    required: Sequence[str],
+    items: Sequence[EvidenceItem],
+    read: Mapping[str, str] | None = None,
 ) -> tuple[RequiredCheck, ...]:
     """Each required evidence item, found when a link, file or text item addresses it. The note does
     not count: saying "report attached" is not attaching the report."""
+    read = reading(items) if read is None else read
     offered = [item for item in items if item.type != "note"]
     checks = []
     for index, (text, row) in enumerate(
-        zip(required, _matches(matcher, required, offered), strict=True)
+        zip(required, _matches(matcher, required, offered, read), strict=True)
     ):
         addressing, _ = _addressing(row, offered)
         checks.append(RequiredCheck(Term(index, text), bool(addressing), addressing))

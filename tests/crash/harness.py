@@ -965,7 +965,7 @@ def worker_kills(
                 due() >= left and time.monotonic() - waited < 60 and all(p.alive() for p in procs)
             ):
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(rng.uniform(0.0, 0.15))  # short: the run is to be cut many times
             for proc in procs:
                 proc.kill()
             figures.worker_kills += 1
@@ -1064,7 +1064,7 @@ def run(
             worker_kills(
                 url,
                 figures,
-                count=worker_milestones or (300 if kind == "postgres" else 100),
+                count=worker_milestones or (300 if kind == "postgres" else 150),
                 kills=worker_kill_count or rounds,
                 workers=2 if kind == "postgres" else 1,
                 rng=rng,

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DB ?= sqlite:///milepost.db
 
-.PHONY: install run test lint typecheck pytest fuzz clean
+.PHONY: install run test lint typecheck pytest fuzz crash clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ pytest: install
 FUZZ_EXAMPLES ?= 500
 fuzz: install
 	MILEPOST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -n 2 -p no:cacheprovider tests/api/test_fuzz.py
+
+## Kill the server (SIGKILL) under concurrent money operations and the worker mid-run, CRASH_ROUNDS times
+## each on SQLite and on PostgreSQL (a database it creates on MILEPOST_TEST_POSTGRES_URL's server, else
+## 127.0.0.1:5432, and drops); prints the figures. CI runs 3 rounds of it in tests/crash.
+CRASH_ROUNDS ?= 20
+CRASH_DATABASES ?= sqlite,postgres
+crash: install
+	$(BIN)/python -m tests.crash --rounds $(CRASH_ROUNDS) --databases $(CRASH_DATABASES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info

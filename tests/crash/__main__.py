@@ -25,7 +25,7 @@ def failures(figures: Figures) -> list[str]:
         "conservation_failures",
         "ledger_verify_failures",
         "auto_approval_failures",
-        "in_flight_after_restart",
+        "in_flight_given_up",
     )
     return [f"{name} = {getattr(figures, name)}" for name in must_be_zero if getattr(figures, name)]
 

@@ -27,6 +27,8 @@ from tests.crash.harness import (
 )
 
 ROUNDS = 3
+
+
 def need_postgres() -> None:
     url, reason = postgres_admin_url()
     if url is None:

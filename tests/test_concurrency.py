@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.kit.errors import Conflict, InsufficientFunds, InvalidState, ValidationFailed
+from milepost.kit.errors import (
+    Conflict,
+    InsufficientFunds,
+    InvalidState,
+    TransientConflict,
+    ValidationFailed,
+)
 from milepost.ledger.models import EntryKind, JournalEntry
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
@@ -120,7 +126,7 @@ def test_twenty_releases_race_for_one_escrow_and_exactly_the_escrow_moves(
     )
 
     assert len(winners(outcomes)) == 10
-    assert_losers_typed(outcomes, (InsufficientFunds, InvalidState, Conflict))
+    assert_losers_typed(outcomes, (InsufficientFunds, InvalidState, Conflict, TransientConflict))
     done = world.get(milestone.id)
     assert done.status is S.RELEASED
     assert (done.released_amount, done.fee_amount, done.escrow_balance) == (10_000, 1_000, 0)
@@ -222,7 +228,7 @@ def test_twenty_fundings_race_for_a_wallet_holding_seven(world: World, db: Datab
 
     won = winners(outcomes)
     assert len(won) == 7
-    assert_losers_typed(outcomes, (InsufficientFunds, Conflict))
+    assert_losers_typed(outcomes, (InsufficientFunds, Conflict, TransientConflict))
     assert any(isinstance(outcome, InsufficientFunds) for outcome in outcomes)
     assert all(
         outcome.status == 402 for outcome in outcomes if isinstance(outcome, InsufficientFunds)
@@ -270,7 +276,7 @@ def test_approve_and_cancels_race_on_one_delivery_and_one_outcome_wins(
 
         won = winners(outcomes)
         assert len(won) == 1
-        assert_losers_typed(outcomes, (InvalidState, Conflict))
+        assert_losers_typed(outcomes, (InvalidState, Conflict, TransientConflict))
         done = world.get(milestone.id)
         assert done.escrow_balance == 0
         assert escrow_of(world, milestone) == 0
@@ -338,7 +344,7 @@ def test_opposite_order_releases_and_fundings_on_one_wallet_never_hang(
             ]
         )
         assert time.monotonic() - started < 10, "a round took far longer than a deadlock check"
-        assert_losers_typed(outcomes, (Conflict,))
+        assert_losers_typed(outcomes, (Conflict, TransientConflict))
         # A request releasing from both is all or nothing.
         for outcome in outcomes[:2]:
             if outcome == OK:
@@ -370,7 +376,7 @@ def test_simultaneous_sign_ups_with_one_email_make_one_account(db: Database) -> 
     outcomes = race([lambda n=f"Person {i}": sign_up(n) for i in range(10)])
 
     assert len(winners(outcomes)) == 1
-    assert_losers_typed(outcomes, (ValidationFailed, Conflict))
+    assert_losers_typed(outcomes, (ValidationFailed, Conflict, TransientConflict))
     assert all(
         outcome.code == "email_taken"
         for outcome in outcomes

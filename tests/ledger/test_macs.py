@@ -395,7 +395,7 @@ def staff_report(db: Database, settings: Settings) -> VerifyReport:
 
 
 def test_the_api_verification_checks_the_macs_with_the_servers_key(db: Database) -> None:
-    settings = Settings(ledger_key=K1)
+    settings = Settings(providers="sandbox,manual", ledger_key=K1)
     busy(World(db, settings))
     report = staff_report(db, settings)
     assert report.ok and report.macs_checked and report.notes == []
@@ -499,8 +499,18 @@ def test_get_ledger_verify_reports_whether_the_macs_were_checked(
     from tests.api.conftest import Client, LiveServer
 
     for settings, checked, notes in (
-        (Settings(files_dir=str(tmp_path), run_worker=False, ledger_key=K1), True, []),
-        (Settings(files_dir=str(tmp_path), run_worker=False), False, [NOT_CONFIGURED_NOTE]),
+        (
+            Settings(
+                providers="sandbox,manual", files_dir=str(tmp_path), run_worker=False, ledger_key=K1
+            ),
+            True,
+            [],
+        ),
+        (
+            Settings(providers="sandbox,manual", files_dir=str(tmp_path), run_worker=False),
+            False,
+            [NOT_CONFIGURED_NOTE],
+        ),
     ):
         world = World(db, settings)
         busy(world)

@@ -7,6 +7,7 @@ a due auto-approval did not run exactly once, or a claim left by a killed server
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -78,9 +79,8 @@ def main() -> int:
     if bad or args.keep:
         print(f"logs: {workdir}")
     else:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        # The logs, the SQLite files and the claim holders' mark directories beside them.
+        shutil.rmtree(workdir)
     return 1 if bad else 0
 
 

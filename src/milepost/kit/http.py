@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -261,7 +262,7 @@ async def refuse_control_characters(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
         body = await request.body()
-        if body:
+        if body and _may_hold_control_characters(body):
             try:
                 decoded = json.loads(body)
             except ValueError:
@@ -276,6 +277,16 @@ async def refuse_control_characters(request: Request) -> None:
         form = await request.form()
         for name, item in form.multi_items():
             validate.refuse_control_characters(item if isinstance(item, str) else "", name)
+
+
+# What a JSON body must contain for its decoded text to hold a control character: a \u escape (the only way
+# to write NUL, a C0 control or a lone surrogate in valid JSON), or a raw C0 control, DEL or a C1 control in
+# UTF-8 (\xc2\x80-\xc2\x9f). A body with none of them (nearly every request) is not decoded a second time.
+_CONTROL_BYTES = re.compile(rb"\\u|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def _may_hold_control_characters(body: bytes) -> bool:
+    return _CONTROL_BYTES.search(body) is not None
 
 
 def get_api(request: Request) -> Api:

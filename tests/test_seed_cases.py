@@ -1,4 +1,5 @@
-"""The seed cases of issue 2, end to end through the service layer, on SQLite and PostgreSQL."""
+"""The seed cases (the product's worked examples), end to end through the service layer, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -54,8 +54,8 @@ MILEPOST = str(Path(sys.executable).with_name("milepost"))
 OP_DEADLINE = 90.0
 MAX_ATTEMPTS = 400
 # How long a client keeps retrying while its key answers 409 idempotency_key_in_flight. A claim left by a
-# killed process should be free at once; until it is (issue 11, defect 12: it is trusted for 5 minutes)
-# the client gives up after this long and the claim is counted. The claimed request's own transaction
+# killed process should be free at once (claims carry their holder's liveness); if one is not, the
+# client gives up after this long and the claim is counted. The claimed request's own transaction
 # never committed (the response is stored in that same transaction), so giving up changed nothing.
 IN_FLIGHT_WAIT = 3.0
 SERVER_START_TIMEOUT = 60.0

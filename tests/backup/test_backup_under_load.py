@@ -136,7 +136,9 @@ def test_backup_under_load_restores_every_acknowledged_write(
 
     restored_url = fresh_url()
     restored_files = tmp_path / "restored-files"
-    restore = milepost("restore", str(backup), "--db", restored_url, "--files-dir", str(restored_files))
+    restore = milepost(
+        "restore", str(backup), "--db", restored_url, "--files-dir", str(restored_files)
+    )
     assert restore.returncode == 0, restore.stdout + restore.stderr
     assert "restore OK" in restore.stdout
     verify = milepost("ledger", "verify", "--db", restored_url)
@@ -149,7 +151,9 @@ def test_backup_under_load_restores_every_acknowledged_write(
             deposits = {row.id: row for row in session.scalars(select(Deposit))}
             stored = list(session.scalars(select(StoredFile)))
         for _, deposit_id in before.deposits:
-            assert deposit_id in deposits, f"acknowledged deposit {deposit_id} is not in the restore"
+            assert deposit_id in deposits, (
+                f"acknowledged deposit {deposit_id} is not in the restore"
+            )
             assert deposits[deposit_id].status == DepositStatus.SUCCEEDED
             assert deposits[deposit_id].amount == DEPOSIT
         # Every file the restored database knows (also those written during the backup) is there, intact.

@@ -25,6 +25,11 @@ def _files_dir(given: Path | None) -> Path:
     return given if given is not None else Path(Settings().files_dir)
 
 
+def _os_error(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
 def backup_command(
     destination: Annotated[
         Path, typer.Argument(help="A new (or empty) directory to write the backup into.")
@@ -49,6 +54,8 @@ def backup_command(
         manifest = take_backup(database_url(db), _files_dir(files_dir), destination)
     except BackupRefused as error:
         raise fail(f"no backup taken: {error}") from None
+    except OSError as error:
+        raise fail(f"no backup taken: {_os_error(error)}") from None
     rows = sum(manifest.database.tables.values())
     typer.echo(
         f"backup written to {destination}: {manifest.database.kind} database "
@@ -85,10 +92,12 @@ def restore_command(
 
     try:
         report = restore_backup(source, db, _files_dir(files_dir), force=force)
-    except BackupDamaged as error:
+    except (BackupDamaged, BackupRefused) as error:
         raise fail(f"nothing restored: {error}") from None
-    except BackupRefused as error:
-        raise fail(f"nothing restored: {error}") from None
+    except OSError as error:
+        # Checked before anything is written, so a failure here is almost always before the restore
+        # began; a rerun with --force finishes one cut short (a full disk, say).
+        raise fail(f"restore stopped: {_os_error(error)}") from None
     for line in report.lines:
         typer.echo(line)
     if report.problems:

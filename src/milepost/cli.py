@@ -377,6 +377,16 @@ def demo(db: DbOption = None) -> None:
 app.command("statement")(statement_command)
 
 
+def _add_backup_commands() -> None:
+    from milepost.backup.cli import backup_command, restore_command
+
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
+
+
+_add_backup_commands()
+
+
 def main() -> None:
     """Console entry point: expected errors in one line; anything unexpected without a stack trace
     unless MILEPOST_DEBUG is set."""

@@ -9,15 +9,16 @@ Every ``sh`` block of the guide is preceded by ``<!-- test: ACTION (why) -->``:
 - ``nginx``: stands for enabling the site: the test runs ``/usr/sbin/nginx`` in the foreground with
   ``deploy/nginx/milepost.conf``, its TLS server turned into plain HTTP on a free loopback port.
 
-Substitutions (``SUBSTITUTIONS`` below; each must still match the guide): the guide's paths
-(``/opt/milepost/src`` the checkout, ``/opt/milepost/venv`` its ``.venv``, ``/etc/milepost``,
-``/var/lib/milepost``, ``/var/backups/milepost``, ``/var/tmp/milepost-drill``) go under a temporary folder;
-the database and role ``milepost`` get names of this run's own on the shared PostgreSQL at 127.0.0.1:5432
-(created by the guide's commands, dropped by the test); ``sudo`` is dropped (one user runs everything) with
-``PGHOST``/``PGUSER`` standing for ``sudo -u postgres``; port 8000 and ``https://milepost.example.com``
-become free loopback ports. Between the guide's set-up and its backup section, the test signs up, moves
-money and uploads a file through nginx, and reads /metrics; after the restore drill it checks that the
-drill found every row and every file.
+Substitutions (``Machine.substitutions``; a command still naming a guide path after them fails): the
+guide's paths (``/opt/milepost/src`` the checkout, ``/opt/milepost/venv`` its ``.venv``, ``/etc/milepost``,
+``/var/lib/milepost``, ``/var/backups/milepost``, ``/var/tmp/milepost-drill``) go under a temporary
+folder, in the commands and in the installed configuration file; the database and role ``milepost`` get
+names of this run's own on the shared PostgreSQL at 127.0.0.1:5432 (created by the guide's commands,
+dropped by the test); ``sudo`` is dropped (one user runs everything), with ``PGHOST``/``PGUSER`` standing
+for ``sudo -u postgres``; port 8000 and ``https://milepost.example.com`` become free loopback ports.
+Between the guide's set-up and its backup section, the test signs up, moves money and uploads a file
+through nginx, and reads /metrics; after the restore drill it checks that the drill found every row
+and every file.
 """
 
 from __future__ import annotations
@@ -59,9 +60,7 @@ class Block:
 def guide_blocks() -> list[Block]:
     guide = GUIDE.read_text()
     split = guide.index(BACKUP_SECTION)
-    blocks = [
-        Block(m.group(1), m.group(2), m.start() < split) for m in MARKER.finditer(guide)
-    ]
+    blocks = [Block(m.group(1), m.group(2), m.start() < split) for m in MARKER.finditer(guide)]
     # Every sh block says what the test does with it: none is left out by accident.
     assert len(blocks) == len(SH_BLOCK.findall(guide)), "an ```sh block of the guide has no marker"
     return blocks
@@ -99,7 +98,8 @@ class Machine:
     def substitutions(self) -> list[tuple[str, str]]:
         """(as in the guide, in the test), applied in this order."""
         return [
-            ("milepost_drill", f"{self.db}_drill"),
+            # Held aside until the end, so that the rules for "milepost" below leave it alone.
+            ("milepost_drill", "\x01drill\x01"),
             ("/opt/milepost/src", str(REPO)),
             ("/opt/milepost/venv", str(REPO / ".venv")),
             ("/etc/milepost", str(self.root / "etc")),
@@ -112,7 +112,10 @@ class Machine:
             (" -o root -g milepost", ""),
             (" -o milepost -g milepost", ""),
             ("CREATE ROLE milepost ", f"CREATE ROLE {self.role} "),
-            ("CREATE DATABASE milepost OWNER milepost", f"CREATE DATABASE {self.db} OWNER {self.role}"),
+            (
+                "CREATE DATABASE milepost OWNER milepost",
+                f"CREATE DATABASE {self.db} OWNER {self.role}",
+            ),
             ("postgresql://milepost:", f"postgresql://{self.role}:"),
             ("@127.0.0.1:5432/milepost", f"@127.0.0.1:5432/{self.db}"),
             ("--dbname=milepost", f"--dbname={self.db}"),
@@ -124,13 +127,22 @@ class Machine:
             ("--port 8000", f"--port {self.app_port}"),
         ]
 
-    def localise(self, text: str) -> str:
+    def localise(self, text: str, *, check: bool = True) -> str:
         masked = text
         for old, new in self.substitutions():
             text = text.replace(old, new)
             masked = masked.replace(old, "\0")
-        for left in ("sudo", "/opt/milepost", "/etc/milepost", "/var/lib/milepost", "milepost.example"):
-            assert left not in masked, f"{left!r} left after the substitutions in:\n{text}"
+        text = text.replace("\x01drill\x01", f"{self.db}_drill")
+        for left in (
+            "sudo",
+            "/opt/milepost",
+            "/etc/milepost",
+            "/var/lib/milepost",
+            "milepost.example",
+        ):
+            assert not check or left not in masked, (
+                f"{left!r} left after the substitutions in:\n{text}"
+            )
         return text
 
     def shell_env(self) -> dict[str, str]:
@@ -167,7 +179,11 @@ class Machine:
         directives = dict(
             line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")
         )
-        env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **read_env_file(Path(directives["EnvironmentFile"]))}
+        env = {
+            "PATH": os.environ["PATH"],
+            "LANG": "C.UTF-8",
+            **read_env_file(Path(directives["EnvironmentFile"])),
+        }
         log = open(self.root / f"{unit}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             directives["ExecStart"].split(),
@@ -183,7 +199,10 @@ class Machine:
     def start_nginx(self) -> subprocess.Popen[bytes]:
         conf = self.root / "nginx"
         conf.mkdir()
-        site = nginx_site_for_test(self.localise((DEPLOY / "nginx" / "milepost.conf").read_text()), self.nginx_port)
+        site = nginx_site_for_test(
+            self.localise((DEPLOY / "nginx" / "milepost.conf").read_text(), check=False),
+            self.nginx_port,
+        )
         (conf / "nginx.conf").write_text(
             f"daemon off;\nworker_processes 1;\npid {conf}/nginx.pid;\nerror_log stderr warn;\n"
             "events { worker_connections 64; }\n"
@@ -313,19 +332,28 @@ def machine(tmp_path: Path) -> Iterator[Machine]:
 
 def use_it(machine: Machine, staff_password: str) -> dict[str, object]:
     """What a first client does, through nginx: sign up, sign in, a bank-transfer deposit that staff
-    confirm, a project with a milestone funded from it, an uploaded file. Returns what the restore must hold."""
+    confirm, a project with a milestone funded from it, an uploaded file. Returns what the restore must
+    hold."""
     with httpx.Client(base_url=machine.public_url, timeout=30) as http:
         assert http.get("/readyz").json() == {"status": "ok"}
         assert http.get("/metrics").status_code == 404  # never public
         user = http.post(
             "/v1/users",
-            json={"email": "ana@example.com", "name": "Ana Client", "password": "a long passphrase"},
+            json={
+                "email": "ana@example.com",
+                "name": "Ana Client",
+                "password": "a long passphrase",
+            },
         )
         assert user.status_code == 201, user.text
-        token = http.post("/v1/tokens", json={"email": "ana@example.com", "password": "a long passphrase"})
+        token = http.post(
+            "/v1/tokens", json={"email": "ana@example.com", "password": "a long passphrase"}
+        )
         assert token.status_code == 201, token.text
         ana = {"Authorization": f"Bearer {token.json()['token']}"}
-        staff_token = http.post("/v1/tokens", json={"email": "ops@example.com", "password": staff_password})
+        staff_token = http.post(
+            "/v1/tokens", json={"email": "ops@example.com", "password": staff_password}
+        )
         assert staff_token.status_code == 201, staff_token.text
         staff = {"Authorization": f"Bearer {staff_token.json()['token']}"}
 
@@ -350,12 +378,20 @@ def use_it(machine: Machine, staff_password: str) -> dict[str, object]:
         assert funded.status_code == 200, funded.text
         assert funded.json()["status"] == "funded"
         upload = http.post(
-            "/v1/files", files={"file": ("brief.txt", b"Migrate 12,000 contacts.\n", "text/plain")}, headers=ana
+            "/v1/files",
+            files={"file": ("brief.txt", b"Migrate 12,000 contacts.\n", "text/plain")},
+            headers=ana,
         )
         assert upload.status_code == 201, upload.text
         balances = http.get("/v1/balances", headers=ana).json()["data"]
         assert balances == [
-            {"currency": "USD", "available": 0, "escrow_outgoing": 1_500_000, "escrow_incoming": 0}
+            {
+                "object": "balance",
+                "currency": "USD",
+                "available": 0,
+                "escrow_outgoing": 1_500_000,
+                "escrow_incoming": 0,
+            }
         ]
         return {"milestone_id": milestone.json()["id"], "sha256": upload.json()["sha256"]}
 
@@ -377,7 +413,9 @@ def test_the_production_guide_on_loopback(machine: Machine) -> None:
             assert before.headers["content-type"].startswith("text/plain")
             made = use_it(machine, staff_password)
             after = httpx.get(f"{machine.app_url}/metrics", headers=scrape)
-            assert metric_total(after.text) > metric_total(before.text), "request counters did not move"
+            assert metric_total(after.text) > metric_total(before.text), (
+                "request counters did not move"
+            )
         if block.action == "skip":
             continue
         if block.action == "units":
@@ -387,7 +425,9 @@ def test_the_production_guide_on_loopback(machine: Machine) -> None:
                 # Two processes importing the app: seconds alone, tens of seconds on a busy machine.
                 wait_for(f"{machine.app_url}/readyz", web, seconds=120)
             except AssertionError as error:
-                raise AssertionError(f"{error}\n{machine.log('milepost-web.service.log')}") from None
+                raise AssertionError(
+                    f"{error}\n{machine.log('milepost-web.service.log')}"
+                ) from None
             continue
         if block.action == "nginx":
             nginx = machine.start_nginx()
@@ -397,13 +437,18 @@ def test_the_production_guide_on_loopback(machine: Machine) -> None:
                 raise AssertionError(f"{error}\n{machine.log('nginx.log')}") from None
             continue
         output = machine.run(block.text)
+        if "deploy/milepost.env" in block.text:
+            # The installed configuration names the guide's paths too (MILEPOST_FILES_DIR): moved alike.
+            machine.env_file.write_text(machine.localise(machine.env_file.read_text(), check=False))
         if "milepost db upgrade" in block.text:
             # The command line read the configuration file: the schema is in the guide's PostgreSQL.
             with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{machine.db}") as database:
                 tables = database.execute(
                     "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version'"
                 ).fetchone()
-            assert tables == (1,), "db upgrade did not migrate MILEPOST_DATABASE_URL of the config file"
+            assert tables == (1,), (
+                "db upgrade did not migrate MILEPOST_DATABASE_URL of the config file"
+            )
         found = re.search(r"staff login: ops@example\.com / (\S+)", output)
         if found:
             staff_password = found.group(1)
@@ -416,7 +461,8 @@ def test_the_production_guide_on_loopback(machine: Machine) -> None:
                 f"postgresql://postgres@127.0.0.1:5432/{machine.db}_drill", autocommit=True
             ) as drill:
                 row = drill.execute(
-                    "SELECT status, funded_amount FROM milestones WHERE id = %s", (made["milestone_id"],)
+                    "SELECT status, funded_amount FROM milestones WHERE id = %s",
+                    (made["milestone_id"],),
                 ).fetchone()
             assert row == ("funded", 1_500_000)
     assert made, "the guide has no backup section after its set-up"

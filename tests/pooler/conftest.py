@@ -7,6 +7,9 @@ next), and pgbouncer stopped at the end. When /usr/sbin/pgbouncer is missing, th
 package with apt-get (as root); if it still cannot be had, these tests are skipped with the reason, except
 in CI (CI=true), where that is a failure. pgbouncer refuses to run as root: as root it is started with
 ``-u`` (the postgres user, else nobody).
+
+``MILEPOST_TEST_POOLER=none`` runs these tests as Milepost runs without ``MILEPOST_DATABASE_POOLER``, to
+see them fail (prepared statements that do not exist, claims that stay taken or look free).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from milepost.kit.db import Database, upgrade_schema
+from milepost.kit.db import Database, Pooler, upgrade_schema
 from milepost.ledger.verify import verify_ledger
 from tests.api.conftest import base_url, settings, sign_up  # noqa: F401 (fixtures)
 from tests.conftest import _postgres_admin_url, _with_database, empty_tables
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
+# How Milepost is told about the pooler in these tests: "transaction", unless shown what happens without.
+POOLER: Pooler = "none" if os.environ.get("MILEPOST_TEST_POOLER") == "none" else "transaction"
 # Server connections per database and user: few, so that transactions of different clients share them.
 # Each Milepost process keeps one of them for its claim mark (kit/liveness.py), the rest are shared.
 POOL_SIZE = 6
@@ -107,6 +112,8 @@ def _config(folder: Path, port: int, host: str, server_port: int, database: str,
                 "max_client_conn = 500",
                 # A client that cannot get a server connection fails in seconds rather than hanging.
                 "query_wait_timeout = 20",
+                # As many operators have it (drivers send these); Milepost itself sends neither.
+                "ignore_startup_parameters = extra_float_digits, options",
                 "",
             ]
         )
@@ -180,7 +187,7 @@ def pgbouncer() -> Iterator[PgBouncer]:
 def db(pgbouncer: PgBouncer) -> Iterator[Database]:
     """The pgbouncer database, empty, through pgbouncer in transaction mode; the ledger must verify when
     the test ends."""
-    database = Database(pgbouncer.url, "transaction")
+    database = Database(pgbouncer.url, POOLER)
     empty_tables(database)
     yield database
     try:

@@ -68,8 +68,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 # conflict. Long enough for a queue of honest writers, short enough that nobody hangs.
 LOCK_TIMEOUT_SECONDS = 30
 
-# What sits between us and PostgreSQL: "none" (a direct connection, or a pooler in session mode, where each
-# client keeps its server connection) or "transaction" (a pooler in transaction mode). MILEPOST_DATABASE_POOLER.
+# What sits between us and PostgreSQL (MILEPOST_DATABASE_POOLER): "none" (a direct connection, or a pooler
+# in session mode, where each client keeps its server connection) or "transaction" (a pooler in
+# transaction mode).
 Pooler = Literal["none", "transaction"]
 POOLERS: tuple[Pooler, ...] = ("none", "transaction")
 
@@ -79,9 +80,7 @@ def pooler_from_environment() -> Pooler:
     without the rest of the settings (the worker, ``ledger verify``, migrations)."""
     value = os.environ.get("MILEPOST_DATABASE_POOLER", "none").strip().lower() or "none"
     if value not in POOLERS:
-        raise ValueError(
-            f"MILEPOST_DATABASE_POOLER={value!r}: use one of {', '.join(POOLERS)}"
-        )
+        raise ValueError(f"MILEPOST_DATABASE_POOLER={value!r}: use one of {', '.join(POOLERS)}")
     return value
 
 

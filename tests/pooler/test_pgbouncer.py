@@ -21,6 +21,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -194,6 +195,16 @@ def test_a_live_processs_claim_holds_and_a_killed_ones_is_free_at_once_through_p
         for _ in range(12):
             busy = alice.post("/v1/deposits", body, headers={"Idempotency-Key": key})
             assert_error(busy, 409, "conflict", "idempotency_key_in_flight")
+        # Each live process (this one's server, the claimer) holds its mark in a transaction left open,
+        # which holds no snapshot: VACUUM is not held back for as long as the processes live.
+        with psycopg.connect(pgbouncer.direct_url, autocommit=True) as direct:
+            marks = direct.execute(
+                "SELECT a.backend_xmin FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+                " AND a.state = 'idle in transaction'"
+            ).fetchall()
+        assert len(marks) == 2, marks
+        assert all(xmin is None for (xmin,) in marks), marks
     finally:
         claimer.send_signal(signal.SIGKILL)
         claimer.wait(timeout=10)

@@ -18,8 +18,9 @@ lives, which the operating system or the database drops the moment the process d
   for the life of the process: the pooler gives an open transaction its server connection to itself, and
   when our process dies the pooler sees the client gone mid-transaction and closes that server
   connection, so the server ends the transaction and releases the lock. The server's idle-in-transaction
-  and transaction time limits are switched off for that transaction only. It costs one server connection
-  per process, held for as long as the process lives (count it in the pooler's pool size).
+  and transaction time limits are switched off for that transaction only, and it holds no snapshot
+  (VACUUM is not held back). It costs one server connection per process, held for as long as the process
+  lives (count it in the pooler's pool size).
 - SQLite: every process using the file is on the same machine (SQLite on a network file system is not
   supported anyway). Each process holds ``flock(LOCK_EX)`` on a file named after its boot id in a
   directory beside the database (``<database>-holders/``); the kernel drops it when the process dies. A
@@ -181,8 +182,13 @@ class PostgresMark(Mark):
         )
         try:
             if self._pooled:
-                connection.execute(_OPEN_ENDED)
-                locked = connection.execute(
+                # Client-side binding, so that the simple query protocol is used: a statement run
+                # with server-side parameters leaves its portal (and its snapshot) open until the next
+                # statement, and an open snapshot in a transaction that lives as long as the process
+                # would hold back VACUUM on the whole database.
+                cursor = psycopg.ClientCursor(connection)
+                cursor.execute(_OPEN_ENDED)
+                locked = cursor.execute(
                     "SELECT pg_try_advisory_xact_lock(%s)", (advisory_key(me),)
                 ).fetchone()
             else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from milepost.kit import idempotency
 from milepost.kit.context import Context
@@ -35,7 +35,7 @@ from milepost.users.models import User
 from tests.api.conftest import Client, assert_error
 from tests.api.test_http_races import available, error_of, funded_milestone, race
 from tests.faults.test_dead_holders import CLAIMER
-from tests.pooler.conftest import POOLER, PgBouncer
+from tests.pooler.conftest import POOL_SIZE, POOLER, PgBouncer
 from tests.world import World
 
 MILEPOST = Path(sys.executable).with_name("milepost")
@@ -262,8 +262,26 @@ def test_workers_in_parallel_processes_through_pgbouncer_claim_each_due_item_onc
     assert report.ok, report.problems
 
 
+def test_every_transaction_through_pgbouncer_has_the_lock_timeout_and_leaves_no_session_state(
+    db: Database, pgbouncer: PgBouncer
+) -> None:
+    """A writer waits at most the lock timeout for a row lock whichever server connection it lands on
+    (set per transaction, never in the session: a plain SET would stay on a connection other clients
+    share)."""
+    if POOLER == "none":
+        pytest.xfail("without the setting the lock timeout is a startup option pgbouncer drops")
+    for _ in range(3 * POOL_SIZE):
+        with db.unit_of_work() as session:
+            assert session.execute(text("SHOW lock_timeout")).scalar() == "30s"
+        with db.read_only() as session:
+            assert session.execute(text("SHOW lock_timeout")).scalar() == "30s"
+    with psycopg.connect(pgbouncer.url, prepare_threshold=None, autocommit=True) as other:
+        for _ in range(3 * POOL_SIZE):
+            assert other.execute("SHOW lock_timeout").fetchone() == ("0",)
+
+
 def test_the_pooler_setting_is_read_from_the_environment_and_checked(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("MILEPOST_DATABASE_POOLER", raising=False)
     assert pooler_from_environment() == "none"
@@ -277,3 +295,15 @@ def test_the_pooler_setting_is_read_from_the_environment_and_checked(
         pooler_from_environment()
     with pytest.raises(ValueError, match="database_pooler"):
         Settings()
+    # The operator's commands refuse it and name it, without a traceback.
+    refused = subprocess.run(
+        [str(MILEPOST), "ledger", "verify", "--db", f"sqlite:///{tmp_path}/milepost.db"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MILEPOST_DATABASE_POOLER": "statement"},
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert "MILEPOST_DATABASE_POOLER" in refused.stderr or "database_pooler" in refused.stderr

@@ -84,6 +84,14 @@ def pooler_from_environment() -> Pooler:
     return value
 
 
+def pooler_hint(error: BaseException) -> str:
+    """What to do when the error is pgbouncer refusing the lock timeout we send as a startup option
+    (so Milepost is behind pgbouncer but was not told): " (...)" to append to the message, else ""."""
+    if "unsupported startup parameter" in str(getattr(error, "orig", None) or error):
+        return " (behind pgbouncer: set MILEPOST_DATABASE_POOLER=transaction)"
+    return ""
+
+
 _naming = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -286,7 +294,7 @@ class OutageLog:
             self.since = time.monotonic()
         log.warning(
             "database unreachable; answering 503 until it is back",
-            extra={"fields": {"error": _first_line(error)}},
+            extra={"fields": {"error": _first_line(error) + pooler_hint(error)}},
         )
 
     def worked(self) -> None:

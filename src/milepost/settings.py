@@ -87,10 +87,10 @@ class Settings(BaseSettings):
     # Retired ledger keys, which still verify the rows they signed: "<id>:<secret>,<id>:<secret>".
     ledger_old_keys: SecretStr | None = None
 
-    # PostgreSQL behind a connection pooler. "none": a direct connection, or a pooler in session mode.
-    # "transaction": a pooler in transaction mode (pgbouncer pool_mode = transaction): no server-side
-    # prepared statements, no session settings, and the claim mark held in a transaction of its own
-    # (kit/db.py, kit/liveness.py). Ignored for SQLite.
+    # PostgreSQL behind a connection pooler. "none": a direct connection. "transaction": a pooler in
+    # transaction mode (pgbouncer pool_mode = transaction; also right for pgbouncer in session mode): no
+    # server-side prepared statements, no session settings, and the claim mark held in a transaction of
+    # its own (kit/db.py, kit/liveness.py). Ignored for SQLite.
     database_pooler: Pooler = "none"
 
     @model_validator(mode="after")

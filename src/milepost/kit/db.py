@@ -68,9 +68,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 # conflict. Long enough for a queue of honest writers, short enough that nobody hangs.
 LOCK_TIMEOUT_SECONDS = 30
 
-# What sits between us and PostgreSQL (MILEPOST_DATABASE_POOLER): "none" (a direct connection, or a pooler
-# in session mode, where each client keeps its server connection) or "transaction" (a pooler in
-# transaction mode).
+# What sits between us and PostgreSQL (MILEPOST_DATABASE_POOLER): "none" (a direct connection) or
+# "transaction" (a pooler in transaction mode; also right for pgbouncer in session mode, which refuses the
+# startup option that carries the lock timeout just the same).
 Pooler = Literal["none", "transaction"]
 POOLERS: tuple[Pooler, ...] = ("none", "transaction")
 

@@ -122,10 +122,12 @@ class Mark:
 
 
 # The server's time limits that would end the transaction that holds the mark behind a transaction-mode
-# pooler (transaction_timeout exists from PostgreSQL 17 on): switched off for that transaction only.
+# pooler (transaction_timeout exists from PostgreSQL 17 on): switched off for that transaction only. No
+# table is read, so the transaction holds no lock but the mark's.
 _OPEN_ENDED = (
-    "SELECT set_config(name, '0', true) FROM pg_settings"
-    " WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout')"
+    "SELECT set_config('idle_in_transaction_session_timeout', '0', true),"
+    " CASE WHEN current_setting('transaction_timeout', true) IS NOT NULL"
+    " THEN set_config('transaction_timeout', '0', true) END"
 )
 
 

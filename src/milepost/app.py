@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.db = database or Database(settings.database_url)
+    app.state.db = database or Database(settings.database_url, settings.database_pooler)
     _install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import inspect
 
-from milepost.kit.db import DEFAULT_DATABASE_URL, Database, upgrade_schema
+from milepost.kit.db import DEFAULT_DATABASE_URL, Database, pooler_from_environment, upgrade_schema
 from milepost.kit.errors import MilepostError
 from milepost.ledger.cli import statement_command
 
@@ -51,9 +51,13 @@ def fail(message: str) -> typer.Exit:
 def open_database(db: str | None, *, upgrade: bool = False) -> Iterator[Database]:
     """Open the database, creating the schema first if asked; refuse one that has no schema."""
     url = database_url(db)
+    try:
+        pooler = pooler_from_environment()
+    except ValueError as error:
+        raise fail(str(error)) from None
     if upgrade:
         upgrade_schema(url)
-    database = Database(url)
+    database = Database(url, pooler)
     try:
         if not upgrade and not inspect(database.engine).has_table("milestones"):
             raise fail(f"the database at {url} has no schema yet: run 'milepost db upgrade' first")

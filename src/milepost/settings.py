@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from milepost.kit.db import DEFAULT_DATABASE_URL
+from milepost.kit.db import DEFAULT_DATABASE_URL, Pooler
 
 
 class Settings(BaseSettings):
@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     ledger_key: SecretStr | None = None
     # Retired ledger keys, which still verify the rows they signed: "<id>:<secret>,<id>:<secret>".
     ledger_old_keys: SecretStr | None = None
+
+    # PostgreSQL behind a connection pooler. "none": a direct connection. "transaction": a pooler in
+    # transaction mode (pgbouncer pool_mode = transaction; also right for pgbouncer in session mode): no
+    # server-side prepared statements, no session settings, and the claim mark held in a transaction of
+    # its own (kit/db.py, kit/liveness.py). Ignored for SQLite.
+    database_pooler: Pooler = "none"
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:

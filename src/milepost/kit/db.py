@@ -9,11 +9,21 @@ PostgreSQL: READ COMMITTED, with the rows a write depends on locked (``SELECT ..
 order before they are checked: the milestone, then its dispute, then ledger accounts ordered by key. Awarding
 a project locks only the project row (it creates milestones but never locks existing ones), so no two
 writers can wait on each other in a cycle.
+
+PostgreSQL behind a pooler in transaction mode (pgbouncer ``pool_mode = transaction``, the setting
+``MILEPOST_DATABASE_POOLER=transaction``): each transaction may run on a different server connection, shared
+with other clients, so nothing may live in the session. psycopg's server-side prepared statements are off
+(``prepare_threshold=None``: a statement prepared on one server connection is missing on the next, or a
+name is already taken there); the lock timeout is set per transaction (``SET LOCAL``) instead of as a
+startup option, which pgbouncer refuses. Nothing else of ours lives in the session: no LISTEN/NOTIFY, temp
+tables, WITH HOLD cursors or plain ``SET``; the claim mark of kit/liveness.py is held in a transaction of its
+own there.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -21,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -57,6 +67,30 @@ CONNECT_TIMEOUT_SECONDS = 5
 # How long a writer waits for the SQLite write lock, or PostgreSQL for a row lock, before giving up with a
 # conflict. Long enough for a queue of honest writers, short enough that nobody hangs.
 LOCK_TIMEOUT_SECONDS = 30
+
+# What sits between us and PostgreSQL (MILEPOST_DATABASE_POOLER): "none" (a direct connection) or
+# "transaction" (a pooler in transaction mode; also right for pgbouncer in session mode, which refuses the
+# startup option that carries the lock timeout just the same).
+Pooler = Literal["none", "transaction"]
+POOLERS: tuple[Pooler, ...] = ("none", "transaction")
+
+
+def pooler_from_environment() -> Pooler:
+    """``MILEPOST_DATABASE_POOLER`` (default "none"): for the commands that open a database from a URL
+    without the rest of the settings (the worker, ``ledger verify``, migrations)."""
+    value = os.environ.get("MILEPOST_DATABASE_POOLER", "none").strip().lower() or "none"
+    if value not in POOLERS:
+        raise ValueError(f"MILEPOST_DATABASE_POOLER={value!r}: use one of {', '.join(POOLERS)}")
+    return value
+
+
+def pooler_hint(error: BaseException) -> str:
+    """What to do when the error is pgbouncer refusing the lock timeout we send as a startup option
+    (so Milepost is behind pgbouncer but was not told): " (...)" to append to the message, else ""."""
+    if "unsupported startup parameter" in str(getattr(error, "orig", None) or error):
+        return " (behind pgbouncer: set MILEPOST_DATABASE_POOLER=transaction)"
+    return ""
+
 
 _naming = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -110,24 +144,36 @@ def _mark_committing(_connection: Any) -> None:
     _phase.committing = True
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pooler: Pooler | None = None) -> Engine:
+    """An engine for ``url``; ``pooler`` (default: ``MILEPOST_DATABASE_POOLER``) matters on PostgreSQL."""
     url = normalise_url(url)
-    engine = _sqlite_engine(url) if url.startswith("sqlite") else _postgres_engine(url)
+    if url.startswith("sqlite"):
+        engine = _sqlite_engine(url)
+    else:
+        engine = _postgres_engine(url, pooler or pooler_from_environment())
     event.listen(engine, "commit", _mark_committing)
     return engine
 
 
-def _postgres_engine(url: str) -> Engine:
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
-        connect_args={
-            "options": f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}",
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        },
+def _postgres_engine(url: str, pooler: Pooler) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if pooler == "transaction":
+        # No server-side prepared statements: they live in a server connection we do not keep.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
     )
+    if pooler == "transaction":
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            # The first statement of the transaction (psycopg sends BEGIN before it): this
+            # transaction's lock timeout, whichever server connection it runs on.
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_SECONDS * 1000}")
+
+    return engine
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -248,7 +294,7 @@ class OutageLog:
             self.since = time.monotonic()
         log.warning(
             "database unreachable; answering 503 until it is back",
-            extra={"fields": {"error": _first_line(error)}},
+            extra={"fields": {"error": _first_line(error) + pooler_hint(error)}},
         )
 
     def worked(self) -> None:
@@ -274,9 +320,11 @@ def _first_line(error: BaseException) -> str:
 class Database:
     """One per process: an engine and the units of work opened on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pooler: Pooler | None = None) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        # Between us and PostgreSQL (see the module's docstring); default: MILEPOST_DATABASE_POOLER.
+        self.pooler: Pooler = pooler or pooler_from_environment()
+        self.engine = make_engine(self.url, self.pooler)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(milepost_read_only=True), expire_on_commit=False

@@ -88,7 +88,7 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
 
     Call it inside ``running(db, scope_key)``.
     """
-    mark = liveness.mark_for(db.url)
+    mark = liveness.mark_for(db.url, db.pooler)
     holder = mark.holder()
     with db.unit_of_work() as session:
         inserted = insert_ignoring_conflicts(

@@ -10,6 +10,17 @@ lives, which the operating system or the database drops the moment the process d
   it is let go when the claim's transaction ends). This works for any number of server processes, on any
   number of machines, sharing one PostgreSQL: the database itself is the witness, with no clocks and no
   heartbeats.
+- PostgreSQL behind a pooler in transaction mode (``MILEPOST_DATABASE_POOLER=transaction``): a session
+  lock would stay on whichever server connection ran it, shared with other clients, outliving our process
+  (its claims would look live for as long as the pooler keeps that server connection), and a checker whose
+  transaction lands on that connection would take the lock as its own (a live claim would look free). So
+  the mark is a *transaction-level* advisory lock in a transaction that the mark's connection keeps open
+  for the life of the process: the pooler gives an open transaction its server connection to itself, and
+  when our process dies the pooler sees the client gone mid-transaction and closes that server
+  connection, so the server ends the transaction and releases the lock. The server's idle-in-transaction
+  and transaction time limits are switched off for that transaction only, and it holds no snapshot
+  (VACUUM is not held back). It costs one server connection per process, held for as long as the process
+  lives (count it in the pooler's pool size).
 - SQLite: every process using the file is on the same machine (SQLite on a network file system is not
   supported anyway). Each process holds ``flock(LOCK_EX)`` on a file named after its boot id in a
   directory beside the database (``<database>-holders/``); the kernel drops it when the process dies. A
@@ -110,11 +121,22 @@ class Mark:
         pass
 
 
+# The server's time limits that would end the transaction that holds the mark behind a transaction-mode
+# pooler (transaction_timeout exists from PostgreSQL 17 on): switched off for that transaction only. No
+# table is read, so the transaction holds no lock but the mark's.
+_OPEN_ENDED = (
+    "SELECT set_config('idle_in_transaction_session_timeout', '0', true),"
+    " CASE WHEN current_setting('transaction_timeout', true) IS NOT NULL"
+    " THEN set_config('transaction_timeout', '0', true) END"
+)
+
+
 class PostgresMark(Mark):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pooler: str = "none") -> None:
         self._conninfo = (
             make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
+        self._pooled = pooler == "transaction"
         self._lock = threading.Lock()
         self._connection: Any = None
         self._pinged = 0.0
@@ -137,19 +159,51 @@ class PostgresMark(Mark):
                     connection.close()
             self._connection = None
             try:
-                connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-                locked = connection.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (advisory_key(me),)
-                ).fetchone()
+                connection = self._take(me)
             except psycopg.Error as error:
                 self._warn.failed(error)
                 return None
             self._warn.worked()
-            if not locked or not locked[0]:
-                connection.close()
+            if connection is None:
                 return None
             self._connection, self._pinged = connection, time.monotonic()
             return me
+
+    def _take(self, me: str) -> Any:
+        """A new connection holding our mark, or None when the lock is taken (not by us: never seen).
+
+        Direct: a session lock, in autocommit. Behind a transaction-mode pooler: a transaction-level lock
+        in a transaction left open, whose first statement lifts the server's time limits."""
+        import psycopg
+
+        connection = psycopg.connect(
+            self._conninfo,
+            autocommit=not self._pooled,
+            connect_timeout=5,
+            prepare_threshold=None if self._pooled else 5,
+        )
+        try:
+            if self._pooled:
+                # Client-side binding, so that the simple query protocol is used: a statement run
+                # with server-side parameters leaves its portal (and its snapshot) open until the next
+                # statement, and an open snapshot in a transaction that lives as long as the process
+                # would hold back VACUUM on the whole database.
+                cursor = psycopg.ClientCursor(connection)
+                cursor.execute(_OPEN_ENDED)
+                locked = cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (advisory_key(me),)
+                ).fetchone()
+            else:
+                locked = connection.execute(
+                    "SELECT pg_try_advisory_lock(%s)", (advisory_key(me),)
+                ).fetchone()
+        except BaseException:
+            connection.close()
+            raise
+        if not locked or not locked[0]:
+            connection.close()
+            return None
+        return connection
 
     def is_alive(self, session: Session, holder: str) -> bool | None:
         free = session.execute(
@@ -228,28 +282,29 @@ class ProcessLocalMark(Mark):
         return False
 
 
-_marks: dict[tuple[int, str], Mark] = {}
+_marks: dict[tuple[int, str, str], Mark] = {}
 _marks_lock = threading.Lock()
 
 
-def mark_for(url: str) -> Mark:
-    """The mark of this process on the database at ``url`` (one per process and database)."""
-    key = (os.getpid(), url)
+def mark_for(url: str, pooler: str = "none") -> Mark:
+    """The mark of this process on the database at ``url`` (one per process and database), reached
+    directly or through a pooler in transaction mode (``pooler="transaction"``)."""
+    key = (os.getpid(), url, pooler)
     with _marks_lock:
         mark = _marks.get(key)
         if mark is None:
-            mark = _marks[key] = _new_mark(url)
+            mark = _marks[key] = _new_mark(url, pooler)
         return mark
 
 
-def _new_mark(url: str) -> Mark:
+def _new_mark(url: str, pooler: str) -> Mark:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if not path or path == ":memory:" or path.startswith("file:"):
             return ProcessLocalMark()
         return SqliteMark(os.path.abspath(path))
-    return PostgresMark(url)
+    return PostgresMark(url, pooler)
 
 
 class Running:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from milepost.kit.db import Database
+from milepost.kit.db import Database, pooler_hint
 
 # quick_check stops after this many findings; a damaged file can have thousands, and the first few say it.
 MAX_FINDINGS = 10
@@ -51,7 +51,8 @@ def write_problem(database: Database) -> str | None:
             connection.execute(text(f"CREATE TABLE {_PROBE_TABLE} (probe INTEGER)"))
             transaction.rollback()
     except DBAPIError as error:
-        return f"the database cannot be written: {str(error.orig).strip().splitlines()[0]}"
+        first_line = str(error.orig).strip().splitlines()[0]
+        return f"the database cannot be written: {first_line}{pooler_hint(error)}"
     return None
 
 

@@ -19,7 +19,8 @@ from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, Pr
 
 class ProjectIn(Body):
     title: StrictStr = Field(description="Up to 200 characters.")
-    currency: CurrencyIn = Field(description="Every milestone of the project is in this currency.")
+    # Every milestone of the project is in this currency.
+    currency: CurrencyIn
     description: StrictStr | None = None
     freelancer_id: StrictStr | None = Field(
         None, description="A user (`usr_...`) to award it to at once; omitted: open for proposals."

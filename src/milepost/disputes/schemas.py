@@ -1,26 +1,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from milepost.disputes.models import Dispute, SettlementOffer
-from milepost.kit.schemas import Body
+from milepost.disputes.models import (
+    Dispute,
+    DisputeStatus,
+    OfferStatus,
+    Resolution,
+    SettlementOffer,
+)
+from milepost.kit.schemas import Body, amount_in, amount_out, one_of
+from milepost.milestones.schemas import MilestoneStatusName
 
 
 class DisputeIn(Body):
-    reason: StrictStr
+    reason: StrictStr = Field(description="What is wrong; shown to the other party and to staff.")
 
 
 class OfferIn(Body):
-    to_freelancer: StrictInt
+    to_freelancer: StrictInt = amount_in(
+        "How much of the escrow goes to the freelancer; the rest goes back to the client.",
+        allow_zero=True,
+    )
 
 
 class ResolveIn(Body):
-    to_freelancer: StrictInt
-    to_client: StrictInt
-    note: StrictStr | None = None
+    to_freelancer: StrictInt = amount_in("The freelancer's part of the escrow.", allow_zero=True)
+    to_client: StrictInt = amount_in(
+        "The client's part; the two add up to the escrow balance.", allow_zero=True
+    )
+    note: StrictStr | None = Field(None, description="Why, shown to both parties.")
+
+
+PartyRole = Annotated[str, one_of(["client", "freelancer"], "`client` or `freelancer`.")]
 
 
 class OfferOut(BaseModel):
@@ -28,9 +43,16 @@ class OfferOut(BaseModel):
     object: Literal["settlement_offer"] = "settlement_offer"
     dispute_id: str
     made_by: str
-    maker_role: str
-    to_freelancer: int
-    status: str
+    maker_role: PartyRole
+    to_freelancer: int = amount_out("The freelancer's part of the escrow under this offer.")
+    status: Annotated[
+        str,
+        one_of(
+            OfferStatus,
+            "`open`, `accepted`, `superseded` (a newer offer from the same party), `closed` (the "
+            "dispute ended otherwise).",
+        ),
+    ]
     created_at: datetime
     accepted_at: datetime | None
 
@@ -53,16 +75,27 @@ class DisputeOut(BaseModel):
     object: Literal["dispute"] = "dispute"
     milestone_id: str
     opened_by: str
-    opener_role: str
+    opener_role: PartyRole
     reason: str
-    status: str
-    status_before: str
+    status: Annotated[str, one_of(DisputeStatus, "`open`, `withdrawn` or `resolved`.")]
+    status_before: MilestoneStatusName = Field(
+        description="The milestone's status when the dispute opened (it returns to it on withdrawal)."
+    )
     respond_by: datetime
     mediation_due_at: datetime
     responded_at: datetime | None
-    resolution: str | None
-    to_freelancer: int | None
-    to_client: int | None
+    resolution: (
+        Annotated[
+            str,
+            one_of(
+                Resolution,
+                "`offer_accepted`, `staff`, or `no_response` (the other party let the window pass).",
+            ),
+        ]
+        | None
+    )
+    to_freelancer: int | None = amount_out("Once resolved: the freelancer's part.")
+    to_client: int | None = amount_out("Once resolved: the client's part.")
     resolved_by: str | None
     resolution_note: str | None
     created_at: datetime

@@ -5,12 +5,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
+from milepost.disputes.schemas import PartyRole
 from milepost.feedback.models import Feedback
 from milepost.kit.schemas import Body
 
 
 class FeedbackIn(Body):
-    rating: StrictInt = Field(description="1 (worst) to 5 (best).")
+    rating: StrictInt = Field(
+        description="1 (worst) to 5 (best).", json_schema_extra={"minimum": 1, "maximum": 5}
+    )
     comment: StrictStr | None = Field(default=None, description="Up to 2000 characters.")
 
 
@@ -19,7 +22,7 @@ class FeedbackOut(BaseModel):
     object: Literal["feedback"] = "feedback"
     milestone_id: str
     author_id: str
-    author_role: str
+    author_role: PartyRole
     subject_id: str
     rating: int
     comment: str

@@ -16,6 +16,7 @@ from milepost.files.schemas import FileOut
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidRequest, ValidationFailed
 from milepost.kit.http import ApiDep
+from milepost.kit.schemas import error_responses
 
 router = APIRouter(tags=["files"])
 
@@ -35,8 +36,19 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/files", status_code=201, response_model=FileOut, openapi_extra=_UPLOAD_BODY)
+@router.post(
+    "/files",
+    status_code=201,
+    response_model=FileOut,
+    openapi_extra=_UPLOAD_BODY,
+    summary="Upload an evidence file",
+    responses=error_responses(400, 401, 409, 413, 422, write=True),
+)
 async def upload_file(request: Request, api: ApiDep) -> Response:
+    """Upload one file (multipart/form-data, field `file`) to use as evidence in a delivery
+    (`{"type": "file", "file_id"}`). Its type is read from its bytes: a type not on the allow-list is 422
+    `unsupported_file_type`, a file over the size limit (MILEPOST_MAX_UPLOAD_BYTES, 25 MiB by default)
+    413. Any signed-in user; no money moves."""
     # The raw body is read first: Api.write fingerprints it for idempotency, and the form is then parsed
     # from that same (cached) body. BodyLimitMiddleware has already capped its size.
     await request.body()
@@ -69,11 +81,22 @@ async def upload_file(request: Request, api: ApiDep) -> Response:
 @router.get(
     "/files/{file_id}",
     response_class=Response,
+    summary="Download a file",
     responses={
-        200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}}
+        200: {
+            "description": "The file's bytes, with the content type detected at upload (sent as an "
+            "attachment).",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **error_responses(401, 404, 422),
     },
 )
 def download_file(file_id: str, api: ApiDep) -> Response:
+    """The bytes of a file, for its uploader and for the parties to a milestone whose delivery uses it;
+    anyone else gets 404."""
+
     def find(ctx: Context) -> tuple[StoredFile, Any]:
         stored = service.get_for_download(ctx, file_id)
         return stored, service.open_blob(ctx, stored)

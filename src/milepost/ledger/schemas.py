@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel
 
+from milepost.kit.schemas import Currency, amount_out, one_of
+from milepost.ledger.models import AccountKind, EntryKind
 from milepost.ledger.service import PostingView
 from milepost.ledger.verify import VerifyReport
 
@@ -13,11 +15,13 @@ class PostingOut(BaseModel):
     id: str
     object: Literal["ledger_posting"] = "ledger_posting"
     entry_id: str
-    entry_kind: str
+    entry_kind: Annotated[str, one_of(EntryKind, "What the journal entry records.")]
     account: str
-    account_kind: str
-    amount: int
-    currency: str
+    account_kind: Annotated[str, one_of(AccountKind, "The kind of account posted to.")]
+    amount: int = amount_out(
+        "Signed: positive into the account, negative out of it (a posting's side of its entry)."
+    )
+    currency: Currency
     milestone_id: str | None
     memo: str
     created_at: datetime

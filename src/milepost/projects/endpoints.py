@@ -9,9 +9,9 @@ from fastapi.responses import Response
 
 from milepost.kit.context import Context
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf
+from milepost.kit.schemas import ListOf, error_responses
 from milepost.milestones import service as milestones
-from milepost.milestones.schemas import MilestoneOut, TermsIn
+from milepost.milestones.schemas import MilestoneCreate, MilestoneOut
 from milepost.projects import service
 from milepost.projects.schemas import (
     BonusIn,
@@ -26,15 +26,29 @@ router = APIRouter(tags=["projects"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.post("/projects", status_code=201, response_model=ProjectOut)
+@router.post(
+    "/projects",
+    status_code=201,
+    response_model=ProjectOut,
+    summary="Create a project",
+    responses=error_responses(400, 401, 409, 413, 422, write=True),
+)
 async def create_project(body: ProjectIn, api: ApiDep) -> Response:
+    """Post a project in one currency; the caller becomes its client. Naming a freelancer awards it at
+    once (`awarded`); otherwise it is `open` and any signed-in user may propose. No money moves."""
     return await api.write(
         lambda ctx: service.create_project(ctx, **body.model_dump()), ProjectOut.of, status=201
     )
 
 
-@router.get("/projects", response_model=ListOf[ProjectOut])
+@router.get(
+    "/projects",
+    response_model=ListOf[ProjectOut],
+    summary="List projects",
+    responses=error_responses(400, 401, 422),
+)
 def list_projects(api: ApiDep, limit: Limit = 20, starting_after: str | None = None) -> Response:
+    """The projects the caller is a party to, and open ones they may propose on, newest first."""
     return api.read(
         lambda ctx: service.list_projects(ctx, limit=limit, starting_after=starting_after),
         lambda page: ListOf[ProjectOut](
@@ -43,26 +57,52 @@ def list_projects(api: ApiDep, limit: Limit = 20, starting_after: str | None = N
     )
 
 
-@router.get("/projects/{project_id}", response_model=ProjectOut)
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectOut,
+    summary="Get a project",
+    responses=error_responses(401, 404, 422),
+)
 def get_project(project_id: str, api: ApiDep) -> Response:
+    """A project, for its parties; an open project for any signed-in user (so they can propose)."""
     return api.read(lambda ctx: service.get_project(ctx, project_id), ProjectOut.of)
 
 
-@router.post("/projects/{project_id}/pause", response_model=ProjectOut)
+@router.post(
+    "/projects/{project_id}/pause",
+    response_model=ProjectOut,
+    summary="Pause work (payment overdue)",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
 async def pause_project(project_id: str, api: ApiDep) -> Response:
-    """The freelancer pauses work while a payment on the project is overdue (409 ``nothing_overdue``
-    otherwise; 403 ``only_freelancer_can_pause`` for anyone else)."""
+    """The freelancer pauses work while a payment on the project is overdue (409 `nothing_overdue`
+    otherwise; 403 `only_freelancer_can_pause` for anyone else). The client is told; no money moves."""
     return await api.write(lambda ctx: service.pause_project(ctx, project_id), ProjectOut.of)
 
 
-@router.post("/projects/{project_id}/resume", response_model=ProjectOut)
+@router.post(
+    "/projects/{project_id}/resume",
+    response_model=ProjectOut,
+    summary="Resume work",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
 async def resume_project(project_id: str, api: ApiDep) -> Response:
-    """The freelancer resumes work on a paused project (409 ``not_paused`` if it is not paused)."""
+    """The freelancer resumes work on a paused project (409 `not_paused` if it is not paused; 403 for
+    anyone else). No money moves."""
     return await api.write(lambda ctx: service.resume_project(ctx, project_id), ProjectOut.of)
 
 
-@router.post("/projects/{project_id}/proposals", status_code=201, response_model=ProposalOut)
+@router.post(
+    "/projects/{project_id}/proposals",
+    status_code=201,
+    response_model=ProposalOut,
+    summary="Propose on an open project",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
 async def create_proposal(project_id: str, body: ProposalIn, api: ApiDep) -> Response:
+    """A signed-in user other than the client offers to do an open project: a price and 1 to 10
+    milestones whose amounts add up to it. 409 once the project is awarded; 403 for its client. No
+    money moves."""
     return await api.write(
         lambda ctx: service.create_proposal(
             ctx,
@@ -76,10 +116,16 @@ async def create_proposal(project_id: str, body: ProposalIn, api: ApiDep) -> Res
     )
 
 
-@router.get("/projects/{project_id}/proposals", response_model=ListOf[ProposalOut])
+@router.get(
+    "/projects/{project_id}/proposals",
+    response_model=ListOf[ProposalOut],
+    summary="List a project's proposals",
+    responses=error_responses(400, 401, 404, 422),
+)
 def list_proposals(
     project_id: str, api: ApiDep, limit: Limit = 20, starting_after: str | None = None
 ) -> Response:
+    """The client (and staff) see every proposal on the project; anyone else only their own."""
     return api.read(
         lambda ctx: service.list_proposals(
             ctx, project_id, limit=limit, starting_after=starting_after
@@ -90,13 +136,31 @@ def list_proposals(
     )
 
 
-@router.post("/proposals/{proposal_id}/accept", response_model=ProjectOut)
+@router.post(
+    "/proposals/{proposal_id}/accept",
+    response_model=ProjectOut,
+    summary="Accept a proposal",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
 async def accept_proposal(proposal_id: str, api: ApiDep) -> Response:
+    """The client accepts a pending proposal: the project is awarded to its author and the proposed
+    milestones are created as drafts (fund them to start). The other proposals are declined. No money
+    moves."""
     return await api.write(lambda ctx: service.accept_proposal(ctx, proposal_id), ProjectOut.of)
 
 
-@router.post("/projects/{project_id}/milestones", status_code=201, response_model=MilestoneOut)
-async def create_milestone(project_id: str, body: TermsIn, api: ApiDep) -> Response:
+@router.post(
+    "/projects/{project_id}/milestones",
+    status_code=201,
+    response_model=MilestoneOut,
+    summary="Create a milestone",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def create_milestone(project_id: str, body: MilestoneCreate, api: ApiDep) -> Response:
+    """The project's client adds a milestone, as a `draft`, in the project's currency: a title and an
+    amount in minor units (1500000 = $15,000.00 in USD), and optional terms (due and fund-by dates,
+    acceptance criteria, review period, release delay, late fee). No money moves until it is funded."""
+
     def create(ctx: Context) -> MilestoneOut:
         milestone = milestones.create_milestone(ctx, project_id, **body.given())
         return MilestoneOut.of(milestone, milestones.freelancer_ids(ctx, [milestone])[milestone.id])
@@ -104,8 +168,16 @@ async def create_milestone(project_id: str, body: TermsIn, api: ApiDep) -> Respo
     return await api.write(create, lambda out: out, status=201)
 
 
-@router.post("/projects/{project_id}/bonuses", status_code=201, response_model=BonusOut)
+@router.post(
+    "/projects/{project_id}/bonuses",
+    status_code=201,
+    response_model=BonusOut,
+    summary="Pay a bonus",
+    responses=error_responses(400, 401, 402, 403, 404, 409, 413, 422, write=True),
+)
 async def create_bonus(project_id: str, body: BonusIn, api: ApiDep) -> Response:
+    """The client pays the project's freelancer a bonus straight from their available balance (402 if
+    short); the platform fee applies. 409 `no_freelancer` before the project is awarded."""
     return await api.write(
         lambda ctx: service.create_bonus(ctx, project_id, amount=body.amount, note=body.note),
         BonusOut.of,

@@ -1,20 +1,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from milepost.kit.schemas import Body
-from milepost.projects.models import Bonus, Project, Proposal
+from milepost.kit.schemas import (
+    Body,
+    Currency,
+    CurrencyIn,
+    amount_in,
+    amount_out,
+    date_text,
+    one_of,
+)
+from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
 
 
 class ProjectIn(Body):
-    title: StrictStr
-    currency: StrictStr
+    title: StrictStr = Field(description="Up to 200 characters.")
+    # Every milestone of the project is in this currency.
+    currency: CurrencyIn
     description: StrictStr | None = None
-    freelancer_id: StrictStr | None = None
-    billing_contact_email: StrictStr | None = None
+    freelancer_id: StrictStr | None = Field(
+        None, description="A user (`usr_...`) to award it to at once; omitted: open for proposals."
+    )
+    billing_contact_email: StrictStr | None = Field(
+        None, description="An e-mail address of the client's billing contact, kept on the project."
+    )
 
 
 class ProjectOut(BaseModel):
@@ -24,9 +37,12 @@ class ProjectOut(BaseModel):
     freelancer_id: str | None
     title: str
     description: str
-    currency: str
+    currency: Currency
     billing_contact_email: str | None
-    status: str
+    status: Annotated[
+        str,
+        one_of(ProjectStatus, "`open` (taking proposals) or `awarded` (has its freelancer)."),
+    ]
     paused: bool
     paused_at: datetime | None
     created_at: datetime
@@ -52,14 +68,14 @@ class ProjectOut(BaseModel):
 
 class ProposedMilestone(Body):
     title: StrictStr
-    amount: StrictInt
-    due_date: StrictStr | None = None
+    amount: StrictInt = amount_in("This milestone's price.")
+    due_date: Annotated[StrictStr, date_text("When it is due (YYYY-MM-DD).")] | None = None
     acceptance_criteria: list[StrictStr] | None = None
 
 
 class ProposalIn(Body):
-    amount: StrictInt
-    milestones: list[ProposedMilestone]
+    amount: StrictInt = amount_in("The whole price; the milestones' amounts add up to it.")
+    milestones: list[ProposedMilestone] = Field(description="1 to 10 milestones.")
     cover_letter: StrictStr | None = None
 
 
@@ -68,11 +84,14 @@ class ProposalOut(BaseModel):
     object: Literal["proposal"] = "proposal"
     project_id: str
     freelancer_id: str
-    amount: int
-    currency: str
+    amount: int = amount_out("The whole price.")
+    currency: Currency
     cover_letter: str
-    milestones: list[dict[str, Any]]
-    status: str
+    milestones: list[dict[str, Any]] = Field(
+        description="The proposed milestones: title, amount (minor units), due_date, "
+        "acceptance_criteria."
+    )
+    status: Annotated[str, one_of(ProposalStatus, "`pending`, `accepted` or `declined`.")]
     created_at: datetime
     decided_at: datetime | None
 
@@ -93,7 +112,7 @@ class ProposalOut(BaseModel):
 
 
 class BonusIn(Body):
-    amount: StrictInt
+    amount: StrictInt = amount_in("The bonus, before the platform fee.")
     note: StrictStr | None = None
 
 
@@ -103,9 +122,9 @@ class BonusOut(BaseModel):
     project_id: str
     client_id: str
     freelancer_id: str
-    amount: int
-    fee_amount: int
-    currency: str
+    amount: int = amount_out("The bonus the client paid.")
+    fee_amount: int = amount_out("The platform fee taken from it.")
+    currency: Currency
     note: str
     created_at: datetime
 

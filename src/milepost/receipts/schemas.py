@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from milepost.kit.schemas import Currency, amount_out, one_of
+from milepost.milestones.schemas import RoleName
 from milepost.receipts.service import Party, Receipt
 
 
@@ -21,7 +23,7 @@ class PartyOut(BaseModel):
 class ReceiptOut(BaseModel):
     id: str = Field(description="The journal entry's id.")
     object: Literal["receipt"] = "receipt"
-    kind: str = Field(description="`release` or `dispute_split`.")
+    kind: Annotated[str, one_of(["release", "dispute_split"], "`release` or `dispute_split`.")]
     partial: bool
     milestone_id: str
     milestone_title: str
@@ -29,12 +31,12 @@ class ReceiptOut(BaseModel):
     project_title: str
     client: PartyOut
     freelancer: PartyOut
-    currency: str
-    amount_released: int = Field(description="Gross, fee included, in minor units.")
-    platform_fee: int
-    net_to_freelancer: int
-    refunded_to_client: int
-    released_by: str = Field(description="client, freelancer, staff or system.")
+    currency: Currency
+    amount_released: int = amount_out("Gross, fee included.")
+    platform_fee: int = amount_out("The platform's fee.")
+    net_to_freelancer: int = amount_out("What the freelancer received.")
+    refunded_to_client: int = amount_out("What went back to the client (a dispute split).")
+    released_by: RoleName
     entry_hash: str
     event_id: str | None
     event_hash: str | None

@@ -4,12 +4,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from milepost.kit.schemas import Currency, amount_out
 from milepost.reputation.service import Reputation
 
 
 class MoneyOut(BaseModel):
-    currency: str
-    amount: int = Field(description="Integer amount in the currency's minor unit.")
+    currency: Currency
+    amount: int = amount_out("The total in this currency.")
 
 
 class DisputesOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from milepost.milestones.schemas import MilestoneStatusName
 from milepost.review.service import (
     CriterionCheck,
     EvidenceMatch,
@@ -126,7 +127,7 @@ class SuggestionOut(_Out):
 class ReviewContextOut(BaseModel):
     object: Literal["review_context"] = "review_context"
     milestone_id: str
-    milestone_status: str
+    milestone_status: MilestoneStatusName
     matcher: Literal["keywords", "embeddings"]
     submission: RevisionOut | None = Field(
         description="The latest delivery, null before the first."

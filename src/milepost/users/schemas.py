@@ -13,7 +13,10 @@ from milepost.users.models import User
 class SignUp(Body):
     email: StrictStr
     name: StrictStr
-    password: StrictStr
+    password: StrictStr = Field(
+        description="At least 10 characters (at most 1024).",
+        json_schema_extra={"minLength": 10, "maxLength": 1024},
+    )
     time_zone: StrictStr = Field(
         "UTC", description="An IANA time zone name (Europe/Berlin); the web app shows times in it."
     )

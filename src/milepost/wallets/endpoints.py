@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import Deleted, ListOf
+from milepost.kit.schemas import Deleted, ListOf, error_responses
 from milepost.wallets import destinations, service
 from milepost.wallets.schemas import (
     BalanceOut,
@@ -19,23 +19,41 @@ from milepost.wallets.schemas import (
     MoneyMovement,
     PayoutIn,
     PayoutOut,
-    ReasonIn,
+    RefusalIn,
 )
 
 router = APIRouter(tags=["wallets"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/balances", response_model=BalancesOut)
+@router.get(
+    "/balances",
+    response_model=BalancesOut,
+    summary="My balances",
+    responses=error_responses(401),
+)
 def balances(api: ApiDep) -> Response:
+    """The caller's money per currency, in minor units: `available` (free to fund or pay out),
+    `escrow_outgoing` (held for milestones they pay for) and `escrow_incoming` (held for milestones they
+    are paid for)."""
     return api.read(
         lambda ctx: service.balances(ctx, ctx.require_actor().id),
         lambda rows: BalancesOut(data=[BalanceOut.of(row) for row in rows]),
     )
 
 
-@router.post("/deposits", status_code=201, response_model=DepositOut)
+@router.post(
+    "/deposits",
+    status_code=201,
+    response_model=DepositOut,
+    summary="Deposit money",
+    responses=error_responses(400, 401, 409, 413, 422, write=True),
+)
 async def create_deposit(body: MoneyMovement, api: ApiDep) -> Response:
+    """Add money to the caller's available balance through a payment provider. `sandbox` (where enabled)
+    credits it at once (`succeeded`); `manual` is a bank transfer: the deposit is `pending`, with a
+    `reference` to quote, until staff confirm that the money arrived. Any signed-in user; amounts in
+    minor units (1500000 = $15,000.00 in USD)."""
     return await api.write(
         lambda ctx: service.create_deposit(
             ctx, amount=body.amount, currency=body.currency, provider=body.provider
@@ -45,20 +63,43 @@ async def create_deposit(body: MoneyMovement, api: ApiDep) -> Response:
     )
 
 
-@router.post("/deposits/{deposit_id}/confirm", response_model=DepositOut)
+@router.post(
+    "/deposits/{deposit_id}/confirm",
+    response_model=DepositOut,
+    summary="Confirm a bank-transfer deposit (staff)",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
 async def confirm_deposit(deposit_id: str, api: ApiDep) -> Response:
+    """Staff only: the money of a pending manual deposit arrived; it is credited to the user's available
+    balance (`succeeded`). A deposit already confirmed or rejected is 409."""
     return await api.write(lambda ctx: service.confirm_deposit(ctx, deposit_id), DepositOut.of)
 
 
-@router.post("/deposits/{deposit_id}/reject", response_model=DepositOut)
-async def reject_deposit(deposit_id: str, body: ReasonIn, api: ApiDep) -> Response:
+@router.post(
+    "/deposits/{deposit_id}/reject",
+    response_model=DepositOut,
+    summary="Reject a bank-transfer deposit (staff)",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def reject_deposit(deposit_id: str, body: RefusalIn, api: ApiDep) -> Response:
+    """Staff only: a pending manual deposit's money never arrived (or cannot be matched). Nothing was
+    credited and no money moves; the user is told the reason. Not pending, or not manual: 409."""
     return await api.write(
         lambda ctx: service.reject_deposit(ctx, deposit_id, reason=body.reason), DepositOut.of
     )
 
 
-@router.post("/payouts", status_code=201, response_model=PayoutOut)
+@router.post(
+    "/payouts",
+    status_code=201,
+    response_model=PayoutOut,
+    summary="Pay out money",
+    responses=error_responses(400, 401, 402, 404, 409, 413, 422, write=True),
+)
 async def create_payout(body: PayoutIn, api: ApiDep) -> Response:
+    """Take money from the caller's available balance and send it out through a provider (402 beyond the
+    available balance). With `manual`, name one of the caller's payout destinations (`destination_id`;
+    an unknown one is 404); the payout stays `pending` until staff mark it paid or failed."""
     return await api.write(
         lambda ctx: service.create_payout(
             ctx,
@@ -72,27 +113,56 @@ async def create_payout(body: PayoutIn, api: ApiDep) -> Response:
     )
 
 
-@router.get("/payouts/{payout_id}", response_model=PayoutOut)
+@router.get(
+    "/payouts/{payout_id}",
+    response_model=PayoutOut,
+    summary="Get a payout",
+    responses=error_responses(401, 404, 422),
+)
 def get_payout(payout_id: str, api: ApiDep) -> Response:
+    """One of the caller's payouts, its destination masked; staff see any payout with the destination in
+    full (to send the money)."""
     return api.read(lambda ctx: service.get_payout(ctx, payout_id), PayoutOut.view)
 
 
-@router.post("/payouts/{payout_id}/mark-paid", response_model=PayoutOut)
+@router.post(
+    "/payouts/{payout_id}/mark-paid",
+    response_model=PayoutOut,
+    summary="Mark a bank-transfer payout paid (staff)",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
 async def mark_payout_paid(payout_id: str, api: ApiDep) -> Response:
+    """Staff only: the bank transfer of a pending manual payout was sent; the money leaves the payout
+    clearing account for good (`paid`). Already paid or failed: 409."""
     return await api.write(
         lambda ctx: service.mark_payout_paid(ctx, payout_id), PayoutOut.for_staff
     )
 
 
-@router.post("/payouts/{payout_id}/fail", response_model=PayoutOut)
-async def fail_payout(payout_id: str, body: ReasonIn, api: ApiDep) -> Response:
+@router.post(
+    "/payouts/{payout_id}/fail",
+    response_model=PayoutOut,
+    summary="Mark a bank-transfer payout failed (staff)",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def fail_payout(payout_id: str, body: RefusalIn, api: ApiDep) -> Response:
+    """Staff only: a pending manual payout did not reach the user (bounced, refused). The amount goes back
+    to the user's available balance, and they are told the reason. Already paid or failed: 409."""
     return await api.write(
         lambda ctx: service.fail_payout(ctx, payout_id, reason=body.reason), PayoutOut.for_staff
     )
 
 
-@router.post("/payout-destinations", status_code=201, response_model=DestinationOut)
+@router.post(
+    "/payout-destinations",
+    status_code=201,
+    response_model=DestinationOut,
+    summary="Add a payout destination",
+    responses=error_responses(400, 401, 409, 413, 422, write=True),
+)
 async def create_destination(body: DestinationIn, api: ApiDep) -> Response:
+    """Keep a bank account to receive manual payouts: an IBAN (checksum checked, optional BIC) or an
+    account number with its routing number. Shown masked from then on. No money moves."""
     return await api.write(
         lambda ctx: destinations.add_destination(ctx, **body.model_dump()),
         DestinationOut.of,
@@ -100,10 +170,16 @@ async def create_destination(body: DestinationIn, api: ApiDep) -> Response:
     )
 
 
-@router.get("/payout-destinations", response_model=ListOf[DestinationOut])
+@router.get(
+    "/payout-destinations",
+    response_model=ListOf[DestinationOut],
+    summary="List my payout destinations",
+    responses=error_responses(400, 401, 422),
+)
 def list_destinations(
     api: ApiDep, limit: Limit = 20, starting_after: str | None = None
 ) -> Response:
+    """The caller's bank accounts for payouts, masked, newest first."""
     return api.read(
         lambda ctx: destinations.list_destinations(ctx, limit=limit, starting_after=starting_after),
         lambda page: ListOf[DestinationOut](
@@ -112,8 +188,15 @@ def list_destinations(
     )
 
 
-@router.delete("/payout-destinations/{destination_id}", response_model=Deleted)
+@router.delete(
+    "/payout-destinations/{destination_id}",
+    response_model=Deleted,
+    summary="Remove a payout destination",
+    responses=error_responses(401, 404, 409, 422, write=True),
+)
 async def delete_destination(destination_id: str, api: ApiDep) -> Response:
+    """Stop offering one of the caller's bank accounts for new payouts; a pending payout to it is still
+    sent there."""
     return await api.write(
         lambda ctx: destinations.remove_destination(ctx, destination_id),
         lambda destination: Deleted(id=destination.id),

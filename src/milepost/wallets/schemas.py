@@ -1,39 +1,78 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from milepost.kit.schemas import Body
+from milepost.kit.schemas import (
+    Body,
+    Currency,
+    CurrencyIn,
+    amount_in,
+    amount_out,
+    one_of,
+    require_in_schema,
+)
 from milepost.wallets.destinations import formatted_iban, masked
-from milepost.wallets.models import Deposit, Payout, PayoutDestination
+from milepost.wallets.models import (
+    Deposit,
+    DepositStatus,
+    DestinationKind,
+    Payout,
+    PayoutDestination,
+    PayoutStatus,
+)
+from milepost.wallets.providers import PROVIDERS
 from milepost.wallets.service import Balance, PayoutView
+
+_PROVIDER = (
+    "The payment provider: `manual` (a bank transfer that staff confirm) or `sandbox` (instant, test "
+    "money; only where the installation enables it). Only the providers in MILEPOST_PROVIDERS are "
+    "accepted; another is 422 `unknown_provider`."
+)
+Provider = Annotated[StrictStr, one_of(sorted(PROVIDERS), _PROVIDER)]
 
 
 class MoneyMovement(Body):
-    amount: StrictInt
-    currency: StrictStr
-    # Omitted: the first enabled provider (MILEPOST_PROVIDERS).
-    provider: StrictStr | None = None
+    amount: StrictInt = amount_in("How much to move.")
+    currency: CurrencyIn
+    provider: Provider | None = Field(
+        None, description="Omitted or null: the installation's first enabled provider."
+    )
 
 
 class PayoutIn(MoneyMovement):
-    # One of the caller's payout destinations; required for the manual provider.
-    destination_id: StrictStr | None = None
+    destination_id: StrictStr | None = Field(
+        None,
+        description="One of the caller's payout destinations (`pdst_...`); required for the manual "
+        "provider.",
+    )
 
 
-class ReasonIn(Body):
-    reason: StrictStr | None = None
+class RefusalIn(Body):
+    model_config = ConfigDict(json_schema_extra=require_in_schema("reason"))
+
+    reason: StrictStr | None = Field(
+        None, description="Why, told to the user (up to 2000 characters)."
+    )
 
 
 class DestinationIn(Body):
-    holder_name: StrictStr | None = None
-    label: StrictStr | None = None
+    """An IBAN (with an optional BIC), or an account number with its routing number; not both."""
+
+    model_config = ConfigDict(json_schema_extra=require_in_schema("holder_name"))
+
+    holder_name: StrictStr | None = Field(None, description="The account holder's name.")
+    label: StrictStr | None = Field(
+        None, description="Your name for it; default: the masked number."
+    )
     iban: StrictStr | None = None
-    bic: StrictStr | None = None
-    account_number: StrictStr | None = None
-    routing_number: StrictStr | None = None
+    bic: StrictStr | None = Field(None, description="Only with an IBAN.")
+    account_number: StrictStr | None = Field(
+        None, description="With routing_number, instead of an IBAN."
+    )
+    routing_number: StrictStr | None = Field(None, description="ABA, sort code, ...")
 
 
 class DestinationOut(BaseModel):
@@ -41,7 +80,9 @@ class DestinationOut(BaseModel):
 
     id: str
     object: Literal["payout_destination"] = "payout_destination"
-    type: str
+    type: Annotated[
+        str, one_of(DestinationKind, "`iban`, or `local` (account and routing number).")
+    ]
     label: str
     holder_name: str
     masked: str
@@ -80,10 +121,14 @@ class FullDestinationOut(DestinationOut):
 
 class BalanceOut(BaseModel):
     object: Literal["balance"] = "balance"
-    currency: str
-    available: int
-    escrow_outgoing: int
-    escrow_incoming: int
+    currency: Currency
+    available: int = amount_out("Free to fund milestones or pay out.")
+    escrow_outgoing: int = amount_out(
+        "Held in escrow for milestones the user pays for (as client)."
+    )
+    escrow_incoming: int = amount_out(
+        "Held in escrow for milestones the user is paid for (as freelancer)."
+    )
 
     @classmethod
     def of(cls, balance: Balance) -> BalanceOut:
@@ -105,10 +150,17 @@ class DepositOut(BaseModel):
     id: str
     object: Literal["deposit"] = "deposit"
     user_id: str
-    amount: int
-    currency: str
-    provider: str
-    status: str
+    amount: int = amount_out("The deposit.")
+    currency: Currency
+    provider: Annotated[str, one_of(sorted(PROVIDERS), "The payment provider.")]
+    status: Annotated[
+        str,
+        one_of(
+            DepositStatus,
+            "`succeeded` (credited), `pending` (a bank transfer waiting for staff), `rejected` (never "
+            "credited).",
+        ),
+    ]
     reference: str
     created_at: datetime
     succeeded_at: datetime | None
@@ -138,10 +190,17 @@ class PayoutOut(BaseModel):
     id: str
     object: Literal["payout"] = "payout"
     user_id: str
-    amount: int
-    currency: str
-    provider: str
-    status: str
+    amount: int = amount_out("The payout.")
+    currency: Currency
+    provider: Annotated[str, one_of(sorted(PROVIDERS), "The payment provider.")]
+    status: Annotated[
+        str,
+        one_of(
+            PayoutStatus,
+            "`pending` (taken from the balance, not yet sent), `paid`, or `failed` (the amount went back "
+            "to the available balance).",
+        ),
+    ]
     reference: str
     created_at: datetime
     paid_at: datetime | None

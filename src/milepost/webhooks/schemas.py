@@ -1,25 +1,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, StrictStr
+from pydantic import BaseModel, Field, StrictStr, WithJsonSchema
 
-from milepost.kit.schemas import Body
-from milepost.webhooks.models import WebhookAttempt, WebhookEndpoint
+from milepost.kit.schemas import Body, one_of
+from milepost.webhooks.events import EVENT_TYPES
+from milepost.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookEndpoint
 from milepost.webhooks.service import DeliveryWithLog
+
+EventType = Annotated[
+    StrictStr,
+    one_of(EVENT_TYPES, "A milestone event type; another is 422 `unknown_event_type`."),
+]
 
 
 class EndpointIn(Body):
-    url: StrictStr
-    events: list[StrictStr] | None = None
+    url: StrictStr = Field(description="An http(s) URL (up to 2000 characters).")
+    events: list[EventType] | None = Field(
+        None, description="The event types to send; omitted, null or empty: every event."
+    )
 
 
 class EndpointOut(BaseModel):
     id: str
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
-    events: list[str]
+    events: list[Annotated[str, one_of(EVENT_TYPES, "A milestone event type.")]] = Field(
+        description="The event types sent; empty: every event."
+    )
     created_at: datetime
 
     @classmethod
@@ -77,8 +87,24 @@ class DeliveryOut(BaseModel):
     object: Literal["webhook_delivery"] = "webhook_delivery"
     endpoint_id: str
     event_id: str
-    event_type: str
-    status: str
+    event_type: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": r"^milestone\.[a-z_]+$",
+                "description": "`milestone.<action>`, e.g. `milestone.funded`.",
+            }
+        ),
+    ]
+    status: Annotated[
+        str,
+        one_of(
+            DeliveryStatus,
+            "`pending` (to be tried, or retried), `delivered`, `failed` (every attempt failed), "
+            "`cancelled` (the endpoint was deleted first).",
+        ),
+    ]
     attempts: int
     next_attempt_at: datetime | None
     delivered_at: datetime | None

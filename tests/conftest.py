@@ -48,8 +48,9 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id: str) -> Iterator[str]:
-    """A freshly migrated PostgreSQL database of this test worker's own."""
+def postgres_url() -> Iterator[str]:
+    """A freshly migrated PostgreSQL database of this test worker's own (with or without xdist)."""
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER", "master")
     admin_url, reason = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(reason)

@@ -225,9 +225,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             "date_out_of_range": "date_out_of_range",
         }.get(str(first.get("type")), "invalid_value")
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        # A well-formed value the service could not work with (a date past kit.validate.LAST_DATE) is
-        # 422 wherever it is sent, like the same value in a body.
-        if first.get("loc", ("",))[0] == "query" and code != "date_out_of_range":
+        # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
+        # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
+        # wrong value: 422 wherever it is sent, like the same value in a body.
+        if first.get("loc", ("",))[0] == "query" and not (
+            code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
+        ):
             return error_response(InvalidRequest(message, code=code, param=param))
         return error_response(ValidationFailed(message, code=code, param=param))
 
@@ -265,6 +268,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request_id:
             response.headers["X-Request-Id"] = request_id
         return response
+
+
+# Pydantic's error types for a value that was read but lies outside the declared bounds.
+_OUT_OF_BOUNDS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+    }
+)
 
 
 def _is_api(path: str) -> bool:

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from milepost.auth import service as auth
 from milepost.kit.context import Context
-from milepost.kit.http import ApiDep
+from milepost.kit.http import ApiDep, PublicApiDep
 from milepost.kit.schemas import ListOf
 from milepost.users import service
 from milepost.users.schemas import MeUpdate, SignIn, SignUp, TokenInfo, TokenOut, UserOut
@@ -16,7 +16,7 @@ router = APIRouter(tags=["users"])
 
 
 @router.post("/users", status_code=201, response_model=UserOut)
-async def sign_up(body: SignUp, api: ApiDep) -> Response:
+async def sign_up(body: SignUp, api: PublicApiDep) -> Response:
     def create(ctx: Context) -> UserOut:
         return UserOut.of(
             service.create_user(
@@ -32,7 +32,7 @@ async def sign_up(body: SignUp, api: ApiDep) -> Response:
 
 
 @router.post("/tokens", status_code=201, response_model=TokenOut)
-async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
+async def sign_in(body: SignIn, request: Request, api: PublicApiDep) -> Response:
     def issue(ctx: Context) -> TokenOut:
         token, user = auth.sign_in(
             ctx,

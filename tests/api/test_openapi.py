@@ -140,7 +140,9 @@ def test_what_the_header_says_is_what_it_does(sign_up: Any, base_url: str) -> No
     other = alice.post("/v1/deposits", {"amount": 2_000, "currency": "USD"}, headers=key)
     assert_error(other, 422, "validation", "idempotency_key_reused", param="Idempotency-Key")
     assert_error(
-        alice.post("/v1/deposits", {"amount": 1, "currency": "USD"}, headers={"Idempotency-Key": ""}),
+        alice.post(
+            "/v1/deposits", {"amount": 1, "currency": "USD"}, headers={"Idempotency-Key": ""}
+        ),
         422,
         "validation",
         param="Idempotency-Key",
@@ -168,10 +170,11 @@ def test_operation_ids_are_the_endpoint_names_and_unique(document: dict[str, Any
     assert {"sign_up", "create_deposit", "fund", "approve"} <= set(ids)
 
 
-def test_the_served_document_is_the_processed_one_and_built_once(
-    app: Any, sign_up: Any
-) -> None:
+def test_the_served_document_is_the_processed_one_and_built_once(app: Any, sign_up: Any) -> None:
     assert app.openapi() is app.openapi()
     served = sign_up("reader").ok("GET", "/openapi.json")
-    assert any(p["name"] == "Idempotency-Key" for p in served["paths"]["/v1/deposits"]["post"]["parameters"])
+    assert any(
+        p["name"] == "Idempotency-Key"
+        for p in served["paths"]["/v1/deposits"]["post"]["parameters"]
+    )
     assert served["paths"]["/v1/me"]["get"]["security"] == [{"bearer": []}]

@@ -3,7 +3,10 @@ to a host other than the test server is aborted, so whatever the pages need must
 
 from __future__ import annotations
 
+import glob
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -118,3 +121,22 @@ def test_redoc_renders_offline(new_page: Callable[..., Any], base_url: str, shot
 
     assert offline.blocked == []
     assert offline.errors == []
+
+
+def test_the_reference_assets_ship_in_the_package() -> None:
+    """Every vendored file is matched by pyproject.toml's package data (as setuptools globs it), so an
+    installed Milepost serves /docs and /redoc as a checkout does."""
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["milepost"]
+    package = root / "src" / "milepost"
+    shipped = {path for pattern in patterns for path in glob.glob(pattern, root_dir=package)}
+    assets = package / "web" / "static"
+    needed = [
+        path.relative_to(package).as_posix()
+        for path in (assets / "vendor").rglob("*")
+        if path.is_file() and path.name != "README.md"
+    ] + ["web/static/api-docs.js"]
+    assert len(needed) >= 9
+    assert sorted(set(needed) - shipped) == []

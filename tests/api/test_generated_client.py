@@ -6,6 +6,7 @@ statement. What a generated client cannot do, an integrator cannot either."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import io
 import json
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import typing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,56 +22,56 @@ from typing import Any
 import httpx
 import pytest
 
-from milepost.kit.db import Database
 from milepost.settings import Settings
-from tests.api.conftest import PASSWORD, LiveServer
+from tests.api.conftest import PASSWORD
 
 PACKAGE = "milepost_client"
 MILESTONE_AMOUNT = 1_500_000  # $15,000.00 in cents: amounts are minor units
 
 
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The test server's: sandbox deposits on (money from nothing, for the story), a 10 % fee."""
+    return Settings(fee_bps=1000, providers="sandbox,manual", files_dir=str(tmp_path / "files"))
+
+
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    """The client package, generated once per session from the document a live server serves."""
-    folder = tmp_path_factory.mktemp("generated-client")
-    with LiveServer(Database("sqlite://"), Settings(providers="sandbox,manual")) as url:
-        response = httpx.get(f"{url}/openapi.json", timeout=30)
-    assert response.status_code == 200
-    (folder / "openapi.json").write_bytes(response.content)
-    # No post hooks: the generator would run ruff over the generated code, which adds time and nothing else.
-    (folder / "config.yml").write_text(
-        f"project_name_override: milepost-client\npackage_name_override: {PACKAGE}\npost_hooks: []\n"
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "openapi_python_client",
-            "generate",
-            "--path",
-            str(folder / "openapi.json"),
-            "--config",
-            str(folder / "config.yml"),
-            "--meta",
-            "none",
-            "--output-path",
-            str(folder / PACKAGE),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    # The generator warns about parts of the document it could not turn into code; there must be none.
-    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
-    sys.path.insert(0, str(folder))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(folder))
-        for name in [name for name in sys.modules if name.split(".")[0] == PACKAGE]:
-            del sys.modules[name]
+def generate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[bytes], ModuleType]]:
+    """generate(document) -> the client package generated from that OpenAPI document; generated once per
+    session for each distinct document (every test server serves the same one)."""
+    root = tmp_path_factory.mktemp("generated-clients")
+    packages: dict[str, ModuleType] = {}
+
+    def make(document: bytes) -> ModuleType:
+        digest = hashlib.sha256(document).hexdigest()[:12]
+        if digest in packages:
+            return packages[digest]
+        package = f"{PACKAGE}_{digest}"
+        folder = root / digest
+        folder.mkdir()
+        (folder / "openapi.json").write_bytes(document)
+        # No post hooks: they would run ruff over the generated code, which costs time and adds nothing.
+        (folder / "config.yml").write_text(
+            f"project_name_override: milepost-client\npackage_name_override: {package}\n"
+            "post_hooks: []\n"
+        )
+        command = [sys.executable, "-m", "openapi_python_client", "generate"]
+        command += ["--path", str(folder / "openapi.json"), "--config", str(folder / "config.yml")]
+        command += ["--meta", "none", "--output-path", str(folder / package)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        # The generator warns about parts of the document it could not turn into code: there must be none.
+        assert "Warning" not in output, output
+        sys.path.insert(0, str(folder))
+        packages[digest] = importlib.import_module(package)
+        return packages[digest]
+
+    yield make
+    for folder in [entry for entry in sys.path if entry.startswith(str(root))]:
+        sys.path.remove(folder)
+    for name in [name for name in sys.modules if name.startswith(PACKAGE + "_")]:
+        del sys.modules[name]
 
 
 class Generated:
@@ -83,7 +84,7 @@ class Generated:
         self.base_url = base_url
 
     def operation(self, tag: str, operation_id: str) -> Any:
-        return importlib.import_module(f"{PACKAGE}.api.{tag}.{operation_id}")
+        return importlib.import_module(f"{self.package.__name__}.api.{tag}.{operation_id}")
 
     def anonymous(self) -> Any:
         return self.package.Client(base_url=self.base_url, raise_on_unexpected_status=True)
@@ -125,9 +126,11 @@ def value(field: Any) -> Any:
 
 
 def test_the_milestone_story_through_a_generated_client(
-    generated: ModuleType, base_url: str, tmp_path: Path
+    generate: Callable[[bytes], ModuleType], base_url: str
 ) -> None:
-    api = Generated(generated, base_url)
+    document = httpx.get(f"{base_url}/openapi.json", timeout=30)
+    assert document.status_code == 200
+    api = Generated(generate(document.content), base_url)
     anonymous = api.anonymous()
 
     def person(name: str) -> tuple[Any, Any]:

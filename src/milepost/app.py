@@ -25,7 +25,7 @@ from milepost.kit.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from milepost.kit.headers import DOCS_CSP, HTML_HEADERS
+from milepost.kit.headers import DOCS_CSP, HTML_HEADERS, REDOC_CSP
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.settings import Settings, get_settings
 
@@ -33,17 +33,21 @@ log = logging.getLogger(REQUEST_LOGGER)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    from milepost import openapi
+
     settings = settings or get_settings()
     app = FastAPI(
         title="Milepost",
         version=__version__,
         description="Escrow-backed milestone payments: fund, deliver, review, release.",
         openapi_url="/openapi.json",
-        # Served below, so that it can say which scripts it loads (its CSP).
+        # Served below from the package's own assets, with a CSP that allows nothing else.
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
         lifespan=_lifespan,
     )
+    openapi.install(app)
     app.state.settings = settings
     app.state.db = database or Database(settings.database_url, settings.database_pooler)
     _install_error_handlers(app)
@@ -72,13 +76,37 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _add_docs(app: FastAPI) -> None:
-    from fastapi.openapi.docs import get_swagger_ui_html
+    """The API reference: Swagger UI at /docs (try calls, "Authorize" with a bearer token) and Redoc at
+    /redoc, from assets that ship in the package (web/static/vendor/), so that both work with no network."""
+
+    def page(title: str, head: str, body: str, *, csp: str) -> HTMLResponse:
+        html = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{title}</title>{head}</head><body>{body}</body></html>"
+        )
+        return HTMLResponse(html, headers={"Content-Security-Policy": csp})
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        page = get_swagger_ui_html(openapi_url="/openapi.json", title="Milepost API")
-        page.headers["Content-Security-Policy"] = DOCS_CSP
-        return page
+        return page(
+            "Milepost API",
+            '<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">',
+            '<div id="swagger-ui"></div>'
+            '<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>'
+            '<script src="/static/api-docs.js" data-openapi-url="/openapi.json"></script>',
+            csp=DOCS_CSP,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return page(
+            "Milepost API reference",
+            "",
+            '<redoc spec-url="/openapi.json"></redoc>'
+            '<script src="/static/vendor/redoc/redoc.standalone.js"></script>',
+            csp=REDOC_CSP,
+        )
 
 
 @asynccontextmanager
@@ -225,9 +253,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             "date_out_of_range": "date_out_of_range",
         }.get(str(first.get("type")), "invalid_value")
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        # A well-formed value the service could not work with (a date past kit.validate.LAST_DATE) is
-        # 422 wherever it is sent, like the same value in a body.
-        if first.get("loc", ("",))[0] == "query" and code != "date_out_of_range":
+        # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
+        # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
+        # wrong value: 422 wherever it is sent, like the same value in a body.
+        if first.get("loc", ("",))[0] == "query" and not (
+            code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
+        ):
             return error_response(InvalidRequest(message, code=code, param=param))
         return error_response(ValidationFailed(message, code=code, param=param))
 
@@ -265,6 +296,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request_id:
             response.headers["X-Request-Id"] = request_id
         return response
+
+
+# Pydantic's error types for a value that was read but lies outside the declared bounds.
+_OUT_OF_BOUNDS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+    }
+)
 
 
 def _is_api(path: str) -> bool:

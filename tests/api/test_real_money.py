@@ -77,11 +77,13 @@ def test_every_html_response_carries_the_security_headers(base_url: str) -> None
     )
     assert too_large.status_code == 413
     _assert_page_headers(too_large)
-    # The API's documentation page: Swagger UI's scripts from its CDN, nothing else.
-    docs = http.get("/docs")
-    assert docs.status_code == 200
-    _assert_page_headers(docs)
-    assert "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    # The API reference: Swagger UI and Redoc from this server's own copies, nothing from elsewhere.
+    for path in ("/docs", "/redoc"):
+        docs = http.get(path)
+        assert docs.status_code == 200
+        _assert_page_headers(docs)
+        csp = docs.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "http" not in csp
     # JSON is left alone.
     api = http.get("/v1/no-such-endpoint")
     assert api.headers["content-type"].startswith("application/json")

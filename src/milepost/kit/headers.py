@@ -15,11 +15,18 @@ DOCUMENT_CSP = (
     "form-action 'none'"
 )
 
-# The API's interactive documentation (/docs): Swagger UI from its CDN, started by one inline script.
+# The API reference: scripts, style sheets, fonts and images from this server only (the package's own copies
+# of Swagger UI and Redoc, started by script files, never an inline script), calls to this server only.
+# Swagger UI (/docs) needs nothing more; its icons are data: images.
 DOCS_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+# Redoc (/redoc) writes its styles into style elements at run time (styled-components, with no way to give
+# them a nonce from outside the bundle), so its page also allows inline styles; and it runs its search index
+# in a worker made from a blob of its own bundle. Scripts from elsewhere stay refused.
+REDOC_CSP = DOCS_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "connect-src 'self';", "connect-src 'self'; worker-src blob:;"
 )
 
 # Defaults for every text/html response; a response that sets one of these itself (a receipt's CSP, a

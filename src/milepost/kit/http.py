@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -289,8 +290,34 @@ def _may_hold_control_characters(body: bytes) -> bool:
     return _CONTROL_BYTES.search(body) is not None
 
 
-def get_api(request: Request) -> Api:
+# The API's one security scheme, as the OpenAPI document declares it. It only documents: ``Api`` reads the
+# header itself, and whether a missing token is refused is the endpoint's ``auth`` (so ``auto_error`` is off
+# and the scheme changes no response).
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="opaque",
+    description=(
+        "A token from `POST /v1/tokens` (sign in with e-mail and password), sent as "
+        "`Authorization: Bearer <token>`. Tokens expire and can be revoked "
+        "(`DELETE /v1/tokens/current`); an unknown, expired or revoked token gets 401."
+    ),
+    auto_error=False,
+)
+
+
+def get_api(
+    request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Api:
+    """For operations that need a signed-in user: the OpenAPI document lists the bearer scheme on every
+    operation that depends on this."""
+    return Api(request)
+
+
+def get_public_api(request: Request) -> Api:
+    """For the operations anyone may call (sign-up, sign-in): no security scheme in the document. Such an
+    endpoint passes ``auth=False`` to ``Api.read``/``Api.write``."""
     return Api(request)
 
 
 ApiDep = Annotated[Api, Depends(get_api)]
+PublicApiDep = Annotated[Api, Depends(get_public_api)]

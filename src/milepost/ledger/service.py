@@ -261,12 +261,10 @@ def list_postings(
     ctx: Context, *, limit: int = 20, starting_after: str | None = None
 ) -> tuple[list[PostingView], bool]:
     """The actor's postings (on their own accounts), newest first; staff see every posting."""
-    from milepost.kit.errors import InvalidRequest
-    from milepost.kit.pagination import MAX_LIMIT
+    from milepost.kit.pagination import check_limit
 
     actor = ctx.require_actor()
-    if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", param="limit")
+    check_limit(limit)
     query = (
         select(Posting, Account, JournalEntry)
         .join(Account, Account.id == Posting.account_id)

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from milepost.auth import service as auth
 from milepost.kit.context import Context
-from milepost.kit.http import ApiDep
+from milepost.kit.http import ApiDep, PublicApiDep
 from milepost.kit.schemas import ListOf, error_responses
 from milepost.users import service
 from milepost.users.schemas import MeUpdate, SignIn, SignUp, TokenInfo, TokenOut, UserOut
@@ -22,7 +22,7 @@ router = APIRouter(tags=["users"])
     summary="Sign up",
     responses=error_responses(400, 401, 409, 413, 422, write=True),
 )
-async def sign_up(body: SignUp, api: ApiDep) -> Response:
+async def sign_up(body: SignUp, api: PublicApiDep) -> Response:
     """Create an account; anyone may call it, no token needed. The password has at least 10 characters;
     an e-mail already in use is 422. No money moves. Then get a token from `POST /v1/tokens`."""
 
@@ -47,7 +47,7 @@ async def sign_up(body: SignUp, api: ApiDep) -> Response:
     summary="Sign in (get a bearer token)",
     responses=error_responses(400, 401, 409, 413, 422, 429, write=True),
 )
-async def sign_in(body: SignIn, request: Request, api: ApiDep) -> Response:
+async def sign_in(body: SignIn, request: Request, api: PublicApiDep) -> Response:
     """Exchange an e-mail and password for a bearer token, shown this once (send it as
     `Authorization: Bearer <token>`). Anyone may call it; a wrong password is 401, and repeated failures
     are 429 for a few minutes. An Idempotency-Key is accepted but not replayed: the token is stored only

@@ -101,12 +101,19 @@ def users_create(
 def ledger_verify(db: DbOption = None) -> None:
     """Recompute every balance from the postings and check every invariant. Exit 1 on any problem."""
     from milepost.kit.macs import ledger_keys
-    from milepost.ledger.verify import verify_ledger
+    from milepost.kit.time import utcnow
+    from milepost.ledger.verify import record_verification, verify_ledger
     from milepost.settings import Settings
 
     keys = ledger_keys(Settings())
-    with open_database(db) as database, database.read_only() as session:
-        report = verify_ledger(session, keys)
+    started_at = utcnow()
+    with open_database(db) as database:
+        with database.read_only() as session:
+            report = verify_ledger(session, keys)
+        try:
+            record_verification(database, report, started_at=started_at)
+        except Exception as error:  # the verdict below stands; only its record for /metrics is missing
+            typer.echo(f"warning: this run could not be recorded for the metrics: {error}", err=True)
     typer.echo(
         f"checked {report.accounts} accounts, {report.entries} entries, "
         f"{report.milestones} milestones, {report.events} events"
@@ -215,6 +222,8 @@ def serve(
     approval and release, dispute deadlines) unless --no-worker."""
     import uvicorn
 
+    from milepost.kit.metrics import prepare_for_workers
+
     _check_settings()
     url = database_url(db)
     refuse_broken_storage(url)
@@ -226,6 +235,7 @@ def serve(
     typer.echo(
         f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
     )
+    prepare_for_workers(workers)  # /metrics: every process's counters, summed (kit/metrics.py)
     uvicorn.run(
         "milepost.app:app_from_environment",
         factory=True,

@@ -112,8 +112,12 @@ def ledger_verify(db: DbOption = None) -> None:
             report = verify_ledger(session, keys)
         try:
             record_verification(database, report, started_at=started_at)
-        except Exception as error:  # the verdict below stands; only its record for /metrics is missing
-            typer.echo(f"warning: this run could not be recorded for the metrics: {error}", err=True)
+        except (
+            Exception
+        ) as error:  # the verdict below stands; only its record for /metrics is missing
+            typer.echo(
+                f"warning: this run could not be recorded for the metrics: {error}", err=True
+            )
     typer.echo(
         f"checked {report.accounts} accounts, {report.entries} entries, "
         f"{report.milestones} milestones, {report.events} events"

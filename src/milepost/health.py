@@ -295,8 +295,10 @@ class MetricsMiddleware:
 
 def route_template(scope: Scope) -> str:
     """The route that answered, as declared; ``unmatched`` for paths no route knows."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    # FastAPI that keeps included routers nested records the route's whole path (prefixes included) in its
+    # own part of the scope; one that flattens them has it on the route itself.
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(effective, "path_format", None) or getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
         return path
     if "app_root_path" in scope:  # a mounted app (the static files)

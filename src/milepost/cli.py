@@ -110,13 +110,13 @@ def ledger_verify(db: DbOption = None) -> None:
     with open_database(db) as database:
         with database.read_only() as session:
             report = verify_ledger(session, keys)
+        # The verdict below stands either way; only its record for /metrics would be missing.
         try:
             record_verification(database, report, started_at=started_at)
-        except (
-            Exception
-        ) as error:  # the verdict below stands; only its record for /metrics is missing
+        except Exception as error:
+            reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
             typer.echo(
-                f"warning: this run could not be recorded for the metrics: {error}", err=True
+                f"warning: this run could not be recorded for the metrics: {reason}", err=True
             )
     typer.echo(
         f"checked {report.accounts} accounts, {report.entries} entries, "
@@ -226,8 +226,6 @@ def serve(
     approval and release, dispute deadlines) unless --no-worker."""
     import uvicorn
 
-    from milepost.kit.metrics import prepare_for_workers
-
     _check_settings()
     url = database_url(db)
     refuse_broken_storage(url)
@@ -239,7 +237,9 @@ def serve(
     typer.echo(
         f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
     )
-    prepare_for_workers(workers)  # /metrics: every process's counters, summed (kit/metrics.py)
+    from milepost.kit.metrics import prepare_for_workers
+
+    prepare_for_workers(workers)  # /metrics sums every server process's counters (kit/metrics.py)
     uvicorn.run(
         "milepost.app:app_from_environment",
         factory=True,

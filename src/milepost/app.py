@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milepost import __version__
+from milepost.health import MetricsMiddleware, install_health_routes
 from milepost.kit.db import Database, is_unreachable
 from milepost.kit.errors import (
     InvalidRequest,
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Outermost: every HTML response, whoever made it (pages, error pages, the API's receipts, the 413
     # page), carries the security headers.
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outside everything else: every answer is counted for /metrics, whoever made it.
+    app.add_middleware(MetricsMiddleware)
     _add_docs(app)
     from fastapi.staticfiles import StaticFiles
 
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from milepost.web.pages import router as web_router
 
     app.include_router(router)
-    _install_health_routes(app)
+    install_health_routes(app)
     # The web app, at the root: the same services, through sessions instead of bearer tokens.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
@@ -158,26 +161,6 @@ def _error(
         {"error": {"type": type_, "code": code, "message": message, "param": param}},
         status_code=status,
     )
-
-
-def _install_health_routes(app: FastAPI) -> None:
-    """For load balancers and orchestrators; outside /v1 and not in the API's OpenAPI document."""
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> JSONResponse:
-        # Alive: the process answers. The database is /readyz's business.
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", include_in_schema=False)
-    def readyz(request: Request) -> JSONResponse:
-        database: Database = request.app.state.db
-        if database.ping():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse(
-            {"status": "unavailable", "reason": "the database cannot be reached"},
-            status_code=503,
-            headers={"Retry-After": str(ServiceUnavailable.retry_after_seconds)},
-        )
 
 
 def _service_unavailable(request: Request, error: ServiceUnavailable) -> Response:

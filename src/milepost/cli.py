@@ -105,12 +105,23 @@ def users_create(
 def ledger_verify(db: DbOption = None) -> None:
     """Recompute every balance from the postings and check every invariant. Exit 1 on any problem."""
     from milepost.kit.macs import ledger_keys
-    from milepost.ledger.verify import verify_ledger
+    from milepost.kit.time import utcnow
+    from milepost.ledger.verify import record_verification, verify_ledger
     from milepost.settings import Settings
 
     keys = ledger_keys(Settings())
-    with open_database(db) as database, database.read_only() as session:
-        report = verify_ledger(session, keys)
+    started_at = utcnow()
+    with open_database(db) as database:
+        with database.read_only() as session:
+            report = verify_ledger(session, keys)
+        # The verdict below stands either way; only its record for /metrics would be missing.
+        try:
+            record_verification(database, report, started_at=started_at)
+        except Exception as error:
+            reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+            typer.echo(
+                f"warning: this run could not be recorded for the metrics: {reason}", err=True
+            )
     typer.echo(
         f"checked {report.accounts} accounts, {report.entries} entries, "
         f"{report.milestones} milestones, {report.events} events"
@@ -230,6 +241,9 @@ def serve(
     typer.echo(
         f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
     )
+    from milepost.kit.metrics import prepare_for_workers
+
+    prepare_for_workers(workers)  # /metrics sums every server process's counters (kit/metrics.py)
     uvicorn.run(
         "milepost.app:app_from_environment",
         factory=True,

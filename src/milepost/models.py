@@ -7,11 +7,11 @@ from milepost.feedback.models import Feedback
 from milepost.files.models import StoredFile, SubmissionFile
 from milepost.kit.db import Base
 from milepost.kit.idempotency_models import IdempotencyKey
-from milepost.ledger.models import Account, JournalEntry, Posting
+from milepost.ledger.models import Account, JournalEntry, LedgerVerification, Posting
 from milepost.milestones.models import Milestone, Submission
 from milepost.notifications.models import Notification, OutgoingEmail
 from milepost.projects.models import Bonus, Project, Proposal
-from milepost.schedule.models import ScheduleStep
+from milepost.schedule.models import ScheduleStep, WorkerHeartbeat
 from milepost.users.models import User
 from milepost.wallets.models import Deposit, Payout, PayoutDestination
 from milepost.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -26,6 +26,7 @@ __all__ = [
     "Feedback",
     "IdempotencyKey",
     "JournalEntry",
+    "LedgerVerification",
     "LoginFailure",
     "Milestone",
     "MilestoneEvent",
@@ -45,4 +46,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
 ]

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # server-side prepared statements, no session settings, and the claim mark held in a transaction of
     # its own (kit/db.py, kit/liveness.py). Ignored for SQLite.
     database_pooler: Pooler = "none"
+    # Health and metrics. /readyz wants a heartbeat from a scheduler (``milepost worker``, or the thread
+    # of ``serve`` with run_worker on) younger than this many seconds: a few scheduler intervals.
+    heartbeat_max_age_seconds: float = Field(default=30.0, gt=0)
+    # Prometheus metrics at /metrics: a 404 unless this is set, then only with
+    # "Authorization: Bearer <token>". At least 16 characters.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -97,3 +97,17 @@ class Posting(Base):
     currency: Mapped[str] = mapped_column(String(3))
 
     entry: Mapped[JournalEntry] = relationship(back_populates="postings")
+
+
+class LedgerVerification(Base):
+    """One run of ``milepost ledger verify``: when, and what it found (for /metrics and the operator)."""
+
+    __tablename__ = "ledger_verifications"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    problems: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[int] = mapped_column(Integer)
+    macs_checked: Mapped[bool] = mapped_column(Boolean)

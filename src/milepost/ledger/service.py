@@ -22,6 +22,7 @@ from milepost.kit.db import insert_ignoring_conflicts
 from milepost.kit.errors import InsufficientFunds
 from milepost.kit.ids import new_id
 from milepost.kit.macs import ledger_keys
+from milepost.kit.metrics import count_when_committed
 from milepost.ledger.models import (
     NON_NEGATIVE_KINDS,
     Account,
@@ -247,6 +248,10 @@ def post(
     ]
     ctx.session.add(entry)
     ctx.session.flush()
+    # Counted for /metrics when the unit of work commits: a refused or rolled-back entry moved nothing.
+    count_when_committed(
+        ctx.session, str(kind), [(ref.kind.value, ref.currency, amount) for ref, amount in legs]
+    )
     return entry
 
 

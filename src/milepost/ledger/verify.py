@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -43,6 +44,7 @@ from sqlalchemy.orm import Session
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import check_chain
 from milepost.kit.context import Context
+from milepost.kit.db import Database
 from milepost.kit.errors import PermissionDenied
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
@@ -260,3 +262,24 @@ def verify_as_staff(ctx: Context) -> VerifyReport:
     if not ctx.require_actor().is_staff:
         raise PermissionDenied("Only staff can verify the ledger.", code="staff_only")
     return verify_ledger(ctx.session, ledger_keys(ctx.settings))
+
+
+def record_verification(db: Database, report: VerifyReport, *, started_at: datetime) -> None:
+    """Keep what a run of ``milepost ledger verify`` found (its time, result and problem count), for the
+    metrics (``milepost_ledger_last_verification_*``) and whoever asks when the ledger last verified."""
+    from milepost.kit.ids import new_id
+    from milepost.kit.time import utcnow
+    from milepost.ledger.models import LedgerVerification
+
+    with db.unit_of_work() as session:
+        session.add(
+            LedgerVerification(
+                id=new_id("lv"),
+                started_at=started_at,
+                finished_at=utcnow(),
+                ok=report.ok,
+                problems=len(report.problems),
+                entries=report.entries,
+                macs_checked=report.macs_checked,
+            )
+        )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from milepost.kit.db import Database, log_failure
 from milepost.kit.time import utcnow
+from milepost.schedule.heartbeat import Heartbeat
 from milepost.schedule.service import TickReport, run_due
 from milepost.settings import Settings
 
@@ -41,13 +42,18 @@ def run_until_stopped(
     interval: float,
     deliver: bool = True,
     on_report: Callable[[TickReport], None] | None = None,
+    role: str = "worker",
 ) -> None:
     """Run the due work every ``interval`` seconds until ``stop`` is set; with ``deliver``, send due
-    e-mails and webhooks too (the server has its own senders for those)."""
+    e-mails and webhooks too (the server has its own senders for those). After each completed run the
+    heartbeat says this scheduler is alive (schedule/heartbeat.py); ``role`` says which process it is."""
+    heartbeat = Heartbeat(db, role=role, interval=interval)
     while not stop.is_set():
         report = run_once_logged(db, settings, deliver=deliver)
-        if report is not None and on_report is not None:
-            on_report(report)
+        if report is not None:  # a run that failed as a whole is no sign of life
+            heartbeat.beat()
+            if on_report is not None:
+                on_report(report)
         stop.wait(interval)
 
 
@@ -74,4 +80,5 @@ class Scheduler:
             self._stop,
             interval=self.settings.schedule_interval_seconds,
             deliver=False,
+            role="serve",
         )

@@ -651,3 +651,28 @@ def test_sigterm_stops_the_worker_with_exit_0(fresh_url: str, tmp_path: Path) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_make_keeps_the_demo_secret_key_in_a_private_file(tmp_path: Path) -> None:
+    """``make run`` serves with MILEPOST_SECRET_KEY_FILE: the file is made once, mode 0600, and kept."""
+    repository = Path(__file__).resolve().parent.parent
+    key_file = tmp_path / "key"
+
+    def make() -> None:
+        subprocess.run(
+            ["make", "-s", "-C", str(repository), f"SECRET_KEY_FILE={key_file}", str(key_file)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    make()
+    first = key_file.read_text()
+    make()
+    assert key_file.read_text() == first
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    from milepost.settings import Settings
+
+    settings = Settings(secret_key_file=str(key_file))
+    assert settings.secret_key_is_persistent
+    assert settings.secret_key.get_secret_value() == first.strip()

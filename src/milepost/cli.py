@@ -341,6 +341,12 @@ def serve(
     os.environ["MILEPOST_DATABASE_URL"] = settings.database_url
     os.environ["MILEPOST_RUN_WORKER"] = "false" if no_worker else "true"
     sock = _listen(host, port)
+    if not settings.secret_key_is_persistent:
+        typer.echo(
+            "note: MILEPOST_SECRET_KEY is not set, so a key is made for this run: forms open in "
+            "browsers are refused after a restart",
+            err=True,
+        )
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"Milepost is running at http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)"

@@ -676,3 +676,17 @@ def test_make_keeps_the_demo_secret_key_in_a_private_file(tmp_path: Path) -> Non
     settings = Settings(secret_key_file=str(key_file))
     assert settings.secret_key_is_persistent
     assert settings.secret_key.get_secret_value() == first.strip()
+
+
+def test_a_files_directory_that_cannot_be_made_is_refused(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    files = tmp_path / "a-file" / "files"
+    env = clean_env(MILEPOST_FILES_DIR=str(files))
+
+    result = milepost("serve", "--db", sqlite_url, "--port", str(free_port()), env=env)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: cannot create the files directory {files} (MILEPOST_FILES_DIR): Not a directory\n"
+    )
+    assert result.stdout == ""

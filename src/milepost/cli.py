@@ -307,6 +307,23 @@ def check_before_start(db: str | None) -> Settings:
     return settings
 
 
+def refuse_unwritable_files_dir(settings: Settings) -> None:
+    """Uploads are stored in MILEPOST_FILES_DIR: a server that cannot write there would accept every
+    other request and answer each upload with a 500."""
+    files = Path(settings.files_dir).absolute()
+    try:
+        files.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise fail(
+            f"cannot create the files directory {files} (MILEPOST_FILES_DIR): {error.strerror}"
+        ) from None
+    if not os.access(files, os.W_OK | os.X_OK):
+        raise fail(
+            f"the files directory {files} (MILEPOST_FILES_DIR) is not writable by this user: "
+            "change its owner or mode"
+        )
+
+
 PortOption = Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)]
 
 
@@ -331,6 +348,7 @@ def serve(
     from milepost.settings import MAKE_SECRET_KEY
 
     settings = check_before_start(db)
+    refuse_unwritable_files_dir(settings)
     if workers > 1 and not settings.secret_key_is_persistent:
         raise fail(
             f"--workers {workers} needs MILEPOST_SECRET_KEY (or MILEPOST_SECRET_KEY_FILE), the same "

@@ -487,7 +487,7 @@ def explain_failure(error: BaseException, url: str) -> str | None:
                 "directory writable (SQLite keeps -wal and -shm files beside it)"
             )
         if "no such table" in lowered:
-            return f"the database at {where} has no schema yet ({first})"
+            return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
         if "disk i/o error" in lowered or "database or disk is full" in lowered:
             return f"the SQLite database {path} cannot be written ({first}): check the disk"
         return None
@@ -520,7 +520,7 @@ def explain_failure(error: BaseException, url: str) -> str | None:
             f"ALL TABLES IN SCHEMA public and ALL SEQUENCES IN SCHEMA public TO {role})"
         )
     if sqlstate == "42P01":
-        return f"the database at {where} has no schema yet ({first})"
+        return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
     if isinstance(error, DBAPIError) and is_unreachable(error):
         return (
             f"cannot reach the database at {where} ({first}): is the server running, and is the "

@@ -19,9 +19,15 @@ PORT ?= 8000
 
 ## Set up, load demo data into a SQLite file, and serve Milepost (prints the address).
 # The sandbox provider (deposits of money from nothing) is enabled here for the demo, and nowhere by default.
-run: install
+# The CSRF key is kept in a local file (made once, mode 0600), so that a restart does not refuse open forms.
+SECRET_KEY_FILE ?= .milepost-secret-key
+run: install $(SECRET_KEY_FILE)
 	$(BIN)/milepost demo --db $(DB)
-	MILEPOST_PROVIDERS=sandbox,manual $(BIN)/milepost serve --db $(DB) --host $(HOST) --port $(PORT)
+	MILEPOST_PROVIDERS=sandbox,manual MILEPOST_SECRET_KEY_FILE=$(SECRET_KEY_FILE) \
+		$(BIN)/milepost serve --db $(DB) --host $(HOST) --port $(PORT)
+
+$(SECRET_KEY_FILE):
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
 ## Set up and run every check: lint, types, and the whole test suite on SQLite and PostgreSQL.
 test: install lint typecheck pytest

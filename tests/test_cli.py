@@ -144,17 +144,19 @@ def test_command_on_a_database_without_schema_says_to_upgrade(
 
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
-    assert "run 'milepost db upgrade' first" in result.stderr
+    assert f"run 'milepost db upgrade --db {url}' first" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.output
 
 
 def test_installed_command_without_schema_exits_1_without_traceback(tmp_path: Path) -> None:
-    result = milepost("ledger", "verify", "--db", sqlite_url(tmp_path, "empty.db"))
+    url = sqlite_url(tmp_path, "empty.db")
+    result = milepost("ledger", "verify", "--db", url)
 
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
-    assert result.stderr.strip().endswith("run 'milepost db upgrade' first")
+    assert result.stderr.strip().endswith(f"run 'milepost db upgrade --db {url}' first")
+    assert not (tmp_path / "empty.db").exists()  # looked for, not created
     assert "Traceback" not in result.stderr + result.stdout
 
 

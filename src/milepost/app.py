@@ -28,6 +28,7 @@ from milepost.kit.errors import (
 )
 from milepost.kit.headers import DOCS_CSP, HTML_HEADERS, REDOC_CSP
 from milepost.kit.logs import REQUEST_LOGGER
+from milepost.kit.proxies import ForwardedHeadersMiddleware
 from milepost.settings import Settings, get_settings
 
 log = logging.getLogger(REQUEST_LOGGER)
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(SecurityHeadersMiddleware)
     # Outside everything else: every answer is counted for /metrics, whoever made it.
     app.add_middleware(MetricsMiddleware)
+    # Outside everything: who the client is (behind a trusted proxy, the forwarded address) is settled
+    # before any log line, rate limit or cookie depends on it.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_networks)
     _add_docs(app)
     from fastapi.staticfiles import StaticFiles
 
@@ -119,12 +123,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     and the e-mail sender."""
     from starlette.concurrency import run_in_threadpool
 
+    from milepost.kit.liveness import release_marks
     from milepost.notifications.worker import MailSender
     from milepost.schedule.worker import Scheduler
     from milepost.webhooks.worker import WebhookSender
 
     if not app.state.settings.run_worker:
         yield
+        release_marks()
         return
     sender = WebhookSender(
         app.state.db,
@@ -144,6 +150,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(sender.stop)
         if mailer is not None:
             await run_in_threadpool(mailer.stop)
+        release_marks()
 
 
 def app_from_environment() -> FastAPI:
@@ -372,6 +379,7 @@ class RequestLogMiddleware:
                         "request_id": request_id,
                         "method": scope["method"],
                         "path": scope["path"],
+                        "client": (scope.get("client") or (None,))[0],
                         "status": status,
                         "user_id": state.get("user_id"),
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -7,14 +7,27 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import inspect
 
-from milepost.kit.db import DEFAULT_DATABASE_URL, Database, pooler_from_environment, upgrade_schema
+from milepost.kit.db import (
+    DEFAULT_DATABASE_URL,
+    Database,
+    explain_failure,
+    pooler_from_environment,
+    schema_state,
+    shown_url,
+    upgrade_schema,
+)
 from milepost.kit.errors import MilepostError
 from milepost.ledger.cli import statement_command
+
+if TYPE_CHECKING:
+    import socket
+
+    from milepost.settings import Settings
 
 app = typer.Typer(
     help="Milepost: escrow-backed milestone payments.",
@@ -38,8 +51,58 @@ DbOption = Annotated[
 ]
 
 
+@app.callback()
+def options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A file of MILEPOST_X=value lines (else MILEPOST_CONFIG_FILE); the environment wins "
+            "over it. Give it before the command: milepost --config FILE serve.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Milepost: escrow-backed milestone payments."""
+    from milepost.settings import CONFIG_FILE_VARIABLE, config_file_problem
+
+    if config is not None:
+        # In the environment, so that every Settings() reads it: the server processes serve starts too.
+        os.environ[CONFIG_FILE_VARIABLE] = str(config.absolute())
+    problem = config_file_problem()
+    if problem is not None:
+        raise fail(problem)
+
+
+# The database the command is working on, for the one-sentence explanation of a failure (see main).
+_url_in_use: str | None = None
+
+
+def load_settings(db: str | None = None) -> Settings:
+    """The settings every command runs with: the environment, then the configuration file, then the
+    defaults; ``--db`` over all of them. Bad settings stop the command, one line each."""
+    from pydantic import ValidationError
+
+    from milepost.settings import Settings
+
+    try:
+        settings = Settings(database_url=db) if db else Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: bad setting{f' ({where})' if where else ''}: {message}", err=True)
+        raise typer.Exit(1) from None
+    # Engines made from a URL alone (migrations, the claim marks, Database() in this process) read the
+    # pooler from the environment: a value from the configuration file goes there too.
+    os.environ["MILEPOST_DATABASE_POOLER"] = settings.database_pooler
+    return settings
+
+
 def database_url(db: str | None) -> str:
-    return db or os.environ.get("MILEPOST_DATABASE_URL") or DEFAULT_DATABASE_URL
+    global _url_in_use
+    _url_in_use = load_settings(db).database_url
+    return _url_in_use
 
 
 def fail(message: str) -> typer.Exit:
@@ -47,9 +110,55 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def upgrade_command(db: str | None) -> str:
+    """The command that brings this database's schema to the head, as the operator would type it."""
+    from milepost.settings import config_file
+
+    path = config_file()
+    parts = ["milepost", *(["--config", str(path)] if path else []), "db", "upgrade"]
+    if db:
+        parts += ["--db", shown_url(db)]
+    return " ".join(parts)
+
+
+def refuse_unmigrated(database: Database, db: str | None) -> None:
+    """Stop unless the schema is exactly at this code's migration head, saying how to get it there."""
+    where = shown_url(database.url)
+    state = "missing" if _missing_sqlite_file(database.url) else schema_state(database)
+    if state == "missing":
+        raise fail(f"the database at {where} has no schema yet: run '{upgrade_command(db)}' first")
+    if state == "behind":
+        raise fail(
+            f"the database at {where} has an older schema than this version of Milepost: "
+            f"run '{upgrade_command(db)}' first"
+        )
+    if state == "ahead":
+        raise fail(
+            f"the database at {where} has a newer schema than this version of Milepost knows: "
+            "upgrade Milepost (a downgrade of the schema is not supported)"
+        )
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    """A SQLite URL whose file is not there (opening it would create an empty one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    path = parsed.database or ""
+    return (
+        bool(path)
+        and path != ":memory:"
+        and not path.startswith("file:")
+        and not (Path(path).exists())
+    )
+
+
 @contextmanager
 def open_database(db: str | None, *, upgrade: bool = False) -> Iterator[Database]:
-    """Open the database, creating the schema first if asked; refuse one that has no schema."""
+    """Open the database, creating or migrating the schema first if asked; refuse one whose schema is
+    not at the migration head."""
     url = database_url(db)
     try:
         pooler = pooler_from_environment()
@@ -57,10 +166,12 @@ def open_database(db: str | None, *, upgrade: bool = False) -> Iterator[Database
         raise fail(str(error)) from None
     if upgrade:
         upgrade_schema(url)
+    elif _missing_sqlite_file(url):
+        refuse_unmigrated(Database(url, pooler), db)  # says so without creating the file
     database = Database(url, pooler)
     try:
-        if not upgrade and not inspect(database.engine).has_table("milestones"):
-            raise fail(f"the database at {url} has no schema yet: run 'milepost db upgrade' first")
+        if not upgrade:
+            refuse_unmigrated(database, db)
         yield database
     except MilepostError as error:
         raise fail(error.message) from None
@@ -80,14 +191,13 @@ def users_create(
     email: Annotated[str, typer.Option(help="E-mail address (the login).")],
     name: Annotated[str, typer.Option(help="Display name.")],
     password: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="At least 10 characters; asked for (hidden) when not given.",
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
+            help="At least 10 characters. When not given: asked for (hidden) on a terminal, else read "
+            'from the first line of standard input (echo "$PASSWORD" | milepost users create ...).',
+            show_default=False,
         ),
-    ],
+    ] = None,
     staff: Annotated[
         bool, typer.Option("--staff", help="Platform staff (mediates disputes).")
     ] = False,
@@ -96,6 +206,13 @@ def users_create(
     """Create a user."""
     from milepost.users.service import create_user
 
+    if password is None:
+        if sys.stdin.isatty():
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise fail("give the password with --password, or on the first line of stdin")
     with open_database(db) as database, database.unit_of_work() as session:
         user = create_user(session, email=email, name=name, password=password, is_staff=staff)
         typer.echo(f"created {'staff ' if staff else ''}user {user.id} <{user.email}>")
@@ -107,9 +224,8 @@ def ledger_verify(db: DbOption = None) -> None:
     from milepost.kit.macs import ledger_keys
     from milepost.kit.time import utcnow
     from milepost.ledger.verify import record_verification, verify_ledger
-    from milepost.settings import Settings
 
-    keys = ledger_keys(Settings())
+    keys = ledger_keys(load_settings(db))
     started_at = utcnow()
     with open_database(db) as database:
         with database.read_only() as session:
@@ -156,9 +272,8 @@ def ledger_sign(
     It trusts the rows it signs: run 'milepost ledger verify' first, and sign only a ledger you trust."""
     from milepost.kit.macs import ledger_keys
     from milepost.ledger.signing import sign_ledger
-    from milepost.settings import Settings
 
-    keys = ledger_keys(Settings())
+    keys = ledger_keys(load_settings(db))
     if not keys.configured:
         raise fail("MILEPOST_LEDGER_KEY is not set: there is no key to sign with")
     with open_database(db) as database:
@@ -184,75 +299,163 @@ def ledger_summary(db: DbOption = None) -> None:
             typer.echo(line)
 
 
-def _check_settings() -> None:
-    """Refuse to start on bad MILEPOST_* settings, in one line each, before anything listens: a server
-    that starts and then fails every request (or, worse, runs with a provider nobody meant) helps no one."""
-    from pydantic import ValidationError
-
-    from milepost.settings import Settings
-
-    try:
-        Settings()
-    except ValidationError as error:
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"])
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            typer.echo(f"error: bad setting{f' ({where})' if where else ''}: {message}", err=True)
-        raise typer.Exit(1) from None
-
-
-def refuse_broken_storage(url: str) -> None:
+def refuse_broken_storage(database: Database) -> None:
     """Stop before serving from a database that is damaged (SQLite's quick_check) or cannot be written:
     otherwise the server would start and answer every write with a 500, or keep writing to a damaged
     file."""
     from milepost.kit.storage import startup_problems
 
-    database = Database(url)
+    problems = startup_problems(database)
+    if problems:
+        raise fail(f"not starting on {shown_url(database.url)}: " + "; ".join(problems))
+
+
+def check_before_start(db: str | None) -> Settings:
+    """What ``serve`` and ``worker`` check before they start, in this order, each refusal one line: the
+    settings, the schema (at the migration head: neither starts a migration by itself), and that the
+    database is sound and can be written."""
+    settings = load_settings(db)
+    url = database_url(db)
+    if _missing_sqlite_file(url):
+        refuse_unmigrated(Database(url, settings.database_pooler), db)
+    database = Database(url, settings.database_pooler)
     try:
-        problems = startup_problems(database)
+        refuse_unmigrated(database, db)
+        refuse_broken_storage(database)
     finally:
         database.dispose()
-    if problems:
-        raise fail(f"not starting on {url}: " + "; ".join(problems))
+    return settings
+
+
+def refuse_unwritable_files_dir(settings: Settings) -> None:
+    """Uploads are stored in MILEPOST_FILES_DIR: a server that cannot write there would accept every
+    other request and answer each upload with a 500."""
+    files = Path(settings.files_dir).absolute()
+    try:
+        files.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise fail(
+            f"cannot create the files directory {files} (MILEPOST_FILES_DIR): {error.strerror}"
+        ) from None
+    if not os.access(files, os.W_OK | os.X_OK):
+        raise fail(
+            f"the files directory {files} (MILEPOST_FILES_DIR) is not writable by this user: "
+            "change its owner or mode"
+        )
+
+
+PortOption = Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)]
 
 
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: PortOption = 8000,
     db: DbOption = None,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run background work in this process.")
     ] = False,
-    workers: Annotated[int, typer.Option(help="Server processes (PostgreSQL: one per core).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (PostgreSQL: one per core).", min=1)
+    ] = 1,
 ) -> None:
     """Run the HTTP API, with the background worker (webhooks, e-mail, reminders, late fees, automatic
-    approval and release, dispute deadlines) unless --no-worker."""
+    approval and release, dispute deadlines) unless --no-worker. The schema must be at the newest
+    version ('milepost db upgrade'). SIGTERM stops it gracefully: requests in flight are finished, new
+    connections are refused, and the background work ends its round; exit code 0."""
     import uvicorn
 
-    _check_settings()
-    url = database_url(db)
-    refuse_broken_storage(url)
-    if url.startswith("sqlite"):
-        upgrade_schema(url)  # nothing to install: a fresh SQLite file gets its schema on start
+    from milepost.settings import MAKE_SECRET_KEY
+
+    settings = check_before_start(db)
+    refuse_unwritable_files_dir(settings)
+    if workers > 1 and not settings.secret_key_is_persistent:
+        raise fail(
+            f"--workers {workers} needs MILEPOST_SECRET_KEY (or MILEPOST_SECRET_KEY_FILE), the same "
+            "in every process, or each would refuse the others' forms; make one with: "
+            f"{MAKE_SECRET_KEY}"
+        )
     # Server processes build their settings from the environment (app.app_from_environment).
-    os.environ["MILEPOST_DATABASE_URL"] = url
+    os.environ["MILEPOST_DATABASE_URL"] = settings.database_url
     os.environ["MILEPOST_RUN_WORKER"] = "false" if no_worker else "true"
+    sock = _listen(host, port)
+    if not settings.secret_key_is_persistent:
+        typer.echo(
+            "note: MILEPOST_SECRET_KEY is not set, so a key is made for this run: forms open in "
+            "browsers are refused after a restart",
+            err=True,
+        )
+    shown = f"[{host}]" if ":" in host else host
     typer.echo(
-        f"Milepost is running at http://{host}:{port}  (API docs: http://{host}:{port}/docs)"
+        f"Milepost is running at http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)"
     )
     from milepost.kit.metrics import prepare_for_workers
 
     prepare_for_workers(workers)  # /metrics sums every server process's counters (kit/metrics.py)
-    uvicorn.run(
+    config = uvicorn.Config(
         "milepost.app:app_from_environment",
         factory=True,
-        host=host,
-        port=port,
         workers=workers,
         log_level="warning",
         access_log=False,
+        # Forwarded headers are believed from MILEPOST_TRUSTED_PROXIES only (kit/proxies.py), not from
+        # uvicorn's default of 127.0.0.1.
+        proxy_headers=False,
+        server_header=False,
     )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    # uvicorn re-raises the signal that stopped it once it has shut down; with a handler in place that
+    # is a no-op, and a stop by SIGTERM or Ctrl-C ends with exit code 0.
+    import signal
+
+    for stopping in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stopping, lambda _signum, _frame: None)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(code=1)  # the app did not start; uvicorn has said why
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port, so that the banner is printed only once connections are accepted;
+    one line when that is not possible."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        raise fail(f"cannot listen on {host!r}: no such address (--host)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            message = (
+                f"cannot listen on {host}:{port}: the port is already in use (another server?); "
+                "stop it or choose another --port"
+            )
+        elif error.errno == errno.EACCES:
+            message = (
+                f"cannot listen on {host}:{port}: permission denied (ports below 1024 need "
+                "privileges; listen on a higher port behind the reverse proxy)"
+            )
+        elif error.errno == errno.EADDRNOTAVAIL:
+            message = f"cannot listen on {host}:{port}: {host} is not an address of this machine"
+        else:
+            message = f"cannot listen on {host}:{port}: {error.strerror}"
+        raise fail(message) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command("tick")
@@ -288,7 +491,6 @@ def tick(
     the future without --simulate."""
     from milepost.kit.time import parse_instant, utcnow
     from milepost.schedule.service import ahead_of_clock, preview_due, run_due
-    from milepost.settings import Settings
 
     try:
         moment = utcnow() if now is None else parse_instant(now)
@@ -304,7 +506,7 @@ def tick(
             err=True,
         )
         raise typer.Exit(code=2)
-    settings = Settings(database_url=database_url(db))
+    settings = load_settings(db)
     with open_database(db) as database:
         if dry_run:
             report = preview_due(database, settings, moment)
@@ -341,14 +543,17 @@ def worker(
     ] = 5.0,
 ) -> None:
     """Run the due time-driven work every few seconds until stopped (SIGTERM or Ctrl-C). Any number of
-    workers may share one PostgreSQL database."""
+    workers may share one PostgreSQL database. It checks the settings and the schema as serve does.
+    Stopped, it finishes the round it is in (whatever it has claimed is committed or rolled back, never
+    left held), lets go of its process mark and exits with code 0."""
     import signal
     import threading
 
+    from milepost.kit import liveness
     from milepost.schedule.service import TickReport
     from milepost.schedule.worker import run_until_stopped
-    from milepost.settings import Settings
 
+    settings = check_before_start(db)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -363,14 +568,13 @@ def worker(
                 typer.echo(line)
 
     with open_database(db) as database:
-        typer.echo(f"worker running every {interval:g}s on {database_url(db)}; Ctrl-C to stop")
-        run_until_stopped(
-            database,
-            Settings(database_url=database_url(db)),
-            stop,
-            interval=interval,
-            on_report=show,
+        typer.echo(
+            f"worker running every {interval:g}s on {shown_url(database.url)}; Ctrl-C to stop"
         )
+        try:
+            run_until_stopped(database, settings, stop, interval=interval, on_report=show)
+        finally:
+            liveness.release_marks()
     typer.echo("worker stopped")
 
 
@@ -406,18 +610,40 @@ _add_backup_commands()
 
 
 def main() -> None:
-    """Console entry point: expected errors in one line; anything unexpected without a stack trace
-    unless MILEPOST_DEBUG is set."""
+    """Console entry point: expected errors in one line; a database that cannot be used in one sentence
+    with the fix; anything unexpected without a stack trace unless MILEPOST_DEBUG is set."""
+    from sqlalchemy.exc import DBAPIError
+
     try:
         app()
     except MilepostError as error:
         typer.echo(f"error: {error.message}", err=True)
         sys.exit(1)
-    except Exception as error:
+    except DBAPIError as error:
+        explained = explain_failure(error, _url_in_use or DEFAULT_DATABASE_URL)
+        if explained is None or os.environ.get("MILEPOST_DEBUG"):
+            _unexpected(error)
+        typer.echo(f"error: {explained}", err=True)
+        sys.exit(1)
+    except PermissionError as error:
         if os.environ.get("MILEPOST_DEBUG"):
             raise
+        where = f" on {error.filename}" if error.filename else ""
         typer.echo(
-            f"internal error: {type(error).__name__}: {error} (set MILEPOST_DEBUG=1 for details)",
+            f"error: permission denied{where}: run as a user that may write there, or change its "
+            "owner or mode",
             err=True,
         )
-        sys.exit(2)
+        sys.exit(1)
+    except Exception as error:
+        _unexpected(error)
+
+
+def _unexpected(error: Exception) -> None:
+    if os.environ.get("MILEPOST_DEBUG"):
+        raise error
+    typer.echo(
+        f"internal error: {type(error).__name__}: {error} (set MILEPOST_DEBUG=1 for details)",
+        err=True,
+    )
+    sys.exit(2)

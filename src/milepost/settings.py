@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import secrets
+import stat
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from milepost.kit.db import DEFAULT_DATABASE_URL, Pooler
+
+# A file of MILEPOST_X=value lines (env-file syntax) read by every Settings(); the environment wins over it.
+# ``milepost --config FILE`` sets it, so that server processes started by ``serve`` read the same file.
+CONFIG_FILE_VARIABLE = "MILEPOST_CONFIG_FILE"
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MILEPOST_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file()
+        if path is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=path)
 
     database_url: str = DEFAULT_DATABASE_URL
     # Platform fee taken from the freelancer's side at each release, in basis points (1000 = 10%).
@@ -98,6 +127,48 @@ class Settings(BaseSettings):
     # Prometheus metrics at /metrics: a 404 unless this is set, then only with
     # "Authorization: Bearer <token>". At least 16 characters.
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    # Production start-up. The CSRF key read from a file (mode 0600, one line) instead of
+    # MILEPOST_SECRET_KEY, so that the key stays out of the environment (``make run`` keeps one in
+    # .milepost-secret-key). Proxies (IP addresses or CIDR networks, comma-separated) whose
+    # X-Forwarded-For and X-Forwarded-Proto are believed: from any other peer those headers are ignored,
+    # and the client is the peer itself (see kit/proxies.py). Default: none.
+    secret_key_file: str | None = None
+    trusted_proxies: str = ""
+
+    @property
+    def secret_key_is_persistent(self) -> bool:
+        """Whether the CSRF key was given (MILEPOST_SECRET_KEY or its file) rather than made at start-up:
+        only a given key is the same in every server process and after a restart."""
+        return "secret_key" in self.model_fields_set or self.secret_key_file is not None
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        )
+
+    def _check_production(self) -> None:
+        try:
+            self.trusted_networks  # noqa: B018 (parsed here so that a typo stops the start)
+        except ValueError as error:
+            raise ValueError(
+                f"MILEPOST_TRUSTED_PROXIES={self.trusted_proxies!r}: {error} (give IP addresses or "
+                "networks such as 10.0.0.0/8, comma-separated)"
+            ) from None
+        if self.secret_key_file is not None:
+            if "secret_key" in self.model_fields_set:
+                raise ValueError(
+                    "MILEPOST_SECRET_KEY and MILEPOST_SECRET_KEY_FILE are both set: keep one of them"
+                )
+            self.secret_key = SecretStr(_read_secret_file(self.secret_key_file))
+        given = self.secret_key.get_secret_value()
+        if self.secret_key_is_persistent and len(given) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"the secret key must be at least {MIN_SECRET_KEY_LENGTH} characters; make one "
+                f"with: {MAKE_SECRET_KEY}"
+            )
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:
@@ -113,6 +184,7 @@ class Settings(BaseSettings):
         from milepost.kit.macs import ledger_keys
 
         ledger_keys(self)  # a malformed key stops the start, rather than the first write
+        self._check_production()
         return self
 
     def _check_providers(self) -> None:
@@ -132,6 +204,55 @@ class Settings(BaseSettings):
             )
         if len(set(names)) != len(names):
             raise ValueError(f"MILEPOST_PROVIDERS={self.providers!r} names a provider twice")
+
+
+def config_file() -> Path | None:
+    """The configuration file named by MILEPOST_CONFIG_FILE, if any."""
+    value = os.environ.get(CONFIG_FILE_VARIABLE, "").strip()
+    return Path(value) if value else None
+
+
+def config_file_problem() -> str | None:
+    """Why the configuration file cannot be used (it is missing, or names a setting that does not
+    exist, which would otherwise be ignored in silence), or None."""
+    path = config_file()
+    if path is None:
+        return None
+    if not path.is_file():
+        return f"the configuration file {path} does not exist (from --config or {CONFIG_FILE_VARIABLE})"
+    from dotenv import dotenv_values
+
+    try:
+        names = dotenv_values(path).keys()
+    except OSError as error:
+        return f"cannot read the configuration file {path}: {error.strerror}"
+    known = {f"MILEPOST_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(name for name in names if name.upper() not in known)
+    if unknown:
+        return (
+            f"the configuration file {path} names unknown setting(s) {', '.join(unknown)} "
+            "(each line is MILEPOST_<NAME>=value)"
+        )
+    return None
+
+
+def _read_secret_file(name: str) -> str:
+    path = Path(name)
+    try:
+        mode = path.stat().st_mode
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        raise ValueError(
+            f"MILEPOST_SECRET_KEY_FILE {path} does not exist; make it with: umask 077; "
+            f"{MAKE_SECRET_KEY} > {path}"
+        ) from None
+    except OSError as error:
+        raise ValueError(f"cannot read MILEPOST_SECRET_KEY_FILE {path}: {error.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"MILEPOST_SECRET_KEY_FILE {path} can be read by other users: chmod 600 {path}"
+        )
+    return key
 
 
 @lru_cache

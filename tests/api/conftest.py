@@ -31,7 +31,13 @@ class LiveServer:
     def __init__(self, database: Database, settings: Settings, *, lifespan: bool = False) -> None:
         app = create_app(settings, database=database)
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off"
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
+            # As milepost serve: forwarded headers are the app's to believe (MILEPOST_TRUSTED_PROXIES).
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -4,6 +4,7 @@ refuses to start on a damaged file or on a database it cannot write."""
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -101,8 +102,11 @@ def served_file(tmp_path: Path, sqlite_template: Path) -> Iterator[Path]:
 
 def serve(url: str) -> subprocess.CompletedProcess[str]:
     """``milepost serve`` as an operator runs it; a server that does start is stopped by the timeout."""
+    with socket.socket() as probe:  # a free port (0 is not a port an operator can give)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     return subprocess.run(
-        [str(MILEPOST), "serve", "--db", url, "--port", "0", "--no-worker"],
+        [str(MILEPOST), "serve", "--db", url, "--port", str(port), "--no-worker"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,8 +10,10 @@ import httpx
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
+from milepost.settings import Settings
 from milepost.users.service import get_user_by_email
 from milepost.wallets.service import balances
+from tests.api.conftest import LiveServer
 from tests.web.conftest import PASSWORD, Shots, csrf_from, log_in, web_sign_up
 
 _emails = itertools.count(1)
@@ -276,8 +278,14 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert response.status_code == 403
 
 
-def test_over_https_the_session_cookie_is_secure(base_url: str) -> None:
-    # Behind a TLS-terminating proxy on loopback (uvicorn trusts X-Forwarded-Proto from 127.0.0.1).
+def test_over_https_the_session_cookie_is_secure(db: Database, settings: Settings) -> None:
+    # Behind a TLS-terminating proxy on loopback, trusted to say the scheme (X-Forwarded-Proto).
+    trusting = settings.model_copy(update={"trusted_proxies": "127.0.0.1"})
+    with LiveServer(db, trusting) as base_url:
+        _over_https_the_session_cookie_is_secure(base_url)
+
+
+def _over_https_the_session_cookie_is_secure(base_url: str) -> None:
     http = httpx.Client(base_url=base_url, timeout=60, headers={"X-Forwarded-Proto": "https"})
     form = http.get("/signup")
     pre_session = form.headers["set-cookie"]

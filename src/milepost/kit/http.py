@@ -23,6 +23,7 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, MilepostError, OutcomeUnknown
 from milepost.kit.headers import DOCUMENT_CSP
+from milepost.kit.proxies import client_address
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
 from milepost.users.models import User
@@ -78,7 +79,7 @@ class Api:
 
     @property
     def client_address(self) -> str | None:
-        return self.request.client.host if self.request.client else None
+        return client_address(self.request)
 
     def read(
         self, action: Callable[[Context], T], render: Render[T], *, auth: bool = True

@@ -331,3 +331,13 @@ class Running:
 
 
 running = Running()
+
+
+def release_marks() -> None:
+    """Let go of this process's marks (at a clean shutdown, once its requests and rounds are over): any
+    claim still naming it is then free at once, and the SQLite mark's file is removed."""
+    with _marks_lock:
+        mine = [key for key in _marks if key[0] == os.getpid()]
+        marks = [_marks.pop(key) for key in mine]
+    for mark in marks:
+        mark.close()

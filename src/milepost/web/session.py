@@ -30,6 +30,7 @@ from milepost.auth.service import user_for_token
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, MilepostError, NotFound
+from milepost.kit.proxies import client_address
 from milepost.money import format_money
 from milepost.notifications.service import unread_count
 from milepost.settings import Settings
@@ -84,7 +85,7 @@ class Web:
 
     @property
     def client_address(self) -> str | None:
-        return self.request.client.host if self.request.client else None
+        return client_address(self.request)
 
     def _actor(self, ctx: Context) -> User:
         token = self.session_token

@@ -19,8 +19,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,22 +31,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from milepost.kit.db import Database
+from milepost.kit.db import Database, head_revision
 from milepost.kit.errors import AuthenticationFailed, ServiceUnavailable
 from milepost.kit.metrics import HTTP_DURATION, HTTP_REQUESTS, scrape_registry
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
-
-
-@cache
-def head_revision() -> str:
-    """The newest migration this release ships (read once: the files do not change while it runs)."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory(str(Path(__file__).parent / "migrations"))
-    head = script.get_current_head()
-    assert head is not None, "the package ships no migrations"
-    return head
 
 
 def current_revision(db: Database) -> str | None:

@@ -36,7 +36,7 @@ from milepost.backup.manifest import (
     read_manifest,
 )
 from milepost.files.service import blob_path
-from milepost.kit.db import normalise_url
+from milepost.kit.db import head_revision, is_known_revision, normalise_url
 from milepost.kit.time import utcnow
 
 SQLITE_FILE = "milepost.db"
@@ -270,7 +270,7 @@ def restore_backup(
             f"this is a {manifest.database.kind} backup and --db names a {kind} database: restore it "
             f"into {manifest.database.kind}"
         )
-    if not _known_revision(manifest.database.schema_revision):
+    if not is_known_revision(manifest.database.schema_revision):
         raise BackupRefused(
             f"the backup's schema revision {manifest.database.schema_revision} is unknown to this "
             f"Milepost {__version__}: restore it with the version that made it "
@@ -426,7 +426,7 @@ def _check_restored(url: str, report: RestoreReport) -> None:
         )
     report.lines.extend(f"note: {note}" for note in verified.notes)
     report.problems.extend(f"ledger: {problem}" for problem in verified.problems)
-    head = _head_revision()
+    head = head_revision()
     if manifest.database.schema_revision != head:
         report.lines.append(
             f"note: the schema is at {manifest.database.schema_revision}, this Milepost's newest is "
@@ -482,29 +482,6 @@ def _run(command: list[str], env: dict[str, str], name: str) -> None:
 def _first_line(message: str) -> str:
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
-
-
-def _known_revision(revision: str) -> bool:
-    from alembic.util.exc import CommandError
-
-    try:
-        return _scripts().get_revision(revision) is not None
-    except CommandError:
-        return False
-
-
-def _head_revision() -> str | None:
-    head = _scripts().get_current_head()
-    return None if head is None else str(head)
-
-
-def _scripts() -> Any:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
-    return ScriptDirectory.from_config(config)
 
 
 def _has_files(directory: Path) -> bool:

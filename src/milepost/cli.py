@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from milepost.cli_options import DbOption
 from milepost.kit.db import (
     DEFAULT_DATABASE_URL,
     Database,
@@ -40,15 +41,6 @@ ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(ledger_app, name="ledger")
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help=f"Database URL (else MILEPOST_DATABASE_URL, else {DEFAULT_DATABASE_URL}).",
-        show_default=False,
-    ),
-]
 
 
 @app.callback()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +38,7 @@ import psycopg
 import pytest
 
 from tests.conftest import _postgres_admin_url
+from tests.system import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "production.md"
@@ -258,21 +258,6 @@ def nginx_site_for_test(site: str, port: int) -> str:
     return re.sub(r"(?m)^#.*\n", "", upstream) + "\n" + "\n".join(kept)
 
 
-def nginx_available() -> tuple[bool, str]:
-    if os.path.exists(NGINX):
-        return True, ""
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "nginx-light"]
-        for command in (install, ["apt-get", "update"], install):
-            if os.path.exists(NGINX):
-                break
-            subprocess.run(command, check=False, capture_output=True, timeout=900, env=env)
-    if os.path.exists(NGINX):
-        return True, ""
-    return False, f"{NGINX} is missing (install Debian's nginx package)"
-
-
 def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> httpx.Response:
     deadline = time.monotonic() + seconds
     last: object = None
@@ -306,11 +291,7 @@ def machine(tmp_path: Path) -> Iterator[Machine]:
     admin_url, reason = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(reason)
-    ok, why = nginx_available()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why} (required when CI=true)")
-        pytest.skip(why)
+    require_program(NGINX, "nginx", "the production guide's proxy")
     name = f"milepost_guide_{os.getpid()}"
     machine = Machine(tmp_path, db=name, role=name, app_port=free_port(), nginx_port=free_port())
     with psycopg.connect(admin_url, autocommit=True) as admin:

@@ -14,7 +14,6 @@ see them fail (prepared statements that do not exist, claims that stay taken or 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pwd
 import shutil
@@ -33,6 +32,7 @@ from milepost.kit.db import Database, Pooler, upgrade_schema
 from milepost.ledger.verify import verify_ledger
 from tests.api.conftest import base_url, settings, sign_up  # noqa: F401 (fixtures)
 from tests.conftest import _postgres_admin_url, _with_database, empty_tables
+from tests.system import require_program
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 # How Milepost is told about the pooler in these tests: "transaction", unless shown what happens without.
@@ -47,31 +47,6 @@ class PgBouncer:
     url: str  # through pgbouncer (transaction pooling)
     direct_url: str  # the same database, straight to PostgreSQL
     log: Path
-
-
-def _pgbouncer() -> tuple[str | None, str]:
-    """(path, reason): Debian's pgbouncer, installed first if missing and we may; else None and why."""
-    if os.path.exists(PGBOUNCER):
-        return PGBOUNCER, ""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None, f"{PGBOUNCER} is missing (install Debian's pgbouncer package)"
-    with open("/tmp/milepost-pgbouncer-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "pgbouncer"]
-        for command in (install, ["apt-get", "update"], install):
-            if os.path.exists(PGBOUNCER):
-                break
-            result = subprocess.run(
-                command,
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-    if os.path.exists(PGBOUNCER):
-        return PGBOUNCER, ""
-    return None, "apt-get install pgbouncer failed: " + result.stderr.strip()[-300:]
 
 
 def _free_port() -> int:
@@ -128,11 +103,7 @@ def pgbouncer() -> Iterator[PgBouncer]:
     admin_url, reason = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(reason)
-    binary, why = _pgbouncer()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no pgbouncer for the pooler tests: {why} (required when CI=true)")
-        pytest.skip(f"no pgbouncer for the pooler tests: {why}")
+    binary = require_program(PGBOUNCER, "pgbouncer", "the pooler tests")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"milepost_bouncer_{worker}_{os.getpid()}"
     with psycopg.connect(admin_url, autocommit=True) as admin:

@@ -7,11 +7,8 @@ in CI (CI=true), where that is a failure.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import PASSWORD, base_url, settings, sign_up  # noqa: F401 (fixtures)
+from tests.system import require_program
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -35,39 +33,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
-def _chromium() -> tuple[str | None, str]:
-    """(path, reason): Debian's chromium, installed first if missing and we may; else None and why."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM, ""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None, f"{CHROMIUM} is missing (install Debian's chromium package)"
-    # Test workers start together: one installs while the others wait on the lock, then find it there.
-    with open("/tmp/milepost-chromium-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        for command in (install, ["apt-get", "update"], install):
-            if os.path.exists(CHROMIUM):
-                break
-            result = subprocess.run(
-                command,
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM, ""
-    return None, "apt-get install chromium failed: " + result.stderr.strip()[-300:]
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    path, reason = _chromium()
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no browser for the web tests: {reason} (required when CI=true)")
-        pytest.skip(f"no browser for the web tests: {reason}")
+    path = require_program(CHROMIUM, "chromium", "the web tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

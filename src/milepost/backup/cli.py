@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from milepost.backup.manifest import BackupDamaged
+from milepost.cli_options import DbOption
 
 FilesDirOption = Annotated[
     Path | None,
@@ -34,14 +35,7 @@ def backup_command(
     destination: Annotated[
         Path, typer.Argument(help="A new (or empty) directory to write the backup into.")
     ],
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL (else MILEPOST_DATABASE_URL, else sqlite:///milepost.db).",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOption = None,
     files_dir: FilesDirOption = None,
 ) -> None:
     """Back up the database and the uploaded files it references into a new directory, while the

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
+from milepost.cli_options import DbOption
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound, ValidationFailed
@@ -44,14 +45,7 @@ def statement_command(
             help="Last day (YYYY-MM-DD, UTC), included. Default: no end (the newest posting).",
         ),
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL (else MILEPOST_DATABASE_URL, else sqlite:///milepost.db).",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOption = None,
 ) -> None:
     """Print a user's ledger statement as CSV: their postings, oldest first, with a running balance per
     account (it starts from the balance before --from and ends at the balance after --to)."""

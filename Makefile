@@ -40,7 +40,8 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest -n 2
+	# Three test processes on two cores: many tests wait on servers, subprocesses and fsync, not the CPU.
+	$(BIN)/pytest -n 3
 
 ## A long property-based fuzzing run of the whole API (CI runs 10 examples per operation).
 FUZZ_EXAMPLES ?= 500

@@ -175,7 +175,7 @@ def test_tick_refuses_a_bad_moment_in_one_line(db_url: str) -> None:
 def test_workers_in_parallel_processes_do_each_due_item_exactly_once(
     world: World, db_url: str
 ) -> None:
-    count = 300
+    count = 150
     client, freelancer, project = world.parties(wallet=count * 10_000)
     ids: list[str] = []
     for batch in range(0, count, 50):  # through the services, 50 milestones per transaction

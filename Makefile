@@ -40,17 +40,16 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	# Three test processes on two cores: many tests wait on servers, subprocesses and fsync, not the CPU.
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 2
 
-## A long property-based fuzzing run of the whole API (CI runs 10 examples per operation).
+## A long property-based fuzzing run of the whole API (CI runs 6 examples per operation).
 FUZZ_EXAMPLES ?= 500
 fuzz: install
 	MILEPOST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -n 2 -p no:cacheprovider tests/api/test_fuzz.py
 
 ## Kill the server (SIGKILL) under concurrent money operations and the worker mid-run, CRASH_ROUNDS times
 ## each on SQLite and on PostgreSQL (a database it creates on MILEPOST_TEST_POSTGRES_URL's server, else
-## 127.0.0.1:5432, and drops); prints the figures. CI runs 3 rounds of it in tests/crash.
+## 127.0.0.1:5432, and drops); prints the figures. CI runs 2 rounds of it in tests/crash.
 CRASH_ROUNDS ?= 20
 CRASH_DATABASES ?= sqlite,postgres
 crash: install

@@ -42,7 +42,7 @@ from milepost.users import service as users
 from tests.api.conftest import PASSWORD, Client, LiveServer
 from tests.conftest import BACKENDS, make_database
 
-CI_EXAMPLES = 10
+CI_EXAMPLES = 6
 EXAMPLES = int(os.environ.get("MILEPOST_FUZZ_EXAMPLES", str(CI_EXAMPLES)))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 

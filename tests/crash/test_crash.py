@@ -26,7 +26,7 @@ from tests.crash.harness import (
     run,
 )
 
-ROUNDS = 3
+ROUNDS = 2
 
 
 def need_postgres() -> None:

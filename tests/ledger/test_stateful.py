@@ -54,7 +54,7 @@ from tests.world import World
 _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much]
 settings.register_profile(
     "milepost-stateful-ci",
-    max_examples=25,
+    max_examples=15,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=_QUIET,

@@ -10,7 +10,7 @@ currency sums to zero, the money inside the platform (wallets + escrow + fees + 
 what came in from outside minus what went out, and every milestone's funded amount is released + refunded
 + what its escrow holds, with the fee exactly the fee on everything released.
 
-Runs are short by default (CI: 25 examples of up to 25 steps per backend). For a long hunt:
+Runs are short by default (CI: 15 examples of up to 25 steps per backend). For a long hunt:
 
     MILEPOST_HYPOTHESIS_PROFILE=long .venv/bin/pytest -q tests/ledger/test_stateful.py -p no:cacheprovider
 """

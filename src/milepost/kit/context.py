@@ -33,3 +33,12 @@ class Context:
         if self.actor is None:
             raise AuthenticationFailed("This action needs a signed-in user.")
         return self.actor
+
+    def require_staff(self, what: str) -> User:
+        """The signed-in staff member, or PermissionDenied("Only staff can <what>.", code staff_only)."""
+        from milepost.kit.errors import PermissionDenied
+
+        actor = self.require_actor()
+        if not actor.is_staff:
+            raise PermissionDenied(f"Only staff can {what}.", code="staff_only")
+        return actor

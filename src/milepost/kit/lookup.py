@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 def one_or_404(
     session: Session,
-    query: Select[tuple[T]],
+    query: Select[T],
     *,
     lock: bool = False,
     missing: str,

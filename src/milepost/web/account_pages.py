@@ -13,7 +13,6 @@ from milepost.auth import service as auth
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.notifications import service as notifications
-from milepost.reputation.profile import profile
 from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
 from milepost.wallets import destinations
@@ -21,6 +20,7 @@ from milepost.wallets.destinations import masked
 from milepost.wallets.models import PayoutDestination
 from milepost.web.common import FormText, form_errors, not_found
 from milepost.web.session import SignedOut, WebDep
+from milepost.web.views.profile import profile
 
 router = APIRouter(include_in_schema=False)
 

@@ -12,13 +12,13 @@ from markupsafe import Markup
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
-from milepost.milestones import views
 from milepost.money import format_money, parse_amount
 from milepost.wallets import service as wallets
 from milepost.web import charts
 from milepost.web.account_pages import BankAccount, bank_accounts
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import SignedOut, WebDep
+from milepost.web.views import dashboard as views
 
 router = APIRouter(include_in_schema=False)
 

@@ -16,7 +16,6 @@ from milepost.files.models import StoredFile
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound
 from milepost.kit.headers import DOCUMENT_CSP, HTML_HEADERS
-from milepost.milestones import page_view
 from milepost.milestones import service as milestones
 from milepost.milestones.state import Action
 from milepost.money import parse_amount
@@ -24,6 +23,7 @@ from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
 from milepost.web.common import FormText, not_found
 from milepost.web.session import SignedOut, WebDep
+from milepost.web.views import milestone as page_view
 
 router = APIRouter(include_in_schema=False)
 

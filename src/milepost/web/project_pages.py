@@ -11,11 +11,12 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
-from milepost.projects import forms, views
 from milepost.projects import service as projects
-from milepost.projects.views import Form as ProjectForm
 from milepost.web.common import FormText, form_errors
+from milepost.web.forms import project as forms
 from milepost.web.session import WebDep
+from milepost.web.views import project as views
+from milepost.web.views.project import Form as ProjectForm
 
 router = APIRouter(include_in_schema=False)
 

@@ -14,14 +14,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from milepost.disputes import queue
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound, PermissionDenied
 from milepost.ledger.verify import VerifyReport, verify_as_staff
-from milepost.wallets import pending
 from milepost.wallets import service as wallets
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import WebDep
+from milepost.web.views import dispute_queue as queue
+from milepost.web.views import pending_transfers as pending
 
 router = APIRouter(include_in_schema=False)
 

@@ -9,7 +9,7 @@ import pytest
 from milepost.kit.errors import PermissionDenied
 from milepost.kit.time import utcnow
 from milepost.wallets import service as wallets
-from milepost.wallets.pending import describe_age, pending_transfers
+from milepost.web.views.pending_transfers import describe_age, pending_transfers
 from tests.world import World
 
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from milepost.disputes import queue
 from milepost.disputes import service as disputes
 from milepost.disputes.models import DisputeStatus, Resolution
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -15,6 +14,7 @@ from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.state import MilestoneStatus
 from milepost.schedule.service import run_due
+from milepost.web.views import dispute_queue as queue
 from tests.world import World
 
 DAY = timedelta(days=1)

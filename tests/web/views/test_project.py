@@ -12,10 +12,11 @@ from milepost.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from milepost.milestones import service as milestones
 from milepost.milestones.state import MilestoneStatus as S
 from milepost.milestones.state import Role
-from milepost.projects import forms, views
 from milepost.projects import service as projects
-from milepost.projects.forms import ProposedRow, TermsForm
-from milepost.projects.views import Form
+from milepost.web.forms import project as forms
+from milepost.web.forms.project import ProposedRow, TermsForm
+from milepost.web.views import project as views
+from milepost.web.views.project import Form
 from tests.world import World
 
 

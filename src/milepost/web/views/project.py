@@ -18,9 +18,9 @@ from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
 from milepost.money import currency_symbol, exponent
 from milepost.projects import service as projects
-from milepost.projects.forms import TermsForm
 from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
 from milepost.users.models import User
+from milepost.web.forms.project import TermsForm
 
 S = MilestoneStatus
 LIST_LIMIT = 100

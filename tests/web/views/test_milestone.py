@@ -11,12 +11,12 @@ from milepost.disputes import service as disputes
 from milepost.feedback import service as feedback
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, MilepostError
-from milepost.milestones import page_view
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
-from milepost.milestones.page_view import Form
 from milepost.milestones.state import Action
 from milepost.users.models import User
+from milepost.web.views import milestone as page_view
+from milepost.web.views.milestone import Form
 from tests.world import World
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from milepost.disputes import service as disputes
 from milepost.kit.errors import InvalidRequest, InvalidState, NotFound, PermissionDenied
-from milepost.milestones import page_view, views
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
 from milepost.users.models import User
+from milepost.web.views import dashboard as views
+from milepost.web.views import milestone as page_view
 from tests.world import World
 
 

@@ -22,6 +22,7 @@ from milepost.money import parse_amount
 from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
 from milepost.web.common import FormText, not_found
+from milepost.web.forms import milestone as milestone_forms
 from milepost.web.session import SignedOut, WebDep
 from milepost.web.views import milestone as page_view
 
@@ -102,7 +103,7 @@ def submit(
         web.read(lambda ctx: ctx.require_actor())
         # An empty file input still sends a part, without a file name.
         uploads = [
-            page_view.Upload(file_service.stage(web.settings, upload.file), upload.filename)
+            milestone_forms.Upload(file_service.stage(web.settings, upload.file), upload.filename)
             for upload in files or []
             if upload.filename
         ]
@@ -117,7 +118,7 @@ def submit(
         milestone_id,
         csrf_token,
         "submit",
-        lambda ctx: page_view.submit_delivery(
+        lambda ctx: milestone_forms.submit_delivery(
             ctx, milestone_id, note=note, links=links, text=text, uploads=uploads
         ),
         values=typed,
@@ -240,7 +241,7 @@ def make_offer(
         currency = milestones.get_milestone(ctx, milestone_id).currency
         disputes.make_offer(
             ctx,
-            page_view.open_dispute_id(ctx, milestone_id),
+            milestone_forms.open_dispute_id(ctx, milestone_id),
             # Offering the freelancer nothing (all back to the client) is a valid offer.
             to_freelancer=parse_amount(amount, currency, param="to_freelancer", allow_zero=True),
         )
@@ -258,7 +259,7 @@ def accept_offer(
         csrf_token,
         page_view.Form.ACCEPT_OFFER,
         lambda ctx: disputes.accept_offer(
-            ctx, page_view.open_dispute_id(ctx, milestone_id), offer_id
+            ctx, milestone_forms.open_dispute_id(ctx, milestone_id), offer_id
         ),
     )
 
@@ -270,7 +271,7 @@ def withdraw_dispute(web: WebDep, milestone_id: str, csrf_token: FormText = "") 
         milestone_id,
         csrf_token,
         page_view.Form.WITHDRAW_DISPUTE,
-        lambda ctx: disputes.withdraw(ctx, page_view.open_dispute_id(ctx, milestone_id)),
+        lambda ctx: disputes.withdraw(ctx, milestone_forms.open_dispute_id(ctx, milestone_id)),
     )
 
 

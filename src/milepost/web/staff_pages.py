@@ -19,6 +19,7 @@ from milepost.kit.errors import NotFound, PermissionDenied
 from milepost.ledger.verify import VerifyReport, verify_as_staff
 from milepost.wallets import service as wallets
 from milepost.web.common import FormText, form_errors
+from milepost.web.forms import dispute as dispute_forms
 from milepost.web.session import WebDep
 from milepost.web.views import dispute_queue as queue
 from milepost.web.views import pending_transfers as pending
@@ -185,7 +186,7 @@ def resolve(
 ) -> Response:
     return web.act(
         csrf_token,
-        lambda ctx: queue.resolve_with_freelancer_part(
+        lambda ctx: dispute_forms.resolve_with_freelancer_part(
             ctx, dispute_id, to_freelancer=to_freelancer, note=note or None
         ),
         done=lambda _: f"/staff/disputes/{dispute_id}",

@@ -14,6 +14,7 @@ from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.state import MilestoneStatus
 from milepost.schedule.service import run_due
+from milepost.web.forms import dispute as dispute_forms
 from milepost.web.views import dispute_queue as queue
 from tests.world import World
 
@@ -110,7 +111,7 @@ def test_the_detail_has_terms_evidence_offers_fees_and_timeline(world: World) ->
     assert [e.action for e in detail.events][-2:] == ["dispute_opened", "settlement_offered"]
 
     # Once resolved, each offer still shows the split it proposed, and no fee preview.
-    world.act(staff, queue.resolve_with_freelancer_part, dispute.id, to_freelancer="500.00")
+    world.act(staff, dispute_forms.resolve_with_freelancer_part, dispute.id, to_freelancer="500.00")
     detail = world.act(staff, queue.dispute_detail, dispute.id)
     assert not detail.is_open and detail.escrow == 0
     assert [(o.offer.to_freelancer, o.to_client, o.fee) for o in detail.offers] == [
@@ -125,7 +126,11 @@ def test_staff_resolve_by_typing_the_freelancers_part(world: World) -> None:
     client_before = world.balance(client)
 
     resolved = world.act(
-        staff, queue.resolve_with_freelancer_part, dispute.id, to_freelancer="600.00", note="Fair"
+        staff,
+        dispute_forms.resolve_with_freelancer_part,
+        dispute.id,
+        to_freelancer="600.00",
+        note="Fair",
     )
     assert (resolved.status, resolved.resolution) == (DisputeStatus.RESOLVED, Resolution.STAFF)
     assert (resolved.to_freelancer, resolved.to_client) == (60_000, 40_000)
@@ -139,7 +144,9 @@ def test_nothing_to_the_freelancer_is_a_valid_ruling(world: World, typed: str) -
     staff = world.user("staff", staff=True)
     client, freelancer, milestone = world.submitted(100_000)
     dispute = world.act(client, disputes.open_dispute, milestone.id, reason="Nothing delivered")
-    resolved = world.act(staff, queue.resolve_with_freelancer_part, dispute.id, to_freelancer=typed)
+    resolved = world.act(
+        staff, dispute_forms.resolve_with_freelancer_part, dispute.id, to_freelancer=typed
+    )
     assert (resolved.to_freelancer, resolved.to_client) == (0, 100_000)
     assert world.balance(freelancer) == 0
 
@@ -169,7 +176,9 @@ def test_a_bad_split_is_refused_and_changes_nothing(world: World, typed: str, me
     dispute = world.act(client, disputes.open_dispute, milestone.id, reason="Broken")
     before = world.snapshot()
     with pytest.raises(ValidationFailed) as refused:
-        world.act(staff, queue.resolve_with_freelancer_part, dispute.id, to_freelancer=typed)
+        world.act(
+            staff, dispute_forms.resolve_with_freelancer_part, dispute.id, to_freelancer=typed
+        )
     assert (refused.value.message, refused.value.param) == (message, "to_freelancer")
     assert world.snapshot() == before
 
@@ -180,7 +189,9 @@ def test_only_staff_resolve(world: World) -> None:
     before = world.snapshot()
     for user in (client, freelancer):
         with pytest.raises(PermissionDenied):
-            world.act(user, queue.resolve_with_freelancer_part, dispute.id, to_freelancer="1.00")
+            world.act(
+                user, dispute_forms.resolve_with_freelancer_part, dispute.id, to_freelancer="1.00"
+            )
     assert world.snapshot() == before
 
 
@@ -193,7 +204,9 @@ def test_staff_who_are_a_party_leave_the_ruling_to_someone_else(world: World) ->
     dispute = world.act(freelancer, disputes.open_dispute, milestone.id, reason="Unpaid")
     before = world.snapshot()
     with pytest.raises(InvalidState) as refused:
-        world.act(staff_client, queue.resolve_with_freelancer_part, dispute.id, to_freelancer="0")
+        world.act(
+            staff_client, dispute_forms.resolve_with_freelancer_part, dispute.id, to_freelancer="0"
+        )
     assert refused.value.message == (
         "You are the client on this milestone: another staff member must resolve it."
     )

@@ -15,6 +15,7 @@ from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action
 from milepost.users.models import User
+from milepost.web.forms import milestone as milestone_forms
 from milepost.web.views import milestone as page_view
 from milepost.web.views.milestone import Form
 from tests.world import World
@@ -38,7 +39,7 @@ def _accepts(world: World, user: User, action: Callable[[Context], Any]) -> bool
 
 
 def _dispute_id(ctx: Context, milestone_id: str) -> str:
-    return page_view.open_dispute_id(ctx, milestone_id)
+    return milestone_forms.open_dispute_id(ctx, milestone_id)
 
 
 def _checks(milestone_id: str) -> dict[Action | Form, Callable[[Context], Any]]:
@@ -202,14 +203,14 @@ def test_duration_text() -> None:
 
 
 def test_delivery_evidence_is_what_the_api_takes() -> None:
-    assert page_view.delivery_evidence(
+    assert milestone_forms.delivery_evidence(
         " https://a.example/1 \n\n https://a.example/2\n", "  ", ["file_1"]
     ) == [
         {"type": "link", "url": "https://a.example/1"},
         {"type": "link", "url": "https://a.example/2"},
         {"type": "file", "file_id": "file_1"},
     ]
-    assert page_view.delivery_evidence("", "Load test: 2,000 rps", []) == [
+    assert milestone_forms.delivery_evidence("", "Load test: 2,000 rps", []) == [
         {"type": "text", "text": "Load test: 2,000 rps"}
     ]
 
@@ -217,6 +218,6 @@ def test_delivery_evidence_is_what_the_api_takes() -> None:
 def test_open_dispute_id_needs_an_open_dispute(world: World) -> None:
     client, _freelancer, milestone = world.funded()
     with pytest.raises(InvalidState):
-        world.act(client, page_view.open_dispute_id, milestone.id)
+        world.act(client, milestone_forms.open_dispute_id, milestone.id)
     dispute = world.act(client, disputes.open_dispute, milestone.id, reason="Late")
-    assert world.act(client, page_view.open_dispute_id, milestone.id) == dispute.id
+    assert world.act(client, milestone_forms.open_dispute_id, milestone.id) == dispute.id

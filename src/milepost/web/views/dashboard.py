@@ -1,4 +1,4 @@
-"""Read models for the web pages: the dashboard's figures and everything a milestone page shows.
+"""Read model for the dashboard: milestones by tab, totals, the money charts and the cash-flow forecast.
 
 The pages only lay these out; every figure and every "may this viewer do that" is decided here.
 """

@@ -1,8 +1,8 @@
 """Staff's dispute centre: the queue of open disputes and everything needed to decide one.
 
-Read models for the staff pages, plus the one write the resolve form needs (staff type only the
-freelancer's part; the client gets the rest of the escrow). Staff only: anyone else is refused with
-PermissionDenied, as the staff-only wallet and ledger calls are (the pages show them a 404).
+Read models for the staff pages (the resolve form's write is ``web.forms.dispute``). Staff only: anyone
+else is refused with PermissionDenied, as the staff-only wallet and ledger calls are (the pages show them
+a 404).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, PermissionDenied, ValidationFailed
+from milepost.kit.errors import PermissionDenied
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
-from milepost.milestones.state import Role
-from milepost.money import cumulative_fee, format_money, parse_amount
+from milepost.money import cumulative_fee
 from milepost.projects.models import Project
 from milepost.users.models import User
 
@@ -241,33 +240,3 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
 
 
 # Resolving ------------------------------------------------------------------------------------------------
-
-
-def resolve_with_freelancer_part(
-    ctx: Context, dispute_id: str, *, to_freelancer: object, note: object = None
-) -> Dispute:
-    """Staff type the freelancer's part in the milestone's currency (the fee still comes off it); the
-    client gets the rest of the escrow. The disputes service checks again, under its locks, that the two
-    parts add up to the escrow.
-    """
-    _require_staff(ctx)
-    access = disputes.load_dispute(ctx, dispute_id, lock=False).milestone_access
-    if access.role is not Role.STAFF:
-        raise InvalidState(
-            f"You are the {access.role} on this milestone: another staff member must resolve it.",
-            code="staff_is_party",
-        )
-    milestone = access.milestone
-    # Nothing to the freelancer is a valid ruling, unlike a payment.
-    amount = parse_amount(to_freelancer, milestone.currency, param="to_freelancer", allow_zero=True)
-    escrow = milestone.escrow_balance
-    if amount > escrow:
-        raise ValidationFailed(
-            f"The escrow holds {format_money(escrow, milestone.currency)}; the freelancer's part "
-            "cannot be more than that.",
-            code="more_than_escrow",
-            param="to_freelancer",
-        )
-    return disputes.resolve(
-        ctx, dispute_id, to_freelancer=amount, to_client=escrow - amount, note=note
-    )

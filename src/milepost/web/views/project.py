@@ -1,6 +1,6 @@
 """Read models for the project pages: which projects a viewer is shown, the figures, the proposals to
 compare and which forms the viewer is offered are decided here; the pages only lay them out. What the forms
-send is turned into service calls in ``projects.forms``.
+send is turned into service calls in ``web.forms.project``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,41 @@
+"""The staff dispute page's resolve form: staff type only the freelancer's part, in the milestone's
+currency; the client gets the rest of the escrow."""
+
+from __future__ import annotations
+
+from milepost.disputes import service as disputes
+from milepost.disputes.models import Dispute
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState, ValidationFailed
+from milepost.milestones.state import Role
+from milepost.money import format_money, parse_amount
+
+
+def resolve_with_freelancer_part(
+    ctx: Context, dispute_id: str, *, to_freelancer: object, note: object = None
+) -> Dispute:
+    """Staff type the freelancer's part in the milestone's currency (the fee still comes off it); the
+    client gets the rest of the escrow. The disputes service checks again, under its locks, that the two
+    parts add up to the escrow.
+    """
+    ctx.require_staff("mediate disputes")
+    access = disputes.load_dispute(ctx, dispute_id, lock=False).milestone_access
+    if access.role is not Role.STAFF:
+        raise InvalidState(
+            f"You are the {access.role} on this milestone: another staff member must resolve it.",
+            code="staff_is_party",
+        )
+    milestone = access.milestone
+    # Nothing to the freelancer is a valid ruling, unlike a payment.
+    amount = parse_amount(to_freelancer, milestone.currency, param="to_freelancer", allow_zero=True)
+    escrow = milestone.escrow_balance
+    if amount > escrow:
+        raise ValidationFailed(
+            f"The escrow holds {format_money(escrow, milestone.currency)}; the freelancer's part "
+            "cannot be more than that.",
+            code="more_than_escrow",
+            param="to_freelancer",
+        )
+    return disputes.resolve(
+        ctx, dispute_id, to_freelancer=amount, to_client=escrow - amount, note=note
+    )

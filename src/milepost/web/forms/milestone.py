@@ -1,0 +1,63 @@
+"""The milestone page's forms: what they send (a delivery's note, links, text and uploaded files; amounts as
+typed in the milestone's currency) turned into service calls. The services stay the authority on every
+rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.files import service as files
+from milepost.kit.context import Context
+from milepost.kit.errors import InvalidState
+from milepost.milestones import service as milestones
+from milepost.milestones.access import load_milestone
+from milepost.milestones.models import Submission
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the delivery form carried, already staged (see ``files.service.stage``)."""
+
+    blob: files.StagedBlob
+    filename: str | None
+
+
+def delivery_evidence(links: str, text: str, file_ids: list[str]) -> list[dict[str, str]]:
+    """The evidence list of the delivery form, as the API's submit takes it: one link per line, the
+    uploaded files, then the text."""
+    evidence = [
+        {"type": "link", "url": line.strip()} for line in links.splitlines() if line.strip()
+    ]
+    evidence += [{"type": "file", "file_id": file_id} for file_id in file_ids]
+    if text.strip():
+        evidence.append({"type": "text", "text": text})
+    return evidence
+
+
+def submit_delivery(
+    ctx: Context, milestone_id: str, *, note: str, links: str, text: str, uploads: list[Upload]
+) -> Submission:
+    """The delivery form: the staged uploads become the freelancer's files and evidence of one
+    submission, in one unit of work (a refused submission leaves no file rows behind)."""
+    file_ids = [
+        files.create_file(ctx, upload.blob, filename=upload.filename).id for upload in uploads
+    ]
+    return milestones.submit(
+        ctx, milestone_id, note=note, evidence=delivery_evidence(links, text, file_ids)
+    )
+
+
+def open_dispute_id(ctx: Context, milestone_id: str) -> str:
+    """The id of the milestone's open dispute, for the forms that act on it."""
+    milestone = load_milestone(ctx, milestone_id, lock=False).milestone
+    dispute_id = ctx.session.scalar(
+        select(Dispute.id).where(
+            Dispute.milestone_id == milestone.id, Dispute.status == DisputeStatus.OPEN
+        )
+    )
+    if dispute_id is None:
+        raise InvalidState("This milestone has no open dispute.", code="no_open_dispute")
+    return dispute_id

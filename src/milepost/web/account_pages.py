@@ -3,7 +3,6 @@ payouts go to)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -11,15 +10,16 @@ from fastapi.responses import Response
 
 from milepost.auth import service as auth
 from milepost.kit.context import Context
-from milepost.kit.errors import NotFound
+from milepost.kit.errors import MilepostError, NotFound
 from milepost.notifications import service as notifications
 from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
 from milepost.wallets import destinations
 from milepost.wallets.destinations import masked
 from milepost.wallets.models import PayoutDestination
-from milepost.web.common import FormText, form_errors, not_found
-from milepost.web.session import SignedOut, WebDep
+from milepost.web.common import form_errors, not_found
+from milepost.web.posts import Post, Posted, register
+from milepost.web.session import SignedOut, Web, WebDep
 from milepost.web.views.profile import profile
 
 router = APIRouter(include_in_schema=False)
@@ -41,25 +41,24 @@ def notifications_page(web: WebDep, starting_after: str | None = None) -> Respon
     )
 
 
-def _back_to_notifications(
-    web: WebDep, csrf_token: str, action: Callable[[Context], object]
-) -> Response:
-    # Marking read is refused only for a notification that is not the viewer's: the 404 page.
-    return web.act(
-        csrf_token, action, done=lambda _: "/notifications", refused=lambda _: web.not_found()
-    )
+def _not_found(web: Web, posted: Posted, error: MilepostError) -> Response:
+    """Marking read, removing a bank account and revoking a token are refused only for what is not the
+    viewer's: the 404 page."""
+    return web.not_found()
 
 
-@router.post("/notifications/read-all")
-def mark_all_read(web: WebDep, csrf_token: FormText = "") -> Response:
-    return _back_to_notifications(web, csrf_token, notifications.mark_all_read)
-
-
-@router.post("/notifications/{notification_id}/read")
-def mark_read(web: WebDep, notification_id: str, csrf_token: FormText = "") -> Response:
-    return _back_to_notifications(
-        web, csrf_token, lambda ctx: notifications.mark_read(ctx, notification_id)
-    )
+register(
+    router,
+    (
+        Post("/notifications/read-all", notifications.mark_all_read, "/notifications", _not_found),
+        Post(
+            "/notifications/{notification_id}/read",
+            notifications.mark_read,
+            "/notifications",
+            _not_found,
+        ),
+    ),
+)
 
 
 @router.get("/notifications/{notification_id}/open")
@@ -168,70 +167,57 @@ def settings_page(
     return _settings(web, saved=saved, added=added, revoked=revoked)
 
 
-@router.post("/settings/payout-destinations")
-def add_destination(
-    web: WebDep,
-    holder_name: FormText = "",
-    label: FormText = "",
-    iban: FormText = "",
-    bic: FormText = "",
-    account_number: FormText = "",
-    routing_number: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    typed = {
-        "holder_name": holder_name,
-        "label": label,
-        "iban": iban,
-        "bic": bic,
-        "account_number": account_number,
-        "routing_number": routing_number,
-    }
-    return web.act(
-        csrf_token,
-        lambda ctx: destinations.add_destination(ctx, **typed),
-        done=lambda _: "/settings?added=1#bank-accounts-heading",
-        refused=lambda error: _settings(
-            web,
-            status=error.status,
-            errors={
-                f"destination-{field}": message
-                for field, message in form_errors(error, DESTINATION_FIELDS).items()
-            },
-            values=typed,
+def _destination_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    """The settings page again, the message by the bank-account form's field, what was typed in it."""
+    return _settings(
+        web,
+        status=error.status,
+        errors={
+            f"destination-{field}": message
+            for field, message in form_errors(error, posted.places).items()
+        },
+        values=dict(posted.typed),
+    )
+
+
+def _settings_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    return _settings(web, status=error.status, errors=form_errors(error, posted.places))
+
+
+def _save_time_zone(ctx: Context, *, time_zone: str) -> User:
+    return set_time_zone(ctx.session, ctx.require_actor(), time_zone)
+
+
+register(
+    router,
+    (
+        Post(
+            "/settings/payout-destinations",
+            destinations.add_destination,
+            "/settings?added=1#bank-accounts-heading",
+            _destination_refused,
+            fields=DESTINATION_FIELDS,
         ),
-    )
-
-
-@router.post("/settings/payout-destinations/{destination_id}/remove")
-def remove_destination(web: WebDep, destination_id: str, csrf_token: FormText = "") -> Response:
-    return web.act(
-        csrf_token,
-        lambda ctx: destinations.remove_destination(ctx, destination_id),
-        done=lambda _: "/settings#bank-accounts-heading",
-        refused=lambda _: web.not_found(),
-    )
-
-
-@router.post("/settings/tokens/{token_id}/revoke")
-def revoke_token(web: WebDep, token_id: str, csrf_token: FormText = "") -> Response:
-    """Revoke one of the viewer's API tokens or sessions (this browser's own too: it is then signed
-    out, and the next page is the log-in page)."""
-    return web.act(
-        csrf_token,
-        lambda ctx: auth.revoke_token_by_id(ctx, token_id),
-        done=lambda _: "/settings?revoked=1",
-        refused=lambda _: web.not_found(),
-    )
-
-
-@router.post("/settings")
-def save_settings(web: WebDep, time_zone: FormText = "", csrf_token: FormText = "") -> Response:
-    return web.act(
-        csrf_token,
-        lambda ctx: set_time_zone(ctx.session, ctx.require_actor(), time_zone),
-        done=lambda _: "/settings?saved=1",
-        refused=lambda error: _settings(
-            web, status=error.status, errors=form_errors(error, ("time_zone",))
+        Post(
+            "/settings/payout-destinations/{destination_id}/remove",
+            destinations.remove_destination,
+            "/settings#bank-accounts-heading",
+            _not_found,
         ),
-    )
+        # One of the viewer's API tokens or sessions; this browser's own too: it is then signed out,
+        # and the next page is the log-in page.
+        Post(
+            "/settings/tokens/{token_id}/revoke",
+            auth.revoke_token_by_id,
+            "/settings?revoked=1",
+            _not_found,
+        ),
+        Post(
+            "/settings",
+            _save_time_zone,
+            "/settings?saved=1",
+            _settings_refused,
+            fields=("time_zone",),
+        ),
+    ),
+)

@@ -11,6 +11,7 @@ from milepost.kit.errors import MilepostError
 from milepost.web.session import WebDep
 
 FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
 
 
 def form_errors(error: MilepostError, fields: tuple[str, ...]) -> dict[str, str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -12,12 +12,13 @@ from markupsafe import Markup
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
-from milepost.money import format_money, parse_amount
-from milepost.wallets import service as wallets
+from milepost.money import format_money
 from milepost.web import charts
 from milepost.web.account_pages import BankAccount, bank_accounts
-from milepost.web.common import FormText, form_errors
-from milepost.web.session import SignedOut, WebDep
+from milepost.web.common import form_errors
+from milepost.web.forms import wallet as wallet_forms
+from milepost.web.posts import Post, Posted, register
+from milepost.web.session import SignedOut, Web, WebDep
 from milepost.web.views import dashboard as views
 
 router = APIRouter(include_in_schema=False)
@@ -101,77 +102,37 @@ def dashboard_page(web: WebDep, tab: str | None = None) -> Response:
     return _dashboard(web, tab)
 
 
-def _wallet_form(
-    web: WebDep,
-    csrf_token: str,
-    action: Callable[[Context], object],
-    *,
-    prefix: str,
-    typed: dict[str, str],
-) -> Response:
-    """A deposit or payout form; refused, the dashboard again with the message by the field. The payout
+def _wallet_refused(web: Web, posted: Posted, error: MilepostError, *, prefix: str) -> Response:
+    """A refused deposit or payout: the dashboard again with the message by the field. The payout
     form's fields are named apart from the deposit form's (``payout-amount``, ...)."""
-
-    def refused(error: MilepostError) -> Response:
-        return _dashboard(
-            web,
-            None,
-            status=error.status,
-            errors={
-                prefix + field: message
-                for field, message in form_errors(error, WALLET_FIELDS).items()
-            },
-            values={prefix + field: value for field, value in typed.items()},
-        )
-
-    return web.act(csrf_token, action, done=lambda _: "/", refused=refused)
-
-
-@router.post("/deposits")
-def deposit(
-    web: WebDep,
-    amount: FormText = "",
-    currency: FormText = "",
-    provider: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    code = currency.strip().upper()
-    return _wallet_form(
+    return _dashboard(
         web,
-        csrf_token,
-        lambda ctx: wallets.create_deposit(
-            ctx, amount=parse_amount(amount, code), currency=code, provider=provider or None
-        ),
-        prefix="",
-        typed={"amount": amount, "currency": currency, "provider": provider},
-    )
-
-
-@router.post("/payouts")
-def payout(
-    web: WebDep,
-    amount: FormText = "",
-    currency: FormText = "",
-    provider: FormText = "",
-    destination_id: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    code = currency.strip().upper()
-    return _wallet_form(
-        web,
-        csrf_token,
-        lambda ctx: wallets.create_payout(
-            ctx,
-            amount=parse_amount(amount, code),
-            currency=code,
-            provider=provider or None,
-            destination_id=destination_id or None,
-        ),
-        prefix="payout-",
-        typed={
-            "amount": amount,
-            "currency": currency,
-            "provider": provider,
-            "destination_id": destination_id,
+        None,
+        status=error.status,
+        errors={
+            prefix + field: message for field, message in form_errors(error, posted.places).items()
         },
+        values={prefix + field: value for field, value in posted.typed.items()},
     )
+
+
+register(
+    router,
+    (
+        Post(
+            "/deposits",
+            wallet_forms.deposit,
+            "/",
+            partial(_wallet_refused, prefix=""),
+            fields=("amount", "currency", "provider"),
+            places=WALLET_FIELDS,
+        ),
+        Post(
+            "/payouts",
+            wallet_forms.payout,
+            "/",
+            partial(_wallet_refused, prefix="payout-"),
+            fields=WALLET_FIELDS,
+        ),
+    ),
+)

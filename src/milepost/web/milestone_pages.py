@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from milepost.disputes import service as disputes
-from milepost.feedback import service as feedback
 from milepost.files import service as file_service
 from milepost.files.endpoints import content_disposition
 from milepost.files.models import StoredFile
@@ -18,15 +19,18 @@ from milepost.kit.errors import MilepostError, NotFound
 from milepost.kit.headers import DOCUMENT_CSP, HTML_HEADERS
 from milepost.milestones import service as milestones
 from milepost.milestones.state import Action
-from milepost.money import parse_amount
 from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
 from milepost.web.common import FormText, not_found
 from milepost.web.forms import milestone as milestone_forms
-from milepost.web.session import SignedOut, WebDep
+from milepost.web.posts import Post, Posted, register
+from milepost.web.session import SignedOut, Web, WebDep
 from milepost.web.views import milestone as page_view
+from milepost.web.views.milestone import Form
 
 router = APIRouter(include_in_schema=False)
+
+MILESTONE = "/milestones/{milestone_id}"
 
 
 # Milestones --------------------------------------------------------------------------------------------
@@ -47,7 +51,7 @@ def _milestone(
         errors=errors or {},
         values=values or {},  # what was typed into a refused form, to type again no more
         Action=Action,
-        Form=page_view.Form,
+        Form=Form,
     )
 
 
@@ -56,32 +60,58 @@ def milestone_page(web: WebDep, milestone_id: str) -> Response:
     return _milestone(web, milestone_id)
 
 
-def _act(
-    web: WebDep,
-    milestone_id: str,
-    csrf_token: str,
-    name: str,
-    action: Any,
-    *,
-    values: dict[str, str] | None = None,
-) -> Response:
-    """Run one milestone action from its form; on refusal, the page again with the error by that form
-    (and, given ``values``, what was typed in it)."""
-    return web.act(
-        csrf_token,
-        action,
-        done=lambda _: f"/milestones/{milestone_id}",
-        refused=lambda error: _milestone(
-            web, milestone_id, status=error.status, errors={name: error.message}, values=values
+def _refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    """The milestone page again, with the message by the refused form (and what was typed in it)."""
+    return _milestone(
+        web,
+        posted.params["milestone_id"],
+        status=error.status,
+        errors={posted.form: error.message},
+        values=dict(posted.typed),
+    )
+
+
+def _form(path: str, form: str, call: Callable[..., object], *fields: str) -> Post:
+    """A form of the milestone page: back to the page when it is taken, or when it is refused."""
+    return Post(MILESTONE + path, call, MILESTONE, _refused, form=form, fields=fields)
+
+
+# Every form of the page but the delivery (whose files are staged before its unit of work, below): the
+# path under the milestone's, the form's name on the page, and the call its fields make.
+register(
+    router,
+    (
+        _form("/fund", Action.FUND, milestones.fund),
+        _form("/request-changes", Action.REQUEST_CHANGES, milestones.request_changes, "reason"),
+        _form("/release", Action.RELEASE, milestone_forms.release, "amount"),
+        _form("/approve", Action.APPROVE, milestones.approve),
+        _form("/request-release", Action.REQUEST_RELEASE, milestones.request_release),
+        _form("/cancel", Action.CANCEL, milestone_forms.cancel, "reason"),
+        _form(
+            "/cancellation-request",
+            Action.REQUEST_CANCELLATION,
+            milestones.request_cancellation,
+            "reason",
         ),
-    )
-
-
-@router.post("/milestones/{milestone_id}/fund")
-def fund(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web, milestone_id, csrf_token, "fund", lambda ctx: milestones.fund(ctx, milestone_id)
-    )
+        _form(
+            "/cancellation-request/accept",
+            Action.ANSWER_CANCELLATION,
+            partial(milestones.answer_cancellation, accept=True),
+        ),
+        _form(
+            "/cancellation-request/decline",
+            Action.ANSWER_CANCELLATION,
+            partial(milestones.answer_cancellation, accept=False),
+        ),
+        _form("/dispute", Action.OPEN_DISPUTE, disputes.open_dispute, "reason"),
+        _form("/dispute/offers", Form.MAKE_OFFER, milestone_forms.make_offer, "amount"),
+        _form("/dispute/offers/{offer_id}/accept", Form.ACCEPT_OFFER, milestone_forms.accept_offer),
+        _form("/dispute/withdraw", Form.WITHDRAW_DISPUTE, milestone_forms.withdraw_dispute),
+        _form(
+            "/feedback", Form.LEAVE_FEEDBACK, milestone_forms.leave_feedback, "rating", "comment"
+        ),
+    ),
+)
 
 
 @router.post("/milestones/{milestone_id}/submit")
@@ -98,6 +128,7 @@ def submit(
     if not web.csrf_ok(csrf_token, signed_in=True):
         return web.forbidden()
     typed = {"note": note, "links": links, "text": text}
+    posted = Posted(Action.SUBMIT, {"milestone_id": milestone_id}, typed, tuple(typed))
     try:
         # Signed in before anything is written to storage (as the API's upload does).
         web.read(lambda ctx: ctx.require_actor())
@@ -110,190 +141,12 @@ def submit(
     except SignedOut:
         return web.to_login()
     except MilepostError as error:
-        return _milestone(
-            web, milestone_id, status=error.status, errors={"submit": error.message}, values=typed
-        )
-    return _act(
-        web,
-        milestone_id,
+        return _refused(web, posted, error)
+    return web.act(
         csrf_token,
-        "submit",
-        lambda ctx: milestone_forms.submit_delivery(
-            ctx, milestone_id, note=note, links=links, text=text, uploads=uploads
-        ),
-        values=typed,
-    )
-
-
-@router.post("/milestones/{milestone_id}/request-changes")
-def request_changes(
-    web: WebDep, milestone_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "request_changes",
-        lambda ctx: milestones.request_changes(ctx, milestone_id, reason=reason),
-    )
-
-
-@router.post("/milestones/{milestone_id}/release")
-def release(
-    web: WebDep, milestone_id: str, amount: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    def release_part(ctx: Context) -> None:
-        # The amount is typed in the milestone's currency.
-        currency = milestones.get_milestone(ctx, milestone_id).currency
-        milestones.release(ctx, milestone_id, amount=parse_amount(amount, currency))
-
-    return _act(web, milestone_id, csrf_token, "release", release_part)
-
-
-@router.post("/milestones/{milestone_id}/approve")
-def approve(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web, milestone_id, csrf_token, "approve", lambda ctx: milestones.approve(ctx, milestone_id)
-    )
-
-
-@router.post("/milestones/{milestone_id}/request-release")
-def request_release(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "request_release",
-        lambda ctx: milestones.request_release(ctx, milestone_id),
-    )
-
-
-@router.post("/milestones/{milestone_id}/cancel")
-def cancel(
-    web: WebDep, milestone_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "cancel",
-        lambda ctx: milestones.cancel(ctx, milestone_id, reason=reason or None),
-    )
-
-
-@router.post("/milestones/{milestone_id}/cancellation-request")
-def request_cancellation(
-    web: WebDep, milestone_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "request_cancellation",
-        lambda ctx: milestones.request_cancellation(ctx, milestone_id, reason=reason),
-    )
-
-
-@router.post("/milestones/{milestone_id}/cancellation-request/accept")
-def accept_cancellation(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "answer_cancellation",
-        lambda ctx: milestones.answer_cancellation(ctx, milestone_id, accept=True),
-    )
-
-
-@router.post("/milestones/{milestone_id}/cancellation-request/decline")
-def decline_cancellation(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "answer_cancellation",
-        lambda ctx: milestones.answer_cancellation(ctx, milestone_id, accept=False),
-    )
-
-
-# Disputes ------------------------------------------------------------------------------------------------
-
-
-@router.post("/milestones/{milestone_id}/dispute")
-def open_dispute(
-    web: WebDep, milestone_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        "open_dispute",
-        lambda ctx: disputes.open_dispute(ctx, milestone_id, reason=reason),
-    )
-
-
-@router.post("/milestones/{milestone_id}/dispute/offers")
-def make_offer(
-    web: WebDep, milestone_id: str, amount: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    def offer(ctx: Context) -> None:
-        # The freelancer's part is typed in the milestone's currency.
-        currency = milestones.get_milestone(ctx, milestone_id).currency
-        disputes.make_offer(
-            ctx,
-            milestone_forms.open_dispute_id(ctx, milestone_id),
-            # Offering the freelancer nothing (all back to the client) is a valid offer.
-            to_freelancer=parse_amount(amount, currency, param="to_freelancer", allow_zero=True),
-        )
-
-    return _act(web, milestone_id, csrf_token, page_view.Form.MAKE_OFFER, offer)
-
-
-@router.post("/milestones/{milestone_id}/dispute/offers/{offer_id}/accept")
-def accept_offer(
-    web: WebDep, milestone_id: str, offer_id: str, csrf_token: FormText = ""
-) -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        page_view.Form.ACCEPT_OFFER,
-        lambda ctx: disputes.accept_offer(
-            ctx, milestone_forms.open_dispute_id(ctx, milestone_id), offer_id
-        ),
-    )
-
-
-@router.post("/milestones/{milestone_id}/dispute/withdraw")
-def withdraw_dispute(web: WebDep, milestone_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        page_view.Form.WITHDRAW_DISPUTE,
-        lambda ctx: disputes.withdraw(ctx, milestone_forms.open_dispute_id(ctx, milestone_id)),
-    )
-
-
-# Feedback ------------------------------------------------------------------------------------------------
-
-
-@router.post("/milestones/{milestone_id}/feedback")
-def leave_feedback(
-    web: WebDep,
-    milestone_id: str,
-    rating: FormText = "",
-    comment: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    # A rating that is not a number goes through as typed, for the service to refuse.
-    value: object = int(rating) if rating.strip().isdigit() else rating
-    return _act(
-        web,
-        milestone_id,
-        csrf_token,
-        page_view.Form.LEAVE_FEEDBACK,
-        lambda ctx: feedback.leave_feedback(ctx, milestone_id, rating=value, comment=comment),
+        lambda ctx: milestone_forms.submit_delivery(ctx, milestone_id, uploads=uploads, **typed),
+        done=lambda _: MILESTONE.format(milestone_id=milestone_id),
+        refused=lambda error: _refused(web, posted, error),
     )
 
 

@@ -1,6 +1,8 @@
-"""The web app's pages. Each handler checks the form's CSRF token, runs one service call in one unit of
-work as the session's user (see ``session.Web``), and renders a template or redirects. A refused action
-re-renders its form with the service's message beside it; no rule is decided in a page or a template.
+"""The web app's pages. Each form's handler checks its CSRF token, runs one service call in one unit of
+work as the session's user (see ``session.Web``), and redirects; a refused action re-renders its page with
+the service's message by the form. The page modules declare their forms as tables (``posts.Post``); what
+a page shows comes from its read model (``views``), what a form sends becomes service arguments in
+``forms``. No rule is decided in a page or a template.
 
 One module per area; this one gathers their routers."""
 
@@ -18,14 +20,9 @@ from milepost.web import (
     staff_pages,
 )
 
+AREAS = (auth_pages, dashboard_pages, project_pages, milestone_pages, staff_pages, account_pages)
+
 # Form fields, path and query parameters with NUL or another control character: a 422 page, nothing done.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_control_characters)])
-for area in (
-    auth_pages,
-    dashboard_pages,
-    project_pages,
-    milestone_pages,
-    staff_pages,
-    account_pages,
-):
+for area in AREAS:
     router.include_router(area.router)

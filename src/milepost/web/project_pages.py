@@ -4,23 +4,32 @@ editing a draft milestone's terms."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import zip_longest
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
+from milepost.kit.errors import MilepostError
+from milepost.milestones.models import Milestone
 from milepost.projects import service as projects
-from milepost.web.common import FormText, form_errors
+from milepost.projects.models import Project
+from milepost.web.common import form_errors
 from milepost.web.forms import project as forms
-from milepost.web.session import WebDep
+from milepost.web.posts import Post, Posted, register
+from milepost.web.session import Web, WebDep
 from milepost.web.views import project as views
 from milepost.web.views.project import Form as ProjectForm
 
 router = APIRouter(include_in_schema=False)
 
-FormList = Annotated[list[str], Form()]
+PROJECT = "/projects/{project_id}"
+PROPOSAL_COLUMNS = (
+    "milestone_title",
+    "milestone_amount",
+    "milestone_due_date",
+    "milestone_criteria",
+)
 PROPOSAL_FIELDS = (
     "amount",
     "cover_letter",
@@ -59,37 +68,12 @@ def new_project_page(web: WebDep) -> Response:
     return _new_project_form(web, errors={}, values={"currency": "USD"})
 
 
-@router.post("/projects/new")
-def post_project(
-    web: WebDep,
-    title: FormText = "",
-    description: FormText = "",
-    currency: FormText = "",
-    billing_contact_email: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    values = {
-        "title": title,
-        "description": description,
-        "currency": currency,
-        "billing_contact_email": billing_contact_email,
-    }
-    return web.act(
-        csrf_token,
-        lambda ctx: projects.create_project(
-            ctx,
-            title=title,
-            description=description,
-            currency=currency.strip().upper(),
-            billing_contact_email=billing_contact_email.strip() or None,
-        ),
-        done=lambda project: f"/projects/{project.id}",
-        refused=lambda error: _new_project_form(
-            web,
-            status=error.status,
-            errors=form_errors(error, tuple(values)),
-            values=values,
-        ),
+def _new_project_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    return _new_project_form(
+        web,
+        status=error.status,
+        errors=form_errors(error, posted.places),
+        values=dict(posted.typed),
     )
 
 
@@ -123,143 +107,93 @@ def project_page(web: WebDep, project_id: str) -> Response:
     return _project(web, project_id)
 
 
-def _act(
-    web: WebDep,
-    project_id: str,
-    csrf_token: str,
+def _as_typed(posted: Posted) -> dict[str, Any]:
+    """What a refused form sent, to show again; the proposal's milestone columns as its rows."""
+    values = {**posted.params, **posted.typed}
+    if "milestone_title" in values:
+        values["rows"] = forms.proposed_rows(*(posted.typed[name] for name in PROPOSAL_COLUMNS))
+    return values
+
+
+def _refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    """The project page again, with the message by the refused form (by its field, where it names one)
+    and what was typed in it."""
+    return _project(
+        web,
+        posted.params["project_id"],
+        status=error.status,
+        failed=posted.form,
+        errors=form_errors(error, posted.places),
+        values=_as_typed(posted),
+    )
+
+
+def _form(
+    path: str,
     form: str,
-    action: Callable[[Context], object],
-    *,
-    fields: tuple[str, ...] = (),
-    values: dict[str, Any] | None = None,
-) -> Response:
-    """Run one form's service call; on refusal, the project page again with the error by that form."""
-    return web.act(
-        csrf_token,
-        action,
-        done=lambda _: f"/projects/{project_id}",
-        refused=lambda error: _project(
-            web,
-            project_id,
-            status=error.status,
-            failed=form,
-            errors=form_errors(error, fields),
-            values=values,
+    call: Callable[..., object],
+    *fields: str,
+    lists: tuple[str, ...] = (),
+    places: tuple[str, ...] | None = None,
+) -> Post:
+    """A form of the project page: back to the page when it is taken, or when it is refused."""
+    return Post(
+        PROJECT + path,
+        call,
+        PROJECT,
+        _refused,
+        form=form,
+        fields=fields,
+        lists=lists,
+        places=places,
+    )
+
+
+def _accept(ctx: Context, project_id: str, proposal_id: str) -> Project:
+    return projects.accept_proposal(ctx, proposal_id)
+
+
+def _add_milestone(ctx: Context, project_id: str, **typed: str) -> Milestone:
+    return forms.add_milestone(ctx, project_id, forms.TermsForm(**typed))
+
+
+# The new-project form, and every form of the project page: path, form name, call, fields.
+register(
+    router,
+    (
+        Post(
+            "/projects/new",
+            forms.post_project,
+            lambda project: f"/projects/{project.id}",
+            _new_project_refused,
+            fields=("title", "description", "currency", "billing_contact_email"),
         ),
-    )
-
-
-@router.post("/projects/{project_id}/proposals")
-def propose(
-    web: WebDep,
-    project_id: str,
-    amount: FormText = "",
-    cover_letter: FormText = "",
-    milestone_title: FormList = [],  # noqa: B006 (FastAPI copies defaults)
-    milestone_amount: FormList = [],  # noqa: B006
-    milestone_due_date: FormList = [],  # noqa: B006
-    milestone_criteria: FormList = [],  # noqa: B006
-    csrf_token: FormText = "",
-) -> Response:
-    rows = [
-        forms.ProposedRow(*row)
-        for row in zip_longest(
-            milestone_title, milestone_amount, milestone_due_date, milestone_criteria, fillvalue=""
-        )
-    ]
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.PROPOSE,
-        lambda ctx: forms.propose(
-            ctx, project_id, amount=amount, cover_letter=cover_letter, rows=rows
+        _form(
+            "/proposals",
+            ProjectForm.PROPOSE,
+            forms.propose_typed,
+            "amount",
+            "cover_letter",
+            lists=PROPOSAL_COLUMNS,
+            places=PROPOSAL_FIELDS,
         ),
-        fields=PROPOSAL_FIELDS,
-        values={"amount": amount, "cover_letter": cover_letter, "rows": rows},
-    )
-
-
-@router.post("/projects/{project_id}/proposals/{proposal_id}/accept")
-def accept(web: WebDep, project_id: str, proposal_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.ACCEPT,
-        lambda ctx: projects.accept_proposal(ctx, proposal_id),
-        values={"proposal_id": proposal_id},
-    )
-
-
-@router.post("/projects/{project_id}/pause")
-def pause(web: WebDep, project_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.PAUSE,
-        lambda ctx: projects.pause_project(ctx, project_id),
-    )
-
-
-@router.post("/projects/{project_id}/resume")
-def resume(web: WebDep, project_id: str, csrf_token: FormText = "") -> Response:
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.RESUME,
-        lambda ctx: projects.resume_project(ctx, project_id),
-    )
-
-
-@router.post("/projects/{project_id}/milestones")
-def add_milestone(
-    web: WebDep,
-    project_id: str,
-    title: FormText = "",
-    amount: FormText = "",
-    due_date: FormText = "",
-    fund_by: FormText = "",
-    acceptance_criteria: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    form = forms.TermsForm(
-        title=title,
-        amount=amount,
-        due_date=due_date,
-        fund_by=fund_by,
-        acceptance_criteria=acceptance_criteria,
-    )
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.MILESTONE,
-        lambda ctx: forms.add_milestone(ctx, project_id, form),
-        fields=TERMS_FIELDS,
-        values=vars(form),
-    )
-
-
-@router.post("/projects/{project_id}/bonuses")
-def give_bonus(
-    web: WebDep,
-    project_id: str,
-    amount: FormText = "",
-    note: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    return _act(
-        web,
-        project_id,
-        csrf_token,
-        ProjectForm.BONUS,
-        lambda ctx: forms.give_bonus(ctx, project_id, amount=amount, note=note),
-        fields=("amount", "note"),
-        values={"amount": amount, "note": note},
-    )
+        _form("/proposals/{proposal_id}/accept", ProjectForm.ACCEPT, _accept),
+        _form("/pause", ProjectForm.PAUSE, projects.pause_project),
+        _form("/resume", ProjectForm.RESUME, projects.resume_project),
+        _form(
+            "/milestones",
+            ProjectForm.MILESTONE,
+            _add_milestone,
+            "title",
+            "amount",
+            "due_date",
+            "fund_by",
+            "acceptance_criteria",
+            places=TERMS_FIELDS,
+        ),
+        _form("/bonuses", ProjectForm.BONUS, forms.give_bonus, "amount", "note"),
+    ),
+)
 
 
 # A draft milestone's terms -----------------------------------------------------------------------------
@@ -287,45 +221,29 @@ def terms_page(web: WebDep, milestone_id: str) -> Response:
     return _terms(web, milestone_id)
 
 
-@router.post("/milestones/{milestone_id}/terms")
-def edit_terms(
-    web: WebDep,
-    milestone_id: str,
-    title: FormText = "",
-    description: FormText = "",
-    amount: FormText = "",
-    due_date: FormText = "",
-    fund_by: FormText = "",
-    review_period_days: FormText = "",
-    release_delay_days: FormText = "",
-    acceptance_criteria: FormText = "",
-    required_evidence: FormText = "",
-    exclusions: FormText = "",
-    dependencies: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    form = forms.TermsForm(
-        title=title,
-        description=description,
-        amount=amount,
-        due_date=due_date,
-        fund_by=fund_by,
-        review_period_days=review_period_days,
-        release_delay_days=release_delay_days,
-        acceptance_criteria=acceptance_criteria,
-        required_evidence=required_evidence,
-        exclusions=exclusions,
-        dependencies=dependencies,
+def _terms_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    return _terms(
+        web,
+        posted.params["milestone_id"],
+        status=error.status,
+        errors=form_errors(error, posted.places),
+        form=forms.TermsForm(**posted.typed),
     )
-    return web.act(
-        csrf_token,
-        lambda ctx: forms.edit_terms(ctx, milestone_id, form),
-        done=lambda milestone: f"/projects/{milestone.project_id}",
-        refused=lambda error: _terms(
-            web,
-            milestone_id,
-            status=error.status,
-            errors=form_errors(error, TERMS_FIELDS),
-            form=form,
+
+
+def _edit_terms(ctx: Context, milestone_id: str, **typed: str) -> Milestone:
+    return forms.edit_terms(ctx, milestone_id, forms.TermsForm(**typed))
+
+
+register(
+    router,
+    (
+        Post(
+            "/milestones/{milestone_id}/terms",
+            _edit_terms,
+            lambda milestone: f"/projects/{milestone.project_id}",
+            _terms_refused,
+            fields=TERMS_FIELDS,
         ),
-    )
+    ),
+)

@@ -7,20 +7,21 @@ user cannot even tell the pages exist.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
-from milepost.kit.errors import NotFound, PermissionDenied
+from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
 from milepost.ledger.verify import VerifyReport, verify_as_staff
 from milepost.wallets import service as wallets
-from milepost.web.common import FormText, form_errors
+from milepost.web.common import form_errors
 from milepost.web.forms import dispute as dispute_forms
-from milepost.web.session import WebDep
+from milepost.web.posts import Post, Posted, register
+from milepost.web.session import Web, WebDep
 from milepost.web.views import dispute_queue as queue
 from milepost.web.views import pending_transfers as pending
 
@@ -85,69 +86,43 @@ def staff_page(web: WebDep, verify: bool = False) -> Response:
     return _overview(web, verify=verify)
 
 
-def _transfer_action(
-    web: WebDep, csrf_token: str, name: str, action: Any, *, reason: str | None = None
-) -> Response:
-    """Confirm, reject, mark paid or fail a transfer; on refusal, the staff page with the error by its
-    form (and the reason typed, to correct rather than retype)."""
-    return web.act(
-        csrf_token,
-        action,
-        done=lambda _: "/staff",
-        refused=lambda error: _overview(
-            web,
-            status=error.status,
-            errors={name: error.message},
-            values={} if reason is None else {name: reason},
+def _transfer_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    """The staff page again, with the message by the refused form (and the reason typed, to correct
+    rather than retype)."""
+    reason = posted.typed.get("reason")
+    return _overview(
+        web,
+        status=error.status,
+        errors={posted.form: error.message},
+        values={} if reason is None else {posted.form: reason},
+    )
+
+
+def _transfer(path: str, form: str, call: Callable[..., object], *fields: str) -> Post:
+    """Confirm, reject, mark paid or fail a transfer: back to the staff page."""
+    return Post(path, call, "/staff", _transfer_refused, form=form, fields=fields, hidden=HIDDEN)
+
+
+register(
+    router,
+    (
+        _transfer(
+            "/staff/deposits/{deposit_id}/confirm", "deposit-{deposit_id}", wallets.confirm_deposit
         ),
-        hidden=HIDDEN,
-    )
-
-
-@router.post("/staff/deposits/{deposit_id}/confirm")
-def confirm_deposit(web: WebDep, deposit_id: str, csrf_token: FormText = "") -> Response:
-    return _transfer_action(
-        web,
-        csrf_token,
-        f"deposit-{deposit_id}",
-        lambda ctx: wallets.confirm_deposit(ctx, deposit_id),
-    )
-
-
-@router.post("/staff/deposits/{deposit_id}/reject")
-def reject_deposit(
-    web: WebDep, deposit_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _transfer_action(
-        web,
-        csrf_token,
-        f"reject-{deposit_id}",
-        lambda ctx: wallets.reject_deposit(ctx, deposit_id, reason=reason),
-        reason=reason,
-    )
-
-
-@router.post("/staff/payouts/{payout_id}/fail")
-def fail_payout(
-    web: WebDep, payout_id: str, reason: FormText = "", csrf_token: FormText = ""
-) -> Response:
-    return _transfer_action(
-        web,
-        csrf_token,
-        f"fail-{payout_id}",
-        lambda ctx: wallets.fail_payout(ctx, payout_id, reason=reason),
-        reason=reason,
-    )
-
-
-@router.post("/staff/payouts/{payout_id}/mark-paid")
-def mark_payout_paid(web: WebDep, payout_id: str, csrf_token: FormText = "") -> Response:
-    return _transfer_action(
-        web,
-        csrf_token,
-        f"payout-{payout_id}",
-        lambda ctx: wallets.mark_payout_paid(ctx, payout_id),
-    )
+        _transfer(
+            "/staff/deposits/{deposit_id}/reject",
+            "reject-{deposit_id}",
+            wallets.reject_deposit,
+            "reason",
+        ),
+        _transfer(
+            "/staff/payouts/{payout_id}/fail", "fail-{payout_id}", wallets.fail_payout, "reason"
+        ),
+        _transfer(
+            "/staff/payouts/{payout_id}/mark-paid", "payout-{payout_id}", wallets.mark_payout_paid
+        ),
+    ),
+)
 
 
 # One dispute ----------------------------------------------------------------------------------------------
@@ -176,26 +151,26 @@ def dispute_page(web: WebDep, dispute_id: str) -> Response:
     return _dispute(web, dispute_id)
 
 
-@router.post("/staff/disputes/{dispute_id}/resolve")
-def resolve(
-    web: WebDep,
-    dispute_id: str,
-    to_freelancer: FormText = "",
-    note: FormText = "",
-    csrf_token: FormText = "",
-) -> Response:
-    return web.act(
-        csrf_token,
-        lambda ctx: dispute_forms.resolve_with_freelancer_part(
-            ctx, dispute_id, to_freelancer=to_freelancer, note=note or None
-        ),
-        done=lambda _: f"/staff/disputes/{dispute_id}",
-        refused=lambda error: _dispute(
-            web,
-            dispute_id,
-            status=error.status,
-            errors=form_errors(error, ("to_freelancer", "note")),
-            values={"to_freelancer": to_freelancer, "note": note},
-        ),
-        hidden=HIDDEN,
+def _dispute_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    return _dispute(
+        web,
+        posted.params["dispute_id"],
+        status=error.status,
+        errors=form_errors(error, posted.places),
+        values=dict(posted.typed),
     )
+
+
+register(
+    router,
+    (
+        Post(
+            "/staff/disputes/{dispute_id}/resolve",
+            dispute_forms.resolve_with_freelancer_part,
+            "/staff/disputes/{dispute_id}",
+            _dispute_refused,
+            fields=("to_freelancer", "note"),
+            hidden=HIDDEN,
+        ),
+    ),
+)

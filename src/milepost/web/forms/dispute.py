@@ -15,8 +15,8 @@ def resolve_with_freelancer_part(
     ctx: Context, dispute_id: str, *, to_freelancer: object, note: object = None
 ) -> Dispute:
     """Staff type the freelancer's part in the milestone's currency (the fee still comes off it); the
-    client gets the rest of the escrow. The disputes service checks again, under its locks, that the two
-    parts add up to the escrow.
+    client gets the rest of the escrow; a blank note is none. The disputes service checks again, under
+    its locks, that the two parts add up to the escrow.
     """
     ctx.require_staff("mediate disputes")
     access = disputes.load_dispute(ctx, dispute_id, lock=False).milestone_access
@@ -37,5 +37,5 @@ def resolve_with_freelancer_part(
             param="to_freelancer",
         )
     return disputes.resolve(
-        ctx, dispute_id, to_freelancer=amount, to_client=escrow - amount, note=note
+        ctx, dispute_id, to_freelancer=amount, to_client=escrow - amount, note=note or None
     )

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.disputes import service as disputes
+from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
+from milepost.feedback import service as feedback
+from milepost.feedback.models import Feedback
 from milepost.files import service as files
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState
 from milepost.milestones import service as milestones
 from milepost.milestones.access import load_milestone
-from milepost.milestones.models import Submission
+from milepost.milestones.models import Milestone, Submission
+from milepost.money import parse_amount
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,39 @@ def open_dispute_id(ctx: Context, milestone_id: str) -> str:
     if dispute_id is None:
         raise InvalidState("This milestone has no open dispute.", code="no_open_dispute")
     return dispute_id
+
+
+def release(ctx: Context, milestone_id: str, *, amount: str) -> Milestone:
+    """Release part or all of the escrow: the amount is typed in the milestone's currency."""
+    currency = milestones.get_milestone(ctx, milestone_id).currency
+    return milestones.release(ctx, milestone_id, amount=parse_amount(amount, currency))
+
+
+def cancel(ctx: Context, milestone_id: str, *, reason: str) -> Milestone:
+    """The reason is optional: a blank one is none."""
+    return milestones.cancel(ctx, milestone_id, reason=reason or None)
+
+
+def make_offer(ctx: Context, milestone_id: str, *, amount: str) -> SettlementOffer:
+    """Offer the freelancer a part of the escrow, typed in the milestone's currency."""
+    currency = milestones.get_milestone(ctx, milestone_id).currency
+    return disputes.make_offer(
+        ctx,
+        open_dispute_id(ctx, milestone_id),
+        # Offering the freelancer nothing (all back to the client) is a valid offer.
+        to_freelancer=parse_amount(amount, currency, param="to_freelancer", allow_zero=True),
+    )
+
+
+def accept_offer(ctx: Context, milestone_id: str, offer_id: str) -> Dispute:
+    return disputes.accept_offer(ctx, open_dispute_id(ctx, milestone_id), offer_id)
+
+
+def withdraw_dispute(ctx: Context, milestone_id: str) -> Dispute:
+    return disputes.withdraw(ctx, open_dispute_id(ctx, milestone_id))
+
+
+def leave_feedback(ctx: Context, milestone_id: str, *, rating: str, comment: str) -> Feedback:
+    # A rating that is not a number goes through as typed, for the service to refuse.
+    value: object = int(rating) if rating.strip().isdigit() else rating
+    return feedback.leave_feedback(ctx, milestone_id, rating=value, comment=comment)

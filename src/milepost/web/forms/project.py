@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from itertools import zip_longest
 from typing import Any
 
 from milepost.kit.context import Context
@@ -15,7 +16,7 @@ from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.money import parse_amount, to_decimal
 from milepost.projects import service as projects
-from milepost.projects.models import Bonus, Proposal
+from milepost.projects.models import Bonus, Project, Proposal
 
 PROPOSAL_ROWS = projects.MAX_PROPOSAL_MILESTONES
 
@@ -158,3 +159,36 @@ def _form_row_param(param: str | None, rows: list[int]) -> str | None:
     if not position.isdigit() or int(position) >= len(rows):
         return param
     return f"{prefix}{rows[int(position)]}]{rest}"
+
+
+def post_project(
+    ctx: Context, *, title: str, description: str, currency: str, billing_contact_email: str
+) -> Project:
+    """The new-project form: the currency code in any case, a blank billing e-mail as none."""
+    return projects.create_project(
+        ctx,
+        title=title,
+        description=description,
+        currency=currency.strip().upper(),
+        billing_contact_email=billing_contact_email.strip() or None,
+    )
+
+
+def proposed_rows(
+    milestone_title: Sequence[str],
+    milestone_amount: Sequence[str],
+    milestone_due_date: Sequence[str],
+    milestone_criteria: Sequence[str],
+) -> list[ProposedRow]:
+    """The proposal form's milestone rows, from its columns (one value per row each, as posted)."""
+    columns = (milestone_title, milestone_amount, milestone_due_date, milestone_criteria)
+    return [ProposedRow(*row) for row in zip_longest(*columns, fillvalue="")]
+
+
+def propose_typed(
+    ctx: Context, project_id: str, *, amount: str, cover_letter: str, **columns: Sequence[str]
+) -> Proposal:
+    """``propose`` from the form as posted: its milestone rows as columns."""
+    return propose(
+        ctx, project_id, amount=amount, cover_letter=cover_letter, rows=proposed_rows(**columns)
+    )

@@ -1,0 +1,113 @@
+"""The one shape of every form's POST: check the form's CSRF token, make one service call from the typed
+fields in one unit of work (``Web.act``), redirect when it is taken, and when the service refuses, render
+the page again with the message by the form.
+
+A page module declares its forms as a table of ``Post`` rows and registers them with ``register``. Each
+row's endpoint is built with a real signature (its path parameters, its form fields and ``csrf_token``),
+so FastAPI parses the form as for a hand-written endpoint, and the pages router's control-character check
+runs before it as before every route.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from milepost.kit.errors import MilepostError, NotFound
+from milepost.web.common import FormList, FormText
+from milepost.web.session import Web, WebDep
+
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What one form sent, for re-rendering its page when the service refuses it."""
+
+    form: str  # the form's name on the page: where the refusal's message goes
+    params: Mapping[str, str]  # the path's parameters
+    typed: Mapping[str, Any]  # the form's fields as typed (a list for a list field)
+    places: tuple[str, ...]  # the fields a message may stand by (else it is the form's as a whole)
+
+
+Refusal = Callable[[Web, Posted, MilepostError], Response]
+
+
+@dataclass(frozen=True)
+class Post:
+    """One form: where it posts, what it sends, the service call it makes, and what follows.
+
+    ``call(ctx, *path parameters, **fields)`` runs in the unit of work. ``done`` is where the browser goes
+    once it is taken: a path naming path parameters in braces, or a function of the call's result.
+    ``refused`` renders the page again when the service refuses. ``form`` is the form's name on the page,
+    naming path parameters in braces where every row of a list has its own form ("reject-{deposit_id}").
+    """
+
+    path: str
+    call: Callable[..., object]
+    done: str | Callable[[Any], str]
+    refused: Refusal
+    form: str = ""
+    fields: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()  # fields sent once per row (a proposal's milestone titles)
+    places: tuple[str, ...] | None = None  # where a message may stand; by default, by ``fields``
+    hidden: tuple[type[Exception], ...] = (NotFound,)  # answered with the 404 page
+
+    @property
+    def params(self) -> list[str]:
+        return _PATH_PARAMETER.findall(self.path)
+
+
+def register(router: APIRouter, posts: Iterable[Post]) -> None:
+    for post in posts:
+        router.add_api_route(post.path, endpoint(post), methods=["POST"])
+
+
+def endpoint(post: Post) -> Callable[..., Response]:
+    """The endpoint of one form, with the signature FastAPI reads its parameters from."""
+
+    def handle(web: Web, csrf_token: str = "", **sent: Any) -> Response:
+        path = {name: sent.pop(name) for name in post.params}
+        posted = Posted(
+            form=post.form.format(**path),
+            params=path,
+            typed=sent,
+            places=post.fields if post.places is None else post.places,
+        )
+
+        def done(result: object) -> str:
+            return post.done.format(**path) if isinstance(post.done, str) else post.done(result)
+
+        return web.act(
+            csrf_token,
+            lambda ctx: post.call(ctx, *path.values(), **sent),
+            done=done,
+            refused=lambda error: post.refused(web, posted, error),
+            hidden=post.hidden,
+        )
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("web", keyword, annotation=WebDep),
+            *(inspect.Parameter(name, keyword, annotation=str) for name in post.params),
+            *(
+                inspect.Parameter(name, keyword, annotation=FormText, default="")
+                for name in post.fields
+            ),
+            *(
+                inspect.Parameter(name, keyword, annotation=FormList, default=[])
+                for name in post.lists
+            ),
+            inspect.Parameter("csrf_token", keyword, annotation=FormText, default=""),
+        ],
+        return_annotation=Response,
+    )
+    handle.__name__ = getattr(post.call, "__name__", "post")
+    return handle

@@ -3,8 +3,6 @@ payouts go to)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 
@@ -15,11 +13,10 @@ from milepost.notifications import service as notifications
 from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
 from milepost.wallets import destinations
-from milepost.wallets.destinations import masked
-from milepost.wallets.models import PayoutDestination
 from milepost.web.common import form_errors, not_found
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import SignedOut, Web, WebDep
+from milepost.web.views import settings as settings_view
 from milepost.web.views.profile import profile
 
 router = APIRouter(include_in_schema=False)
@@ -99,41 +96,6 @@ DESTINATION_FIELDS = (
     "account_number",
     "routing_number",
 )
-MAX_DESTINATIONS_SHOWN = 100
-
-
-@dataclass(frozen=True)
-class BankAccount:
-    """A payout destination as its owner sees it: masked."""
-
-    id: str
-    label: str
-    holder_name: str
-    masked: str
-
-    @classmethod
-    def of(cls, destination: PayoutDestination) -> BankAccount:
-        return cls(destination.id, destination.label, destination.holder_name, masked(destination))
-
-
-@dataclass(frozen=True)
-class SettingsPage:
-    user: User
-    bank_accounts: list[BankAccount]
-    tokens: list[auth.TokenView]  # live API tokens and browser sessions, newest first
-    more_tokens: bool
-
-
-def bank_accounts(ctx: Context) -> list[BankAccount]:
-    page = destinations.list_destinations(ctx, limit=MAX_DESTINATIONS_SHOWN)
-    return [BankAccount.of(destination) for destination in page.data]
-
-
-def _load_settings(web: WebDep, ctx: Context) -> SettingsPage:
-    tokens, more = auth.list_tokens(ctx, web.session_token)
-    return SettingsPage(
-        user=ctx.require_actor(), bank_accounts=bank_accounts(ctx), tokens=tokens, more_tokens=more
-    )
 
 
 def _settings(
@@ -148,7 +110,7 @@ def _settings(
 ) -> Response:
     return web.page(
         "settings.html",
-        lambda ctx: _load_settings(web, ctx),
+        lambda ctx: settings_view.settings_page(ctx, web.session_token),
         status=status,
         zones=time_zones(),
         errors=errors or {},

@@ -14,12 +14,12 @@ from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.money import format_money
 from milepost.web import charts
-from milepost.web.account_pages import BankAccount, bank_accounts
 from milepost.web.common import form_errors
 from milepost.web.forms import wallet as wallet_forms
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import SignedOut, Web, WebDep
 from milepost.web.views import dashboard as views
+from milepost.web.views.settings import BankAccount, bank_accounts
 
 router = APIRouter(include_in_schema=False)
 

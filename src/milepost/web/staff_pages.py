@@ -8,22 +8,18 @@ user cannot even tell the pages exist.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
-from milepost.ledger.verify import VerifyReport, verify_as_staff
 from milepost.wallets import service as wallets
 from milepost.web.common import form_errors
 from milepost.web.forms import dispute as dispute_forms
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import Web, WebDep
 from milepost.web.views import dispute_queue as queue
-from milepost.web.views import pending_transfers as pending
+from milepost.web.views import staff
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,27 +32,6 @@ HIDDEN = (
 # The queue ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Overview:
-    disputes: list[queue.QueueLine]
-    transfers: pending.PendingTransfers
-    ledger: VerifyReport | None
-    checked_at: datetime
-
-    @property
-    def form_names(self) -> set[str]:
-        """The confirm, mark-paid, reject and fail forms on the page; a refusal's message goes next to its
-        form."""
-        deposits = {line.id for line in self.transfers.deposits}
-        payouts = {line.id for line in self.transfers.payouts}
-        return (
-            {f"deposit-{id_}" for id_ in deposits}
-            | {f"reject-{id_}" for id_ in deposits}
-            | {f"payout-{id_}" for id_ in payouts}
-            | {f"fail-{id_}" for id_ in payouts}
-        )
-
-
 def _overview(
     web: WebDep,
     *,
@@ -67,17 +42,13 @@ def _overview(
 ) -> Response:
     """The staff home. Verifying the ledger reads every posting, so it runs only when staff press "Verify
     the ledger now" (a GET: it changes nothing), not on every view of the queue; the result says when."""
-
-    def load(ctx: Context) -> _Overview:
-        return _Overview(
-            disputes=queue.dispute_queue(ctx),
-            transfers=pending.pending_transfers(ctx),
-            ledger=verify_as_staff(ctx) if verify else None,
-            checked_at=ctx.now,
-        )
-
     return web.page(
-        "staff.html", load, status=status, hidden=HIDDEN, errors=errors or {}, values=values or {}
+        "staff.html",
+        lambda ctx: staff.staff_overview(ctx, verify=verify),
+        status=status,
+        hidden=HIDDEN,
+        errors=errors or {},
+        values=values or {},
     )
 
 
@@ -107,19 +78,19 @@ register(
     router,
     (
         _transfer(
-            "/staff/deposits/{deposit_id}/confirm", "deposit-{deposit_id}", wallets.confirm_deposit
+            "/staff/deposits/{deposit_id}/confirm", staff.CONFIRM_DEPOSIT, wallets.confirm_deposit
         ),
         _transfer(
             "/staff/deposits/{deposit_id}/reject",
-            "reject-{deposit_id}",
+            staff.REJECT_DEPOSIT,
             wallets.reject_deposit,
             "reason",
         ),
         _transfer(
-            "/staff/payouts/{payout_id}/fail", "fail-{payout_id}", wallets.fail_payout, "reason"
+            "/staff/payouts/{payout_id}/fail", staff.FAIL_PAYOUT, wallets.fail_payout, "reason"
         ),
         _transfer(
-            "/staff/payouts/{payout_id}/mark-paid", "payout-{payout_id}", wallets.mark_payout_paid
+            "/staff/payouts/{payout_id}/mark-paid", staff.MARK_PAYOUT_PAID, wallets.mark_payout_paid
         ),
     ),
 )

@@ -20,7 +20,7 @@ def _form_paths() -> list[str]:
         re.sub(r"\{\w+\}", "x_1", route.path)
         for area in AREAS
         for route in area.router.routes
-        if isinstance(route, APIRoute) and "POST" in route.methods
+        if isinstance(route, APIRoute) and "POST" in (route.methods or ())
     )
 
 

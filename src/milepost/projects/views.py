@@ -20,6 +20,7 @@ from milepost.money import currency_symbol, exponent
 from milepost.projects import service as projects
 from milepost.projects.forms import TermsForm
 from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.projects.state import ProjectAction, ProposalAction
 from milepost.users.models import User
 
 S = MilestoneStatus
@@ -72,6 +73,7 @@ class ProposalCard:
     proposal: Proposal
     freelancer: User
     milestones: list[ProposedMilestone]
+    forms: frozenset[str]  # the forms (``Form``) this viewer is offered on this proposal now
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,19 @@ class Form:
     RESUME = "resume"
     MILESTONE = "milestone"
     BONUS = "bonus"
+
+
+# Each form is the service action of the same name; the page offers it exactly when the action's guard
+# passes (``projects.service.available_actions``).
+FORM_OF = {
+    ProjectAction.PROPOSE: Form.PROPOSE,
+    ProjectAction.ACCEPT_PROPOSAL: Form.ACCEPT,
+    ProjectAction.PAUSE: Form.PAUSE,
+    ProjectAction.RESUME: Form.RESUME,
+    ProjectAction.CREATE_MILESTONE: Form.MILESTONE,
+    ProjectAction.ADD_BONUS: Form.BONUS,
+}
+PROPOSAL_FORM_OF = {ProposalAction.ACCEPT: Form.ACCEPT}
 
 
 @dataclass(frozen=True)
@@ -130,18 +145,7 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         in_escrow=sum(m.escrow_balance for m in rows),
         released=sum(m.released_amount for m in rows),
     )
-    is_open = project.status is ProjectStatus.OPEN
-    forms: set[str] = set()
-    if role is Role.CLIENT:
-        forms.add(Form.MILESTONE)
-        if is_open:
-            forms.add(Form.ACCEPT)
-        if project.freelancer_id is not None:
-            forms.add(Form.BONUS)
-    if is_open and actor.id != project.client_id:
-        forms.add(Form.PROPOSE)
-    if role is Role.FREELANCER:
-        forms.add(Form.RESUME if project.paused else Form.PAUSE)
+    forms = frozenset(FORM_OF[action] for action in projects.available_actions(ctx, project))
     return ProjectPage(
         project=project,
         client=_user(ctx, project.client_id),
@@ -150,7 +154,7 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         milestones=rows,
         totals=totals,
         proposals=_proposals(ctx, project),
-        forms=frozenset(forms),
+        forms=forms,
         editable_milestone_ids=frozenset(
             m.id for m in rows if role is Role.CLIENT and m.status is S.DRAFT
         ),
@@ -185,6 +189,10 @@ def _proposals(ctx: Context, project: Project) -> list[ProposalCard]:
                 )
                 for item in proposal.milestones
             ],
+            forms=frozenset(
+                PROPOSAL_FORM_OF[action]
+                for action in projects.available_proposal_actions(ctx, project, proposal)
+            ),
         )
         for proposal in ordered
     ]

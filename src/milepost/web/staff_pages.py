@@ -20,10 +20,19 @@ from milepost.kit.errors import NotFound, PermissionDenied
 from milepost.ledger.verify import VerifyReport, verify_as_staff
 from milepost.wallets import pending
 from milepost.wallets import service as wallets
+from milepost.wallets.state import DepositAction, PayoutAction
 from milepost.web.common import FormText, form_errors
 from milepost.web.session import WebDep
 
 router = APIRouter(include_in_schema=False)
+
+# The form of each action staff may take on a transfer (offered as ``PendingTransfer.actions`` says).
+TRANSFER_FORMS: dict[str, str] = {
+    DepositAction.CONFIRM: "deposit",
+    DepositAction.REJECT: "reject",
+    PayoutAction.MARK_PAID: "payout",
+    PayoutAction.FAIL: "fail",
+}
 
 HIDDEN = (
     NotFound,
@@ -45,14 +54,8 @@ class _Overview:
     def form_names(self) -> set[str]:
         """The confirm, mark-paid, reject and fail forms on the page; a refusal's message goes next to its
         form."""
-        deposits = {line.id for line in self.transfers.deposits}
-        payouts = {line.id for line in self.transfers.payouts}
-        return (
-            {f"deposit-{id_}" for id_ in deposits}
-            | {f"reject-{id_}" for id_ in deposits}
-            | {f"payout-{id_}" for id_ in payouts}
-            | {f"fail-{id_}" for id_ in payouts}
-        )
+        lines = [*self.transfers.deposits, *self.transfers.payouts]
+        return {f"{TRANSFER_FORMS[action]}-{line.id}" for line in lines for action in line.actions}
 
 
 def _overview(

@@ -1,6 +1,8 @@
-"""Read models for the project pages: which projects a viewer is shown, the figures, the proposals to
-compare and which forms the viewer is offered are decided here; the pages only lay them out. What the forms
-send is turned into service calls in ``projects.forms``.
+"""Read models for the project pages: which projects a viewer is shown, the figures and the proposals to
+compare are decided here; the pages only lay them out. Which forms the viewer is offered is the services'
+answer (``projects.service.available_actions``, ``available_proposal_actions``, the milestone state
+machine's ``allowed_actions``), the same guards the actions run, so a page never offers what would be
+refused. What the forms send is turned into service calls in ``projects.forms``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
-from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
+from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
 from milepost.money import currency_symbol, exponent
 from milepost.projects import service as projects
 from milepost.projects.forms import TermsForm
@@ -129,9 +131,8 @@ class ProjectPage:
 
 def project_page(ctx: Context, project_id: str) -> ProjectPage:
     """The project as its page shows it; NotFound for an outsider unless the project is open."""
-    actor = ctx.require_actor()
     project = projects.get_project(ctx, project_id)
-    role = projects.project_role(actor, project)
+    role = projects.project_role(ctx.require_actor(), project)
     rows = list(
         ctx.session.scalars(
             select(Milestone)
@@ -155,12 +156,22 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         totals=totals,
         proposals=_proposals(ctx, project),
         forms=forms,
-        editable_milestone_ids=frozenset(
-            m.id for m in rows if role is Role.CLIENT and m.status is S.DRAFT
-        ),
+        editable_milestone_ids=_editable(role, project, rows),
         is_party=role is not None,
         exponent=exponent(project.currency),
         symbol=currency_symbol(project.currency),
+    )
+
+
+def _editable(role: Role | None, project: Project, rows: list[Milestone]) -> frozenset[str]:
+    """The milestones whose terms the viewer may edit: what the state machine lets ``update_terms`` do."""
+    if role is None:
+        return frozenset()
+    has_freelancer = project.freelancer_id is not None
+    return frozenset(
+        m.id
+        for m in rows
+        if Action.EDIT in allowed_actions(role, m.status, project_has_freelancer=has_freelancer)
     )
 
 

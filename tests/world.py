@@ -16,6 +16,7 @@ from milepost.audit.models import MilestoneEvent
 from milepost.disputes.models import Dispute, SettlementOffer
 from milepost.kit.context import Context
 from milepost.kit.db import Database
+from milepost.kit.errors import MilepostError
 from milepost.ledger.models import Account, JournalEntry
 from milepost.ledger.service import user_account
 from milepost.ledger.verify import VerifyReport, verify_ledger
@@ -59,6 +60,19 @@ class World:
                 else Context(session, actor, now=now, settings=self.settings)
             )
             return action(ctx, *args, **kwargs)
+
+    def attempt(
+        self, user: User | None, action: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> MilepostError | None:
+        """Try ``action`` as ``user`` in a unit of work that is always rolled back: None if the service
+        accepted it, else its refusal. Nothing is kept either way (to ask "would it be accepted?")."""
+        with self.db.rehearsal() as session:
+            actor = None if user is None else session.get(User, user.id)
+            try:
+                action(Context(session, actor, settings=self.settings), *args, **kwargs)
+            except MilepostError as error:
+                return error
+        return None
 
     # Making things ------------------------------------------------------------------------------------
 

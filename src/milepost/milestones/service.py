@@ -17,7 +17,7 @@ from milepost.audit import service as audit
 from milepost.files import service as files
 from milepost.kit import validate
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.errors import InvalidState, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
@@ -25,11 +25,11 @@ from milepost.ledger.service import escrow_account, fee_account, post, user_acco
 from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, Submission
-from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, authorize, set_status
+from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, authorize, set_status
 from milepost.milestones.terms import validate_terms
 from milepost.money import cumulative_fee, validate_amount
 from milepost.projects.models import Project
-from milepost.projects.service import _next_position, get_project, project_role
+from milepost.projects.service import _next_position, check_create_milestone, get_project
 
 S = MilestoneStatus
 MAX_EVIDENCE_ITEMS = 50
@@ -77,13 +77,7 @@ def _transition(
 def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
     # The project row lock numbers the project's milestones one at a time.
     project = get_project(ctx, project_id, lock=True)
-    role = project_role(ctx.actor, project)
-    if role is None:
-        raise NotFound("No such project.", param="id")
-    if role is not Role.CLIENT:
-        raise PermissionDenied(
-            "Only the project's client can create milestones.", code="only_client_can_create"
-        )
+    role = check_create_milestone(ctx, project)
     terms = validate_terms(values, creating=True)
     milestone = Milestone(
         id=new_id("ms"),

@@ -1,24 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
+from milepost.projects.state import ProjectStatus, ProposalStatus
 
-
-class ProjectStatus(StrEnum):
-    OPEN = "open"  # taking proposals, no freelancer yet
-    AWARDED = "awarded"  # has its freelancer
-
-
-class ProposalStatus(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
+__all__ = ["Bonus", "Project", "ProjectStatus", "Proposal", "ProposalStatus"]
 
 
 class Project(Base):

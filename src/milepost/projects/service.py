@@ -10,7 +10,9 @@ from milepost.audit import service as audit
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.guards import available
 from milepost.kit.ids import new_id
+from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import fee_account, post, user_account
@@ -19,7 +21,15 @@ from milepost.milestones.state import MilestoneStatus, Role
 from milepost.milestones.terms import DEFAULT_REVIEW_PERIOD_DAYS
 from milepost.money import fee_on, validate_amount, validate_currency
 from milepost.notifications.service import notify
-from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.projects.models import Bonus, Project, Proposal
+from milepost.projects.state import (
+    PROJECTS,
+    PROPOSALS,
+    ProjectAction,
+    ProjectStatus,
+    ProposalAction,
+    ProposalStatus,
+)
 from milepost.users.models import User
 
 MAX_PROPOSAL_MILESTONES = 10
@@ -83,13 +93,13 @@ def project_role(actor: User | None, project: Project) -> Role | None:
 
 def get_project(ctx: Context, project_id: str, *, lock: bool = False) -> Project:
     """The project if the actor may see it: a party, staff, or anyone while it is open for proposals."""
-    query = select(Project).where(Project.id == project_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    project = ctx.session.scalar(query)
-    if project is None or (
-        project_role(ctx.actor, project) is None and project.status is not ProjectStatus.OPEN
-    ):
+    project = one_or_404(
+        ctx.session,
+        select(Project).where(Project.id == project_id),
+        lock=lock,
+        missing="No such project.",
+    )
+    if project_role(ctx.actor, project) is None and project.status is not ProjectStatus.OPEN:
         raise NotFound("No such project.", param="id")
     return project
 
@@ -146,6 +156,16 @@ def _validate_proposed_milestones(value: Any, amount: int) -> list[dict[str, Any
     return milestones
 
 
+def check_propose(ctx: Context, project: Project) -> None:
+    """Anyone but the client may propose while the project is open."""
+    if ctx.require_actor().id == project.client_id:
+        raise PermissionDenied(
+            "A client cannot propose on their own project.", code="client_cannot_propose"
+        )
+    if project.status is not ProjectStatus.OPEN:
+        raise InvalidState("This project is no longer open for proposals.")
+
+
 def create_proposal(
     ctx: Context,
     project_id: str,
@@ -156,12 +176,7 @@ def create_proposal(
 ) -> Proposal:
     freelancer = ctx.require_actor()
     project = get_project(ctx, project_id)
-    if freelancer.id == project.client_id:
-        raise PermissionDenied(
-            "A client cannot propose on their own project.", code="client_cannot_propose"
-        )
-    if project.status is not ProjectStatus.OPEN:
-        raise InvalidState("This project is no longer open for proposals.")
+    check_propose(ctx, project)
     total = validate_amount(amount)
     proposal = Proposal(
         id=new_id("prp"),
@@ -191,29 +206,37 @@ def list_proposals(
     return paginate(ctx.session, query, Proposal.id, limit=limit, starting_after=starting_after)
 
 
-def accept_proposal(ctx: Context, proposal_id: str) -> Project:
-    """Award the project to the proposal's freelancer, create its milestones, decline the others."""
+def check_accept(ctx: Context, project: Project, proposal: Proposal | None = None) -> None:
+    """Only the client accepts, while the project is open, a proposal that is still pending. Without a
+    ``proposal``: whether the client may accept proposals on the project at all. Someone who is neither
+    the client, the proposal's author nor staff is told the proposal does not exist."""
     actor = ctx.require_actor()
-    proposal = ctx.session.get(Proposal, proposal_id)
-    if proposal is None:
-        raise NotFound("No such proposal.", param="id")
-    project = get_project(ctx, proposal.project_id, lock=True)
     if actor.id != project.client_id:
-        if actor.id != proposal.freelancer_id and not actor.is_staff:
+        if (proposal is None or actor.id != proposal.freelancer_id) and not actor.is_staff:
             raise NotFound("No such proposal.", param="id")
         raise PermissionDenied(
             "Only the client can accept a proposal.", code="only_client_can_accept"
         )
-    ctx.session.refresh(proposal, with_for_update=True)
     if project.status is not ProjectStatus.OPEN:
         raise InvalidState("This project has been awarded already.")
-    if proposal.status is not ProposalStatus.PENDING:
+    if proposal is not None and proposal.status is not ProposalStatus.PENDING:
         raise InvalidState(f"This proposal is {proposal.status}.")
 
+
+def accept_proposal(ctx: Context, proposal_id: str) -> Project:
+    """Award the project to the proposal's freelancer, create its milestones, decline the others."""
+    ctx.require_actor()
+    proposal = ctx.session.get(Proposal, proposal_id)
+    if proposal is None:
+        raise NotFound("No such proposal.", param="id")
+    project = get_project(ctx, proposal.project_id, lock=True)
+    ctx.session.refresh(proposal, with_for_update=True)
+    check_accept(ctx, project, proposal)
+
     project.freelancer_id = proposal.freelancer_id
-    project.status = ProjectStatus.AWARDED
+    PROJECTS.move(project, ProjectStatus.AWARDED)
     project.updated_at = ctx.now
-    proposal.status = ProposalStatus.ACCEPTED
+    PROPOSALS.move(proposal, ProposalStatus.ACCEPTED)
     proposal.decided_at = ctx.now
     for other in ctx.session.scalars(
         select(Proposal).where(
@@ -222,7 +245,7 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
             Proposal.status == ProposalStatus.PENDING,
         )
     ):
-        other.status = ProposalStatus.DECLINED
+        PROPOSALS.move(other, ProposalStatus.DECLINED)
         other.decided_at = ctx.now
 
     position = _next_position(ctx, project.id)
@@ -271,9 +294,8 @@ def _next_position(ctx: Context, project_id: str) -> int:
     return (highest or 0) + 1
 
 
-def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object = None) -> Bonus:
-    """The client pays the freelancer from the wallet: no escrow, no review; the platform fee applies."""
-    project = get_project(ctx, project_id)
+def check_bonus(ctx: Context, project: Project) -> str:
+    """The client pays a bonus once the project has a freelancer; returns the freelancer's id."""
     role = project_role(ctx.actor, project)
     if role is None:
         raise NotFound("No such project.", param="id")
@@ -281,6 +303,13 @@ def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object 
         raise PermissionDenied("Only the client can pay a bonus.", code="only_client_can_pay_bonus")
     if project.freelancer_id is None:
         raise InvalidState("This project has no freelancer to pay yet.", code="no_freelancer")
+    return project.freelancer_id
+
+
+def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object = None) -> Bonus:
+    """The client pays the freelancer from the wallet: no escrow, no review; the platform fee applies."""
+    project = get_project(ctx, project_id)
+    freelancer_id = check_bonus(ctx, project)
     value = validate_amount(amount)
     fee = fee_on(value, ctx.settings.fee_bps)
     entry = post(
@@ -288,7 +317,7 @@ def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object 
         EntryKind.BONUS,
         [
             (user_account(project.client_id, project.currency), -value),
-            (user_account(project.freelancer_id, project.currency), value - fee),
+            (user_account(freelancer_id, project.currency), value - fee),
             (fee_account(project.currency), fee),
         ],
         memo=f"bonus on project {project.id}",
@@ -297,7 +326,7 @@ def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object 
         id=new_id("bon"),
         project_id=project.id,
         client_id=project.client_id,
-        freelancer_id=project.freelancer_id,
+        freelancer_id=freelancer_id,
         amount=value,
         fee_amount=fee,
         currency=project.currency,
@@ -313,14 +342,12 @@ def create_bonus(ctx: Context, project_id: str, *, amount: object, note: object 
 # Pausing work while a payment is overdue -----------------------------------------------------------------
 
 
-def _freelancer_project(ctx: Context, project_id: str, what: str) -> Project:
-    project = get_project(ctx, project_id, lock=True)
+def _check_freelancer(ctx: Context, project: Project, what: str) -> None:
     if project_role(ctx.actor, project) is not Role.FREELANCER:
         raise PermissionDenied(
             f"Only the project's freelancer can {what} work on it.",
             code=f"only_freelancer_can_{what}",
         )
-    return project
 
 
 def overdue_milestone_ids(ctx: Context, project_id: str) -> list[str]:
@@ -334,9 +361,10 @@ def overdue_milestone_ids(ctx: Context, project_id: str) -> list[str]:
     )
 
 
-def pause_project(ctx: Context, project_id: str) -> Project:
-    """The freelancer pauses work because a payment on the project is overdue; the client is told."""
-    project = _freelancer_project(ctx, project_id, "pause")
+def check_pause(ctx: Context, project: Project) -> list[str]:
+    """The freelancer may pause work that is not paused while a payment on the project is overdue;
+    returns the overdue milestones (the client is told which)."""
+    _check_freelancer(ctx, project, "pause")
     if project.paused:
         raise InvalidState("Work on this project is paused already.", code="already_paused")
     overdue = overdue_milestone_ids(ctx, project.id)
@@ -345,6 +373,13 @@ def pause_project(ctx: Context, project_id: str) -> Project:
             "Work can be paused only while a payment on the project is overdue.",
             code="nothing_overdue",
         )
+    return overdue
+
+
+def pause_project(ctx: Context, project_id: str) -> Project:
+    """The freelancer pauses work because a payment on the project is overdue; the client is told."""
+    project = get_project(ctx, project_id, lock=True)
+    overdue = check_pause(ctx, project)
     project.paused = True
     project.paused_at = ctx.now
     project.updated_at = ctx.now
@@ -352,11 +387,17 @@ def pause_project(ctx: Context, project_id: str) -> Project:
     return project
 
 
-def resume_project(ctx: Context, project_id: str) -> Project:
-    """The freelancer resumes work on a paused project; the client is told."""
-    project = _freelancer_project(ctx, project_id, "resume")
+def check_resume(ctx: Context, project: Project) -> None:
+    """The freelancer may resume paused work (whether or not the payment has come)."""
+    _check_freelancer(ctx, project, "resume")
     if not project.paused:
         raise InvalidState("Work on this project is not paused.", code="not_paused")
+
+
+def resume_project(ctx: Context, project_id: str) -> Project:
+    """The freelancer resumes work on a paused project; the client is told."""
+    project = get_project(ctx, project_id, lock=True)
+    check_resume(ctx, project)
     project.paused = False
     project.paused_at = None
     project.updated_at = ctx.now
@@ -373,3 +414,44 @@ def _notify_client(ctx: Context, project: Project, kind: str, data: dict[str, An
         data=data,
         key=f"{kind}:{project.id}:{ctx.now.isoformat()}",
     )
+
+
+# Milestones on a project ---------------------------------------------------------------------------------
+
+
+def check_create_milestone(ctx: Context, project: Project) -> Role:
+    """Only the project's client adds milestones (``milestones.service.create_milestone``); returns the
+    role the creation is recorded under."""
+    role = project_role(ctx.actor, project)
+    if role is None:
+        raise NotFound("No such project.", param="id")
+    if role is not Role.CLIENT:
+        raise PermissionDenied(
+            "Only the project's client can create milestones.", code="only_client_can_create"
+        )
+    return role
+
+
+# What a viewer may do now: the guards above, asked without acting ------------------------------------------
+
+
+def available_actions(ctx: Context, project: Project) -> frozenset[ProjectAction]:
+    """Every project action the actor may take now: exactly those whose action would pass its guard
+    (input aside). The project page offers these forms and no others."""
+    return available(
+        {
+            ProjectAction.PROPOSE: lambda: check_propose(ctx, project),
+            ProjectAction.ACCEPT_PROPOSAL: lambda: check_accept(ctx, project),
+            ProjectAction.PAUSE: lambda: check_pause(ctx, project),
+            ProjectAction.RESUME: lambda: check_resume(ctx, project),
+            ProjectAction.CREATE_MILESTONE: lambda: check_create_milestone(ctx, project),
+            ProjectAction.ADD_BONUS: lambda: check_bonus(ctx, project),
+        }
+    )
+
+
+def available_proposal_actions(
+    ctx: Context, project: Project, proposal: Proposal
+) -> frozenset[ProposalAction]:
+    """What the actor may do to ``proposal`` (of ``project``) now: accept it, or nothing."""
+    return available({ProposalAction.ACCEPT: lambda: check_accept(ctx, project, proposal)})

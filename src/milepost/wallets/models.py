@@ -7,18 +7,16 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
+from milepost.wallets.state import DepositStatus, PayoutStatus
 
-
-class DepositStatus(StrEnum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    REJECTED = "rejected"  # staff: the money never arrived; nothing was credited
-
-
-class PayoutStatus(StrEnum):
-    PENDING = "pending"
-    PAID = "paid"
-    FAILED = "failed"  # staff: the transfer bounced; the amount went back to the available balance
+__all__ = [
+    "Deposit",
+    "DepositStatus",
+    "DestinationKind",
+    "Payout",
+    "PayoutDestination",
+    "PayoutStatus",
+]
 
 
 class DestinationKind(StrEnum):

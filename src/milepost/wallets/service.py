@@ -7,26 +7,24 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from milepost.kit import validate
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.errors import NotFound, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.ledger.models import Account, AccountKind, EntryKind
-from milepost.ledger.service import clearing_account, external_account, post, user_account
+from milepost.ledger.service import clearing_account, post, user_account
 from milepost.milestones.models import Milestone
 from milepost.money import validate_amount, validate_currency
-from milepost.notifications.service import notify
 from milepost.projects.models import Project
-from milepost.wallets.destinations import masked, own_destination
+from milepost.wallets.destinations import own_destination
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.providers import ManualProvider, get_provider
-
-MAX_REASON_LENGTH = 500
-
-
-def _require_staff(ctx: Context, what: str) -> None:
-    if not ctx.require_actor().is_staff:
-        raise PermissionDenied(f"Only staff can {what}.", code="staff_only")
+from milepost.wallets.state import DepositAction, PayoutAction
+from milepost.wallets.transfers import (
+    MANUAL_DEPOSIT,
+    MANUAL_PAYOUT,
+    settle_deposit,
+    settle_payout,
+)
 
 
 def create_deposit(
@@ -52,79 +50,25 @@ def create_deposit(
     deposit.reference = outcome.reference
     ctx.session.add(deposit)
     if outcome.settled:
-        _settle_deposit(ctx, deposit)
+        settle_deposit(ctx, deposit)
     ctx.session.flush()
-    return deposit
-
-
-def _pending_deposit(ctx: Context, deposit_id: str) -> Deposit:
-    """The deposit, locked, if it is still waiting for staff; else NotFound or InvalidState."""
-    deposit = ctx.session.scalar(
-        select(Deposit)
-        .where(Deposit.id == deposit_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if deposit is None:
-        raise NotFound("No such deposit.", param="id")
-    if deposit.status is DepositStatus.SUCCEEDED:
-        raise InvalidState("This deposit is confirmed already.")
-    if deposit.status is DepositStatus.REJECTED:
-        raise InvalidState("This deposit was rejected; it cannot change any more.")
     return deposit
 
 
 def confirm_deposit(ctx: Context, deposit_id: str) -> Deposit:
     """Staff confirm that a manual deposit's money has arrived."""
-    _require_staff(ctx, "confirm deposits")
-    deposit = _pending_deposit(ctx, deposit_id)
-    deposit.confirmed_by = ctx.actor_id
-    _settle_deposit(ctx, deposit)
-    return deposit
+    return MANUAL_DEPOSIT.run_settle(ctx, deposit_id)
 
 
 def reject_deposit(ctx: Context, deposit_id: str, *, reason: object) -> Deposit:
     """Staff close a manual deposit whose money never arrived (or cannot be matched). Nothing was credited,
     so no money moves; the user is told why."""
-    _require_staff(ctx, "reject deposits")
-    why = validate.text(reason, "reason", max_length=MAX_REASON_LENGTH)
-    deposit = _pending_deposit(ctx, deposit_id)
-    if deposit.provider != ManualProvider.name:
-        # Another provider's pending deposit is that provider's to settle or refuse, not staff's.
-        raise InvalidState("Only bank transfer deposits wait for staff to confirm or reject.")
-    deposit.status = DepositStatus.REJECTED
-    deposit.rejected_at = ctx.now
-    deposit.rejected_by = ctx.actor_id
-    deposit.rejection_reason = why
-    notify(
-        ctx,
-        "deposit_rejected",
-        user_ids=[deposit.user_id],
-        data={
-            "deposit_id": deposit.id,
-            "amount": deposit.amount,
-            "currency": deposit.currency,
-            "reference": deposit.reference,
-            "reason": why,
-        },
-        key=f"deposit_rejected:{deposit.id}",
-    )
-    return deposit
+    return MANUAL_DEPOSIT.run_close(ctx, deposit_id, reason)
 
 
-def _settle_deposit(ctx: Context, deposit: Deposit) -> None:
-    entry = post(
-        ctx,
-        EntryKind.DEPOSIT,
-        [
-            (external_account(deposit.provider, deposit.currency), -deposit.amount),
-            (user_account(deposit.user_id, deposit.currency), deposit.amount),
-        ],
-        memo=f"deposit {deposit.id} ({deposit.reference})",
-    )
-    deposit.status = DepositStatus.SUCCEEDED
-    deposit.succeeded_at = ctx.now
-    deposit.entry_id = entry.id
+def available_deposit_actions(ctx: Context, deposit: Deposit) -> frozenset[DepositAction]:
+    """What the actor may do to ``deposit`` now (staff: confirm or reject a pending one)."""
+    return MANUAL_DEPOSIT.available_actions(ctx, deposit)
 
 
 def create_payout(
@@ -183,83 +127,25 @@ def create_payout(
     payout.reference = outcome.reference
     ctx.session.add(payout)
     if outcome.settled:
-        _settle_payout(ctx, payout)
+        settle_payout(ctx, payout)
     ctx.session.flush()
-    return payout
-
-
-def _pending_payout(ctx: Context, payout_id: str) -> Payout:
-    """The payout, locked, if it is still waiting for staff; else NotFound or InvalidState."""
-    payout = ctx.session.scalar(
-        select(Payout)
-        .where(Payout.id == payout_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if payout is None:
-        raise NotFound("No such payout.", param="id")
-    if payout.status is PayoutStatus.PAID:
-        raise InvalidState("This payout is marked paid already.")
-    if payout.status is PayoutStatus.FAILED:
-        raise InvalidState("This payout failed and its money went back to the wallet already.")
     return payout
 
 
 def mark_payout_paid(ctx: Context, payout_id: str) -> Payout:
     """Staff record that a manual payout has been sent."""
-    _require_staff(ctx, "mark payouts paid")
-    payout = _pending_payout(ctx, payout_id)
-    payout.marked_paid_by = ctx.actor_id
-    _settle_payout(ctx, payout)
-    notify(
-        ctx,
-        "payout_paid",
-        user_ids=[payout.user_id],
-        data=_payout_data(payout),
-        key=f"payout_paid:{payout.id}",
-    )
-    return payout
+    return MANUAL_PAYOUT.run_settle(ctx, payout_id)
 
 
 def fail_payout(ctx: Context, payout_id: str, *, reason: object) -> Payout:
     """Staff record that a manual payout did not reach the user (bounced, refused by the bank). The amount
     goes back from the provider's clearing account to the user's available balance, in one entry."""
-    _require_staff(ctx, "mark payouts failed")
-    why = validate.text(reason, "reason", max_length=MAX_REASON_LENGTH)
-    payout = _pending_payout(ctx, payout_id)
-    if payout.provider != ManualProvider.name:
-        raise InvalidState("Only bank transfer payouts wait for staff to mark them paid or failed.")
-    post(
-        ctx,
-        EntryKind.PAYOUT_FAILED,
-        [
-            (clearing_account(payout.provider, payout.currency), -payout.amount),
-            (user_account(payout.user_id, payout.currency), payout.amount),
-        ],
-        memo=f"payout {payout.id} failed, returned to the wallet ({payout.reference})",
-    )
-    payout.status = PayoutStatus.FAILED
-    payout.failed_at = ctx.now
-    payout.failed_by = ctx.actor_id
-    payout.failure_reason = why
-    notify(
-        ctx,
-        "payout_failed",
-        user_ids=[payout.user_id],
-        data={**_payout_data(payout), "reason": why},
-        key=f"payout_failed:{payout.id}",
-    )
-    return payout
+    return MANUAL_PAYOUT.run_close(ctx, payout_id, reason)
 
 
-def _payout_data(payout: Payout) -> dict[str, object]:
-    return {
-        "payout_id": payout.id,
-        "amount": payout.amount,
-        "currency": payout.currency,
-        "reference": payout.reference,
-        "destination": None if payout.destination is None else masked(payout.destination),
-    }
+def available_payout_actions(ctx: Context, payout: Payout) -> frozenset[PayoutAction]:
+    """What the actor may do to ``payout`` now (staff: mark a pending one paid or failed)."""
+    return MANUAL_PAYOUT.available_actions(ctx, payout)
 
 
 @dataclass(frozen=True)
@@ -278,20 +164,6 @@ def get_payout(ctx: Context, payout_id: str) -> PayoutView:
     if payout is None or not (actor.is_staff or payout.user_id == actor.id):
         raise NotFound("No such payout.", param="id")
     return PayoutView(payout, full=actor.is_staff)
-
-
-def _settle_payout(ctx: Context, payout: Payout) -> None:
-    post(
-        ctx,
-        EntryKind.PAYOUT_PAID,
-        [
-            (clearing_account(payout.provider, payout.currency), -payout.amount),
-            (external_account(payout.provider, payout.currency), payout.amount),
-        ],
-        memo=f"payout {payout.id} paid ({payout.reference})",
-    )
-    payout.status = PayoutStatus.PAID
-    payout.paid_at = ctx.now
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,9 @@ def test_the_project_page_offers_each_viewer_only_their_forms(world: World) -> N
     # The accepted proposal stays listed before the declined one; both are decided.
     assert [card.proposal.status for card in awarded.proposals] == ["accepted", "declined"]
 
+    # Nothing is overdue: the freelancer is offered nothing (pausing would be refused).
     as_awarded_freelancer = world.act(freelancer, views.project_page, project.id)
-    assert as_awarded_freelancer.forms == {Form.PAUSE}
+    assert as_awarded_freelancer.forms == frozenset()
     assert as_awarded_freelancer.editable_milestone_ids == frozenset()
     with pytest.raises(NotFound):
         world.act(outsider, views.project_page, project.id)

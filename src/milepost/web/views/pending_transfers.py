@@ -2,8 +2,10 @@
 payouts waiting to be marked paid (or failed), oldest first (the longest-waiting customer comes first).
 Each payout carries its destination in full: staff are the ones who send the money.
 
-Only the ``manual`` provider waits on staff; other providers settle themselves. Staff only: anyone else is
-refused with PermissionDenied, as ``confirm_deposit`` and ``mark_payout_paid`` refuse them.
+Only the ``manual`` provider waits on staff; other providers settle themselves. Each line carries the
+actions staff may take on it, as the service's guards answer (``available_deposit_actions``,
+``available_payout_actions``): the page offers those forms and no others. Staff only: anyone else is refused
+with PermissionDenied, as ``confirm_deposit`` and ``mark_payout_paid`` refuse them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from milepost.kit.context import Context
-from milepost.kit.errors import PermissionDenied
 from milepost.users.models import User
+from milepost.wallets import service as wallets
 from milepost.wallets.destinations import formatted_iban
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutDestination, PayoutStatus
+from milepost.wallets.providers import ManualProvider
 
-STAFF_CONFIRMED = "manual"
+STAFF_CONFIRMED = ManualProvider.name
 
 
 def describe_age(age: timedelta) -> str:
@@ -69,6 +72,7 @@ class PendingTransfer:
     reference: str
     created_at: datetime
     age: str
+    actions: frozenset[str]  # what staff may do to it now (``DepositAction``, ``PayoutAction``)
     destination: BankDetails | None = None  # payouts only
 
 
@@ -80,8 +84,7 @@ class PendingTransfers:
 
 def pending_transfers(ctx: Context) -> PendingTransfers:
     """Manual deposits to confirm and manual payouts to mark paid, each oldest first."""
-    if not ctx.require_actor().is_staff:
-        raise PermissionDenied("Only staff can see pending transfers.", code="staff_only")
+    ctx.require_staff("see pending transfers")
     deposits = ctx.session.execute(
         select(Deposit, User)
         .join(User, User.id == Deposit.user_id)
@@ -102,7 +105,12 @@ def pending_transfers(ctx: Context) -> PendingTransfers:
 
 
 def _line(ctx: Context, transfer: Deposit | Payout, user: User) -> PendingTransfer:
-    destination = transfer.destination if isinstance(transfer, Payout) else None
+    if isinstance(transfer, Payout):
+        destination = transfer.destination
+        actions: frozenset[str] = wallets.available_payout_actions(ctx, transfer)
+    else:
+        destination = None
+        actions = wallets.available_deposit_actions(ctx, transfer)
     return PendingTransfer(
         id=transfer.id,
         user_name=user.name,
@@ -112,5 +120,6 @@ def _line(ctx: Context, transfer: Deposit | Payout, user: User) -> PendingTransf
         reference=transfer.reference,
         created_at=transfer.created_at,
         age=describe_age(ctx.now - transfer.created_at),
+        actions=actions,
         destination=None if destination is None else BankDetails.of(destination),
     )

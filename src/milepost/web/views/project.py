@@ -1,6 +1,8 @@
-"""Read models for the project pages: which projects a viewer is shown, the figures, the proposals to
-compare and which forms the viewer is offered are decided here; the pages only lay them out. What the forms
-send is turned into service calls in ``web.forms.project``.
+"""Read models for the project pages: which projects a viewer is shown, the figures and the proposals to
+compare are decided here; the pages only lay them out. Which forms the viewer is offered is the services'
+answer (``projects.service.available_actions``, ``available_proposal_actions``, the milestone state
+machine's ``allowed_actions``), the same guards the actions run, so a page never offers what would be
+refused. What the forms send is turned into service calls in ``web.forms.project``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
-from milepost.milestones.state import Action, MilestoneStatus, Role, authorize
+from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
 from milepost.money import currency_symbol, exponent
 from milepost.projects import service as projects
 from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.projects.state import ProjectAction, ProposalAction
 from milepost.users.models import User
 from milepost.web.forms.project import TermsForm
 
@@ -72,6 +75,7 @@ class ProposalCard:
     proposal: Proposal
     freelancer: User
     milestones: list[ProposedMilestone]
+    forms: frozenset[str]  # the forms (``Form``) this viewer is offered on this proposal now
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,19 @@ class Form:
     RESUME = "resume"
     MILESTONE = "milestone"
     BONUS = "bonus"
+
+
+# Each form is the service action of the same name; the page offers it exactly when the action's guard
+# passes (``projects.service.available_actions``).
+FORM_OF = {
+    ProjectAction.PROPOSE: Form.PROPOSE,
+    ProjectAction.ACCEPT_PROPOSAL: Form.ACCEPT,
+    ProjectAction.PAUSE: Form.PAUSE,
+    ProjectAction.RESUME: Form.RESUME,
+    ProjectAction.CREATE_MILESTONE: Form.MILESTONE,
+    ProjectAction.ADD_BONUS: Form.BONUS,
+}
+PROPOSAL_FORM_OF = {ProposalAction.ACCEPT: Form.ACCEPT}
 
 
 @dataclass(frozen=True)
@@ -114,9 +131,8 @@ class ProjectPage:
 
 def project_page(ctx: Context, project_id: str) -> ProjectPage:
     """The project as its page shows it; NotFound for an outsider unless the project is open."""
-    actor = ctx.require_actor()
     project = projects.get_project(ctx, project_id)
-    role = projects.project_role(actor, project)
+    role = projects.project_role(ctx.require_actor(), project)
     rows = list(
         ctx.session.scalars(
             select(Milestone)
@@ -130,18 +146,7 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         in_escrow=sum(m.escrow_balance for m in rows),
         released=sum(m.released_amount for m in rows),
     )
-    is_open = project.status is ProjectStatus.OPEN
-    forms: set[str] = set()
-    if role is Role.CLIENT:
-        forms.add(Form.MILESTONE)
-        if is_open:
-            forms.add(Form.ACCEPT)
-        if project.freelancer_id is not None:
-            forms.add(Form.BONUS)
-    if is_open and actor.id != project.client_id:
-        forms.add(Form.PROPOSE)
-    if role is Role.FREELANCER:
-        forms.add(Form.RESUME if project.paused else Form.PAUSE)
+    forms = frozenset(FORM_OF[action] for action in projects.available_actions(ctx, project))
     return ProjectPage(
         project=project,
         client=_user(ctx, project.client_id),
@@ -150,13 +155,23 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         milestones=rows,
         totals=totals,
         proposals=_proposals(ctx, project),
-        forms=frozenset(forms),
-        editable_milestone_ids=frozenset(
-            m.id for m in rows if role is Role.CLIENT and m.status is S.DRAFT
-        ),
+        forms=forms,
+        editable_milestone_ids=_editable(role, project, rows),
         is_party=role is not None,
         exponent=exponent(project.currency),
         symbol=currency_symbol(project.currency),
+    )
+
+
+def _editable(role: Role | None, project: Project, rows: list[Milestone]) -> frozenset[str]:
+    """The milestones whose terms the viewer may edit: what the state machine lets ``update_terms`` do."""
+    if role is None:
+        return frozenset()
+    has_freelancer = project.freelancer_id is not None
+    return frozenset(
+        m.id
+        for m in rows
+        if Action.EDIT in allowed_actions(role, m.status, project_has_freelancer=has_freelancer)
     )
 
 
@@ -185,6 +200,10 @@ def _proposals(ctx: Context, project: Project) -> list[ProposalCard]:
                 )
                 for item in proposal.milestones
             ],
+            forms=frozenset(
+                PROPOSAL_FORM_OF[action]
+                for action in projects.available_proposal_actions(ctx, project, proposal)
+            ),
         )
         for proposal in ordered
     ]

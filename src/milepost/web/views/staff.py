@@ -8,6 +8,7 @@ from datetime import datetime
 
 from milepost.kit.context import Context
 from milepost.ledger.verify import VerifyReport, verify_as_staff
+from milepost.wallets.state import DepositAction, PayoutAction
 from milepost.web.views import dispute_queue as queue
 from milepost.web.views import pending_transfers as pending
 
@@ -16,6 +17,13 @@ CONFIRM_DEPOSIT = "deposit-{deposit_id}"
 REJECT_DEPOSIT = "reject-{deposit_id}"
 MARK_PAYOUT_PAID = "payout-{payout_id}"
 FAIL_PAYOUT = "fail-{payout_id}"
+# The form of each action staff may take on a transfer (offered as ``PendingTransfer.actions`` says).
+TRANSFER_FORMS: dict[str, str] = {
+    DepositAction.CONFIRM: CONFIRM_DEPOSIT.format(deposit_id="{id}"),
+    DepositAction.REJECT: REJECT_DEPOSIT.format(deposit_id="{id}"),
+    PayoutAction.MARK_PAID: MARK_PAYOUT_PAID.format(payout_id="{id}"),
+    PayoutAction.FAIL: FAIL_PAYOUT.format(payout_id="{id}"),
+}
 
 
 @dataclass(frozen=True)
@@ -27,15 +35,11 @@ class StaffOverview:
 
     @property
     def form_names(self) -> set[str]:
-        """The confirm, mark-paid, reject and fail forms on the page."""
-        deposits = {line.id for line in self.transfers.deposits}
-        payouts = {line.id for line in self.transfers.payouts}
-        return (
-            {CONFIRM_DEPOSIT.format(deposit_id=id_) for id_ in deposits}
-            | {REJECT_DEPOSIT.format(deposit_id=id_) for id_ in deposits}
-            | {MARK_PAYOUT_PAID.format(payout_id=id_) for id_ in payouts}
-            | {FAIL_PAYOUT.format(payout_id=id_) for id_ in payouts}
-        )
+        """The confirm, mark-paid, reject and fail forms on the page: those the service offers per line."""
+        lines = [*self.transfers.deposits, *self.transfers.payouts]
+        return {
+            TRANSFER_FORMS[action].format(id=line.id) for line in lines for action in line.actions
+        }
 
 
 def staff_overview(ctx: Context, *, verify: bool = False) -> StaffOverview:

@@ -1,0 +1,55 @@
+"""Projects' and proposals' statuses, the moves between them, and the actions their pages may offer.
+
+Plain Python, no database, like ``milestones.state``: services change a status only through
+``PROJECTS.move`` and ``PROPOSALS.move``; the guards beside each action in ``projects.service`` decide who
+may act when.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from milepost.kit.guards import StateTable
+
+
+class ProjectStatus(StrEnum):
+    OPEN = "open"  # taking proposals, no freelancer yet
+    AWARDED = "awarded"  # has its freelancer
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"  # another proposal on the project was accepted
+
+
+PROJECTS = StateTable(
+    "project",
+    {ProjectStatus.OPEN: {ProjectStatus.AWARDED}, ProjectStatus.AWARDED: ()},
+)
+
+PROPOSALS = StateTable(
+    "proposal",
+    {
+        ProposalStatus.PENDING: {ProposalStatus.ACCEPTED, ProposalStatus.DECLINED},
+        ProposalStatus.ACCEPTED: (),
+        ProposalStatus.DECLINED: (),
+    },
+)
+
+
+class ProjectAction(StrEnum):
+    """What can be done to a project (``projects.service.available_actions``)."""
+
+    PROPOSE = "propose"
+    ACCEPT_PROPOSAL = "accept_proposal"  # some pending proposal; each proposal answers for itself
+    PAUSE = "pause"
+    RESUME = "resume"
+    CREATE_MILESTONE = "create_milestone"
+    ADD_BONUS = "add_bonus"
+
+
+class ProposalAction(StrEnum):
+    """What can be done to one proposal (``projects.service.available_proposal_actions``)."""
+
+    ACCEPT = "accept"

@@ -1,19 +1,15 @@
-"""The FastAPI application: routers, error rendering, body limits, request ids and request logs."""
+"""The FastAPI application: routers, error rendering, and the order of the middlewares (``middleware.py``)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milepost import __version__
 from milepost.health import MetricsMiddleware, install_health_routes
@@ -26,9 +22,16 @@ from milepost.kit.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from milepost.kit.headers import DOCS_CSP, HTML_HEADERS, REDOC_CSP
+from milepost.kit.headers import DOCS_CSP, REDOC_CSP
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.kit.proxies import ForwardedHeadersMiddleware
+from milepost.middleware import (
+    BodyLimitMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+    error_json,
+    internal_error,
+)
 from milepost.settings import Settings, get_settings
 
 log = logging.getLogger(REQUEST_LOGGER)
@@ -161,15 +164,6 @@ def app_from_environment() -> FastAPI:
     return create_app(Settings())
 
 
-def _error(
-    status: int, type_: str, code: str, message: str, param: str | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": type_, "code": code, "message": message, "param": param}},
-        status_code=status,
-    )
-
-
 def _service_unavailable(request: Request, error: ServiceUnavailable) -> Response:
     headers = {"Retry-After": str(error.retry_after_seconds)}
     if _wants_page(request):
@@ -262,8 +256,12 @@ def _install_error_handlers(app: FastAPI) -> None:
                 return not_found(Web(request))
             return error_response(NotFound("No such endpoint."))
         if error.status_code == 405:
-            return _error(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
-        return _error(error.status_code, "invalid_request", "invalid_request", str(error.detail))
+            return error_json(
+                405, "invalid_request", "method_not_allowed", "Method not allowed here."
+            )
+        return error_json(
+            error.status_code, "invalid_request", "invalid_request", str(error.detail)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
@@ -281,7 +279,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             exc_info=error,
             extra={"fields": {"request_id": request_id, "path": request.url.path}},
         )
-        response = _internal_error(request_id)
+        response = internal_error(request_id)
         # This handler answers from outside every middleware, so the request id is added here.
         if request_id:
             response.headers["X-Request-Id"] = request_id
@@ -312,182 +310,5 @@ def _wants_page(request: Request) -> bool:
     return not _is_api(request.url.path) and "text/html" in request.headers.get("accept", "")
 
 
-def _internal_error(request_id: str | None) -> JSONResponse:
-    # Only failures before COMMIT get here (the unit of work rolled back); a failure while committing is
-    # OutcomeUnknown, whose message says that the outcome is unknown.
-    return _error(
-        500,
-        "api_error",
-        "internal_error",
-        f"Something went wrong on our side; nothing was changed. Request id: {request_id}.",
-    )
-
-
 def error_response(error: MilepostError) -> JSONResponse:
     return JSONResponse(error.to_dict(), status_code=error.status)
-
-
-class RequestLogMiddleware:
-    """Gives every request an id (X-Request-Id) and logs one JSON line when it ends."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-                # Every 503 says when to come back, also a page that rendered the outage itself.
-                if status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
-                    retry_after = str(ServiceUnavailable.retry_after_seconds).encode()
-                    headers.append((b"retry-after", retry_after))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as error:
-            if response_started:
-                raise
-            # Answer the 500 here rather than letting the exception reach Starlette's outermost handler:
-            # that one re-raises after answering, and the server then drops the connection, so a client
-            # could see a connection reset instead of the error.
-            log.error(
-                "unhandled error",
-                exc_info=error,
-                extra={"fields": {"request_id": request_id, "path": scope["path"]}},
-            )
-            await _internal_error(request_id)(scope, receive, send_with_id)
-        finally:
-            state: dict[str, Any] = scope.get("state", {})
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "client": (scope.get("client") or (None,))[0],
-                        "status": status,
-                        "user_id": state.get("user_id"),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
-
-
-class SecurityHeadersMiddleware:
-    """Adds ``kit.headers.HTML_HEADERS`` to every text/html response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                content_type = next(
-                    (value for name, value in headers if name.lower() == b"content-type"), b""
-                )
-                if content_type.lower().startswith(b"text/html"):
-                    for name, value in HTML_HEADERS.items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class BodyLimitMiddleware:
-    """Refuses bodies over the limit (JSON 1 MiB by default; uploads 25 MiB) with 413 in the error shape."""
-
-    def __init__(self, app: ASGIApp, *, json_limit: int, file_limit: int) -> None:
-        self.app = app
-        self.json_limit = json_limit
-        self.file_limit = file_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"].rstrip("/")
-        # File uploads: the API's /v1/files and the web app's delivery form (multipart with files).
-        is_upload = path == "/v1/files" or (
-            scope["method"] == "POST"
-            and path.startswith("/milestones/")
-            and path.endswith("/submit")
-        )
-        # Multipart framing adds a little to the file itself.
-        limit = self.file_limit + 64 * 1024 if is_upload else self.json_limit
-        page = not (path == "/v1" or path.startswith("/v1/"))
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(limit, page=page)(scope, receive, send)
-            return
-        received = 0
-        too_large = False
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            # Once the body is known to be too large, whatever the app makes of the interrupted read (FastAPI
-            # turns it into "400 error parsing the body") is replaced by the 413 below.
-            if too_large and not started:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not too_large or started:
-                raise
-        if too_large and not started:
-            await _too_large(limit, page=page)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _too_large(limit: int, *, page: bool) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    if page:  # a web form: a page a person can read, not the API's JSON
-        return HTMLResponse(
-            "<!doctype html><html lang=en><meta charset=utf-8><title>Too large · Milepost</title>"
-            f"<h1>Too large</h1><p>What you sent is larger than {limit:,} bytes, so nothing was "
-            "changed. Go back and send less (smaller or fewer files).</p></html>",
-            status_code=413,
-        )
-    return _error(
-        413, "invalid_request", "body_too_large", f"The request body is larger than {limit} bytes."
-    )

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from milepost.cli import app
 from milepost.files.service import blob_path
-from milepost.kit.db import Database, head_revision
+from milepost.kit.db import Database
+from milepost.kit.schema import head_revision
 from milepost.settings import Settings
 from tests.api.conftest import Client
 

@@ -41,7 +41,8 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
-from milepost.kit.db import Database, upgrade_schema
+from milepost.kit.db import Database
+from milepost.kit.schema import upgrade_schema
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"

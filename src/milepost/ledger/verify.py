@@ -45,7 +45,6 @@ from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import check_chain
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.kit.errors import PermissionDenied
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
 from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
@@ -259,8 +258,7 @@ def _check_transfers(session: Session, accounts: dict[str, Account], report: Ver
 
 def verify_as_staff(ctx: Context) -> VerifyReport:
     """Verification over the API is for staff only."""
-    if not ctx.require_actor().is_staff:
-        raise PermissionDenied("Only staff can verify the ledger.", code="staff_only")
+    ctx.require_staff("verify the ledger")
     return verify_ledger(ctx.session, ledger_keys(ctx.settings))
 
 

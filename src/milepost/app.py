@@ -178,112 +178,108 @@ def _service_unavailable(request: Request, error: ServiceUnavailable) -> Respons
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(MilepostError)
-    async def milepost_error(request: Request, error: MilepostError) -> Response:
-        if isinstance(error, ServiceUnavailable):
-            # Logged once per outage episode by the database (kit/db.py), not once per request.
-            return _service_unavailable(request, error)
-        if isinstance(error, OutcomeUnknown):
-            log.warning(
-                "outcome unknown: the database connection broke while committing",
-                extra={
-                    "fields": {
-                        "request_id": getattr(request.state, "request_id", None),
-                        "path": request.url.path,
-                        "idempotency_key": error.with_key,
-                    }
-                },
+    """Every refusal and failure in the error shape: JSON for the API, a page for the web app."""
+    app.exception_handler(MilepostError)(_milepost_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected)
+
+
+async def _milepost_error(request: Request, error: MilepostError) -> Response:
+    if isinstance(error, ServiceUnavailable):
+        # Logged once per outage episode by the database (kit/db.py), not once per request.
+        return _service_unavailable(request, error)
+    if isinstance(error, OutcomeUnknown):
+        log.warning(
+            "outcome unknown: the database connection broke while committing",
+            extra={
+                "fields": {
+                    "request_id": getattr(request.state, "request_id", None),
+                    "path": request.url.path,
+                    "idempotency_key": error.with_key,
+                }
+            },
+        )
+        if _wants_page(request):  # a web form: a page a person can read
+            return HTMLResponse(
+                "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
+                "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
+                "connection to the database was lost while saving it, so it may or may not have "
+                "been done. Look at the page it would have changed before you send it again.</p>"
+                "</html>",
+                status_code=500,
             )
-            if _wants_page(request):  # a web form: a page a person can read
-                return HTMLResponse(
-                    "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
-                    "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
-                    "connection to the database was lost while saving it, so it may or may not have "
-                    "been done. Look at the page it would have changed before you send it again.</p>"
-                    "</html>",
-                    status_code=500,
-                )
-        if not _is_api(request.url.path):
-            # The web app's pages handle their services' refusals themselves; what reaches here was
-            # refused before the page ran (a control character in a form field): a page, not JSON.
+    if not _is_api(request.url.path):
+        # The web app's pages handle their services' refusals themselves; what reaches here was
+        # refused before the page ran (a control character in a form field): a page, not JSON.
+        from milepost.web.session import Web
+
+        return Web(request).render(
+            "error.html",
+            status=error.status,
+            title="Not accepted",
+            message=f"{error.message} Nothing was changed; go back and try again.",
+        )
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+async def _validation_error(_request: Request, error: RequestValidationError) -> Response:
+    problems = list(error.errors())
+    first = problems[0] if problems else {}
+    if first.get("type") == "json_invalid":
+        return error_response(InvalidRequest("The body is not valid JSON.", code="malformed_json"))
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    if first.get("type") == "missing" and not location:
+        return error_response(ValidationFailed("A JSON body is required.", code="missing"))
+    code = {
+        "missing": "missing",
+        "extra_forbidden": "unknown_field",
+        "date_out_of_range": "date_out_of_range",
+    }.get(str(first.get("type")), "invalid_value")
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
+    # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
+    # wrong value: 422 wherever it is sent, like the same value in a body.
+    if first.get("loc", ("",))[0] == "query" and not (
+        code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
+    ):
+        return error_response(InvalidRequest(message, code=code, param=param))
+    return error_response(ValidationFailed(message, code=code, param=param))
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+    if error.status_code == 404:
+        if _wants_page(request):
+            from milepost.web.common import not_found
             from milepost.web.session import Web
 
-            return Web(request).render(
-                "error.html",
-                status=error.status,
-                title="Not accepted",
-                message=f"{error.message} Nothing was changed; go back and try again.",
-            )
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+            return not_found(Web(request))
+        return error_response(NotFound("No such endpoint."))
+    if error.status_code == 405:
+        return error_json(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
+    return error_json(error.status_code, "invalid_request", "invalid_request", str(error.detail))
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
-        problems = list(error.errors())
-        first = problems[0] if problems else {}
-        if first.get("type") == "json_invalid":
-            return error_response(
-                InvalidRequest("The body is not valid JSON.", code="malformed_json")
-            )
-        location = [
-            str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        param = ".".join(location) or None
-        if first.get("type") == "missing" and not location:
-            return error_response(ValidationFailed("A JSON body is required.", code="missing"))
-        code = {
-            "missing": "missing",
-            "extra_forbidden": "unknown_field",
-            "date_out_of_range": "date_out_of_range",
-        }.get(str(first.get("type")), "invalid_value")
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
-        # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
-        # wrong value: 422 wherever it is sent, like the same value in a body.
-        if first.get("loc", ("",))[0] == "query" and not (
-            code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
-        ):
-            return error_response(InvalidRequest(message, code=code, param=param))
-        return error_response(ValidationFailed(message, code=code, param=param))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404:
-            if _wants_page(request):
-                from milepost.web.common import not_found
-                from milepost.web.session import Web
-
-                return not_found(Web(request))
-            return error_response(NotFound("No such endpoint."))
-        if error.status_code == 405:
-            return error_json(
-                405, "invalid_request", "method_not_allowed", "Method not allowed here."
-            )
-        return error_json(
-            error.status_code, "invalid_request", "invalid_request", str(error.detail)
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        request_id = getattr(request.state, "request_id", None)
-        if is_unreachable(
-            error
-        ):  # a database call outside a unit of work: still an outage, not a bug
-            request.app.state.db.outage.failed(error)
-            response = _service_unavailable(request, ServiceUnavailable())
-            if request_id:
-                response.headers["X-Request-Id"] = request_id
-            return response
-        log.error(
-            "unhandled error",
-            exc_info=error,
-            extra={"fields": {"request_id": request_id, "path": request.url.path}},
-        )
-        response = internal_error(request_id)
-        # This handler answers from outside every middleware, so the request id is added here.
+async def _unexpected(request: Request, error: Exception) -> Response:
+    request_id = getattr(request.state, "request_id", None)
+    if is_unreachable(error):  # a database call outside a unit of work: still an outage, not a bug
+        request.app.state.db.outage.failed(error)
+        response = _service_unavailable(request, ServiceUnavailable())
         if request_id:
             response.headers["X-Request-Id"] = request_id
         return response
+    log.error(
+        "unhandled error",
+        exc_info=error,
+        extra={"fields": {"request_id": request_id, "path": request.url.path}},
+    )
+    response = internal_error(request_id)
+    # This handler answers from outside every middleware, so the request id is added here.
+    if request_id:
+        response.headers["X-Request-Id"] = request_id
+    return response
 
 
 # Pydantic's error types for a value that was read but lies outside the declared bounds.

@@ -138,56 +138,70 @@ class BodyLimitMiddleware:
         self.json_limit = json_limit
         self.file_limit = file_limit
 
+    def _limit(self, method: str, path: str) -> int:
+        """The upload limit for file uploads (the API's /v1/files and the web app's delivery form,
+        multipart with files), the JSON limit for everything else."""
+        is_upload = path == "/v1/files" or (
+            method == "POST" and path.startswith("/milestones/") and path.endswith("/submit")
+        )
+        # Multipart framing adds a little to the file itself.
+        return self.file_limit + 64 * 1024 if is_upload else self.json_limit
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"].rstrip("/")
-        # File uploads: the API's /v1/files and the web app's delivery form (multipart with files).
-        is_upload = path == "/v1/files" or (
-            scope["method"] == "POST"
-            and path.startswith("/milestones/")
-            and path.endswith("/submit")
-        )
-        # Multipart framing adds a little to the file itself.
-        limit = self.file_limit + 64 * 1024 if is_upload else self.json_limit
+        limit = self._limit(scope["method"], path)
         page = not (path == "/v1" or path.startswith("/v1/"))
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(limit, page=page)(scope, receive, send)
             return
-        received = 0
-        too_large = False
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            # Once the body is known to be too large, whatever the app makes of the interrupted read (FastAPI
-            # turns it into "400 error parsing the body") is replaced by the 413 below.
-            if too_large and not started:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        body = _CountedBody(receive, send, limit)
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, body.receive, body.send)
         except Exception:
-            if not too_large or started:
+            if not body.held_back:
                 raise
-        if too_large and not started:
+        if body.held_back:
             await _too_large(limit, page=page)(scope, receive, send)
+
+
+class _CountedBody:
+    """The request body counted as the app reads it: past the limit the read fails, and whatever the app
+    then makes of the interrupted read (FastAPI turns it into "400 error parsing the body") is held back,
+    so that the middleware answers 413 instead."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.received = 0
+        self.too_large = False
+        self.started = False
+
+    @property
+    def held_back(self) -> bool:
+        """The body was too large and no answer has started: the 413 is still to be sent."""
+        return self.too_large and not self.started
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.too_large = True
+                raise _BodyTooLarge
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.held_back:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 class _BodyTooLarge(Exception):

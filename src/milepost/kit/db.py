@@ -489,23 +489,35 @@ def explain_failure(error: BaseException, url: str) -> str | None:
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     where = shown_url(url)
     if isinstance(orig, sqlite3.Error) or url.startswith("sqlite"):
-        lowered = first.lower()
-        path = _sqlite_path(url)
-        if "unable to open database file" in lowered:
-            return (
-                f"cannot open the SQLite database {path}: its directory must exist and be writable "
-                "by this user (SQLite keeps -wal and -shm files beside it)"
-            )
-        if "readonly" in lowered or "read-only" in lowered:
-            return (
-                f"the SQLite database {path} is read-only for this user: make the file and its "
-                "directory writable (SQLite keeps -wal and -shm files beside it)"
-            )
-        if "no such table" in lowered:
-            return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
-        if "disk i/o error" in lowered or "database or disk is full" in lowered:
-            return f"the SQLite database {path} cannot be written ({first}): check the disk"
-        return None
+        return _explain_sqlite(first, where, url)
+    return _explain_postgres(error, orig, first, where, url)
+
+
+def _explain_sqlite(first: str, where: str, url: str) -> str | None:
+    """``explain_failure`` for SQLite: a file that cannot be opened or written, or has no schema."""
+    lowered = first.lower()
+    path = _sqlite_path(url)
+    if "unable to open database file" in lowered:
+        return (
+            f"cannot open the SQLite database {path}: its directory must exist and be writable "
+            "by this user (SQLite keeps -wal and -shm files beside it)"
+        )
+    if "readonly" in lowered or "read-only" in lowered:
+        return (
+            f"the SQLite database {path} is read-only for this user: make the file and its "
+            "directory writable (SQLite keeps -wal and -shm files beside it)"
+        )
+    if "no such table" in lowered:
+        return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
+    if "disk i/o error" in lowered or "database or disk is full" in lowered:
+        return f"the SQLite database {path} cannot be written ({first}): check the disk"
+    return None
+
+
+def _explain_postgres(
+    error: BaseException, orig: BaseException, first: str, where: str, url: str
+) -> str | None:
+    """``explain_failure`` for PostgreSQL: by SQLSTATE, or by the server's words while connecting."""
     sqlstate = getattr(orig, "sqlstate", None)
     if (
         sqlstate is None

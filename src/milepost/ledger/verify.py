@@ -114,20 +114,7 @@ def _check_entries(
             report.problems.append(
                 f"entry {entry.id} has {len(postings)} posting(s); needs two or more"
             )
-        sums: dict[str, int] = defaultdict(int)
-        for posting in postings:
-            sums[posting.currency] += posting.amount
-            account = accounts.get(posting.account_id)
-            if account is not None and account.currency != posting.currency:
-                report.problems.append(
-                    f"posting {posting.id} is in {posting.currency} but account {account.key} "
-                    f"is in {account.currency}"
-                )
-        for currency, total in sorted(sums.items()):
-            if total != 0:
-                report.problems.append(
-                    f"entry {entry.id} does not balance: {currency} sums to {total}"
-                )
+        report.problems += _balance_problems(entry, postings, accounts)
         recorded = [
             (accounts[p.account_id].key, p.amount, p.currency)
             for p in postings
@@ -139,6 +126,28 @@ def _check_entries(
             problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
             if problem is not None:
                 report.problems.append(f"entry {entry.id} {problem}")
+
+
+def _balance_problems(
+    entry: JournalEntry, postings: list[Posting], accounts: dict[str, Account]
+) -> list[str]:
+    """An entry's postings each in their account's currency, and summing to zero in every currency."""
+    problems: list[str] = []
+    sums: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        sums[posting.currency] += posting.amount
+        account = accounts.get(posting.account_id)
+        if account is not None and account.currency != posting.currency:
+            problems.append(
+                f"posting {posting.id} is in {posting.currency} but account {account.key} "
+                f"is in {account.currency}"
+            )
+    problems += [
+        f"entry {entry.id} does not balance: {currency} sums to {total}"
+        for currency, total in sorted(sums.items())
+        if total != 0
+    ]
+    return problems
 
 
 def _check_accounts(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:

@@ -28,7 +28,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def _some_money_and_a_file(sign_up: Any) -> Client:
-    alice = sign_up("alice")
+    alice: Client = sign_up("alice")
     alice.ok("POST", "/v1/deposits", {"amount": 250_000, "currency": "USD", "provider": "sandbox"})
     upload = alice.request("POST", "/v1/files", files={"file": ("notes.txt", NOTES, "text/plain")})
     assert upload.status_code == 201, upload.text

@@ -20,7 +20,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from milepost.kit.db import Database, normalise_url, upgrade_schema
+from milepost.kit.db import Database, normalise_url
+from milepost.kit.schema import upgrade_schema
 from milepost.ledger.verify import verify_ledger
 from tests.world import World
 

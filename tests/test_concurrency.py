@@ -10,6 +10,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import pytest
@@ -221,7 +222,7 @@ def test_twenty_fundings_race_for_a_wallet_holding_seven(world: World, db: Datab
 
     outcomes = race(
         [
-            lambda m=milestone: act_as(db, world.settings, client.id, milestones.fund, m.id)
+            partial(act_as, db, world.settings, client.id, milestones.fund, milestone.id)
             for milestone in drafts
         ]
     )
@@ -269,9 +270,9 @@ def test_approve_and_cancels_race_on_one_delivery_and_one_outcome_wins(
             if index % 3 == 0:
                 work.append(approve)
             elif index % 3 == 1:
-                work.append(lambda f=freelancer: cancel(f))
+                work.append(partial(cancel, freelancer))
             else:
-                work.append(lambda s=staff: cancel(s))
+                work.append(partial(cancel, staff))
         outcomes = race(work)
 
         won = winners(outcomes)
@@ -313,7 +314,7 @@ def test_opposite_order_releases_and_fundings_on_one_wallet_never_hang(
     world.act(client, milestones.fund, b.id)
     extra = [world.milestone(client, project, 10_000, title=f"Extra {n}") for n in range(rounds)]
 
-    def release(milestone_id: str) -> Callable[[Context], None]:
+    def release(milestone_id: str) -> Callable[[Context], object]:
         return lambda ctx: milestones.release(ctx, milestone_id, amount=part)
 
     def both(first: str, second: str) -> None:
@@ -338,8 +339,8 @@ def test_opposite_order_releases_and_fundings_on_one_wallet_never_hang(
                 lambda: both(a.id, b.id),
                 lambda: both(b.id, a.id),
                 separately,
-                lambda r=round_index: act_as(
-                    db, world.settings, client.id, milestones.fund, extra[r].id
+                partial(
+                    act_as, db, world.settings, client.id, milestones.fund, extra[round_index].id
                 ),
             ]
         )
@@ -373,7 +374,7 @@ def test_simultaneous_sign_ups_with_one_email_make_one_account(db: Database) -> 
         with db.unit_of_work() as session:
             create_user(session, email="same@example.com", name=name, password="x" * 12)
 
-    outcomes = race([lambda n=f"Person {i}": sign_up(n) for i in range(10)])
+    outcomes = race([partial(sign_up, f"Person {i}") for i in range(10)])
 
     assert len(winners(outcomes)) == 1
     assert_losers_typed(outcomes, (ValidationFailed, Conflict, TransientConflict))

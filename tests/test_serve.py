@@ -26,8 +26,9 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from milepost.files.models import StoredFile
-from milepost.kit.db import Database, normalise_url, upgrade_schema
+from milepost.kit.db import Database, normalise_url
 from milepost.kit.proxies import forwarded_client
+from milepost.kit.schema import upgrade_schema
 from tests.conftest import _postgres_admin_url, _with_database
 
 MILEPOST = Path(sys.executable).with_name("milepost")
@@ -191,7 +192,7 @@ def test_serve_and_worker_refuse_a_schema_behind_the_migrations_until_upgraded(
     # One migration behind the head.
     from alembic import command
 
-    from milepost.kit.db import _alembic_config
+    from milepost.kit.schema import _alembic_config
 
     command.upgrade(_alembic_config(fresh_url), "0011")
     for args in (["serve", "--port", str(free_port())], ["worker"]):

@@ -1,19 +1,15 @@
-"""The FastAPI application: routers, error rendering, body limits, request ids and request logs."""
+"""The FastAPI application: routers, error rendering, and the order of the middlewares (``middleware.py``)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from milepost import __version__
 from milepost.health import MetricsMiddleware, install_health_routes
@@ -26,9 +22,16 @@ from milepost.kit.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from milepost.kit.headers import DOCS_CSP, HTML_HEADERS, REDOC_CSP
+from milepost.kit.headers import DOCS_CSP, REDOC_CSP
 from milepost.kit.logs import REQUEST_LOGGER
 from milepost.kit.proxies import ForwardedHeadersMiddleware
+from milepost.middleware import (
+    BodyLimitMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+    error_json,
+    internal_error,
+)
 from milepost.settings import Settings, get_settings
 
 log = logging.getLogger(REQUEST_LOGGER)
@@ -161,15 +164,6 @@ def app_from_environment() -> FastAPI:
     return create_app(Settings())
 
 
-def _error(
-    status: int, type_: str, code: str, message: str, param: str | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": type_, "code": code, "message": message, "param": param}},
-        status_code=status,
-    )
-
-
 def _service_unavailable(request: Request, error: ServiceUnavailable) -> Response:
     headers = {"Retry-After": str(error.retry_after_seconds)}
     if _wants_page(request):
@@ -184,108 +178,108 @@ def _service_unavailable(request: Request, error: ServiceUnavailable) -> Respons
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(MilepostError)
-    async def milepost_error(request: Request, error: MilepostError) -> Response:
-        if isinstance(error, ServiceUnavailable):
-            # Logged once per outage episode by the database (kit/db.py), not once per request.
-            return _service_unavailable(request, error)
-        if isinstance(error, OutcomeUnknown):
-            log.warning(
-                "outcome unknown: the database connection broke while committing",
-                extra={
-                    "fields": {
-                        "request_id": getattr(request.state, "request_id", None),
-                        "path": request.url.path,
-                        "idempotency_key": error.with_key,
-                    }
-                },
+    """Every refusal and failure in the error shape: JSON for the API, a page for the web app."""
+    app.exception_handler(MilepostError)(_milepost_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected)
+
+
+async def _milepost_error(request: Request, error: MilepostError) -> Response:
+    if isinstance(error, ServiceUnavailable):
+        # Logged once per outage episode by the database (kit/db.py), not once per request.
+        return _service_unavailable(request, error)
+    if isinstance(error, OutcomeUnknown):
+        log.warning(
+            "outcome unknown: the database connection broke while committing",
+            extra={
+                "fields": {
+                    "request_id": getattr(request.state, "request_id", None),
+                    "path": request.url.path,
+                    "idempotency_key": error.with_key,
+                }
+            },
+        )
+        if _wants_page(request):  # a web form: a page a person can read
+            return HTMLResponse(
+                "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
+                "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
+                "connection to the database was lost while saving it, so it may or may not have "
+                "been done. Look at the page it would have changed before you send it again.</p>"
+                "</html>",
+                status_code=500,
             )
-            if _wants_page(request):  # a web form: a page a person can read
-                return HTMLResponse(
-                    "<!doctype html><html lang=en><meta charset=utf-8><title>Outcome unknown · "
-                    "Milepost</title><h1>We cannot tell whether that went through</h1><p>The "
-                    "connection to the database was lost while saving it, so it may or may not have "
-                    "been done. Look at the page it would have changed before you send it again.</p>"
-                    "</html>",
-                    status_code=500,
-                )
-        if not _is_api(request.url.path):
-            # The web app's pages handle their services' refusals themselves; what reaches here was
-            # refused before the page ran (a control character in a form field): a page, not JSON.
+    if not _is_api(request.url.path):
+        # The web app's pages handle their services' refusals themselves; what reaches here was
+        # refused before the page ran (a control character in a form field): a page, not JSON.
+        from milepost.web.session import Web
+
+        return Web(request).render(
+            "error.html",
+            status=error.status,
+            title="Not accepted",
+            message=f"{error.message} Nothing was changed; go back and try again.",
+        )
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+async def _validation_error(_request: Request, error: RequestValidationError) -> Response:
+    problems = list(error.errors())
+    first = problems[0] if problems else {}
+    if first.get("type") == "json_invalid":
+        return error_response(InvalidRequest("The body is not valid JSON.", code="malformed_json"))
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    if first.get("type") == "missing" and not location:
+        return error_response(ValidationFailed("A JSON body is required.", code="missing"))
+    code = {
+        "missing": "missing",
+        "extra_forbidden": "unknown_field",
+        "date_out_of_range": "date_out_of_range",
+    }.get(str(first.get("type")), "invalid_value")
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
+    # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
+    # wrong value: 422 wherever it is sent, like the same value in a body.
+    if first.get("loc", ("",))[0] == "query" and not (
+        code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
+    ):
+        return error_response(InvalidRequest(message, code=code, param=param))
+    return error_response(ValidationFailed(message, code=code, param=param))
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+    if error.status_code == 404:
+        if _wants_page(request):
+            from milepost.web.common import not_found
             from milepost.web.session import Web
 
-            return Web(request).render(
-                "error.html",
-                status=error.status,
-                title="Not accepted",
-                message=f"{error.message} Nothing was changed; go back and try again.",
-            )
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+            return not_found(Web(request))
+        return error_response(NotFound("No such endpoint."))
+    if error.status_code == 405:
+        return error_json(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
+    return error_json(error.status_code, "invalid_request", "invalid_request", str(error.detail))
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
-        problems = list(error.errors())
-        first = problems[0] if problems else {}
-        if first.get("type") == "json_invalid":
-            return error_response(
-                InvalidRequest("The body is not valid JSON.", code="malformed_json")
-            )
-        location = [
-            str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        param = ".".join(location) or None
-        if first.get("type") == "missing" and not location:
-            return error_response(ValidationFailed("A JSON body is required.", code="missing"))
-        code = {
-            "missing": "missing",
-            "extra_forbidden": "unknown_field",
-            "date_out_of_range": "date_out_of_range",
-        }.get(str(first.get("type")), "invalid_value")
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        # A query value that cannot be read or is not one the API knows (limit=ten, status=paid) is 400.
-        # A well-formed value outside its bounds (limit=500, a date past kit.validate.LAST_DATE) is a
-        # wrong value: 422 wherever it is sent, like the same value in a body.
-        if first.get("loc", ("",))[0] == "query" and not (
-            code == "date_out_of_range" or first.get("type") in _OUT_OF_BOUNDS
-        ):
-            return error_response(InvalidRequest(message, code=code, param=param))
-        return error_response(ValidationFailed(message, code=code, param=param))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404:
-            if _wants_page(request):
-                from milepost.web.common import not_found
-                from milepost.web.session import Web
-
-                return not_found(Web(request))
-            return error_response(NotFound("No such endpoint."))
-        if error.status_code == 405:
-            return _error(405, "invalid_request", "method_not_allowed", "Method not allowed here.")
-        return _error(error.status_code, "invalid_request", "invalid_request", str(error.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        request_id = getattr(request.state, "request_id", None)
-        if is_unreachable(
-            error
-        ):  # a database call outside a unit of work: still an outage, not a bug
-            request.app.state.db.outage.failed(error)
-            response = _service_unavailable(request, ServiceUnavailable())
-            if request_id:
-                response.headers["X-Request-Id"] = request_id
-            return response
-        log.error(
-            "unhandled error",
-            exc_info=error,
-            extra={"fields": {"request_id": request_id, "path": request.url.path}},
-        )
-        response = _internal_error(request_id)
-        # This handler answers from outside every middleware, so the request id is added here.
+async def _unexpected(request: Request, error: Exception) -> Response:
+    request_id = getattr(request.state, "request_id", None)
+    if is_unreachable(error):  # a database call outside a unit of work: still an outage, not a bug
+        request.app.state.db.outage.failed(error)
+        response = _service_unavailable(request, ServiceUnavailable())
         if request_id:
             response.headers["X-Request-Id"] = request_id
         return response
+    log.error(
+        "unhandled error",
+        exc_info=error,
+        extra={"fields": {"request_id": request_id, "path": request.url.path}},
+    )
+    response = internal_error(request_id)
+    # This handler answers from outside every middleware, so the request id is added here.
+    if request_id:
+        response.headers["X-Request-Id"] = request_id
+    return response
 
 
 # Pydantic's error types for a value that was read but lies outside the declared bounds.
@@ -312,182 +306,5 @@ def _wants_page(request: Request) -> bool:
     return not _is_api(request.url.path) and "text/html" in request.headers.get("accept", "")
 
 
-def _internal_error(request_id: str | None) -> JSONResponse:
-    # Only failures before COMMIT get here (the unit of work rolled back); a failure while committing is
-    # OutcomeUnknown, whose message says that the outcome is unknown.
-    return _error(
-        500,
-        "api_error",
-        "internal_error",
-        f"Something went wrong on our side; nothing was changed. Request id: {request_id}.",
-    )
-
-
 def error_response(error: MilepostError) -> JSONResponse:
     return JSONResponse(error.to_dict(), status_code=error.status)
-
-
-class RequestLogMiddleware:
-    """Gives every request an id (X-Request-Id) and logs one JSON line when it ends."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-                # Every 503 says when to come back, also a page that rendered the outage itself.
-                if status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
-                    retry_after = str(ServiceUnavailable.retry_after_seconds).encode()
-                    headers.append((b"retry-after", retry_after))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as error:
-            if response_started:
-                raise
-            # Answer the 500 here rather than letting the exception reach Starlette's outermost handler:
-            # that one re-raises after answering, and the server then drops the connection, so a client
-            # could see a connection reset instead of the error.
-            log.error(
-                "unhandled error",
-                exc_info=error,
-                extra={"fields": {"request_id": request_id, "path": scope["path"]}},
-            )
-            await _internal_error(request_id)(scope, receive, send_with_id)
-        finally:
-            state: dict[str, Any] = scope.get("state", {})
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "client": (scope.get("client") or (None,))[0],
-                        "status": status,
-                        "user_id": state.get("user_id"),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
-
-
-class SecurityHeadersMiddleware:
-    """Adds ``kit.headers.HTML_HEADERS`` to every text/html response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                content_type = next(
-                    (value for name, value in headers if name.lower() == b"content-type"), b""
-                )
-                if content_type.lower().startswith(b"text/html"):
-                    for name, value in HTML_HEADERS.items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class BodyLimitMiddleware:
-    """Refuses bodies over the limit (JSON 1 MiB by default; uploads 25 MiB) with 413 in the error shape."""
-
-    def __init__(self, app: ASGIApp, *, json_limit: int, file_limit: int) -> None:
-        self.app = app
-        self.json_limit = json_limit
-        self.file_limit = file_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"].rstrip("/")
-        # File uploads: the API's /v1/files and the web app's delivery form (multipart with files).
-        is_upload = path == "/v1/files" or (
-            scope["method"] == "POST"
-            and path.startswith("/milestones/")
-            and path.endswith("/submit")
-        )
-        # Multipart framing adds a little to the file itself.
-        limit = self.file_limit + 64 * 1024 if is_upload else self.json_limit
-        page = not (path == "/v1" or path.startswith("/v1/"))
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(limit, page=page)(scope, receive, send)
-            return
-        received = 0
-        too_large = False
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            # Once the body is known to be too large, whatever the app makes of the interrupted read (FastAPI
-            # turns it into "400 error parsing the body") is replaced by the 413 below.
-            if too_large and not started:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not too_large or started:
-                raise
-        if too_large and not started:
-            await _too_large(limit, page=page)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _too_large(limit: int, *, page: bool) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    if page:  # a web form: a page a person can read, not the API's JSON
-        return HTMLResponse(
-            "<!doctype html><html lang=en><meta charset=utf-8><title>Too large · Milepost</title>"
-            f"<h1>Too large</h1><p>What you sent is larger than {limit:,} bytes, so nothing was "
-            "changed. Go back and send less (smaller or fewer files).</p></html>",
-            status_code=413,
-        )
-    return _error(
-        413, "invalid_request", "body_too_large", f"The request body is larger than {limit} bytes."
-    )

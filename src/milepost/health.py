@@ -31,9 +31,10 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from milepost.kit.db import Database, head_revision
+from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, ServiceUnavailable
 from milepost.kit.metrics import HTTP_DURATION, HTTP_REQUESTS, scrape_registry
+from milepost.kit.schema import head_revision
 from milepost.kit.time import utcnow
 from milepost.settings import Settings
 

@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
+from requests.structures import CaseInsensitiveDict
 from schemathesis.checks import (
     not_a_server_error,
     response_schema_conformance,
@@ -210,11 +211,13 @@ def flatmap_query(_context: Any, query: dict[str, Any]) -> Any:
 
 
 @schema.hook
-def flatmap_case(_context: Any, case: schemathesis.Case) -> Any:
+def flatmap_case(_context: Any, case: schemathesis.Case[Any]) -> Any:
     """Send each request as one of the world's users: the client, the freelancer or a staff member."""
 
-    def signed(token: str) -> schemathesis.Case:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+    def signed(token: str) -> schemathesis.Case[Any]:
+        headers = CaseInsensitiveDict(case.headers or {})
+        headers["Authorization"] = f"Bearer {token}"
+        case.headers = headers
         return case
 
     return st.sampled_from(_current[-1].tokens).map(signed) if _current else st.just(case)
@@ -229,7 +232,7 @@ def flatmap_case(_context: Any, case: schemathesis.Case) -> Any:
 )
 @schema.parametrize()
 def test_every_operation_answers_as_documented(
-    case: schemathesis.Case, verified_world: FuzzWorld
+    case: schemathesis.Case[Any], verified_world: FuzzWorld
 ) -> None:
     world = verified_world
     headers = dict(case.headers or {})
@@ -239,7 +242,7 @@ def test_every_operation_answers_as_documented(
         # Signing out must not revoke the tokens every other request uses.
         signing_out = world.user("leaving")
         headers["Authorization"] = f"Bearer {signing_out.token}"
-    case.headers = headers
+    case.headers = CaseInsensitiveDict(headers)
     case.call_and_validate(base_url=world.base_url, checks=CHECKS)
 
 

@@ -474,3 +474,65 @@ def test_the_same_file_sent_again_with_its_key_replays_whatever_the_boundary(
     assert_error(other_bytes, 422, "validation", "idempotency_key_reused")
     other_name = upload(alice, key, "boundary-4444", "summary.txt", data)
     assert_error(other_name, 422, "validation", "idempotency_key_reused")
+
+
+def test_a_tick_removes_expired_keys_and_keeps_live_ones(
+    sign_up: Any, db: Database, settings: Settings
+) -> None:
+    from milepost.kit.time import utcnow
+    from milepost.schedule.service import run_due
+
+    alice = sign_up("alice")
+    body = {"amount": 100, "currency": "USD"}
+    expired_key, live_key = new_key(), new_key()
+    expired = alice.post("/v1/deposits", body, headers={"Idempotency-Key": expired_key})
+    assert expired.status_code == 201, expired.text
+    live = alice.post("/v1/deposits", body, headers={"Idempotency-Key": live_key})
+    assert live.status_code == 201, live.text
+
+    def key_row(key: str) -> IdempotencyKey | None:
+        with db.read_only() as session:
+            return session.scalar(
+                select(IdempotencyKey).where(IdempotencyKey.scope_key.endswith(f":{key}"))
+            )
+
+    with db.unit_of_work() as session:
+        row = session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.scope_key.endswith(f":{expired_key}"))
+        )
+        assert row is not None
+        row.created_at = row.created_at - timedelta(hours=25)
+    # The live one is old, but not past its 24 hours.
+    with db.unit_of_work() as session:
+        row = session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.scope_key.endswith(f":{live_key}"))
+        )
+        assert row is not None
+        row.created_at = row.created_at - timedelta(hours=23)
+
+    run_due(db, settings, utcnow(), deliver_emails=False, deliver_webhooks=False)
+
+    assert key_row(expired_key) is None
+    assert key_row(live_key) is not None
+    assert_replay(live, alice.post("/v1/deposits", body, headers={"Idempotency-Key": live_key}))
+    assert balance(alice) == 200
+
+
+def test_a_tick_in_the_future_keeps_keys_that_are_live_now(
+    sign_up: Any, db: Database, settings: Settings
+) -> None:
+    from milepost.kit.time import utcnow
+    from milepost.schedule.service import run_due
+
+    alice = sign_up("alice")
+    body = {"amount": 100, "currency": "USD"}
+    key = new_key()
+    first = alice.post("/v1/deposits", body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+
+    run_due(
+        db, settings, utcnow() + timedelta(days=3), deliver_emails=False, deliver_webhooks=False
+    )
+
+    assert_replay(first, alice.post("/v1/deposits", body, headers={"Idempotency-Key": key}))
+    assert balance(alice) == 100

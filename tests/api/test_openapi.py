@@ -43,7 +43,7 @@ def api_routes() -> list[tuple[str, str, APIRoute]]:
         for router in routers
         for route in router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
-        for method in route.methods
+        for method in route.methods or ()
     ]
 
 

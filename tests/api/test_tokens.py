@@ -17,8 +17,9 @@ from sqlalchemy import update
 from milepost.auth import service as auth
 from milepost.auth.models import ApiToken, TokenKind
 from milepost.kit.context import Context
-from milepost.kit.db import Database, UTCDateTime, normalise_url, upgrade_schema
+from milepost.kit.db import Database, UTCDateTime, normalise_url
 from milepost.kit.errors import AuthenticationFailed
+from milepost.kit.schema import upgrade_schema
 from milepost.settings import Settings
 from milepost.users.service import create_user
 from tests.api.conftest import PASSWORD, Client, LiveServer, assert_error

@@ -39,7 +39,7 @@ class Acknowledged:
     files: list[tuple[float, str, bytes]] = field(default_factory=list)
 
     def writes(self) -> list[float]:
-        return [at for at, *_ in [*self.deposits, *self.milestones, *self.files]]
+        return [at for at, _ in self.deposits + self.milestones] + [at for at, *_ in self.files]
 
 
 def _work(

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from milepost.cli import app
 from milepost.files.service import blob_path
-from milepost.kit.db import Database, head_revision
+from milepost.kit.db import Database
+from milepost.kit.schema import head_revision
 from milepost.settings import Settings
 from tests.api.conftest import Client
 
@@ -27,7 +28,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def _some_money_and_a_file(sign_up: Any) -> Client:
-    alice = sign_up("alice")
+    alice: Client = sign_up("alice")
     alice.ok("POST", "/v1/deposits", {"amount": 250_000, "currency": "USD", "provider": "sandbox"})
     upload = alice.request("POST", "/v1/files", files={"file": ("notes.txt", NOTES, "text/plain")})
     assert upload.status_code == 201, upload.text

@@ -41,7 +41,8 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
-from milepost.kit.db import Database, upgrade_schema
+from milepost.kit.db import Database
+from milepost.kit.schema import upgrade_schema
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"
@@ -368,9 +369,10 @@ class Client:
             body = {"amount": amount, "currency": self.currency, "provider": "sandbox"}
             return Operation(name, "client", "POST", "/v1/deposits", body, amount=amount)
         if name == "milestone":
-            body = {"title": f"Part {len(self.milestones) + 1}", "amount": rng.randint(500, 30_000)}
+            amount = rng.randint(500, 30_000)
+            body = {"title": f"Part {len(self.milestones) + 1}", "amount": amount}
             path = f"/v1/projects/{self.project_id}/milestones"
-            return Operation(name, "client", "POST", path, body, amount=body["amount"])
+            return Operation(name, "client", "POST", path, body, amount=amount)
         if name == "fund":
             m = rng.choice(drafts)
             refusal = None if m.amount <= self.client_available else (402, "insufficient_funds")
@@ -716,7 +718,7 @@ def check_round(database: Database, clients: list[Client], figures: Figures) -> 
                 )
             )
             outside = -int(held.get(AccountKind.EXTERNAL) or 0)
-            if not (int(deposited) - int(paid_out) == inside == outside):
+            if not (int(deposited or 0) - int(paid_out or 0) == inside == outside):
                 figures.conservation_failures += 1
                 figures.problem(
                     f"{currency}: deposits {deposited} - payouts {paid_out} != held {inside} "

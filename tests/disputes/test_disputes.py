@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def drive(
     return milestone_id
 
 
-def open_dispute(world: World, user: User, milestone_id: str, **kwargs: object) -> Dispute:
+def open_dispute(world: World, user: User, milestone_id: str, **kwargs: Any) -> Dispute:
     return world.act(user, disputes.open_dispute, milestone_id, reason="Not as agreed", **kwargs)
 
 
@@ -119,7 +120,7 @@ def test_a_disputed_milestone_is_frozen(world: World) -> None:
         open_dispute(world, client, milestone_id)
     before = world.snapshot()
 
-    refusals = [
+    refusals: list[tuple[User, Any, str, dict[str, Any]]] = [
         (client, milestones.release, submitted, {}),
         (client, milestones.release, submitted, {"amount": 1}),
         (client, milestones.approve, submitted, {}),
@@ -318,10 +319,11 @@ def test_offers_within_the_escrow_and_accepting_one_resolves_with_that_split(wor
 
     # A resolved dispute is over: no more offers, acceptances or withdrawals.
     before = world.snapshot()
-    for actor, action, args in (
+    after_resolution: list[tuple[User, Any, dict[str, Any]]] = [
         (freelancer, disputes.make_offer, {"to_freelancer": 0}),
         (client, disputes.withdraw, {}),
-    ):
+    ]
+    for actor, action, args in after_resolution:
         with pytest.raises(InvalidState):
             world.act(actor, action, opened.id, **args)
     with pytest.raises(InvalidState):

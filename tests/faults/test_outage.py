@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from milepost.kit.db import upgrade_schema
+from milepost.kit.schema import upgrade_schema
 from tests.api.conftest import PASSWORD, assert_error
 from tests.faults.cluster import ThrowawayCluster, free_port
 

@@ -15,7 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import update
 
-from milepost.kit.db import Database, head_revision
+from milepost.kit.db import Database
+from milepost.kit.schema import head_revision
 from milepost.kit.time import utcnow
 from milepost.schedule.heartbeat import Heartbeat
 from milepost.schedule.models import WorkerHeartbeat

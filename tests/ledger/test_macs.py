@@ -48,10 +48,12 @@ def verify(db: Database, keys: KeyRing) -> VerifyReport:
         return verify_ledger(session, keys)
 
 
-def rows(db: Database) -> tuple[list[JournalEntry], list[MilestoneEvent]]:
+def rows(db: Database) -> tuple[list[JournalEntry | MilestoneEvent], list[MilestoneEvent]]:
+    """Every journal entry and every audit event; the first list is typed to hold both, so that
+    ``[*entries, *events]`` is a list of rows with ``mac`` and ``mac_key_id``."""
     with db.read_only() as session:
         return (
-            list(session.scalars(select(JournalEntry))),
+            list[JournalEntry | MilestoneEvent](session.scalars(select(JournalEntry))),
             list(session.scalars(select(MilestoneEvent))),
         )
 
@@ -88,7 +90,9 @@ def rehash_entry(db: Database, entry_id: str) -> None:
             .join(Posting, Posting.account_id == Account.id)
             .where(Posting.entry_id == entry_id)
         ).all()
-        entry.hash = entry_hash(entry, [tuple(row) for row in recorded])
+        entry.hash = entry_hash(
+            entry, [(key, amount, currency) for key, amount, currency in recorded]
+        )
 
 
 def shift(db: Database, entry_id: str, from_key: str, to_key: str, amount: int) -> None:
@@ -184,7 +188,7 @@ def test_a_rewritten_event_with_its_plain_hashes_recomputed_is_caught_by_its_mac
     world = keyed_world(db)
     b = busy(world)
     target = funded_event(db, b.released.id)
-    values: dict[str, object] = {
+    values: Any = {
         "amount": {"amount": (target.amount or 0) - 1},
         "data": {"data": {"late_fee": 1}},
         "actor_id": {"actor_id": b.freelancer.id},

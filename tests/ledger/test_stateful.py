@@ -271,7 +271,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return milestone_id, self.state["milestones"][milestone_id], project
 
     def milestone_now(self, milestone_id: str) -> tuple[Any, ...]:
-        return self.state["milestones"][milestone_id]
+        now: tuple[Any, ...] = self.state["milestones"][milestone_id]
+        return now
 
     def pick_project(self, i: int) -> ProjectRef:
         return self.projects[sorted(self.projects)[i % len(self.projects)]]
@@ -370,7 +371,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def payout(self, who: int, amount: int | str, currency: str, provider: str) -> None:
         user = self.person(who)
         available = self.state["accounts"].get(user_key(user.id, currency), 0)
-        value = available if amount == "everything" else amount
+        value: int = available if amount == "everything" else int(amount)
         payout = self.try_act(
             user,
             wallets.create_payout,
@@ -855,6 +856,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
 def test_random_money_movements_keep_the_ledger_whole(db: Database) -> None:
     cast: list[dict[str, Any]] = []  # the people, made once per test and restored per example
+    # Hypothesis calls the factory for each run: a lambda binds the database and the cast.
     run_state_machine_as_test(
-        lambda: LedgerMachine(db, cast), settings=settings.get_profile(PROFILE)
+        lambda: LedgerMachine(db, cast),  # type: ignore[arg-type]
+        settings=settings.get_profile(PROFILE),
     )

@@ -52,7 +52,7 @@ def damage_an_index_page(path: Path, index: str = "ix_ledger_postings_entry_id")
     with path.open("r+b") as file:
         file.seek((page - 1) * page_size)
         file.write(bytes([0x0D, 0xFF, 0xFF, 0x7F]) + b"\xa5" * (page_size - 4))
-    return page
+    return int(page)
 
 
 def sqlite_file(db: Database) -> Path:

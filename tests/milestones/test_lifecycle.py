@@ -268,7 +268,7 @@ Event = tuple[str, str, str, int | None]
 def outcome(action: str, state: str) -> tuple[str, dict[str, int], list[Event]]:
     """What an allowed action does: the resulting state, the money moved, the events appended."""
     s = state
-    return {
+    outcomes: dict[str, tuple[str, dict[str, int], list[Event]]] = {
         "edit": ("draft", NO_MONEY, [("terms_edited", s, "draft", None)]),
         "fund": ("funded", FUND, [("funded", s, "funded", AMOUNT)]),
         "submit": ("submitted", NO_MONEY, [("submitted", s, "submitted", None)]),
@@ -299,7 +299,8 @@ def outcome(action: str, state: str) -> tuple[str, dict[str, int], list[Event]]:
         ),
         "decline_cancellation": (s, NO_MONEY, [("cancellation_declined", s, s, None)]),
         "open_dispute": ("disputed", NO_MONEY, [("dispute_opened", s, "disputed", None)]),
-    }[action]
+    }
+    return outcomes[action]
 
 
 ALLOWED = [

@@ -21,7 +21,7 @@ from milepost.milestones.late_fees import accrued_late_fee
 from tests.world import World
 
 DROP = object()  # leave the field out
-VALID = {"title": "Logo", "amount": 50_000}
+VALID: dict[str, Any] = {"title": "Logo", "amount": 50_000}
 FLAT = {"type": "flat", "amount": 5_000, "grace_days": 2}
 PERCENT = {"type": "percent", "rate_bps": 150, "period_days": 7, "grace_days": 3, "cap_bps": 500}
 

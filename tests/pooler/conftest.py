@@ -28,7 +28,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from milepost.kit.db import Database, Pooler, upgrade_schema
+from milepost.kit.db import Database, Pooler
+from milepost.kit.schema import upgrade_schema
 from milepost.ledger.verify import verify_ledger
 from tests.api.conftest import base_url, settings, sign_up  # noqa: F401 (fixtures)
 from tests.conftest import _postgres_admin_url, _with_database, empty_tables

@@ -21,7 +21,7 @@ from milepost.projects.models import ProjectStatus, ProposalStatus
 from tests.world import World
 
 
-def plan(*amounts: int) -> list[dict[str, Any]]:
+def plan(*amounts: object) -> list[dict[str, Any]]:
     return [{"title": f"Part {n}", "amount": amount} for n, amount in enumerate(amounts, 1)]
 
 
@@ -280,9 +280,9 @@ def test_bonus_refusals(world: World) -> None:
     assert refused.value.code == "only_client_can_pay_bonus"
     with pytest.raises(NotFound):
         world.act(outsider, projects.create_bonus, project.id, amount=1_000)
-    with pytest.raises(InvalidState) as refused:
+    with pytest.raises(InvalidState) as not_awarded:
         world.act(client, projects.create_bonus, unawarded.id, amount=1_000)
-    assert refused.value.code == "no_freelancer"
+    assert not_awarded.value.code == "no_freelancer"
     for bad in (0, -1, 10.0, "10"):
         with pytest.raises(ValidationFailed):
             world.act(client, projects.create_bonus, project.id, amount=bad)

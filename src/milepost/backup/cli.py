@@ -42,7 +42,7 @@ def backup_command(
     server keeps running. SQLite: the online backup API; PostgreSQL: pg_dump (custom format), which
     must be on PATH. A manifest (schema revision, rows per table, SHA-256 of every part) is written last."""
     from milepost.backup.service import BackupRefused, take_backup
-    from milepost.cli import database_url, fail
+    from milepost.cli_support import database_url, fail
 
     try:
         manifest = take_backup(database_url(db), _files_dir(files_dir), destination)
@@ -82,7 +82,7 @@ def restore_command(
     check the result (integrity, rows per table, the ledger). Exit 1 if anything does not match. Stop
     the servers and workers that use the target first."""
     from milepost.backup.service import BackupRefused, restore_backup
-    from milepost.cli import fail
+    from milepost.cli_support import fail
 
     try:
         report = restore_backup(source, db, _files_dir(files_dir), force=force)

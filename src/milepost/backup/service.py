@@ -36,7 +36,8 @@ from milepost.backup.manifest import (
     read_manifest,
 )
 from milepost.files.service import blob_path
-from milepost.kit.db import head_revision, is_known_revision, normalise_url
+from milepost.kit.db import normalise_url
+from milepost.kit.schema import head_revision, is_known_revision
 from milepost.kit.time import utcnow
 
 SQLITE_FILE = "milepost.db"

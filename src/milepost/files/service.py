@@ -17,6 +17,7 @@ from milepost.files.models import StoredFile, SubmissionFile
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound, ValidationFailed
 from milepost.kit.ids import new_id
+from milepost.kit.lookup import one_or_404
 from milepost.milestones.models import Milestone, Submission
 from milepost.projects.models import Project
 from milepost.settings import Settings
@@ -170,9 +171,9 @@ def get_for_download(ctx: Context, file_id: str) -> StoredFile:
     """The file, if the actor uploaded it or is a party (or staff) to a milestone whose submission uses
     it; anyone else is told it does not exist."""
     actor = ctx.require_actor()
-    stored = ctx.session.get(StoredFile, file_id)
-    if stored is None:
-        raise NotFound("No such file.", param="id")
+    stored = one_or_404(
+        ctx.session, select(StoredFile).where(StoredFile.id == file_id), missing="No such file."
+    )
     if stored.owner_id == actor.id:
         return stored
     used = (

@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -471,64 +470,6 @@ def _rollback(session: Session) -> None:
         session.rollback()
 
 
-def _alembic_config(url: str) -> Any:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
-    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
-    return config
-
-
-def upgrade_schema(url: str) -> None:
-    """Create or migrate the schema to the newest revision (the schema comes only from migrations)."""
-    from alembic import command
-
-    command.upgrade(_alembic_config(url), "head")
-
-
-@cache
-def migration_scripts() -> Any:
-    """The migrations this release ships (an alembic ScriptDirectory; read once: the files do not change
-    while it runs)."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(str(Path(__file__).parent.parent / "migrations"))
-
-
-def head_revision() -> str:
-    """The newest migration this release ships: the revision a database must be at to be served."""
-    head = migration_scripts().get_current_head()
-    assert head is not None, "the package ships no migrations"
-    return str(head)
-
-
-def is_known_revision(revision: str) -> bool:
-    """Whether ``revision`` is one of this release's migrations (else it was written by a newer one)."""
-    from alembic.util.exc import CommandError
-
-    try:
-        return migration_scripts().get_revision(revision) is not None
-    except CommandError:
-        return False
-
-
-def schema_state(database: Database) -> Literal["current", "missing", "behind", "ahead"]:
-    """Where the database's schema stands against this code's migrations: at the head, not there at all,
-    behind (``milepost db upgrade`` brings it forward) or ahead (written by a newer Milepost)."""
-    from alembic.runtime.migration import MigrationContext
-
-    script = migration_scripts()
-    with database.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if not current:
-        return "missing"
-    if current == set(script.get_heads()):
-        return "current"
-    known = {revision.revision for revision in script.walk_revisions()}
-    return "behind" if current <= known else "ahead"
-
-
 def shown_url(url: str) -> str:
     """A database URL fit for a message or a log: its password replaced by ***."""
     from sqlalchemy.engine import make_url
@@ -548,23 +489,35 @@ def explain_failure(error: BaseException, url: str) -> str | None:
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     where = shown_url(url)
     if isinstance(orig, sqlite3.Error) or url.startswith("sqlite"):
-        lowered = first.lower()
-        path = _sqlite_path(url)
-        if "unable to open database file" in lowered:
-            return (
-                f"cannot open the SQLite database {path}: its directory must exist and be writable "
-                "by this user (SQLite keeps -wal and -shm files beside it)"
-            )
-        if "readonly" in lowered or "read-only" in lowered:
-            return (
-                f"the SQLite database {path} is read-only for this user: make the file and its "
-                "directory writable (SQLite keeps -wal and -shm files beside it)"
-            )
-        if "no such table" in lowered:
-            return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
-        if "disk i/o error" in lowered or "database or disk is full" in lowered:
-            return f"the SQLite database {path} cannot be written ({first}): check the disk"
-        return None
+        return _explain_sqlite(first, where, url)
+    return _explain_postgres(error, orig, first, where, url)
+
+
+def _explain_sqlite(first: str, where: str, url: str) -> str | None:
+    """``explain_failure`` for SQLite: a file that cannot be opened or written, or has no schema."""
+    lowered = first.lower()
+    path = _sqlite_path(url)
+    if "unable to open database file" in lowered:
+        return (
+            f"cannot open the SQLite database {path}: its directory must exist and be writable "
+            "by this user (SQLite keeps -wal and -shm files beside it)"
+        )
+    if "readonly" in lowered or "read-only" in lowered:
+        return (
+            f"the SQLite database {path} is read-only for this user: make the file and its "
+            "directory writable (SQLite keeps -wal and -shm files beside it)"
+        )
+    if "no such table" in lowered:
+        return f"the database at {where} has no schema yet ({first}): run 'milepost db upgrade'"
+    if "disk i/o error" in lowered or "database or disk is full" in lowered:
+        return f"the SQLite database {path} cannot be written ({first}): check the disk"
+    return None
+
+
+def _explain_postgres(
+    error: BaseException, orig: BaseException, first: str, where: str, url: str
+) -> str | None:
+    """``explain_failure`` for PostgreSQL: by SQLSTATE, or by the server's words while connecting."""
     sqlstate = getattr(orig, "sqlstate", None)
     if (
         sqlstate is None

@@ -1,4 +1,4 @@
-"""The security headers every HTML response carries (set once, by ``app.SecurityHeadersMiddleware``).
+"""The security headers every HTML response carries (set once, by ``middleware.SecurityHeadersMiddleware``).
 
 Pages hold CSRF tokens and private figures: never cached, never framed (clickjacking), never sniffed into
 another type, forms post only here, and no other site learns the page's address from a link.

@@ -231,7 +231,7 @@ class Document:
         headers = {}
         if self.media_type.startswith("text/html"):
             # A standalone document that styles itself inline (a receipt); the other security headers
-            # come from app.SecurityHeadersMiddleware.
+            # come from middleware.SecurityHeadersMiddleware.
             headers["Content-Security-Policy"] = DOCUMENT_CSP
         if self.filename is not None:
             headers["Content-Disposition"] = f'inline; filename="{self.filename}"'

@@ -178,7 +178,9 @@ def settle_failure(db: Database, scope_key: str, error: MilepostError | None) ->
 
 
 def purge_expired(session: Session, now: datetime) -> int:
+    """Delete the keys that are expired at ``now`` (the same test ``claim`` applies: at least
+    ``KEY_LIFETIME`` old) and say how many; the scheduler runs it on every tick."""
     result = session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEY_LIFETIME)
+        delete(IdempotencyKey).where(IdempotencyKey.created_at <= now - KEY_LIFETIME)
     )
     return int(getattr(result, "rowcount", 0) or 0)

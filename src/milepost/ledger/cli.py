@@ -49,7 +49,7 @@ def statement_command(
 ) -> None:
     """Print a user's ledger statement as CSV: their postings, oldest first, with a running balance per
     account (it starts from the balance before --from and ends at the balance after --to)."""
-    from milepost.cli import open_database
+    from milepost.cli_support import open_database
 
     first, last = _day(start, "--from"), _day(end, "--to")
     with open_database(db) as database, database.read_only() as session:

@@ -45,7 +45,6 @@ from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import check_chain
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.kit.errors import PermissionDenied
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
 from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
@@ -115,20 +114,7 @@ def _check_entries(
             report.problems.append(
                 f"entry {entry.id} has {len(postings)} posting(s); needs two or more"
             )
-        sums: dict[str, int] = defaultdict(int)
-        for posting in postings:
-            sums[posting.currency] += posting.amount
-            account = accounts.get(posting.account_id)
-            if account is not None and account.currency != posting.currency:
-                report.problems.append(
-                    f"posting {posting.id} is in {posting.currency} but account {account.key} "
-                    f"is in {account.currency}"
-                )
-        for currency, total in sorted(sums.items()):
-            if total != 0:
-                report.problems.append(
-                    f"entry {entry.id} does not balance: {currency} sums to {total}"
-                )
+        report.problems += _balance_problems(entry, postings, accounts)
         recorded = [
             (accounts[p.account_id].key, p.amount, p.currency)
             for p in postings
@@ -140,6 +126,28 @@ def _check_entries(
             problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
             if problem is not None:
                 report.problems.append(f"entry {entry.id} {problem}")
+
+
+def _balance_problems(
+    entry: JournalEntry, postings: list[Posting], accounts: dict[str, Account]
+) -> list[str]:
+    """An entry's postings each in their account's currency, and summing to zero in every currency."""
+    problems: list[str] = []
+    sums: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        sums[posting.currency] += posting.amount
+        account = accounts.get(posting.account_id)
+        if account is not None and account.currency != posting.currency:
+            problems.append(
+                f"posting {posting.id} is in {posting.currency} but account {account.key} "
+                f"is in {account.currency}"
+            )
+    problems += [
+        f"entry {entry.id} does not balance: {currency} sums to {total}"
+        for currency, total in sorted(sums.items())
+        if total != 0
+    ]
+    return problems
 
 
 def _check_accounts(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
@@ -259,8 +267,7 @@ def _check_transfers(session: Session, accounts: dict[str, Account], report: Ver
 
 def verify_as_staff(ctx: Context) -> VerifyReport:
     """Verification over the API is for staff only."""
-    if not ctx.require_actor().is_staff:
-        raise PermissionDenied("Only staff can verify the ledger.", code="staff_only")
+    ctx.require_staff("verify the ledger")
     return verify_ledger(ctx.session, ledger_keys(ctx.settings))
 
 

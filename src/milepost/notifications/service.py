@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from milepost.audit.models import MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.db import insert_ignoring_conflicts
-from milepost.kit.errors import NotFound
 from milepost.kit.ids import new_id
+from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.milestones.models import Milestone
 from milepost.notifications import rules
@@ -171,15 +171,11 @@ def list_notifications(
 
 def get_notification(ctx: Context, notification_id: str) -> Notification:
     """The actor's own notification; anyone else's does not exist."""
-    notification = ctx.session.scalar(
-        select(Notification).where(
-            Notification.id == notification_id,
-            Notification.user_id == ctx.require_actor().id,
-        )
+    query = select(Notification).where(
+        Notification.id == notification_id,
+        Notification.user_id == ctx.require_actor().id,
     )
-    if notification is None:
-        raise NotFound("No such notification.", param="id")
-    return notification
+    return one_or_404(ctx.session, query, missing="No such notification.")
 
 
 def mark_read(ctx: Context, notification_id: str) -> Notification:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from milepost.audit import service as audit
 from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.kit import idempotency
 from milepost.kit.context import Context
 from milepost.kit.db import Database, is_sqlite
 from milepost.kit.time import as_utc, utcnow
@@ -166,6 +167,7 @@ def run_due(
     the server's own senders run beside it.
     """
     report = _run_jobs(db, settings, as_utc(now), rehearse=False)
+    _purge_idempotency_keys(db, report.now)
     if deliver_emails:
         report.emails_sent = deliver_due_emails(db, settings, report.now)
     if deliver_webhooks:
@@ -175,6 +177,21 @@ def run_due(
             )
         )
     return report
+
+
+def _purge_idempotency_keys(db: Database, now: datetime) -> None:
+    """Delete the idempotency keys past their lifetime (kit/idempotency.py): an expired key answers
+    nothing any more, so keeping it only grows the table. Expiry is judged at the earlier of ``now`` and
+    the real clock, so that a tick simulated in the future never drops a key a client may still replay.
+    A failure here is logged and does not stop the run; the next tick tries again."""
+    try:
+        with db.unit_of_work() as session:
+            purged = idempotency.purge_expired(session, min(now, utcnow()))
+    except Exception:
+        log.exception("purging expired idempotency keys failed")
+        return
+    if purged:
+        log.info("expired idempotency keys purged", extra={"fields": {"count": purged}})
 
 
 def preview_due(db: Database, settings: Settings, now: datetime) -> TickReport:

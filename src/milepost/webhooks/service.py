@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from milepost.audit.models import MilestoneEvent
 from milepost.kit.context import Context
-from milepost.kit.errors import NotFound, ValidationFailed
+from milepost.kit.errors import ValidationFailed
 from milepost.kit.ids import new_id
+from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
@@ -139,12 +140,7 @@ def list_endpoints(
 def get_endpoint(ctx: Context, endpoint_id: str, *, lock: bool = False) -> WebhookEndpoint:
     """The actor's own endpoint; anyone else's, or a deleted one, does not exist."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, *_owned(ctx))
-    if lock:
-        query = query.with_for_update()
-    endpoint = ctx.session.scalar(query)
-    if endpoint is None:
-        raise NotFound("No such webhook endpoint.", param="id")
-    return endpoint
+    return one_or_404(ctx.session, query, lock=lock, missing="No such webhook endpoint.")
 
 
 def delete_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:

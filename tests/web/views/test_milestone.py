@@ -144,7 +144,8 @@ def test_the_page_offers_each_new_form_exactly_when_the_service_would_take_it(
                 accepts = _accepts(
                     world,
                     person,
-                    lambda ctx, offer_id=line.offer.id, milestone_id=milestone.id: (
+                    # (mypy cannot infer a lambda with defaults; they bind this loop's values)
+                    lambda ctx, offer_id=line.offer.id, milestone_id=milestone.id: (  # type: ignore[misc]
                         disputes.accept_offer(ctx, _dispute_id(ctx, milestone_id), offer_id)
                     ),
                 )

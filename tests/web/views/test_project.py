@@ -74,7 +74,7 @@ def test_the_project_page_offers_each_viewer_only_their_forms(world: World) -> N
     as_freelancer = world.act(freelancer, views.project_page, project.id)
     assert (as_freelancer.role, as_freelancer.forms, as_freelancer.is_party) == (
         None,
-        {Form.PROPOSE},
+        frozenset({Form.PROPOSE}),
         False,
     )
     assert [card.proposal.id for card in as_freelancer.proposals] == [mine.id]

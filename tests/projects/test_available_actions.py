@@ -5,6 +5,7 @@ is rolled back)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -102,6 +103,10 @@ SCENES: dict[str, Callable[[World], Scene]] = {
 }
 
 
+def _accept(ctx: Context, *, proposal_id: str) -> object:
+    return projects.accept_proposal(ctx, proposal_id)
+
+
 def _tries(scene: Scene) -> dict[str, list[Callable[[Context], object]]]:
     """Each form's action as the service takes it, with good input; a form counts as accepted when one of
     its tries is (accepting: any of the project's proposals)."""
@@ -111,8 +116,7 @@ def _tries(scene: Scene) -> dict[str, list[Callable[[Context], object]]]:
             lambda ctx: projects.create_proposal(ctx, project_id, amount=700, milestones=plan(700))
         ],
         Form.ACCEPT: [
-            (lambda ctx, p=proposal: projects.accept_proposal(ctx, p.id))
-            for proposal in scene.proposals
+            functools.partial(_accept, proposal_id=proposal.id) for proposal in scene.proposals
         ],
         Form.PAUSE: [lambda ctx: projects.pause_project(ctx, project_id)],
         Form.RESUME: [lambda ctx: projects.resume_project(ctx, project_id)],

@@ -103,9 +103,12 @@ def test_available_actions_answer_for_any_transfer(world: World) -> None:
     settled = _deposit(world, owner, staff, "sandbox")
 
     def deposit_actions(deposit_id: str) -> Callable[[Context], frozenset[DepositAction]]:
-        return lambda ctx: wallets.available_deposit_actions(
-            ctx, ctx.session.get(Deposit, deposit_id)
-        )
+        def actions(ctx: Context) -> frozenset[DepositAction]:
+            deposit = ctx.session.get(Deposit, deposit_id)
+            assert deposit is not None
+            return wallets.available_deposit_actions(ctx, deposit)
+
+        return actions
 
     assert world.act(staff, deposit_actions(pending.id)) == {
         DepositAction.CONFIRM,

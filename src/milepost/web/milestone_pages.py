@@ -153,7 +153,7 @@ def submit(
 # Evidence files and receipts, for whoever the services let see them --------------------------------------
 
 # Receipts are the receipts package's own standalone document, which styles itself inline (its CSP); the
-# other security headers of HTML come from app.SecurityHeadersMiddleware, and the PDF carries them too.
+# other security headers of HTML come from middleware.SecurityHeadersMiddleware, and the PDF carries them too.
 _RECEIPT_HEADERS = {
     **HTML_HEADERS,
     "Cache-Control": "private, no-store",

@@ -184,7 +184,7 @@ class Web:
             context,
             status_code=status,
         )
-        # The security headers (no caching, no framing, CSP) come from app.SecurityHeadersMiddleware.
+        # The security headers (no caching, no framing, CSP) come from middleware.SecurityHeadersMiddleware.
         if self._new_pre_session is not None:
             response.set_cookie(
                 PRE_SESSION_COOKIE,

@@ -10,16 +10,22 @@ Counted on the engine the app uses, from outside the app (nothing in ``src`` kno
 - ``COMMIT`` and ``ROLLBACK``, whether the unit of work ends them or the pool resets a connection on return,
   when the connection actually had a transaction open (ending none sends nothing).
 
-Not counted: psycopg's one-off PREPARE of a statement on its fifth use on a connection (one round trip
-per statement per connection, amortised away), and the idempotency holder's own connection
-(kit/liveness.py, a ``SELECT 1`` at most every few seconds, outside the engine).
+These counts are deterministic: the same request sends the same statements every time. What psycopg adds
+on its own below them is not, and ``WireTrace`` counts it on PostgreSQL from libpq's trace of the messages
+it sends (one round trip per Query or Sync): chiefly ``DEALLOCATE ALL`` after a ROLLBACK on a connection
+that holds prepared statements (psycopg forgets them, and prepares them again on their fifth use), which
+comes and goes with the history of the connection. Neither counts the idempotency holder's own connection
+(kit/liveness.py: a ``SELECT 1`` at most every few seconds, outside the engine).
 
 Requests must be sent one at a time while recording: the trips of concurrent requests would mix.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,11 +100,14 @@ class RoundTripCounter:
         dialect = engine.dialect
         self._do_ping = dialect.do_ping
         dialect.do_ping = self._on_ping  # type: ignore[method-assign]
+        self.wire = WireTrace(engine) if self.postgres else None
 
     def close(self) -> None:
         for target, name, listener in self._listeners:
             event.remove(target, name, listener)
         del self.engine.dialect.do_ping  # back to the class's own
+        if self.wire is not None:
+            self.wire.close()
 
     @contextmanager
     def recording(self) -> Iterator[list[Trip]]:
@@ -136,7 +145,7 @@ class RoundTripCounter:
 
     def _on_ping(self, dbapi_connection: Any) -> bool:
         # SQLAlchemy pings a psycopg connection in autocommit: the SELECT 1 alone, no BEGIN.
-        self._add("ping", "SELECT 1 (pool pre-ping)")
+        self._add("ping", "pool pre-ping")
         return bool(self._do_ping(dbapi_connection))
 
     def _on_commit(self, connection: Any) -> None:
@@ -154,3 +163,76 @@ class RoundTripCounter:
 
 def statements(trips: list[Trip]) -> int:
     return sum(trip.kind == "statement" for trip in trips)
+
+
+WIRE_ROUND_TRIP = re.compile(rb"^F\t\d+\t(?:Query|Sync)\b", re.MULTILINE)
+
+
+class WireTrace:
+    """PostgreSQL: libpq traces every message of every pooled connection, each into a file of its own;
+    ``mark()`` and ``since(marks)`` count the round trips (Query and Sync messages sent) in between, and
+    ``deallocations`` the ``DEALLOCATE ALL`` among them. libpq buffers the trace: ``since`` flushes it
+    (untrace, trace again), so call it only while no request is running."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.directory = tempfile.mkdtemp(prefix="milepost-wire-")
+        self._traced: dict[int, tuple[Any, int, str]] = {}  # id(connection): (connection, fd, path)
+        self._listeners = [
+            (engine.pool, "connect", self._on_connect),
+            (engine.pool, "checkout", self._on_checkout),
+        ]
+        for target, name, listener in self._listeners:
+            event.listen(target, name, listener)
+
+    def close(self) -> None:
+        for target, name, listener in self._listeners:
+            event.remove(target, name, listener)
+        for connection, fd, _path in self._traced.values():
+            if not connection.closed:
+                connection.pgconn.untrace()
+            os.close(fd)
+        self._traced.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        self._trace(dbapi_connection)
+
+    def _on_checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        self._trace(dbapi_connection)  # one made before we listened
+
+    def _trace(self, connection: Any) -> None:
+        if id(connection) in self._traced:
+            return
+        from psycopg import pq
+
+        path = os.path.join(self.directory, f"{len(self._traced)}.trace")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._traced[id(connection)] = (connection, fd, path)
+        connection.pgconn.trace(fd)
+        connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def _flush(self) -> None:
+        from psycopg import pq
+
+        for connection, fd, _path in self._traced.values():
+            if connection.closed:
+                continue
+            connection.pgconn.untrace()  # flushes what libpq buffered
+            connection.pgconn.trace(fd)
+            connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def mark(self) -> dict[str, int]:
+        self._flush()
+        return {path: os.path.getsize(path) for _c, _fd, path in self._traced.values()}
+
+    def since(self, marks: dict[str, int]) -> tuple[int, int]:
+        """(round trips, DEALLOCATE ALLs) sent on every traced connection since ``marks``."""
+        self._flush()
+        trips = deallocations = 0
+        for _connection, _fd, path in self._traced.values():
+            with open(path, "rb") as trace:
+                trace.seek(marks.get(path, 0))
+                sent = trace.read()
+            trips += len(WIRE_ROUND_TRIP.findall(sent))
+            deallocations += sent.count(b'Query\t "DEALLOCATE ALL"')
+        return trips, deallocations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -69,6 +70,19 @@ def _send(who: Client, method: str, path: str, body: Any = None) -> Any:
     return response.json()
 
 
+@dataclass(frozen=True)
+class Counted:
+    """One request's round trips as counted on the engine, and on PostgreSQL as libpq sent them
+    ((round trips, DEALLOCATE ALLs among them); see round_trips.WireTrace)."""
+
+    trips: list[Trip]
+    wire: tuple[int, int] | None
+
+    @property
+    def listing(self) -> list[str]:
+        return [str(trip) for trip in self.trips]
+
+
 class Hot:
     """The hot paths, each a function of the round (0: warming up, then counted): each makes what it
     needs first, uncounted, and then sends its one request inside ``measure``."""
@@ -83,10 +97,12 @@ class Hot:
             {"title": "Hot paths", "currency": "USD", "freelancer_id": freelancer.id},
         )["id"]
 
-    def measure(self, who: Client, method: str, path: str, body: Any = None) -> list[Trip]:
+    def measure(self, who: Client, method: str, path: str, body: Any = None) -> Counted:
+        wire = self.counter.wire
+        marks = wire.mark() if wire is not None else {}
         with self.counter.recording() as trips:
             _send(who, method, path, body)
-        return list(trips)
+        return Counted(list(trips), wire.since(marks) if wire is not None else None)
 
     def _milestone(self, *, fund: bool = False, submit: bool = False) -> str:
         milestone = _send(
@@ -102,7 +118,7 @@ class Hot:
             _send(self.freelancer, "POST", path + "/submissions", SUBMISSION)
         return path
 
-    def create(self) -> list[Trip]:
+    def create(self) -> Counted:
         return self.measure(
             self.client,
             "POST",
@@ -110,27 +126,27 @@ class Hot:
             {"title": "Hot", "amount": AMOUNT, "acceptance_criteria": ["Works"]},
         )
 
-    def fund(self) -> list[Trip]:
+    def fund(self) -> Counted:
         return self.measure(self.client, "POST", self._milestone() + "/fund")
 
-    def submit(self) -> list[Trip]:
+    def submit(self) -> Counted:
         path = self._milestone(fund=True)
         return self.measure(self.freelancer, "POST", path + "/submissions", SUBMISSION)
 
-    def approve(self) -> list[Trip]:
+    def approve(self) -> Counted:
         path = self._milestone(fund=True, submit=True)  # release delay 0: approving releases
         return self.measure(self.client, "POST", path + "/approve")
 
-    def release_part(self) -> list[Trip]:
+    def release_part(self) -> Counted:
         path = self._milestone(fund=True)
         return self.measure(self.client, "POST", path + "/release", {"amount": AMOUNT // 4})
 
-    def deposit(self) -> list[Trip]:
+    def deposit(self) -> Counted:
         return self.measure(
             self.client, "POST", "/v1/deposits", {"amount": 5_000, "currency": "USD"}
         )
 
-    def payout(self) -> list[Trip]:
+    def payout(self) -> Counted:
         return self.measure(
             self.client,
             "POST",
@@ -138,10 +154,10 @@ class Hot:
             {"amount": 1_000, "currency": "USD", "provider": "sandbox"},
         )
 
-    def token_auth(self) -> list[Trip]:
+    def token_auth(self) -> Counted:
         return self.measure(self.client, "GET", "/v1/me")
 
-    def operations(self) -> dict[str, Callable[[], list[Trip]]]:
+    def operations(self) -> dict[str, Callable[[], Counted]]:
         return {
             "fund": self.fund,
             "approve": self.approve,
@@ -157,17 +173,22 @@ class Hot:
 SUBMISSION = {"note": "Done", "evidence": [{"type": "text", "text": "Delivered"}]}
 
 
-def _table(backend: str, counted: dict[str, list[Trip]]) -> str:
+def _table(backend: str, counted: dict[str, Counted]) -> str:
     budgets = BUDGETS[backend]
     lines = [
-        f"\nround trips per request on {backend} (statements + pings + BEGIN/COMMIT/ROLLBACK):",
-        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6}",
+        f"\nround trips per request on {backend} (statements + pre-pings + BEGIN/COMMIT/ROLLBACK;"
+        " wire: as libpq sent them, with psycopg's own DEALLOCATE ALLs):",
+        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6} {'wire':>5} {'dealloc':>7}",
     ]
-    for name, trips in counted.items():
-        lines.append(f"  {name:26} {len(trips):5d} {statements(trips):10d} {budgets[name]:6d}")
-    for name, trips in counted.items():
+    for name, one in counted.items():
+        wire, deallocations = one.wire if one.wire is not None else ("-", "-")
+        lines.append(
+            f"  {name:26} {len(one.trips):5d} {statements(one.trips):10d} {budgets[name]:6d}"
+            f" {wire:>5} {deallocations:>7}"
+        )
+    for name, one in counted.items():
         lines.append(f"\n  {name}:")
-        lines.extend(f"    {number:2d}. {trip}" for number, trip in enumerate(trips, 1))
+        lines.extend(f"    {number:2d}. {trip}" for number, trip in enumerate(one.listing, 1))
     return "\n".join(lines)
 
 
@@ -183,14 +204,21 @@ def test_hot_paths_stay_within_their_round_trip_budgets(
     print(_table(backend, counted))
 
     unsteady = {
-        name: ([str(trip) for trip in counted[name]], [str(trip) for trip in again[name]])
+        name: (counted[name].listing, again[name].listing)
         for name in counted
-        if [str(trip) for trip in counted[name]] != [str(trip) for trip in again[name]]
+        if counted[name].listing != again[name].listing
     }
     assert not unsteady, f"the same request sent different statements twice: {unsteady}"
+    # On PostgreSQL the count on the engine is what went over the wire, but for psycopg's DEALLOCATE ALLs.
+    miscounted = {
+        name: (len(one.trips), one.wire)
+        for name, one in {**counted, **{f"{n} (again)": o for n, o in again.items()}}.items()
+        if one.wire is not None and one.wire[0] - one.wire[1] != len(one.trips)
+    }
+    assert not miscounted, f"engine count against libpq's (trips, (wire, dealloc)): {miscounted}"
     over = {
-        name: (len(trips), BUDGETS[backend][name])
-        for name, trips in counted.items()
-        if len(trips) > BUDGETS[backend][name]
+        name: (len(one.trips), BUDGETS[backend][name])
+        for name, one in counted.items()
+        if len(one.trips) > BUDGETS[backend][name]
     }
     assert not over, f"round trips over budget (counted, budget): {over}" + _table(backend, counted)

@@ -68,7 +68,9 @@ def summary(sql: str) -> str:
         return f"INSERT {name}" + (f" ({rows} rows)" if rows > 1 else "")
     if verb in ("UPDATE", "DELETE"):
         table = re.search(r"(?:UPDATE|DELETE FROM)\s+([a-z_][a-z0-9_]*)", flat, re.IGNORECASE)
-        return f"{verb} {table.group(1) if table else '?'}"
+        many = re.search(r"-- executemany of (\d+)$", flat)
+        tail = f" (executemany of {many.group(1)} rows)" if many else ""
+        return f"{verb} {table.group(1) if table else '?'}{tail}"
     return flat[:60]
 
 

@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +91,7 @@ class RoundTripCounter:
         self.postgres = engine.dialect.name == "postgresql"
         self._lock = threading.Lock()
         self._trips: list[Trip] | None = None
-        self._listeners = [
+        self._listeners: list[tuple[Any, str, Callable[..., Any]]] = [
             (engine, "before_cursor_execute", self._on_statement),
             (engine, "commit", self._on_commit),
             (engine, "rollback", self._on_rollback),
@@ -179,7 +179,7 @@ class WireTrace:
     def __init__(self, engine: Engine) -> None:
         self.directory = tempfile.mkdtemp(prefix="milepost-wire-")
         self._traced: dict[int, tuple[Any, int, str]] = {}  # id(connection): (connection, fd, path)
-        self._listeners = [
+        self._listeners: list[tuple[Any, str, Callable[..., Any]]] = [
             (engine.pool, "connect", self._on_connect),
             (engine.pool, "checkout", self._on_checkout),
         ]

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from milepost import events
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
+from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
 from milepost.milestones.models import Milestone
-from milepost.notifications import service as notifications
-from milepost.webhooks import service as webhooks
 
 GENESIS_HASH = GENESIS_EVENT_HASH
 
@@ -52,7 +52,7 @@ def event_mac_message(event_hash: str, prev_mac: str | None) -> str:
 def record(
     ctx: Context,
     milestone: Milestone,
-    action: str,
+    action: EventAction,
     *,
     role: str,
     from_status: str | None = None,
@@ -74,7 +74,7 @@ def record(
         seq=seq,
         actor_id=ctx.actor_id,
         actor_role=role,
-        action=action,
+        action=EventAction(action),
         from_status=from_status,
         to_status=to_status,
         amount=amount,
@@ -91,8 +91,7 @@ def record(
     milestone.last_event_hash = event.hash
     milestone.last_event_mac = event.mac
     ctx.session.add(event)
-    webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
-    notifications.on_event(ctx, milestone, event)  # in-app, and e-mail into its outbox
+    events.publish_event(ctx, milestone, event)
     return event
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from milepost.events import Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -15,7 +16,6 @@ from milepost.ledger.models import Account, AccountKind, EntryKind
 from milepost.ledger.service import clearing_account, external_account, post, user_account
 from milepost.milestones.models import Milestone
 from milepost.money import validate_amount, validate_currency
-from milepost.notifications.service import notify
 from milepost.projects.models import Project
 from milepost.wallets.destinations import masked, own_destination
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
@@ -98,7 +98,7 @@ def reject_deposit(ctx: Context, deposit_id: str, *, reason: object) -> Deposit:
     deposit.rejection_reason = why
     notify(
         ctx,
-        "deposit_rejected",
+        Notice.DEPOSIT_REJECTED,
         user_ids=[deposit.user_id],
         data={
             "deposit_id": deposit.id,
@@ -213,7 +213,7 @@ def mark_payout_paid(ctx: Context, payout_id: str) -> Payout:
     _settle_payout(ctx, payout)
     notify(
         ctx,
-        "payout_paid",
+        Notice.PAYOUT_PAID,
         user_ids=[payout.user_id],
         data=_payout_data(payout),
         key=f"payout_paid:{payout.id}",
@@ -244,7 +244,7 @@ def fail_payout(ctx: Context, payout_id: str, *, reason: object) -> Payout:
     payout.failure_reason = why
     notify(
         ctx,
-        "payout_failed",
+        Notice.PAYOUT_FAILED,
         user_ids=[payout.user_id],
         data={**_payout_data(payout), "reason": why},
         key=f"payout_failed:{payout.id}",

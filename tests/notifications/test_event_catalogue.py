@@ -61,7 +61,7 @@ def test_an_action_sent_to_nobody_has_no_template_to_go_stale() -> None:
 
 
 def test_every_action_is_exactly_one_webhook_event_type_and_notices_are_none() -> None:
-    assert EVENT_TYPES == tuple(event_type(action) for action in EventAction)
+    assert tuple(event_type(action) for action in EventAction) == EVENT_TYPES
     assert len(set(EVENT_TYPES)) == len(EventAction)
     assert not {f"milestone.{notice}" for notice in Notice} & set(EVENT_TYPES)
 
@@ -146,7 +146,7 @@ def test_an_event_recorded_with_nobody_subscribed_is_refused_and_nothing_is_writ
         assert loaded is not None
         audit.record(ctx, loaded, EventAction.RELEASE_REQUESTED, role="freelancer")
 
-    with pytest.raises(NoSubscribers, match="subscribers.install"):
+    with pytest.raises(NoSubscribers, match=r"subscribers\.install"):
         world.act(client, record)
     assert _counts(world, milestone.id) == before
     assert world.get(milestone.id).event_count == 1

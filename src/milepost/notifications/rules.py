@@ -54,7 +54,9 @@ RECIPIENTS: dict[EventAction, frozenset[Party]] = {
     EventAction.DISPUTE_OVERDUE: NOBODY,
     # Time-driven work (actor: the system).
     EventAction.FUNDING_REMINDER: CLIENT,
-    EventAction.FUNDING_ESCALATED: frozenset({Party.CLIENT, Party.FREELANCER, Party.BILLING_CONTACT}),
+    EventAction.FUNDING_ESCALATED: frozenset(
+        {Party.CLIENT, Party.FREELANCER, Party.BILLING_CONTACT}
+    ),
     EventAction.LATE_FEE_ACCRUED: BOTH,
     EventAction.REVIEW_REMINDER: CLIENT,
 }

@@ -3,8 +3,8 @@ queued beside each (the outbox; ``mail.deliver_due_emails`` sends them after com
 
 ``on_event`` is subscribed to every milestone event and ``on_notice`` to every notice (a wallet's or a
 project's news: ``milepost.events.notify``) at start-up (``milepost.subscribers``); ``rules`` says who
-hears of which action. E-mail is queued only while SMTP is configured (``settings.smtp_host``); without it, users get
-in-app notifications only and nothing piles up in the outbox.
+hears of which action. E-mail is queued only while SMTP is configured (``settings.smtp_host``); without
+it, users get in-app notifications only and nothing piles up in the outbox.
 """
 
 from __future__ import annotations

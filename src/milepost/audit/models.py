@@ -35,3 +35,7 @@ class MilestoneEvent(Base):
     # the key that made it. None: written without MILEPOST_LEDGER_KEY.
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
+    # The ledger entry that moved this change's money (funded, released, refunded, split), which names
+    # this event back (``JournalEntry.event_id``). Covered by the hash (and so the MAC) when set. None: no
+    # money moved, or an event from before the link (their hashes were made without it).
+    entry_id: Mapped[str | None] = mapped_column(String(40))

@@ -20,6 +20,7 @@ from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
+from milepost.ledger.service import take_unlinked
 from milepost.milestones.models import Milestone
 
 GENESIS_HASH = GENESIS_EVENT_HASH
@@ -40,6 +41,10 @@ def event_hash(event: MilestoneEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
+    # The ledger entry of the change, only when there is one: events written before the link existed
+    # keep the hashes (and MACs) they were made with.
+    if event.entry_id is not None:
+        payload["entry_id"] = event.entry_id
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -64,10 +69,21 @@ def record(
 
     The chain's head (how many events, the newest hash and MAC) is kept on the milestone row itself, so
     appending needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
+
+    A ledger entry posted for the milestone in this unit of work (the money this change moved) is linked
+    both ways: the event names it (``entry_id``, under the hash and MAC), and it names the event.
+
+    Then every subscriber (``milepost.events``: webhooks, notifications) is told, in this same unit of
+    work: a rolled-back change leaves no delivery or e-mail behind. With nobody subscribed it raises.
     """
     milestone_id = milestone.id
     seq = (milestone.event_count or 0) + 1
     prev_hash = milestone.last_event_hash or GENESIS_HASH
+    entries = take_unlinked(ctx.session, milestone_id)
+    if len(entries) > 1:
+        raise AssertionError(
+            f"one change moved {milestone_id}'s money in {len(entries)} entries; its event can name one"
+        )
     event = MilestoneEvent(
         id=new_id("evt"),
         milestone_id=milestone_id,
@@ -81,6 +97,7 @@ def record(
         data=data or {},
         created_at=ctx.now,
         prev_hash=prev_hash,
+        entry_id=entries[0].id if entries else None,
     )
     event.hash = event_hash(event)
     # Made here, before the insert, from the head on the already locked milestone row: no extra query.
@@ -91,6 +108,8 @@ def record(
     milestone.last_event_hash = event.hash
     milestone.last_event_mac = event.mac
     ctx.session.add(event)
+    for entry in entries:
+        entry.event_id = event.id
     events.publish_event(ctx, milestone, event)
     return event
 

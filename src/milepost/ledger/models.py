@@ -77,6 +77,11 @@ class JournalEntry(Base):
     # None: written without MILEPOST_LEDGER_KEY.
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
+    # The audit event of the same change (an entry that moved a milestone's money), which names this entry
+    # back (``MilestoneEvent.entry_id``). Set once the event is recorded, after this entry's hash and MAC
+    # were made, so neither covers it: ``ledger verify`` checks it against the event, whose hash does.
+    # None: no milestone, or an entry from before the link whose event could not be told by its time.
+    event_id: Mapped[str | None] = mapped_column(String(40))
 
     postings: Mapped[list[Posting]] = relationship(
         back_populates="entry", order_by="Posting.id", lazy="selectin"

@@ -8,6 +8,10 @@ Checks, each reported as a readable problem:
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
 - every milestone's event chain is intact;
+- a ledger entry and the audit event of the same change name each other, and agree (the event's
+  ``entry_id`` is under its hash and MAC; the entry's ``event_id`` is written after the entry's hash and
+  MAC were made, so it is checked here against the event instead; entries from before the link name
+  their event alone);
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -87,6 +91,7 @@ def verify_ledger(session: Session, keys: KeyRing | None = None) -> VerifyReport
         _check_accounts(session, accounts, report)
         _check_milestones(session, report)
         _check_events(session, report, keys)
+        _check_links(session, report)
         _check_transfers(session, accounts, report)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
@@ -225,6 +230,43 @@ def _check_events(session: Session, report: VerifyReport, keys: KeyRing) -> None
                 f"milestone {milestone_id}: its audit trail should hold {count} events ending in "
                 f"{head[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
                 "(events were removed or added)"
+            )
+
+
+def _check_links(session: Session, report: VerifyReport) -> None:
+    entries = {
+        entry_id: (milestone_id, event_id)
+        for entry_id, milestone_id, event_id in session.execute(
+            select(JournalEntry.id, JournalEntry.milestone_id, JournalEntry.event_id)
+        )
+    }
+    events = {
+        event_id: (milestone_id, entry_id)
+        for event_id, milestone_id, entry_id in session.execute(
+            select(MilestoneEvent.id, MilestoneEvent.milestone_id, MilestoneEvent.entry_id)
+        )
+    }
+    for event_id, (milestone_id, entry_id) in sorted(events.items()):
+        if entry_id is None:
+            continue
+        named = entries.get(entry_id)
+        if named is None:
+            report.problems.append(f"event {event_id} names entry {entry_id}, which does not exist")
+        elif named != (milestone_id, event_id):
+            report.problems.append(
+                f"event {event_id} names entry {entry_id}, but that entry names event {named[1]} "
+                f"of milestone {named[0]}"
+            )
+    for entry_id, (milestone_id, event_id) in sorted(entries.items()):
+        if event_id is None:
+            continue
+        named_by = events.get(event_id)
+        if named_by is None:
+            report.problems.append(f"entry {entry_id} names event {event_id}, which does not exist")
+        elif named_by[0] != milestone_id or named_by[1] not in (None, entry_id):
+            report.problems.append(
+                f"entry {entry_id} names event {event_id}, but that event is of milestone "
+                f"{named_by[0]} and names entry {named_by[1]}"
             )
 
 

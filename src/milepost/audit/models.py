@@ -36,6 +36,6 @@ class MilestoneEvent(Base):
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
     # The ledger entry that moved this change's money (funded, released, refunded, split), which names
-    # this event back (``JournalEntry.event_id``). Covered by the hash (and so the MAC) when set. None: no
-    # money moved, or an event from before the link (their hashes were made without it).
+    # this event back (``JournalEntry.event_id``). Not under the hash: ``ledger verify`` checks the pair
+    # against what the hashes cover (milestone, time, entry kind and action). None: no money moved.
     entry_id: Mapped[str | None] = mapped_column(String(40))

@@ -20,6 +20,7 @@ from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
+from milepost.ledger.models import ENTRY_ACTIONS
 from milepost.ledger.service import take_unlinked
 from milepost.milestones.models import Milestone
 
@@ -41,10 +42,6 @@ def event_hash(event: MilestoneEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
-    # The ledger entry of the change, only when there is one: events written before the link existed
-    # keep the hashes (and MACs) they were made with.
-    if event.entry_id is not None:
-        payload["entry_id"] = event.entry_id
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -71,7 +68,8 @@ def record(
     appending needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
 
     A ledger entry posted for the milestone in this unit of work (the money this change moved) is linked
-    both ways: the event names it (``entry_id``, under the hash and MAC), and it names the event.
+    both ways: the event names it (``entry_id``) and it names the event (``event_id``). Neither hash
+    covers the link; ``ledger verify`` checks it against what both hashes do cover (see ENTRY_ACTIONS).
 
     Then every subscriber (``milepost.events``: webhooks, notifications) is told, in this same unit of
     work: a rolled-back change leaves no delivery or e-mail behind. With nobody subscribed it raises.
@@ -80,9 +78,11 @@ def record(
     seq = (milestone.event_count or 0) + 1
     prev_hash = milestone.last_event_hash or GENESIS_HASH
     entries = take_unlinked(ctx.session, milestone_id)
-    if len(entries) > 1:
+    if len(entries) > 1 or any(
+        action not in ENTRY_ACTIONS.get(entry.kind, ()) for entry in entries
+    ):
         raise AssertionError(
-            f"one change moved {milestone_id}'s money in {len(entries)} entries; its event can name one"
+            f"{action} of {milestone_id} cannot name its entries {[str(e.kind) for e in entries]}"
         )
     event = MilestoneEvent(
         id=new_id("evt"),

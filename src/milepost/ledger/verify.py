@@ -8,10 +8,9 @@ Checks, each reported as a readable problem:
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
 - every milestone's event chain is intact;
-- a ledger entry and the audit event of the same change name each other, and agree (the event's
-  ``entry_id`` is under its hash and MAC; the entry's ``event_id`` is written after the entry's hash and
-  MAC were made, so it is checked here against the event instead; entries from before the link name
-  their event alone);
+- a ledger entry and the audit event of the same change name each other, and are of one change: the
+  same milestone, the same moment, an action that records that kind of entry (the link is made after
+  the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -52,7 +51,15 @@ from milepost.kit.db import Database
 from milepost.kit.errors import PermissionDenied
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
-from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
+from milepost.ledger.models import (
+    ENTRY_ACTIONS,
+    NON_NEGATIVE_KINDS,
+    Account,
+    AccountKind,
+    EntryKind,
+    JournalEntry,
+    Posting,
+)
 from milepost.ledger.service import entry_hash, entry_mac_message
 from milepost.milestones.models import Milestone
 from milepost.settings import get_settings
@@ -233,40 +240,66 @@ def _check_events(session: Session, report: VerifyReport, keys: KeyRing) -> None
             )
 
 
+@dataclass(frozen=True)
+class _Linked:
+    """One side of an entry-event link, with the facts of its row that its hash covers."""
+
+    id: str
+    milestone_id: str | None
+    created_at: datetime
+    names: str | None  # the other side's id
+    kind: str  # the entry's kind, or the event's action
+
+
 def _check_links(session: Session, report: VerifyReport) -> None:
+    """The link between an entry and its event is not under either hash (it is made after the entry's),
+    so it is checked against what both hashes cover: each side names the other, of the same milestone,
+    at the same moment (one unit of work), with an action that records that kind of entry. A link
+    re-pointed by hand would have to find another such event, and a change has one."""
     entries = {
-        entry_id: (milestone_id, event_id)
-        for entry_id, milestone_id, event_id in session.execute(
-            select(JournalEntry.id, JournalEntry.milestone_id, JournalEntry.event_id)
+        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.event_id, str(row.kind))
+        for row in session.execute(
+            select(
+                JournalEntry.id,
+                JournalEntry.milestone_id,
+                JournalEntry.created_at,
+                JournalEntry.event_id,
+                JournalEntry.kind,
+            ).where(JournalEntry.milestone_id.is_not(None))
         )
     }
     events = {
-        event_id: (milestone_id, entry_id)
-        for event_id, milestone_id, entry_id in session.execute(
-            select(MilestoneEvent.id, MilestoneEvent.milestone_id, MilestoneEvent.entry_id)
+        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.entry_id, row.action)
+        for row in session.execute(
+            select(
+                MilestoneEvent.id,
+                MilestoneEvent.milestone_id,
+                MilestoneEvent.created_at,
+                MilestoneEvent.entry_id,
+                MilestoneEvent.action,
+            ).where(MilestoneEvent.entry_id.is_not(None))
         )
     }
-    for event_id, (milestone_id, entry_id) in sorted(events.items()):
-        if entry_id is None:
+    for entry in sorted(entries.values(), key=lambda linked: linked.id):
+        if entry.names is None:
             continue
-        named = entries.get(entry_id)
-        if named is None:
-            report.problems.append(f"event {event_id} names entry {entry_id}, which does not exist")
-        elif named != (milestone_id, event_id):
+        event = events.get(entry.names)
+        if event is None or event.names != entry.id:
             report.problems.append(
-                f"event {event_id} names entry {entry_id}, but that entry names event {named[1]} "
-                f"of milestone {named[0]}"
+                f"entry {entry.id} names event {entry.names}, which does not name it back"
             )
-    for entry_id, (milestone_id, event_id) in sorted(entries.items()):
-        if event_id is None:
-            continue
-        named_by = events.get(event_id)
-        if named_by is None:
-            report.problems.append(f"entry {entry_id} names event {event_id}, which does not exist")
-        elif named_by[0] != milestone_id or named_by[1] not in (None, entry_id):
+        elif (event.milestone_id, event.created_at) != (entry.milestone_id, entry.created_at) or (
+            event.kind not in ENTRY_ACTIONS.get(EntryKind(entry.kind), ())
+        ):
             report.problems.append(
-                f"entry {entry_id} names event {event_id}, but that event is of milestone "
-                f"{named_by[0]} and names entry {named_by[1]}"
+                f"entry {entry.id} ({entry.kind}) and event {event.id} ({event.kind}) name each "
+                "other but are not of one change (milestone, time or action differ)"
+            )
+    for event in sorted(events.values(), key=lambda linked: linked.id):
+        assert event.names is not None
+        if entries.get(event.names) is None or entries[event.names].names != event.id:
+            report.problems.append(
+                f"event {event.id} names entry {event.names}, which does not name it back"
             )
 
 

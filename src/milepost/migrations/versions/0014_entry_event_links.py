@@ -6,9 +6,9 @@ would make the two tables depend on each other); ``ledger verify`` checks that t
 
 Existing entries are paired with their events the way receipts used to pair them: a change writes its
 entry and its event in one unit of work, so they carry the same time; of one milestone at one moment, the
-entries of a kind (by id) and the events of the matching actions (by seq) are paired in order. Only the
-entry's side is filled in: an event's hash covers its entry_id, so existing events keep it empty and
-their hashes and MACs stay valid.
+entries of a kind (by id) and the events of the matching actions (by seq) are paired in order, and both
+sides are filled in. No hash or MAC covers the link (``ledger verify`` checks it against the milestone,
+time, kind and action, which they do cover), so existing rows keep verifying as they are.
 
 Revision ID: 0014
 Revises: 0013
@@ -50,6 +50,7 @@ events = sa.table(
     sa.column("seq", sa.Integer),
     sa.column("action", sa.String),
     sa.column("created_at", sa.String),  # compared as stored: both tables store a change's time alike
+    sa.column("entry_id", sa.String),
 )
 
 
@@ -90,9 +91,16 @@ def _pair_existing_entries(connection: sa.Connection) -> None:
             .values(event_id=sa.bindparam("event")),
             pairs,
         )
+        connection.execute(
+            events.update()
+            .where(events.c.id == sa.bindparam("event"))
+            .values(entry_id=sa.bindparam("entry")),
+            pairs,
+        )
 
 
 def downgrade() -> None:
+    """The links go; nothing else depended on them (the hashes never covered them)."""
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch copy: copying either table would trip
     # the foreign keys that point at it.
     op.drop_column("milestone_events", "entry_id")

@@ -202,3 +202,22 @@ def test_the_migration_links_existing_entries_and_events_as_the_services_do(
     assert receipt_events() == before
     with db.read_only() as session:
         assert verify_ledger(session).ok
+
+
+@pytest.mark.tampers
+def test_a_money_event_deleted_and_its_chain_rebuilt_is_caught_even_without_the_key(
+    db: Database,
+) -> None:
+    """Without a ledger key, a deleted event with its chain renumbered and rehashed passes the plain
+    hashes; one that moved money is still missed by its entry."""
+    from tests.ledger.test_macs import event_of, rechain
+
+    done = busy(World(db))
+    target = event_of(db, done.released.id, "funded")
+    run_sql(db, "DELETE FROM milestone_events WHERE id = :id", id=target.id)
+    rechain(db, done.released.id)
+    with db.read_only() as session:
+        report = verify_ledger(session)
+    assert report.problems == [
+        f"entry {target.entry_id} names event {target.id}, which does not name it back"
+    ]

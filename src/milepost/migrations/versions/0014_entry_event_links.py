@@ -40,7 +40,7 @@ entries = sa.table(
     sa.column("id", sa.String),
     sa.column("kind", sa.String),
     sa.column("milestone_id", sa.String),
-    sa.column("created_at", sa.String),  # compared as stored: both tables store a change's time alike
+    sa.column("created_at", sa.String),  # compared as stored: both tables store ctx.now alike
     sa.column("event_id", sa.String),
 )
 events = sa.table(
@@ -49,7 +49,7 @@ events = sa.table(
     sa.column("milestone_id", sa.String),
     sa.column("seq", sa.Integer),
     sa.column("action", sa.String),
-    sa.column("created_at", sa.String),  # compared as stored: both tables store a change's time alike
+    sa.column("created_at", sa.String),  # compared as stored: both tables store ctx.now alike
     sa.column("entry_id", sa.String),
 )
 

@@ -97,6 +97,14 @@ def make_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) 
     return database
 
 
+@pytest.fixture(autouse=True, scope="session")
+def subscribers_installed() -> None:
+    """Webhooks and notifications hear of every event, as in the app, the worker and the CLI."""
+    from milepost import subscribers
+
+    subscribers.install()
+
+
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real argon2, with its cheapest parameters: tests make hundreds of users (~0.2 s each otherwise)."""

@@ -189,6 +189,9 @@ def release_in_own_process(
     results: Any,
 ) -> None:
     """Runs in a spawned process: its own Database, then one release; reports the outcome's name."""
+    from milepost import subscribers
+
+    subscribers.install()  # a spawned process starts with nothing subscribed, like any other process
     database = Database(url)
     try:
         with database.engine.connect():

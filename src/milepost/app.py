@@ -38,8 +38,9 @@ log = logging.getLogger(REQUEST_LOGGER)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
-    from milepost import openapi
+    from milepost import openapi, subscribers
 
+    subscribers.install()
     settings = settings or get_settings()
     app = FastAPI(
         title="Milepost",

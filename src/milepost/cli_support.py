@@ -112,7 +112,10 @@ def _missing_sqlite_file(url: str) -> bool:
 @contextmanager
 def open_database(db: str | None, *, upgrade: bool = False) -> Iterator[Database]:
     """Open the database, creating or migrating the schema first if asked; refuse one whose schema is
-    not at the migration head."""
+    not at the migration head. Whatever the command writes tells its subscribers (webhooks, e-mail)."""
+    from milepost import subscribers
+
+    subscribers.install()
     url = database_url(db)
     try:
         pooler = pooler_from_environment()

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from milepost import subscribers
 from milepost.disputes import service as disputes
 from milepost.kit.context import Context
 from milepost.kit.db import Database
@@ -120,6 +121,7 @@ class _Demo:
 
 def load_demo(database: Database) -> list[tuple[str, str]]:
     """Load the demo into an empty database; return (e-mail, role) of each demo person."""
+    subscribers.install()
     with database.read_only() as session:
         if session.scalar(select(User.id).where(User.email == PEOPLE[0][0])) is not None:
             return [(email, role) for email, _, _, role in PEOPLE]

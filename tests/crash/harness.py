@@ -888,6 +888,7 @@ def worker_kills(
 ) -> None:
     """Make ``count`` milestones whose review period lapsed, kill the worker(s) mid-run until nothing is
     due, then check that each was auto-approved and released exactly once."""
+    from milepost import subscribers
     from milepost.audit.models import MilestoneEvent
     from milepost.kit.context import Context
     from milepost.kit.time import utcnow
@@ -902,6 +903,7 @@ def worker_kills(
     from milepost.users.service import create_user
     from milepost.wallets import service as wallets
 
+    subscribers.install()  # this process writes milestones itself (also outside pytest: make crash)
     database = Database(url)
     settings = Settings(fee_bps=FEE_BPS, providers="sandbox,manual")
     # Submitted long enough ago that the review period has lapsed: due at the real clock's now.

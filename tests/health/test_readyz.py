@@ -88,8 +88,8 @@ def test_a_schema_behind_the_migrations_is_not_ready(base_url: str, db: Database
         assert body["checks"]["schema"] == {
             "ok": False,
             "reason": body["reason"],
-            "revision": "0012",
-            "head": "0013",
+            "revision": "0013",
+            "head": "0014",
         }
         assert "run 'milepost db upgrade'" in body["reason"]
         assert "worker" not in body["checks"]  # not asked of a schema without its table

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from milepost.audit.models import MilestoneEvent
 from milepost.disputes import service as disputes
+from milepost.events import EventAction
 from milepost.kit.errors import NotFound
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry
 from milepost.milestones import service as milestones
@@ -40,6 +41,10 @@ def entry_figures(world: World, entry_id: str) -> dict[str, Any]:
         return figures
 
 
+# The audit actions that record a receipt's money leaving the escrow for the freelancer.
+RELEASE_ACTIONS = (EventAction.RELEASED, EventAction.RELEASED_PART, EventAction.DISPUTE_RESOLVED)
+
+
 def release_events(world: World, milestone_id: str) -> list[MilestoneEvent]:
     with world.db.read_only() as session:
         return list(
@@ -47,7 +52,7 @@ def release_events(world: World, milestone_id: str) -> list[MilestoneEvent]:
                 select(MilestoneEvent)
                 .where(
                     MilestoneEvent.milestone_id == milestone_id,
-                    MilestoneEvent.action.in_(receipts.RELEASE_ACTIONS),
+                    MilestoneEvent.action.in_(RELEASE_ACTIONS),
                 )
                 .order_by(MilestoneEvent.seq)
             )

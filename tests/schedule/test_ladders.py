@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from milepost.events import EventAction
 from milepost.schedule.ladders import Step, funding_ladder, review_ladder, step_due
 from milepost.schedule.service import Failure, Happening, TickReport
 from milepost.settings import Settings
@@ -18,27 +19,33 @@ DAY = timedelta(days=1)
 def test_the_latest_due_step_is_taken_once_and_missed_steps_are_skipped() -> None:
     ladder = funding_ladder(Settings())
     assert ladder == [
-        Step(0, "funding_reminder"),
-        Step(3, "funding_reminder"),
-        Step(7, "funding_reminder"),
-        Step(10, "funding_escalated"),
+        Step(0, EventAction.FUNDING_REMINDER),
+        Step(3, EventAction.FUNDING_REMINDER),
+        Step(7, EventAction.FUNDING_REMINDER),
+        Step(10, EventAction.FUNDING_ESCALATED),
     ]
     assert step_due(ladder, DEADLINE, DEADLINE - timedelta(seconds=1), []) is None
-    assert step_due(ladder, DEADLINE, DEADLINE, []) == Step(0, "funding_reminder")
+    assert step_due(ladder, DEADLINE, DEADLINE, []) == Step(0, EventAction.FUNDING_REMINDER)
     assert step_due(ladder, DEADLINE, DEADLINE + 2 * DAY, [0]) is None
-    assert step_due(ladder, DEADLINE, DEADLINE + 8 * DAY, [0]) == Step(7, "funding_reminder")
+    assert step_due(ladder, DEADLINE, DEADLINE + 8 * DAY, [0]) == Step(
+        7, EventAction.FUNDING_REMINDER
+    )
     assert step_due(ladder, DEADLINE, DEADLINE + 9 * DAY, [7]) is None
-    assert step_due(ladder, DEADLINE, DEADLINE + 30 * DAY, []) == Step(10, "funding_escalated")
+    assert step_due(ladder, DEADLINE, DEADLINE + 30 * DAY, []) == Step(
+        10, EventAction.FUNDING_ESCALATED
+    )
     assert step_due(ladder, DEADLINE, DEADLINE + 30 * DAY, [0, 10]) is None
 
 
 def test_review_reminders_count_back_from_the_end_of_the_period() -> None:
     ladder = review_ladder(Settings(review_reminder_days=[1, 3, 3]))
-    assert ladder == [Step(-3, "review_reminder"), Step(-1, "review_reminder")]
+    assert ladder == [Step(-3, EventAction.REVIEW_REMINDER), Step(-1, EventAction.REVIEW_REMINDER)]
     assert step_due(ladder, DEADLINE, DEADLINE - 3 * DAY - timedelta(seconds=1), []) is None
-    assert step_due(ladder, DEADLINE, DEADLINE - 2 * DAY, []) == Step(-3, "review_reminder")
+    assert step_due(ladder, DEADLINE, DEADLINE - 2 * DAY, []) == Step(
+        -3, EventAction.REVIEW_REMINDER
+    )
     assert step_due(ladder, DEADLINE, DEADLINE - 2 * DAY, [-3]) is None
-    assert step_due(ladder, DEADLINE, DEADLINE - DAY, [-3]) == Step(-1, "review_reminder")
+    assert step_due(ladder, DEADLINE, DEADLINE - DAY, [-3]) == Step(-1, EventAction.REVIEW_REMINDER)
 
 
 @pytest.mark.parametrize(

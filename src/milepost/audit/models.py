@@ -35,3 +35,7 @@ class MilestoneEvent(Base):
     # the key that made it. None: written without MILEPOST_LEDGER_KEY.
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
+    # The ledger entry that moved this change's money (funded, released, refunded, split), which names
+    # this event back (``JournalEntry.event_id``). Not under the hash: ``ledger verify`` checks the pair
+    # against what the hashes cover (milestone, time, entry kind and action). None: no money moved.
+    entry_id: Mapped[str | None] = mapped_column(String(40))

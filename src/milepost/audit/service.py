@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from milepost import events
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
+from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
+from milepost.ledger.models import ENTRY_ACTIONS
+from milepost.ledger.service import take_unlinked
 from milepost.milestones.models import Milestone
-from milepost.notifications import service as notifications
-from milepost.webhooks import service as webhooks
 
 GENESIS_HASH = GENESIS_EVENT_HASH
 
@@ -52,7 +54,7 @@ def event_mac_message(event_hash: str, prev_mac: str | None) -> str:
 def record(
     ctx: Context,
     milestone: Milestone,
-    action: str,
+    action: EventAction,
     *,
     role: str,
     from_status: str | None = None,
@@ -64,23 +66,38 @@ def record(
 
     The chain's head (how many events, the newest hash and MAC) is kept on the milestone row itself, so
     appending needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
+
+    A ledger entry posted for the milestone in this unit of work (the money this change moved) is linked
+    both ways: the event names it (``entry_id``) and it names the event (``event_id``). Neither hash
+    covers the link; ``ledger verify`` checks it against what both hashes do cover (see ENTRY_ACTIONS).
+
+    Then every subscriber (``milepost.events``: webhooks, notifications) is told, in this same unit of
+    work: a rolled-back change leaves no delivery or e-mail behind. With nobody subscribed it raises.
     """
     milestone_id = milestone.id
     seq = (milestone.event_count or 0) + 1
     prev_hash = milestone.last_event_hash or GENESIS_HASH
+    entries = take_unlinked(ctx.session, milestone_id)
+    if len(entries) > 1 or any(
+        action not in ENTRY_ACTIONS.get(entry.kind, ()) for entry in entries
+    ):
+        raise AssertionError(
+            f"{action} of {milestone_id} cannot name its entries {[str(e.kind) for e in entries]}"
+        )
     event = MilestoneEvent(
         id=new_id("evt"),
         milestone_id=milestone_id,
         seq=seq,
         actor_id=ctx.actor_id,
         actor_role=role,
-        action=action,
+        action=EventAction(action),
         from_status=from_status,
         to_status=to_status,
         amount=amount,
         data=data or {},
         created_at=ctx.now,
         prev_hash=prev_hash,
+        entry_id=entries[0].id if entries else None,
     )
     event.hash = event_hash(event)
     # Made here, before the insert, from the head on the already locked milestone row: no extra query.
@@ -91,8 +108,9 @@ def record(
     milestone.last_event_hash = event.hash
     milestone.last_event_mac = event.mac
     ctx.session.add(event)
-    webhooks.enqueue(ctx, event)  # the outbox: written in this same unit of work
-    notifications.on_event(ctx, milestone, event)  # in-app, and e-mail into its outbox
+    for entry in entries:
+        entry.event_id = event.id
+    events.publish_event(ctx, milestone, event)
     return event
 
 

@@ -18,6 +18,7 @@ from milepost.disputes.models import (
     Resolution,
     SettlementOffer,
 )
+from milepost.events import EventAction
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -55,7 +56,7 @@ def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
         ctx,
         access,
         MilestoneStatus.DISPUTED,
-        "dispute_opened",
+        EventAction.DISPUTE_OPENED,
         data={"dispute_id": dispute.id, "reason": why},
     )
     ctx.session.flush()
@@ -137,7 +138,7 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
     audit.record(
         ctx,
         milestone,
-        "settlement_offered",
+        EventAction.SETTLEMENT_OFFERED,
         role=access.role,
         from_status=milestone.status,
         to_status=milestone.status,
@@ -219,7 +220,7 @@ def withdraw(ctx: Context, dispute_id: str) -> Dispute:
         ctx,
         access.milestone_access,
         dispute.status_before,
-        "dispute_withdrawn",
+        EventAction.DISPUTE_WITHDRAWN,
         data={"dispute_id": dispute.id},
     )
     return dispute
@@ -321,7 +322,7 @@ def _settle(
         ctx,
         milestone_access,
         MilestoneStatus.RESOLVED,
-        "dispute_resolved",
+        EventAction.DISPUTE_RESOLVED,
         amount=to_freelancer + to_client,
         data=data,
     )

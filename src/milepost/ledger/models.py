@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from milepost.events import EventAction
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
 
 
@@ -39,6 +40,16 @@ class EntryKind(StrEnum):
     REFUND = "refund"
     DISPUTE_SPLIT = "dispute_split"
     BONUS = "bonus"
+
+
+# The audit actions recorded with each kind of entry that moves a milestone's money, in the same unit of
+# work (so at the same time): the only events an entry of that kind can belong to.
+ENTRY_ACTIONS: dict[EntryKind, frozenset[EventAction]] = {
+    EntryKind.FUND: frozenset({EventAction.FUNDED}),
+    EntryKind.RELEASE: frozenset({EventAction.RELEASED, EventAction.RELEASED_PART}),
+    EntryKind.REFUND: frozenset({EventAction.CANCELLED, EventAction.CANCELLATION_ACCEPTED}),
+    EntryKind.DISPUTE_SPLIT: frozenset({EventAction.DISPUTE_RESOLVED}),
+}
 
 
 class Account(Base):
@@ -77,6 +88,11 @@ class JournalEntry(Base):
     # None: written without MILEPOST_LEDGER_KEY.
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
+    # The audit event of the same change (an entry that moved a milestone's money), which names this entry
+    # back (``MilestoneEvent.entry_id``). Set once the event is recorded, after this entry's hash and MAC
+    # were made, so neither covers it: ``ledger verify`` checks the pair against what the hashes cover
+    # (the same milestone and time, an action of ENTRY_ACTIONS). None: no milestone.
+    event_id: Mapped[str | None] = mapped_column(String(40))
 
     postings: Mapped[list[Posting]] = relationship(
         back_populates="entry", order_by="Posting.id", lazy="selectin"

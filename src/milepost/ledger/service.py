@@ -3,6 +3,10 @@
 ``post`` is the only way money moves. It takes legs (account, signed amount) that sum to zero per
 currency, locks the accounts involved in a fixed order (by key), refuses a leg that would take a user's or
 an escrow's balance below zero, and writes the entry, its postings and the new cached balances together.
+
+An entry for a milestone belongs to the change that posted it, and that change records one audit event
+for the milestone right after: ``post`` keeps the entry aside in the unit of work, and the next
+``audit.record`` for the same milestone takes it (``take_unlinked``) and links the two both ways.
 """
 
 from __future__ import annotations
@@ -184,6 +188,29 @@ def _apply_later(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_deferred(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_DEFERRED, None)
+    session.info.pop(_UNLINKED, None)
+
+
+# Entries posted for a milestone in this unit of work that no audit event names yet, by milestone id.
+_UNLINKED = "milepost_ledger_unlinked_entries"
+
+
+def _keep_unlinked(ctx: Context, entry: JournalEntry) -> None:
+    if entry.milestone_id is not None:
+        unlinked: dict[str, list[JournalEntry]] = ctx.session.info.setdefault(_UNLINKED, {})
+        unlinked.setdefault(entry.milestone_id, []).append(entry)
+
+
+def take_unlinked(session: Session, milestone_id: str) -> list[JournalEntry]:
+    """The entries posted for the milestone in this unit of work since its last audit event (taken: the
+    next call returns none of them). ``audit.record`` links them to the event it appends."""
+    unlinked: dict[str, list[JournalEntry]] = session.info.get(_UNLINKED, {})
+    return unlinked.pop(milestone_id, [])
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_unlinked(session: Session) -> None:
+    session.info.pop(_UNLINKED, None)
 
 
 def post(
@@ -248,6 +275,7 @@ def post(
     ]
     ctx.session.add(entry)
     ctx.session.flush()
+    _keep_unlinked(ctx, entry)
     # Counted for /metrics when the unit of work commits: a refused or rolled-back entry moved nothing.
     count_when_committed(
         ctx.session, str(kind), [(ref.kind.value, ref.currency, amount) for ref, amount in legs]

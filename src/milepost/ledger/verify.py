@@ -8,6 +8,9 @@ Checks, each reported as a readable problem:
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
 - every milestone's event chain is intact;
+- a ledger entry and the audit event of the same change name each other, and are of one change: the
+  same milestone, the same moment, an action that records that kind of entry (the link is made after
+  the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -47,7 +50,15 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
-from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
+from milepost.ledger.models import (
+    ENTRY_ACTIONS,
+    NON_NEGATIVE_KINDS,
+    Account,
+    AccountKind,
+    EntryKind,
+    JournalEntry,
+    Posting,
+)
 from milepost.ledger.service import entry_hash, entry_mac_message
 from milepost.milestones.models import Milestone
 from milepost.settings import get_settings
@@ -86,6 +97,7 @@ def verify_ledger(session: Session, keys: KeyRing | None = None) -> VerifyReport
         _check_accounts(session, accounts, report)
         _check_milestones(session, report)
         _check_events(session, report, keys)
+        _check_links(session, report)
         _check_transfers(session, accounts, report)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
@@ -233,6 +245,69 @@ def _check_events(session: Session, report: VerifyReport, keys: KeyRing) -> None
                 f"milestone {milestone_id}: its audit trail should hold {count} events ending in "
                 f"{head[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
                 "(events were removed or added)"
+            )
+
+
+@dataclass(frozen=True)
+class _Linked:
+    """One side of an entry-event link, with the facts of its row that its hash covers."""
+
+    id: str
+    milestone_id: str | None
+    created_at: datetime
+    names: str | None  # the other side's id
+    kind: str  # the entry's kind, or the event's action
+
+
+def _check_links(session: Session, report: VerifyReport) -> None:
+    """The link between an entry and its event is not under either hash (it is made after the entry's),
+    so it is checked against what both hashes cover: each side names the other, of the same milestone,
+    at the same moment (one unit of work), with an action that records that kind of entry. A link
+    re-pointed by hand would have to find another such event, and a change has one."""
+    entries = {
+        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.event_id, str(row.kind))
+        for row in session.execute(
+            select(
+                JournalEntry.id,
+                JournalEntry.milestone_id,
+                JournalEntry.created_at,
+                JournalEntry.event_id,
+                JournalEntry.kind,
+            ).where(JournalEntry.milestone_id.is_not(None))
+        )
+    }
+    events = {
+        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.entry_id, row.action)
+        for row in session.execute(
+            select(
+                MilestoneEvent.id,
+                MilestoneEvent.milestone_id,
+                MilestoneEvent.created_at,
+                MilestoneEvent.entry_id,
+                MilestoneEvent.action,
+            ).where(MilestoneEvent.entry_id.is_not(None))
+        )
+    }
+    for entry in sorted(entries.values(), key=lambda linked: linked.id):
+        if entry.names is None:
+            continue
+        event = events.get(entry.names)
+        if event is None or event.names != entry.id:
+            report.problems.append(
+                f"entry {entry.id} names event {entry.names}, which does not name it back"
+            )
+        elif (event.milestone_id, event.created_at) != (entry.milestone_id, entry.created_at) or (
+            event.kind not in ENTRY_ACTIONS.get(EntryKind(entry.kind), ())
+        ):
+            report.problems.append(
+                f"entry {entry.id} ({entry.kind}) and event {event.id} ({event.kind}) name each "
+                "other but are not of one change (milestone, time or action differ)"
+            )
+    for event in sorted(events.values(), key=lambda linked: linked.id):
+        assert event.names is not None
+        if entries.get(event.names) is None or entries[event.names].names != event.id:
+            report.problems.append(
+                f"event {event.id} names entry {event.names}, which does not name it back"
             )
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from sqlalchemy import func, or_, select
 
 from milepost.audit import service as audit
+from milepost.events import EventAction
 from milepost.files import service as files
 from milepost.kit import validate
 from milepost.kit.context import Context
@@ -48,7 +49,7 @@ def _transition(
     ctx: Context,
     access: MilestoneAccess,
     to_status: MilestoneStatus,
-    action: str,
+    action: EventAction,
     *,
     amount: int | None = None,
     data: dict[str, Any] | None = None,
@@ -92,7 +93,9 @@ def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
     )
     ctx.session.add(milestone)
     ctx.session.flush()
-    audit.record(ctx, milestone, "created", role=role, to_status=S.DRAFT, amount=milestone.amount)
+    audit.record(
+        ctx, milestone, EventAction.CREATED, role=role, to_status=S.DRAFT, amount=milestone.amount
+    )
     return milestone
 
 
@@ -121,7 +124,7 @@ def update_terms(ctx: Context, milestone_id: str, **values: Any) -> Milestone:
         audit.record(
             ctx,
             milestone,
-            "terms_edited",
+            EventAction.TERMS_EDITED,
             role=access.role,
             from_status=S.DRAFT,
             to_status=S.DRAFT,
@@ -203,7 +206,9 @@ def fund(ctx: Context, milestone_id: str) -> Milestone:
     milestone.late_fee_amount = late_fee
     milestone.fee_rate_bps = ctx.settings.fee_bps
     milestone.funded_at = ctx.now
-    _transition(ctx, access, S.FUNDED, "funded", amount=total, data={"late_fee": late_fee})
+    _transition(
+        ctx, access, S.FUNDED, EventAction.FUNDED, amount=total, data={"late_fee": late_fee}
+    )
     return milestone
 
 
@@ -279,7 +284,7 @@ def submit(
         ctx,
         access,
         S.SUBMITTED,
-        "submitted",
+        EventAction.SUBMITTED,
         data={"submission_id": submission.id, "revision": revision},
     )
     ctx.session.flush()
@@ -326,7 +331,7 @@ def request_changes(
         ctx,
         access,
         S.CHANGES_REQUESTED,
-        "changes_requested",
+        EventAction.CHANGES_REQUESTED,
         data={"reason": why, "unmet_criteria": unmet},
     )
     return milestone
@@ -340,7 +345,9 @@ def approve(ctx: Context, milestone_id: str, *, automatic: bool = False) -> Mile
     access.freelancer_id  # noqa: B018 -- refuses before anything changes if there is nobody to pay
     milestone.approved_at = ctx.now
     milestone.review_due_at = None
-    _transition(ctx, access, S.APPROVED, "auto_approved" if automatic else "approved")
+    _transition(
+        ctx, access, S.APPROVED, EventAction.AUTO_APPROVED if automatic else EventAction.APPROVED
+    )
     if milestone.release_delay_days == 0:
         _release(ctx, access, milestone.escrow_balance)
     else:
@@ -402,13 +409,13 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
     milestone.fee_amount += fee
     data = {"fee": fee, "to_freelancer": amount - fee}
     if milestone.escrow_balance == 0:
-        _transition(ctx, access, S.RELEASED, "released", amount=amount, data=data)
+        _transition(ctx, access, S.RELEASED, EventAction.RELEASED, amount=amount, data=data)
     else:
         milestone.updated_at = ctx.now
         audit.record(
             ctx,
             milestone,
-            "released_part",
+            EventAction.RELEASED_PART,
             role=access.role,
             from_status=milestone.status,
             to_status=milestone.status,
@@ -425,7 +432,7 @@ def request_release(ctx: Context, milestone_id: str) -> Milestone:
     audit.record(
         ctx,
         milestone,
-        "release_requested",
+        EventAction.RELEASE_REQUESTED,
         role=access.role,
         from_status=milestone.status,
         to_status=milestone.status,
@@ -441,11 +448,11 @@ def cancel(ctx: Context, milestone_id: str, *, reason: object = None) -> Milesto
     access = load_milestone(ctx, milestone_id, lock=True)
     _authorize(access, Action.CANCEL)
     why = validate.text(reason, "reason", max_length=20_000, required=False)
-    _cancel(ctx, access, action="cancelled", reason=why)
+    _cancel(ctx, access, action=EventAction.CANCELLED, reason=why)
     return access.milestone
 
 
-def _cancel(ctx: Context, access: MilestoneAccess, *, action: str, reason: str) -> None:
+def _cancel(ctx: Context, access: MilestoneAccess, *, action: EventAction, reason: str) -> None:
     milestone = access.milestone
     refund = milestone.escrow_balance
     if refund:
@@ -482,7 +489,7 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
     audit.record(
         ctx,
         milestone,
-        "cancellation_requested",
+        EventAction.CANCELLATION_REQUESTED,
         role=access.role,
         from_status=milestone.status,
         to_status=milestone.status,
@@ -502,13 +509,13 @@ def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Mil
     milestone.cancellation_requested = False
     milestone.cancellation_reason = None
     if accept:
-        _cancel(ctx, access, action="cancellation_accepted", reason=reason)
+        _cancel(ctx, access, action=EventAction.CANCELLATION_ACCEPTED, reason=reason)
     else:
         milestone.updated_at = ctx.now
         audit.record(
             ctx,
             milestone,
-            "cancellation_declined",
+            EventAction.CANCELLATION_DECLINED,
             role=access.role,
             from_status=milestone.status,
             to_status=milestone.status,

@@ -1,16 +1,19 @@
-"""Who hears of what: for each audit action on a milestone, the parties to notify.
+"""Who hears of what: for each audit action on a milestone (``milepost.events.EventAction``), the parties
+to notify; ``NOBODY`` is an explicit "no notification".
 
-The actor is never told of their own action (``service.on_event`` drops them). An action not listed here
-goes to both parties with the generic template, so a new action is reported rather than lost or crashing.
+The actor is never told of their own action (``service.on_event`` drops them). Every action is listed
+(``tests/notifications/test_event_catalogue.py`` checks it), and each one sent to somebody has its own
+template.
 
-Wallet news is not a milestone event: ``wallets.service`` tells the wallet's owner directly (``notify``)
-of a rejected deposit (``deposit_rejected``), a failed payout (``payout_failed``) and a manual payout sent
-(``payout_paid``), each with its own template.
+Notices (``milepost.events.Notice``: a wallet's or a project's news) are not milestone events: each goes to
+the users its sender names, with its own template.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from milepost.events import EventAction
 
 
 class Party(StrEnum):
@@ -25,41 +28,39 @@ FREELANCER = frozenset({Party.FREELANCER})
 BOTH = frozenset({Party.CLIENT, Party.FREELANCER})
 NOBODY: frozenset[Party] = frozenset()
 
-RECIPIENTS: dict[str, frozenset[Party]] = {
+RECIPIENTS: dict[EventAction, frozenset[Party]] = {
     # Set up by the client, news for the freelancer.
-    "created": FREELANCER,
-    "terms_edited": FREELANCER,
-    "funded": FREELANCER,
+    EventAction.CREATED: FREELANCER,
+    EventAction.TERMS_EDITED: FREELANCER,
+    EventAction.FUNDED: FREELANCER,
     # Delivery and review.
-    "submitted": CLIENT,
-    "changes_requested": FREELANCER,
-    "approved": BOTH,
-    "auto_approved": BOTH,
-    "released": BOTH,
-    "released_part": BOTH,
-    "release_requested": CLIENT,
+    EventAction.SUBMITTED: CLIENT,
+    EventAction.CHANGES_REQUESTED: FREELANCER,
+    EventAction.APPROVED: BOTH,
+    EventAction.AUTO_APPROVED: BOTH,
+    EventAction.RELEASED: BOTH,
+    EventAction.RELEASED_PART: BOTH,
+    EventAction.RELEASE_REQUESTED: CLIENT,
     # Cancellation.
-    "cancelled": BOTH,
-    "cancellation_requested": FREELANCER,
-    "cancellation_accepted": CLIENT,
-    "cancellation_declined": CLIENT,
+    EventAction.CANCELLED: BOTH,
+    EventAction.CANCELLATION_REQUESTED: FREELANCER,
+    EventAction.CANCELLATION_ACCEPTED: CLIENT,
+    EventAction.CANCELLATION_DECLINED: CLIENT,
     # Disputes. Overdue disputes go to the staff queue, which is not a notification.
-    "dispute_opened": BOTH,
-    "settlement_offered": BOTH,
-    "dispute_withdrawn": BOTH,
-    "dispute_resolved": BOTH,
-    "dispute_overdue": NOBODY,
+    EventAction.DISPUTE_OPENED: BOTH,
+    EventAction.SETTLEMENT_OFFERED: BOTH,
+    EventAction.DISPUTE_WITHDRAWN: BOTH,
+    EventAction.DISPUTE_RESOLVED: BOTH,
+    EventAction.DISPUTE_OVERDUE: NOBODY,
     # Time-driven work (actor: the system).
-    "funding_reminder": CLIENT,
-    "funding_escalated": frozenset({Party.CLIENT, Party.FREELANCER, Party.BILLING_CONTACT}),
-    "late_fee_accrued": BOTH,
-    "review_reminder": CLIENT,
+    EventAction.FUNDING_REMINDER: CLIENT,
+    EventAction.FUNDING_ESCALATED: frozenset(
+        {Party.CLIENT, Party.FREELANCER, Party.BILLING_CONTACT}
+    ),
+    EventAction.LATE_FEE_ACCRUED: BOTH,
+    EventAction.REVIEW_REMINDER: CLIENT,
 }
 
 
-# Wallet news (not milestone events): ``wallets.service`` tells the wallet's owner alone, with ``notify``.
-WALLET_NEWS = ("deposit_rejected", "payout_failed", "payout_paid")
-
-
-def recipients(action: str) -> frozenset[Party]:
-    return RECIPIENTS.get(action, BOTH)
+def recipients(action: EventAction) -> frozenset[Party]:
+    return RECIPIENTS[action]

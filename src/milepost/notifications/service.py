@@ -1,10 +1,10 @@
 """Notifications: written in the caller's unit of work, for each party who should know, with an e-mail
 queued beside each (the outbox; ``mail.deliver_due_emails`` sends them after commit).
 
-``on_event`` is called by ``audit.record`` for every milestone event; ``rules`` says who hears of which
-action. Time-driven work that is not a milestone event (a project paused or resumed) calls ``notify``
-directly. E-mail is queued only while SMTP is configured (``settings.smtp_host``); without it, users get
-in-app notifications only and nothing piles up in the outbox.
+``on_event`` is subscribed to every milestone event and ``on_notice`` to every notice (a wallet's or a
+project's news: ``milepost.events.notify``) at start-up (``milepost.subscribers``); ``rules`` says who
+hears of which action. E-mail is queued only while SMTP is configured (``settings.smtp_host``); without
+it, users get in-app notifications only and nothing piles up in the outbox.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from milepost.audit.models import MilestoneEvent
+from milepost.events import EventAction, NoticeSent
 from milepost.kit.context import Context
 from milepost.kit.db import insert_ignoring_conflicts
 from milepost.kit.ids import new_id
@@ -121,9 +122,21 @@ def notify(
     return notifications
 
 
+def on_notice(ctx: Context, notice: NoticeSent) -> list[Notification]:
+    """The subscriber to notices: tell their users, with the notice's own template."""
+    return notify(
+        ctx,
+        notice.kind,
+        user_ids=notice.user_ids,
+        project_id=notice.project_id,
+        data=notice.data,
+        key=notice.key,
+    )
+
+
 def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> list[Notification]:
     """Notify the parties who should know of a milestone event (``rules``); never the actor."""
-    parties = rules.recipients(event.action)
+    parties = rules.recipients(EventAction(event.action))
     if not parties:
         return []
     project = _project(ctx, milestone.project_id)

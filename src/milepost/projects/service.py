@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from milepost.audit import service as audit
+from milepost.events import EventAction, Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -20,7 +21,6 @@ from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.milestones.terms import DEFAULT_REVIEW_PERIOD_DAYS
 from milepost.money import fee_on, validate_amount, validate_currency
-from milepost.notifications.service import notify
 from milepost.projects.models import Bonus, Project, Proposal
 from milepost.projects.state import (
     PROJECTS,
@@ -275,7 +275,7 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
         audit.record(
             ctx,
             milestone,
-            "created",
+            EventAction.CREATED,
             role=Role.CLIENT,
             to_status=MilestoneStatus.DRAFT,
             amount=milestone.amount,
@@ -383,7 +383,7 @@ def pause_project(ctx: Context, project_id: str) -> Project:
     project.paused = True
     project.paused_at = ctx.now
     project.updated_at = ctx.now
-    _notify_client(ctx, project, "project_paused", {"overdue_milestone_ids": overdue})
+    _notify_client(ctx, project, Notice.PROJECT_PAUSED, {"overdue_milestone_ids": overdue})
     return project
 
 
@@ -401,11 +401,11 @@ def resume_project(ctx: Context, project_id: str) -> Project:
     project.paused = False
     project.paused_at = None
     project.updated_at = ctx.now
-    _notify_client(ctx, project, "project_resumed", {})
+    _notify_client(ctx, project, Notice.PROJECT_RESUMED, {})
     return project
 
 
-def _notify_client(ctx: Context, project: Project, kind: str, data: dict[str, Any]) -> None:
+def _notify_client(ctx: Context, project: Project, kind: Notice, data: dict[str, Any]) -> None:
     notify(
         ctx,
         kind,

@@ -4,19 +4,20 @@ A receipt exists for every journal entry that paid a freelancer out of a milesto
 (full or partial; by the client, or by the system when a review period or a release delay lapsed) and a
 dispute split that gave the freelancer something. Its id is the journal entry's id. Every figure comes
 from that entry's postings; the entry's hash and the hash of the audit event that recorded the release are
-printed on it, so that anyone can check the receipt against ``ledger verify``.
+printed on it (the entry names that event: ``event_id``), so that anyone can check the receipt against
+``ledger verify``.
 Only the milestone's parties and staff can see a receipt; to anyone else it does not exist.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
 from milepost.audit.models import MilestoneEvent
+from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry
@@ -24,8 +25,6 @@ from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.users.models import User
 
 RECEIPT_ENTRY_KINDS = (EntryKind.RELEASE, EntryKind.DISPUTE_SPLIT)
-# The audit actions recorded in the same unit of work as those entries.
-RELEASE_ACTIONS = ("released", "released_part", "dispute_resolved")
 
 
 @dataclass(frozen=True)
@@ -55,12 +54,12 @@ class Receipt:
     released_by_role: str  # client, freelancer, staff or system
     released_by_name: str | None
     event_id: str | None
-    event_action: str | None  # released, released_part, dispute_resolved
+    event_action: str | None  # EventAction: released, released_part, dispute_resolved
     event_hash: str | None
 
     @property
     def partial(self) -> bool:
-        return self.event_action == "released_part"
+        return self.event_action == EventAction.RELEASED_PART
 
 
 def _party(ctx: Context, user_id: str) -> Party:
@@ -84,7 +83,7 @@ def _build(
         account.id: account
         for account in ctx.session.scalars(select(Account).where(Account.id.in_(account_ids)))
     }
-    events = _events_for(ctx, milestone.id, entries)
+    events = _events_for(ctx, entries)
     client, freelancer = _party(ctx, milestone.client_id), _party(ctx, project.freelancer_id)
     receipts = []
     for entry in entries:
@@ -132,32 +131,23 @@ def _build(
     return receipts
 
 
-def _events_for(
-    ctx: Context, milestone_id: str, entries: list[JournalEntry]
-) -> dict[str, MilestoneEvent]:
-    """The audit event of each entry. A release writes its entry and its event in one unit of work, so
-    they carry the same time; entries and events of one moment are paired in order."""
-    times = {entry.created_at for entry in entries}
-    events_at: dict[datetime, list[MilestoneEvent]] = defaultdict(list)
-    for event in ctx.session.scalars(
-        select(MilestoneEvent)
-        .where(
-            MilestoneEvent.milestone_id == milestone_id,
-            MilestoneEvent.action.in_(RELEASE_ACTIONS),
-            MilestoneEvent.created_at.in_(times),
+def _events_for(ctx: Context, entries: list[JournalEntry]) -> dict[str, MilestoneEvent]:
+    """The audit event of each entry: the one it names (``event_id``, set when the event of the same
+    change was recorded)."""
+    event_ids = {entry.event_id for entry in entries if entry.event_id is not None}
+    if not event_ids:
+        return {}
+    found = {
+        event.id: event
+        for event in ctx.session.scalars(
+            select(MilestoneEvent).where(MilestoneEvent.id.in_(sorted(event_ids)))
         )
-        .order_by(MilestoneEvent.seq)
-    ):
-        events_at[event.created_at].append(event)
-    entries_at: dict[datetime, list[JournalEntry]] = defaultdict(list)
-    for entry in _all_receipt_entries(ctx, milestone_id):
-        if entry.created_at in times:
-            entries_at[entry.created_at].append(entry)
-    paired: dict[str, MilestoneEvent] = {}
-    for moment, moment_entries in entries_at.items():
-        for entry, event in zip(moment_entries, events_at.get(moment, []), strict=False):
-            paired[entry.id] = event
-    return paired
+    }
+    return {
+        entry.id: found[entry.event_id]
+        for entry in entries
+        if entry.event_id is not None and entry.event_id in found
+    }
 
 
 def _all_receipt_entries(ctx: Context, milestone_id: str) -> list[JournalEntry]:

@@ -53,6 +53,7 @@ from sqlalchemy import func, or_, select
 
 from milepost.audit.models import MilestoneEvent
 from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.events import EventAction
 from milepost.feedback.models import Feedback
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
@@ -203,11 +204,11 @@ def _reviews_on_time(
     due: datetime | None = None
     in_review = False
     for event in events:
-        if event.action == "submitted":
+        if event.action == EventAction.SUBMITTED:
             due = event.created_at + period
         if in_review and event.to_status is not None and event.to_status != S.SUBMITTED:
             assert due is not None
-            verdicts.append(event.action != "auto_approved" and event.created_at <= due)
+            verdicts.append(event.action != EventAction.AUTO_APPROVED and event.created_at <= due)
             in_review = False
         if event.to_status == S.SUBMITTED and event.from_status != S.SUBMITTED:
             in_review = True

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from milepost.audit import service as audit
 from milepost.audit.models import MilestoneEvent
+from milepost.events import EventAction
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
 from milepost.kit.time import as_utc
@@ -396,9 +397,9 @@ def revision_history(
     requests: dict[int, ChangeRequest] = {}
     current: int | None = None
     for event in events:
-        if event.action == "submitted":
+        if event.action == EventAction.SUBMITTED:
             current = event.data.get("revision")
-        elif event.action == "changes_requested" and current is not None:
+        elif event.action == EventAction.CHANGES_REQUESTED and current is not None:
             unmet = tuple(
                 Term(index, criteria[index])
                 for index in event.data.get("unmet_criteria", [])

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from milepost.events import EventAction
 from milepost.settings import Settings
 
 FUNDING = "funding"
@@ -22,21 +23,21 @@ REVIEW = "review"
 @dataclass(frozen=True)
 class Step:
     days: int  # from the deadline; negative: before it
-    action: str  # the audit action recorded when the step is taken
+    action: EventAction  # the audit action recorded when the step is taken
 
 
 def funding_ladder(settings: Settings) -> list[Step]:
     """Reminders after the fund-by date, then the escalation to the billing contact."""
     reminders = sorted(set(settings.funding_reminder_days))
-    return [Step(day, "funding_reminder") for day in reminders] + [
-        Step(settings.funding_escalation_days, "funding_escalated")
+    return [Step(day, EventAction.FUNDING_REMINDER) for day in reminders] + [
+        Step(settings.funding_escalation_days, EventAction.FUNDING_ESCALATED)
     ]
 
 
 def review_ladder(settings: Settings) -> list[Step]:
     """Reminders before the review period ends (the lapse itself approves: see schedule.service)."""
     days_before = sorted(set(settings.review_reminder_days), reverse=True)
-    return [Step(-day, "review_reminder") for day in days_before]
+    return [Step(-day, EventAction.REVIEW_REMINDER) for day in days_before]
 
 
 def start_of_day(day: date) -> datetime:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from milepost.audit import service as audit
 from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus
+from milepost.events import EventAction
 from milepost.kit import idempotency
 from milepost.kit.context import Context
 from milepost.kit.db import Database, is_sqlite
@@ -281,7 +282,7 @@ def _claim(ctx: Context, milestone_id: str) -> Milestone | None:
 def _record(
     ctx: Context,
     milestone: Milestone,
-    action: str,
+    action: EventAction,
     *,
     amount: int | None = None,
     data: dict[str, object],
@@ -360,13 +361,13 @@ def _funding_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
         _record(
             ctx,
             milestone,
-            "late_fee_accrued",
+            EventAction.LATE_FEE_ACCRUED,
             amount=increase,
             data={"late_fee_amount": accrued, "fund_by": fund_by.isoformat()},
         )
         done.append(
             Happening(
-                "late_fee_accrued",
+                EventAction.LATE_FEE_ACCRUED,
                 milestone.id,
                 f"late fee +{_money(increase, milestone)} (now {_money(accrued, milestone)})",
             )
@@ -388,7 +389,7 @@ def _funding_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
         "amount_due": amount_due,
         "step": step.days,
     }
-    if step.action == "funding_escalated":
+    if step.action == EventAction.FUNDING_ESCALATED:
         project = ctx.session.get(Project, milestone.project_id)
         assert project is not None  # foreign key
         data["billing_contact_email"] = project.billing_contact_email
@@ -435,7 +436,7 @@ def _review_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
         approved = milestones.approve(ctx, milestone.id, automatic=True)
         done = [
             Happening(
-                "auto_approved",
+                EventAction.AUTO_APPROVED,
                 milestone.id,
                 f"{_money(in_escrow, milestone)} approved, review period ended "
                 f"{review_due_at.isoformat()}",
@@ -471,7 +472,7 @@ def _money(amount: int, milestone: Milestone) -> str:
 
 def _released(milestone: Milestone) -> Happening:
     return Happening(
-        "released",
+        EventAction.RELEASED,
         milestone.id,
         f"{_money(milestone.released_amount, milestone)} released "
         f"(fee {_money(milestone.fee_amount, milestone)})",
@@ -541,7 +542,7 @@ def _dispute_deadlines(ctx: Context, milestone: Milestone) -> list[Happening]:
         winner = "freelancer" if dispute.opener_role == Role.FREELANCER else "client"
         return [
             Happening(
-                "dispute_resolved",
+                EventAction.DISPUTE_RESOLVED,
                 milestone.id,
                 f"no answer by {dispute.respond_by.isoformat()}: resolved for the {winner} "
                 f"(to freelancer {_money(dispute.to_freelancer or 0, milestone)}, "
@@ -553,7 +554,7 @@ def _dispute_deadlines(ctx: Context, milestone: Milestone) -> list[Happening]:
         _record(
             ctx,
             milestone,
-            "dispute_overdue",
+            EventAction.DISPUTE_OVERDUE,
             data={
                 "dispute_id": dispute.id,
                 "mediation_due_at": dispute.mediation_due_at.isoformat(),
@@ -561,7 +562,7 @@ def _dispute_deadlines(ctx: Context, milestone: Milestone) -> list[Happening]:
         )
         return [
             Happening(
-                "dispute_overdue",
+                EventAction.DISPUTE_OVERDUE,
                 milestone.id,
                 f"dispute {dispute.id} open past {dispute.mediation_due_at.isoformat()}: "
                 "in the staff queue",

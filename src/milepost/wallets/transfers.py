@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
+from milepost.events import Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState
@@ -24,7 +25,6 @@ from milepost.kit.guards import StateTable, available
 from milepost.kit.lookup import one_or_404
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import clearing_account, external_account, post, user_account
-from milepost.notifications.service import notify
 from milepost.wallets.destinations import masked
 from milepost.wallets.models import Deposit, Payout
 from milepost.wallets.providers import ManualProvider
@@ -51,7 +51,7 @@ class StaffStep(Generic[A]):
     what: str  # for "Only staff can <what>."
     # Another provider's pending transfer is that provider's to settle or refuse, not staff's.
     manual_only: bool
-    notice: str | None  # the notification the user gets, if any
+    notice: Notice | None  # the notification the user gets, if any
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class ManualTransfer(Generic[T, A]):
             step.notice,
             user_ids=[transfer.user_id],
             data={**self.describe(transfer), **extra},
-            key=f"{step.notice}:{transfer.id}",
+            key=f"{step.notice.value}:{transfer.id}",
         )
 
 
@@ -191,7 +191,7 @@ MANUAL_DEPOSIT: ManualTransfer[Deposit, DepositAction] = ManualTransfer(
         DepositAction.REJECT,
         "reject deposits",
         manual_only=True,
-        notice="deposit_rejected",
+        notice=Notice.DEPOSIT_REJECTED,
     ),
     settled_by="confirmed_by",
     closed_columns=("rejected_at", "rejected_by", "rejection_reason"),
@@ -257,13 +257,13 @@ MANUAL_PAYOUT: ManualTransfer[Payout, PayoutAction] = ManualTransfer(
         PayoutAction.MARK_PAID,
         "mark payouts paid",
         manual_only=False,
-        notice="payout_paid",
+        notice=Notice.PAYOUT_PAID,
     ),
     close=StaffStep(
         PayoutAction.FAIL,
         "mark payouts failed",
         manual_only=True,
-        notice="payout_failed",
+        notice=Notice.PAYOUT_FAILED,
     ),
     settled_by="marked_paid_by",
     closed_columns=("failed_at", "failed_by", "failure_reason"),

@@ -5,42 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from milepost.audit.models import MilestoneEvent
+from milepost.events import EventAction
 from milepost.milestones.models import Milestone
 
-# The audit actions recorded by the services, as ``milestone.<action>``.
-EVENT_TYPES: tuple[str, ...] = tuple(
-    f"milestone.{action}"
-    for action in (
-        "created",
-        "terms_edited",
-        "funded",
-        "submitted",
-        "changes_requested",
-        "approved",
-        "auto_approved",
-        "released",
-        "released_part",
-        "release_requested",
-        "cancelled",
-        "cancellation_requested",
-        "cancellation_accepted",
-        "cancellation_declined",
-        "dispute_opened",
-        "settlement_offered",
-        "dispute_withdrawn",
-        "dispute_resolved",
-        # Time-driven (recorded by the scheduler, actor role "system"):
-        "funding_reminder",
-        "funding_escalated",
-        "late_fee_accrued",
-        "review_reminder",
-        "dispute_overdue",
-    )
-)
+# One per audit action on a milestone, as ``milestone.<action>``, in the order of ``EventAction``.
+EVENT_TYPES: tuple[str, ...] = tuple(f"milestone.{action}" for action in EventAction)
 
 
 def event_type(action: str) -> str:
-    return f"milestone.{action}"
+    """The webhook event type of an audit action."""
+    return f"milestone.{EventAction(action)}"
 
 
 def event_payload(

@@ -1,8 +1,8 @@
 """Webhook endpoints (create, list, read, delete), the outbox they are fed from, and their delivery log.
 
-``enqueue`` is called by ``audit.record`` for every milestone event, in the same unit of work: a
-rolled-back request leaves no delivery behind, and nothing is sent before the event has committed
-(``delivery.deliver_due`` only sees committed rows).
+``on_event`` is subscribed to every milestone event (``milepost.subscribers``), so ``audit.record`` calls
+it in the same unit of work: a rolled-back request leaves no delivery behind, and nothing is sent before
+the event has committed (``delivery.deliver_due`` only sees committed rows).
 """
 
 from __future__ import annotations
@@ -192,14 +192,12 @@ def list_deliveries(
 # The outbox -----------------------------------------------------------------------------------------------
 
 
-def enqueue(ctx: Context, event: MilestoneEvent) -> int:
-    """Queue the event for every matching endpoint of the milestone's client and freelancer.
+def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> int:
+    """The subscriber to milestone events: queue the event for every matching endpoint of the
+    milestone's client and freelancer.
 
     Runs inside the caller's unit of work; returns how many deliveries were queued.
     """
-    milestone = ctx.session.get(Milestone, event.milestone_id)
-    if milestone is None:
-        return 0
     project = ctx.session.get(Project, milestone.project_id)
     freelancer_id = project.freelancer_id if project is not None else None
     owners = {milestone.client_id} | ({freelancer_id} if freelancer_id else set())

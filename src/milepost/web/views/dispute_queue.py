@@ -17,6 +17,7 @@ from milepost.audit.models import MilestoneEvent
 from milepost.audit.service import list_events
 from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
+from milepost.events import EventAction
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
 from milepost.kit.errors import PermissionDenied
@@ -205,7 +206,7 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
     offered_to_client = {
         str(event.data["offer_id"]): int(event.data["to_client"])
         for event in events
-        if event.action == "settlement_offered" and "offer_id" in event.data
+        if event.action == EventAction.SETTLEMENT_OFFERED and "offer_id" in event.data
     }
     return DisputeDetail(
         dispute=dispute,

@@ -1,0 +1,153 @@
+"""What can happen, and who hears of it: the one list of event actions and notices, and their subscribers.
+
+``EventAction`` is every action recorded in a milestone's audit chain (``audit.record`` takes nothing
+else). The notification rules and templates, the webhook event types (``milestone.<action>``), receipts,
+reputation and the staff queue all name these members, never strings of their own;
+``tests/notifications/test_event_catalogue.py`` checks that every action has a notification rule (or an
+explicit "nobody"), a template where one is sent, and a webhook event type.
+
+``Notice`` is news for a user that is not a milestone event (a wallet's deposit or payout, a project
+paused or resumed): the domain services send it with ``notify`` below.
+
+Subscribers: ``audit.record`` appends the event and then calls every event subscriber, and ``notify``
+calls every notice subscriber, inside the caller's unit of work, so that what they write (webhook
+deliveries, notifications and their e-mails: the outbox) commits or rolls back with the change itself.
+Webhooks and notifications subscribe at start-up (``milepost.subscribers.install``); the domain packages
+never import them. Publishing while nothing is subscribed is a start-up mistake that would lose every
+e-mail and webhook without a trace, so it raises ``NoSubscribers`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from milepost.audit.models import MilestoneEvent
+    from milepost.kit.context import Context
+    from milepost.milestones.models import Milestone
+
+
+class EventAction(StrEnum):
+    """The actions of a milestone's audit chain (``milestone_events.action``)."""
+
+    # Set up by the client.
+    CREATED = "created"
+    TERMS_EDITED = "terms_edited"
+    FUNDED = "funded"
+    # Delivery and review.
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    AUTO_APPROVED = "auto_approved"
+    RELEASED = "released"
+    RELEASED_PART = "released_part"
+    RELEASE_REQUESTED = "release_requested"
+    # Cancellation.
+    CANCELLED = "cancelled"
+    CANCELLATION_REQUESTED = "cancellation_requested"
+    CANCELLATION_ACCEPTED = "cancellation_accepted"
+    CANCELLATION_DECLINED = "cancellation_declined"
+    # Disputes.
+    DISPUTE_OPENED = "dispute_opened"
+    SETTLEMENT_OFFERED = "settlement_offered"
+    DISPUTE_WITHDRAWN = "dispute_withdrawn"
+    DISPUTE_RESOLVED = "dispute_resolved"
+    # Time-driven (recorded by the scheduler, actor role "system").
+    FUNDING_REMINDER = "funding_reminder"
+    FUNDING_ESCALATED = "funding_escalated"
+    LATE_FEE_ACCRUED = "late_fee_accrued"
+    REVIEW_REMINDER = "review_reminder"
+    DISPUTE_OVERDUE = "dispute_overdue"
+
+
+class Notice(StrEnum):
+    """News for one user that is not a milestone event (the notification's ``kind``)."""
+
+    # A wallet's owner: a manual deposit rejected, a manual payout failed or sent.
+    DEPOSIT_REJECTED = "deposit_rejected"
+    PAYOUT_FAILED = "payout_failed"
+    PAYOUT_PAID = "payout_paid"
+    # A project's client: the freelancer paused or resumed work.
+    PROJECT_PAUSED = "project_paused"
+    PROJECT_RESUMED = "project_resumed"
+
+
+@dataclass(frozen=True)
+class NoticeSent:
+    """A notice as its subscribers receive it: what, for whom, and the occasion's key (one e-mail per
+    address per key)."""
+
+    kind: Notice
+    user_ids: tuple[str, ...]
+    project_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+
+EventSubscriber = Callable[["Context", "Milestone", "MilestoneEvent"], object]
+NoticeSubscriber = Callable[["Context", NoticeSent], object]
+
+
+class NoSubscribers(RuntimeError):
+    """Something was published before ``milepost.subscribers.install()`` ran in this process."""
+
+
+@dataclass
+class Registry:
+    """The subscribers of this process, called in the order they were installed."""
+
+    events: list[EventSubscriber] = field(default_factory=list)
+    notices: list[NoticeSubscriber] = field(default_factory=list)
+
+    def replace(
+        self, *, events: Sequence[EventSubscriber], notices: Sequence[NoticeSubscriber]
+    ) -> None:
+        """Subscribe exactly these (installing twice subscribes nothing twice)."""
+        self.events[:] = events
+        self.notices[:] = notices
+
+
+registry = Registry()
+
+
+def publish_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> None:
+    """Tell every event subscriber of an event just appended, in the caller's unit of work."""
+    if not registry.events:
+        raise NoSubscribers(
+            f"audit event {event.action!r} recorded with nobody subscribed: its notifications and "
+            "webhooks would be lost (call milepost.subscribers.install() at start-up)"
+        )
+    for subscriber in registry.events:
+        subscriber(ctx, milestone, event)
+
+
+def notify(
+    ctx: Context,
+    kind: Notice,
+    *,
+    user_ids: Iterable[str | None],
+    project_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> None:
+    """Tell ``user_ids`` of ``kind`` (in the app, and by e-mail), in the caller's unit of work.
+
+    ``key`` names the occasion: each address gets one e-mail per key however often this is called.
+    """
+    if not registry.notices:
+        raise NoSubscribers(
+            f"notice {kind!r} sent with nobody subscribed: it would be lost "
+            "(call milepost.subscribers.install() at start-up)"
+        )
+    notice = NoticeSent(
+        kind=Notice(kind),
+        user_ids=tuple(user_id for user_id in user_ids if user_id is not None),
+        project_id=project_id,
+        data=dict(data or {}),
+        key=key,
+    )
+    for subscriber in registry.notices:
+        subscriber(ctx, notice)

@@ -19,10 +19,9 @@ from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, PermissionDenied, ValidationFailed
+from milepost.kit.errors import PermissionDenied, ValidationFailed
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
-from milepost.milestones.state import Role
 from milepost.money import cumulative_fee, format_money, parse_amount
 from milepost.projects.models import Project
 from milepost.users.models import User
@@ -144,6 +143,8 @@ class DisputeDetail:
     submissions: list[SubmissionView]
     offers: list[OfferView]
     events: list[MilestoneEvent]
+    # Why this staff member may not resolve it now (the disputes service's guard), or None: they may.
+    resolve_refused: str | None
 
     @property
     def is_open(self) -> bool:
@@ -237,7 +238,13 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
             for offer in disputes.list_offers(ctx, dispute.id)
         ],
         events=events,
+        resolve_refused=_resolve_refused(access),
     )
+
+
+def _resolve_refused(access: disputes.DisputeAccess) -> str | None:
+    refusal = disputes.available_actions_for(access).refusals.get(disputes.DisputeAction.RESOLVE)
+    return None if refusal is None else refusal.message
 
 
 # Resolving ------------------------------------------------------------------------------------------------
@@ -251,13 +258,11 @@ def resolve_with_freelancer_part(
     parts add up to the escrow.
     """
     _require_staff(ctx)
-    access = disputes.load_dispute(ctx, dispute_id, lock=False).milestone_access
-    if access.role is not Role.STAFF:
-        raise InvalidState(
-            f"You are the {access.role} on this milestone: another staff member must resolve it.",
-            code="staff_is_party",
-        )
-    milestone = access.milestone
+    dispute_access = disputes.load_dispute(ctx, dispute_id, lock=False)
+    # The service's own guards first (staff who are a party are refused, 403 staff_is_party), so that
+    # the form answers as the API does whatever was typed; the service checks again under its locks.
+    disputes.authorize_dispute_action(dispute_access, disputes.DisputeAction.RESOLVE)
+    milestone = dispute_access.milestone_access.milestone
     # Nothing to the freelancer is a valid ruling, unlike a payment.
     amount = parse_amount(to_freelancer, milestone.currency, param="to_freelancer", allow_zero=True)
     escrow = milestone.escrow_balance

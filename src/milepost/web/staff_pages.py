@@ -196,5 +196,7 @@ def resolve(
             errors=form_errors(error, ("to_freelancer", "note")),
             values={"to_freelancer": to_freelancer, "note": note},
         ),
-        hidden=HIDDEN,
+        # A refusal re-renders the page, which is the 404 for anyone but staff; staff who are a party
+        # see why they may not resolve it (403 staff_is_party, as over the API).
+        hidden=(NotFound,),
     )

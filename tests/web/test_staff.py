@@ -340,3 +340,59 @@ def test_the_resolve_form_refuses_a_foreign_csrf_token(world: World, base_url: s
         assert "Nothing was changed" in response.text
     assert world.snapshot() == before
     assert _dispute(world, dispute.id).status is DisputeStatus.OPEN
+
+
+def test_staff_who_are_a_party_are_refused_alike_by_the_api_and_the_staff_page(
+    world: World, base_url: str
+) -> None:
+    """A staff member who is the client of a disputed milestone may read it but not rule on it: 403
+    staff_is_party from the API and from the staff page's form, which does not offer the form at all."""
+    staff_client, freelancer = _staff(world), world.user("freelancer")
+    world.deposit(staff_client, 100_000)
+    project = world.project(staff_client, freelancer)
+    milestone = world.milestone(staff_client, project, 100_000)
+    world.act(staff_client, milestones.fund, milestone.id)
+    dispute = world.act(freelancer, disputes.open_dispute, milestone.id, reason="Unpaid")
+    message = "You are the client on this milestone: another staff member must resolve it."
+    before = world.snapshot()
+
+    token = httpx.post(
+        f"{base_url}/v1/tokens", json={"email": staff_client.email, "password": PASSWORD}
+    ).json()["token"]
+    api = httpx.Client(base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {token}"})
+    refused = api.post(
+        f"/v1/disputes/{dispute.id}/resolve", json={"to_freelancer": 0, "to_client": 100_000}
+    )
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["message"]) == (
+        "permission",
+        "staff_is_party",
+        message,
+    )
+
+    web = _session(base_url, staff_client.email)
+    page = web.get(f"/staff/disputes/{dispute.id}")
+    assert page.status_code == 200
+    assert f'action="/staff/disputes/{dispute.id}/resolve"' not in page.text
+    assert message in page.text
+    response = web.post(
+        f"/staff/disputes/{dispute.id}/resolve",
+        data={"to_freelancer": "0.00", "csrf_token": csrf_from(page.text)},
+    )
+    assert response.status_code == 403
+    assert message in response.text
+    assert world.snapshot() == before
+    assert _dispute(world, dispute.id).status is DisputeStatus.OPEN
+
+    # Any other staff member is offered the form, and it goes through.
+    other = _session(base_url, _staff(world).email)
+    page = other.get(f"/staff/disputes/{dispute.id}")
+    assert f'action="/staff/disputes/{dispute.id}/resolve"' in page.text
+    assert message not in page.text
+    response = other.post(
+        f"/staff/disputes/{dispute.id}/resolve",
+        data={"to_freelancer": "0.00", "csrf_token": csrf_from(page.text)},
+    )
+    assert response.status_code == 303
+    assert _dispute(world, dispute.id).status is DisputeStatus.RESOLVED

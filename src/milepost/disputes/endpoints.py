@@ -92,7 +92,8 @@ async def withdraw(dispute_id: str, api: ApiDep) -> Response:
 async def resolve(dispute_id: str, body: ResolveIn, api: ApiDep) -> Response:
     """Staff only: split the escrow between the parties (`to_freelancer` + `to_client` must add up to
     the escrow balance, else 422); the freelancer's part is released less the platform fee, the client's
-    refunded. The dispute is `resolved`."""
+    refunded. The dispute is `resolved`. A staff member who is the milestone's client or freelancer may
+    not rule on it: 403 `staff_is_party`."""
     return await api.write(
         lambda ctx: service.resolve(
             ctx,

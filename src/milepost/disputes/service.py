@@ -1,12 +1,21 @@
 """Disputes: open, offer a settlement, accept it, withdraw, or have staff resolve with a split.
 
+Each action's preconditions are named guards beside it, raising the errors the API answers with; the
+action runs them before it changes anything, and ``available_actions`` runs the very same guards to tell a
+page what to offer (the milestone page's offer, accept and withdraw forms, the staff page's resolve form).
+Statuses change only through ``disputes.state``; the milestone moves only through the milestones
+service's public ``authorize_action`` and ``transition``.
+
 Lock order: the milestone row, then the dispute row, then (inside the ledger) accounts by key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -18,15 +27,24 @@ from milepost.disputes.models import (
     Resolution,
     SettlementOffer,
 )
+from milepost.disputes.state import set_offer_status, set_status
 from milepost.events import EventAction
 from milepost.kit import validate
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.errors import (
+    InvalidState,
+    MilepostError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from milepost.kit.ids import new_id
+from milepost.kit.lookup import one_or_404
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import escrow_account, fee_account, post, user_account
 from milepost.milestones.access import MilestoneAccess, load_milestone
-from milepost.milestones.service import _authorize, _transition
+from milepost.milestones.guards import authorize_action
+from milepost.milestones.service import transition
 from milepost.milestones.state import Action, MilestoneStatus, Role
 from milepost.money import cumulative_fee, validate_amount
 
@@ -34,10 +52,10 @@ PARTIES = (Role.CLIENT, Role.FREELANCER)
 
 
 def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
+    """A party disputes the milestone: the escrow freezes until the dispute ends."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.OPEN_DISPUTE)
+    authorize_action(access, Action.OPEN_DISPUTE)  # a party, a state that allows it, two parties
     why = validate.text(reason, "reason", max_length=20_000)
-    access.freelancer_id  # noqa: B018 -- a dispute needs two parties
     milestone = access.milestone
     dispute = Dispute(
         id=new_id("dsp"),
@@ -52,7 +70,7 @@ def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
         created_at=ctx.now,
     )
     ctx.session.add(dispute)
-    _transition(
+    transition(
         ctx,
         access,
         MilestoneStatus.DISPUTED,
@@ -67,6 +85,8 @@ def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
 class DisputeAccess:
     dispute: Dispute
     milestone_access: MilestoneAccess
+    actor_id: str | None
+    is_staff: bool
 
     @property
     def role(self) -> Role:
@@ -81,17 +101,142 @@ def load_dispute(ctx: Context, dispute_id: str, *, lock: bool) -> DisputeAccess:
         access = load_milestone(ctx, milestone_id, lock=lock)
     except NotFound:
         raise NotFound("No such dispute.", param="id") from None
-    query = select(Dispute).where(Dispute.id == dispute_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    dispute = ctx.session.scalar(query)
-    assert dispute is not None
-    return DisputeAccess(dispute, access)
+    # The dispute row after the milestone's (the lock order); it exists, its id was just read.
+    dispute = one_or_404(
+        ctx.session,
+        select(Dispute).where(Dispute.id == dispute_id),
+        lock=lock,
+        missing="No such dispute.",
+    )
+    actor = ctx.actor
+    return DisputeAccess(dispute, access, ctx.actor_id, actor is not None and actor.is_staff)
 
 
-def _require_open(dispute: Dispute) -> None:
-    if dispute.status is not DisputeStatus.OPEN:
-        raise InvalidState(f"This dispute is {dispute.status}.")
+# Guards: each action's preconditions, run by the action and by available_actions ------------------------
+
+
+def dispute_open(access: DisputeAccess) -> None:
+    """Every action but reading needs the dispute still open."""
+    if access.dispute.status is not DisputeStatus.OPEN:
+        raise InvalidState(f"This dispute is {access.dispute.status}.")
+
+
+def a_party(access: DisputeAccess) -> None:
+    """Settlement offers are between the client and the freelancer."""
+    if access.role not in PARTIES:
+        raise PermissionDenied(
+            "Only the client or the freelancer can offer a settlement.", code="parties_only"
+        )
+
+
+def the_opener(access: DisputeAccess) -> None:
+    """Only the party who opened the dispute may take it back."""
+    if access.actor_id != access.dispute.opened_by:
+        raise PermissionDenied(
+            "Only the party who opened the dispute can withdraw it.",
+            code="only_opener_can_withdraw",
+        )
+
+
+def staff_not_a_party(access: DisputeAccess) -> None:
+    """Staff rule on disputes, and never on one of their own: a staff member who is the client or the
+    freelancer of the milestone may see it, but another staff member must resolve it (403, as for any
+    party that may see an object but not do this)."""
+    if not access.is_staff:
+        raise PermissionDenied("Only staff can resolve a dispute.", code="staff_only")
+    if access.role is not Role.STAFF:
+        raise PermissionDenied(
+            f"You are the {access.role} on this milestone: another staff member must resolve it.",
+            code="staff_is_party",
+        )
+
+
+def the_other_party(access: DisputeAccess, offer: SettlementOffer) -> None:
+    """An offer is accepted by the party who did not make it."""
+    if access.role not in PARTIES or access.role == offer.maker_role:
+        raise PermissionDenied(
+            "Only the other party can accept an offer.", code="only_other_party_can_accept"
+        )
+
+
+def offer_open(offer: SettlementOffer) -> None:
+    if offer.status is not OfferStatus.OPEN:
+        raise InvalidState(f"This offer is {offer.status}.")
+
+
+class DisputeAction(StrEnum):
+    MAKE_OFFER = "make_offer"
+    WITHDRAW = "withdraw"
+    RESOLVE = "resolve"  # staff
+
+
+# The guards of each action, in the order they are checked (the role first, then the state).
+GUARDS: dict[DisputeAction, tuple[Callable[[DisputeAccess], None], ...]] = {
+    DisputeAction.MAKE_OFFER: (a_party, dispute_open),
+    DisputeAction.WITHDRAW: (the_opener, dispute_open),
+    DisputeAction.RESOLVE: (staff_not_a_party, dispute_open),
+}
+
+
+def authorize_dispute_action(access: DisputeAccess, action: DisputeAction) -> None:
+    """Raise unless the actor may take ``action`` on the dispute now."""
+    for guard in GUARDS[action]:
+        guard(access)
+
+
+def authorize_accept(access: DisputeAccess, offer: SettlementOffer) -> None:
+    """Raise unless the actor may accept ``offer`` now: the other party, while dispute and offer are
+    open."""
+    the_other_party(access, offer)
+    dispute_open(access)
+    offer_open(offer)
+
+
+@dataclass(frozen=True)
+class DisputeActions:
+    """What the actor may do with a dispute now, as the services would answer."""
+
+    actions: frozenset[DisputeAction]
+    acceptable_offers: frozenset[str]  # the ids of the offers the actor may accept
+    refusals: dict[DisputeAction, MilepostError]  # why each other action would be refused
+
+
+def _refusal(check: Callable[..., None], *args: Any) -> MilepostError | None:
+    """The error ``check(*args)`` raises to refuse, or None."""
+    try:
+        check(*args)
+    except (PermissionDenied, InvalidState) as error:
+        return error
+    return None
+
+
+def available_actions_for(
+    access: DisputeAccess, offers: list[SettlementOffer] | None = None
+) -> DisputeActions:
+    """What the actor may do with the loaded dispute (and which of ``offers`` they may accept): the
+    guards the actions run, run here too."""
+    refusals: dict[DisputeAction, MilepostError] = {}
+    for action in DisputeAction:
+        error = _refusal(authorize_dispute_action, access, action)
+        if error is not None:
+            refusals[action] = error
+    acceptable = frozenset(
+        offer.id for offer in offers or [] if _refusal(authorize_accept, access, offer) is None
+    )
+    return DisputeActions(
+        actions=frozenset(set(DisputeAction) - set(refusals)),
+        acceptable_offers=acceptable,
+        refusals=refusals,
+    )
+
+
+def available_actions(ctx: Context, dispute_id: str) -> DisputeActions:
+    """What the actor may do with the dispute now; NotFound for anyone who is not a party or staff."""
+    access = load_dispute(ctx, dispute_id, lock=False)
+    return available_actions_for(access, list_offers(ctx, dispute_id))
+
+
+# Actions ----------------------------------------------------------------------------------------------
 
 
 def _is_opener(ctx: Context, dispute: Dispute) -> bool:
@@ -101,12 +246,8 @@ def _is_opener(ctx: Context, dispute: Dispute) -> bool:
 def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> SettlementOffer:
     """A party proposes how to split what is left in escrow; it replaces their earlier open offer."""
     access = load_dispute(ctx, dispute_id, lock=True)
-    if access.role not in PARTIES:
-        raise PermissionDenied(
-            "Only the client or the freelancer can offer a settlement.", code="parties_only"
-        )
+    authorize_dispute_action(access, DisputeAction.MAKE_OFFER)
     dispute = access.dispute
-    _require_open(dispute)
     escrow = access.milestone_access.milestone.escrow_balance
     amount = validate_amount(to_freelancer, param="to_freelancer", allow_zero=True)
     if amount > escrow:
@@ -121,7 +262,7 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
             SettlementOffer.status == OfferStatus.OPEN,
         )
     ):
-        earlier.status = OfferStatus.SUPERSEDED
+        set_offer_status(earlier, OfferStatus.SUPERSEDED)
     offer = SettlementOffer(
         id=new_id("ofr"),
         dispute_id=dispute.id,
@@ -169,23 +310,18 @@ def accept_offer(ctx: Context, dispute_id: str, offer_id: str) -> Dispute:
     """The other party accepts an open offer: the dispute is resolved with that split."""
     access = load_dispute(ctx, dispute_id, lock=True)
     dispute = access.dispute
-    offer = ctx.session.scalar(
-        select(SettlementOffer)
-        .where(SettlementOffer.id == offer_id, SettlementOffer.dispute_id == dispute.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    offer = one_or_404(
+        ctx.session,
+        select(SettlementOffer).where(
+            SettlementOffer.id == offer_id, SettlementOffer.dispute_id == dispute.id
+        ),
+        lock=True,
+        missing="No such offer.",
+        param="offer_id",
     )
-    if offer is None:
-        raise NotFound("No such offer.", param="offer_id")
-    if access.role not in PARTIES or access.role == offer.maker_role:
-        raise PermissionDenied(
-            "Only the other party can accept an offer.", code="only_other_party_can_accept"
-        )
-    _require_open(dispute)
-    if offer.status is not OfferStatus.OPEN:
-        raise InvalidState(f"This offer is {offer.status}.")
+    authorize_accept(access, offer)
     escrow = access.milestone_access.milestone.escrow_balance
-    offer.status = OfferStatus.ACCEPTED
+    set_offer_status(offer, OfferStatus.ACCEPTED)
     offer.accepted_at = ctx.now
     if not _is_opener(ctx, dispute) and dispute.responded_at is None:
         dispute.responded_at = ctx.now
@@ -198,14 +334,9 @@ def accept_offer(ctx: Context, dispute_id: str, offer_id: str) -> Dispute:
 def withdraw(ctx: Context, dispute_id: str) -> Dispute:
     """The opener withdraws: the milestone returns to the state it was in."""
     access = load_dispute(ctx, dispute_id, lock=True)
+    authorize_dispute_action(access, DisputeAction.WITHDRAW)
     dispute = access.dispute
-    if not _is_opener(ctx, dispute):
-        raise PermissionDenied(
-            "Only the party who opened the dispute can withdraw it.",
-            code="only_opener_can_withdraw",
-        )
-    _require_open(dispute)
-    dispute.status = DisputeStatus.WITHDRAWN
+    set_status(dispute, DisputeStatus.WITHDRAWN)
     dispute.ended_at = ctx.now
     _close_open_offers(ctx, dispute)
     # The clocks stood still while the dispute was open: a review period or release delay that was
@@ -216,7 +347,7 @@ def withdraw(ctx: Context, dispute_id: str) -> Dispute:
         milestone.review_due_at += paused_for
     if milestone.release_due_at is not None:
         milestone.release_due_at += paused_for
-    _transition(
+    transition(
         ctx,
         access.milestone_access,
         dispute.status_before,
@@ -230,12 +361,10 @@ def resolve(
     ctx: Context, dispute_id: str, *, to_freelancer: object, to_client: object, note: object = None
 ) -> Dispute:
     """Staff split what is left in escrow; the two parts must add up to it exactly."""
-    actor = ctx.require_actor()
+    ctx.require_actor()
     access = load_dispute(ctx, dispute_id, lock=True)
-    if not actor.is_staff or access.role is not Role.STAFF:
-        raise PermissionDenied("Only staff can resolve a dispute.", code="staff_only")
+    authorize_dispute_action(access, DisputeAction.RESOLVE)
     dispute = access.dispute
-    _require_open(dispute)
     freelancer_part = validate_amount(to_freelancer, param="to_freelancer", allow_zero=True)
     client_part = validate_amount(to_client, param="to_client", allow_zero=True)
     escrow = access.milestone_access.milestone.escrow_balance
@@ -250,11 +379,41 @@ def resolve(
     return dispute
 
 
+# Time-driven ------------------------------------------------------------------------------------------
+
+
+def flag_overdue(ctx: Context, dispute_id: str) -> Dispute:
+    """Time-driven: a dispute still open after the mediation window goes to staff's queue as overdue,
+    recorded as ``dispute_overdue``. Once only: a flagged dispute is not due again."""
+    access = load_dispute(ctx, dispute_id, lock=True)
+    if access.role is not Role.SYSTEM:
+        raise PermissionDenied("Disputes turn overdue by the clock only.", code="system_only")
+    dispute_open(access)
+    dispute = access.dispute
+    if dispute.overdue_at is not None or ctx.now < dispute.mediation_due_at:
+        raise InvalidState("This dispute is flagged already, or not due yet.", code="not_due")
+    dispute.overdue_at = ctx.now
+    milestone = access.milestone_access.milestone
+    audit.record(
+        ctx,
+        milestone,
+        EventAction.DISPUTE_OVERDUE,
+        role=access.role,
+        from_status=milestone.status,
+        to_status=milestone.status,
+        data={
+            "dispute_id": dispute.id,
+            "mediation_due_at": dispute.mediation_due_at.isoformat(),
+        },
+    )
+    return dispute
+
+
 def resolve_unanswered(ctx: Context, dispute_id: str) -> Dispute:
     """Time-driven: the other party let the response window pass, so the opener's side wins."""
     access = load_dispute(ctx, dispute_id, lock=True)
     dispute = access.dispute
-    _require_open(dispute)
+    dispute_open(access)
     if dispute.responded_at is not None or ctx.now < dispute.respond_by:
         raise InvalidState("The other party answered, or still may.", code="not_due")
     escrow = access.milestone_access.milestone.escrow_balance
@@ -302,7 +461,7 @@ def _settle(
     milestone.released_amount += to_freelancer
     milestone.refunded_amount += to_client
     milestone.fee_amount += fee
-    dispute.status = DisputeStatus.RESOLVED
+    set_status(dispute, DisputeStatus.RESOLVED)
     _close_open_offers(ctx, dispute)
     dispute.resolution = resolution
     dispute.to_freelancer = to_freelancer
@@ -318,7 +477,7 @@ def _settle(
     }
     if reason is not None:
         data["reason"] = reason
-    _transition(
+    transition(
         ctx,
         milestone_access,
         MilestoneStatus.RESOLVED,

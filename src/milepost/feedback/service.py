@@ -11,7 +11,7 @@ from milepost.kit.context import Context
 from milepost.kit.errors import Conflict, InvalidState, NotFound, PermissionDenied
 from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
-from milepost.milestones.access import load_milestone
+from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.state import TERMINAL, Role
 from milepost.users.models import User
 
@@ -20,6 +20,59 @@ MAX_COMMENT_LENGTH = 2000
 
 class AlreadyRated(Conflict):
     code = "already_rated"
+
+
+# Guards: the preconditions of leaving feedback, run by leave_feedback and by may_leave_feedback ---------
+
+
+def a_party(access: MilestoneAccess) -> None:
+    """The client rates the freelancer and the freelancer the client; staff rate nobody."""
+    if access.role not in (Role.CLIENT, Role.FREELANCER):
+        raise PermissionDenied(
+            "Only the client and the freelancer of a milestone can rate each other.",
+            code="only_parties_can_rate",
+        )
+
+
+def milestone_ended(access: MilestoneAccess) -> None:
+    milestone = access.milestone
+    if milestone.status not in TERMINAL:
+        raise InvalidState(
+            f"Feedback can be left once the milestone has ended; it is {milestone.status}."
+        )
+
+
+def someone_to_rate(access: MilestoneAccess) -> None:
+    """A milestone of a project nobody was awarded has no freelancer to rate (409 no_freelancer)."""
+    access.freelancer_id  # noqa: B018 -- raises InvalidState no_freelancer
+
+
+def not_rated_yet(ctx: Context, access: MilestoneAccess) -> None:
+    """Once per author and milestone (the unique index settles a race; this answers everyone else)."""
+    existing = ctx.session.scalar(
+        select(Feedback.id).where(
+            Feedback.milestone_id == access.milestone.id, Feedback.author_id == ctx.actor_id
+        )
+    )
+    if existing is not None:
+        raise AlreadyRated("You have already rated this milestone.")
+
+
+def authorize_feedback(ctx: Context, access: MilestoneAccess) -> None:
+    """Raise unless the actor may rate the other party of the milestone now."""
+    a_party(access)
+    milestone_ended(access)
+    someone_to_rate(access)
+    not_rated_yet(ctx, access)
+
+
+def may_leave_feedback(ctx: Context, access: MilestoneAccess) -> bool:
+    """Whether ``leave_feedback`` would take a (valid) rating from the actor now: the same guards."""
+    try:
+        authorize_feedback(ctx, access)
+    except (PermissionDenied, InvalidState, AlreadyRated):
+        return False
+    return True
 
 
 def leave_feedback(
@@ -32,30 +85,14 @@ def leave_feedback(
     """
     # The milestone row lock queues two ratings of one milestone, so the check below sees the first.
     access = load_milestone(ctx, milestone_id, lock=True)
-    if access.role not in (Role.CLIENT, Role.FREELANCER):
-        raise PermissionDenied(
-            "Only the client and the freelancer of a milestone can rate each other.",
-            code="only_parties_can_rate",
-        )
-    milestone = access.milestone
-    if milestone.status not in TERMINAL:
-        raise InvalidState(
-            f"Feedback can be left once the milestone has ended; it is {milestone.status}."
-        )
+    author = ctx.require_actor()
+    authorize_feedback(ctx, access)
     value = validate.integer(rating, "rating", minimum=MIN_RATING, maximum=MAX_RATING)
     text = validate.text(comment, "comment", max_length=MAX_COMMENT_LENGTH, required=False)
-    author = ctx.require_actor()
     subject_id = access.freelancer_id if access.role is Role.CLIENT else access.project.client_id
-    existing = ctx.session.scalar(
-        select(Feedback.id).where(
-            Feedback.milestone_id == milestone.id, Feedback.author_id == author.id
-        )
-    )
-    if existing is not None:
-        raise AlreadyRated("You have already rated this milestone.")
     feedback = Feedback(
         id=new_id("fb"),
-        milestone_id=milestone.id,
+        milestone_id=access.milestone.id,
         author_id=author.id,
         author_role=access.role,
         subject_id=subject_id,

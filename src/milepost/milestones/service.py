@@ -1,8 +1,12 @@
 """Milestone use cases: terms, funding, delivery, review, release, cancellation.
 
-Each action loads the milestone with its row locked, asks the state machine whether the actor may act,
-moves money through the ledger, changes status through ``set_status`` and records an audit event. Nothing
-here commits: the caller's unit of work does, or rolls everything back if anything raised.
+Each action loads the milestone with its row locked, asks ``guards.authorize_action`` whether the actor
+may act (the state table and the action's guards: the same answer the pages get from
+``guards.available_actions``), moves money through the ledger, changes status through ``transition`` and
+records an audit event. Nothing here commits: the caller's unit of work does, or rolls everything back if
+anything raised.
+
+``transition`` is public for the disputes service, whose actions move milestones too.
 """
 
 from __future__ import annotations
@@ -18,34 +22,27 @@ from milepost.events import EventAction
 from milepost.files import service as files
 from milepost.kit import validate
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState, ValidationFailed
+from milepost.kit.errors import InvalidState, PermissionDenied, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import escrow_account, fee_account, post, user_account
 from milepost.milestones.access import MilestoneAccess, load_milestone
+from milepost.milestones.factory import new_milestone
+from milepost.milestones.guards import authorize_action
 from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, Submission
-from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, authorize, set_status
+from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, set_status
 from milepost.milestones.terms import validate_terms
 from milepost.money import cumulative_fee, validate_amount
 from milepost.projects.models import Project
-from milepost.projects.service import _next_position, check_create_milestone, get_project
+from milepost.projects.service import check_create_milestone, get_project
 
 S = MilestoneStatus
 MAX_EVIDENCE_ITEMS = 50
 
 
-def _authorize(access: MilestoneAccess, action: Action) -> None:
-    authorize(
-        action,
-        access.role,
-        access.milestone.status,
-        project_has_freelancer=access.project.freelancer_id is not None,
-    )
-
-
-def _transition(
+def transition(
     ctx: Context,
     access: MilestoneAccess,
     to_status: MilestoneStatus,
@@ -54,6 +51,8 @@ def _transition(
     amount: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
+    """Move the locked milestone to ``to_status`` (refused unless the state table allows it) and record
+    ``action`` as its audit event. A milestone that ends drops any pending cancellation request."""
     milestone = access.milestone
     from_status = set_status(milestone, to_status)
     milestone.updated_at = ctx.now
@@ -79,30 +78,13 @@ def create_milestone(ctx: Context, project_id: str, **values: Any) -> Milestone:
     # The project row lock numbers the project's milestones one at a time.
     project = get_project(ctx, project_id, lock=True)
     role = check_create_milestone(ctx, project)
-    terms = validate_terms(values, creating=True)
-    milestone = Milestone(
-        id=new_id("ms"),
-        project_id=project.id,
-        client_id=project.client_id,
-        position=_next_position(ctx, project.id),
-        status=S.DRAFT,
-        currency=project.currency,
-        created_at=ctx.now,
-        updated_at=ctx.now,
-        **terms,
-    )
-    ctx.session.add(milestone)
-    ctx.session.flush()
-    audit.record(
-        ctx, milestone, EventAction.CREATED, role=role, to_status=S.DRAFT, amount=milestone.amount
-    )
-    return milestone
+    return new_milestone(ctx, project, values, role=role)
 
 
 def update_terms(ctx: Context, milestone_id: str, **values: Any) -> Milestone:
     """Edit terms while the milestone is a draft; from funding on they are frozen."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.EDIT)
+    authorize_action(access, Action.EDIT)
     terms = validate_terms(values, creating=False)
     milestone = access.milestone
     changed = {}
@@ -178,7 +160,7 @@ def amount_to_fund(milestone: Milestone, ctx: Context) -> tuple[int, int]:
     """What funding takes now: (amount + accrued late fee, the late fee).
 
     Computed from the terms at ``ctx.now``; before funding, ``late_fee_amount`` shows the same figure as
-    of the scheduler's last run (schedule.service records each increase as ``late_fee_accrued``).
+    of the scheduler's last run (``accrue_late_fee`` records each increase as ``late_fee_accrued``).
     """
     late_fee = accrued_late_fee(
         milestone.late_fee, milestone.amount, milestone.fund_by, ctx.now.date()
@@ -186,10 +168,43 @@ def amount_to_fund(milestone: Milestone, ctx: Context) -> tuple[int, int]:
     return milestone.amount + late_fee, late_fee
 
 
+def accrue_late_fee(ctx: Context, milestone_id: str) -> int:
+    """Time-driven: bring a draft's stored late fee up to what its terms have accrued by now, recorded as
+    ``late_fee_accrued``; returns the increase (0: nothing more has accrued).
+
+    Only the system does this, and only before funding (from funding on the late fee is frozen in the
+    funded amount). The scheduler holds the milestone's row lock already; taking it again is free."""
+    access = load_milestone(ctx, milestone_id, lock=True)
+    if access.role is not Role.SYSTEM:
+        raise PermissionDenied("Late fees accrue by the clock only.", code="system_only")
+    milestone = access.milestone
+    if milestone.status is not S.DRAFT or milestone.fund_by is None:
+        raise InvalidState("Only a draft with a fund-by date accrues a late fee.")
+    accrued = accrued_late_fee(
+        milestone.late_fee, milestone.amount, milestone.fund_by, ctx.now.date()
+    )
+    increase = accrued - milestone.late_fee_amount
+    if increase <= 0:
+        return 0
+    milestone.late_fee_amount = accrued
+    milestone.updated_at = ctx.now
+    audit.record(
+        ctx,
+        milestone,
+        EventAction.LATE_FEE_ACCRUED,
+        role=access.role,
+        from_status=milestone.status,
+        to_status=milestone.status,
+        amount=increase,
+        data={"late_fee_amount": accrued, "fund_by": milestone.fund_by.isoformat()},
+    )
+    return increase
+
+
 def fund(ctx: Context, milestone_id: str) -> Milestone:
     """Move the milestone's amount (plus any accrued late fee) from the client's wallet into escrow."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.FUND)
+    authorize_action(access, Action.FUND)
     milestone = access.milestone
     total, late_fee = amount_to_fund(milestone, ctx)
     post(
@@ -206,9 +221,7 @@ def fund(ctx: Context, milestone_id: str) -> Milestone:
     milestone.late_fee_amount = late_fee
     milestone.fee_rate_bps = ctx.settings.fee_bps
     milestone.funded_at = ctx.now
-    _transition(
-        ctx, access, S.FUNDED, EventAction.FUNDED, amount=total, data={"late_fee": late_fee}
-    )
+    transition(ctx, access, S.FUNDED, EventAction.FUNDED, amount=total, data={"late_fee": late_fee})
     return milestone
 
 
@@ -255,7 +268,7 @@ def submit(
 ) -> Submission:
     """The freelancer delivers: a note and evidence. Starts the review period."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.SUBMIT)
+    authorize_action(access, Action.SUBMIT)
     milestone = access.milestone
     text = validate.text(note, "note", max_length=20_000, required=False)
     items = _validate_evidence(evidence)
@@ -280,7 +293,7 @@ def submit(
     files.link_to_submission(ctx, submission.id, file_ids)
     milestone.submitted_at = ctx.now
     milestone.review_due_at = ctx.now + timedelta(days=milestone.review_period_days)
-    _transition(
+    transition(
         ctx,
         access,
         S.SUBMITTED,
@@ -306,7 +319,7 @@ def request_changes(
     ctx: Context, milestone_id: str, *, reason: object, unmet_criteria: object = None
 ) -> Milestone:
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.REQUEST_CHANGES)
+    authorize_action(access, Action.REQUEST_CHANGES)
     milestone = access.milestone
     why = validate.text(reason, "reason", max_length=20_000)
     unmet: list[int] = []
@@ -327,7 +340,7 @@ def request_changes(
                 "This milestone has no acceptance criteria.", param="unmet_criteria"
             )
     milestone.review_due_at = None  # the clock stops until the next delivery
-    _transition(
+    transition(
         ctx,
         access,
         S.CHANGES_REQUESTED,
@@ -340,12 +353,11 @@ def request_changes(
 def approve(ctx: Context, milestone_id: str, *, automatic: bool = False) -> Milestone:
     """Accept the delivery. Released at once, or when the release delay has passed."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.APPROVE)
+    authorize_action(access, Action.APPROVE)
     milestone = access.milestone
-    access.freelancer_id  # noqa: B018 -- refuses before anything changes if there is nobody to pay
     milestone.approved_at = ctx.now
     milestone.review_due_at = None
-    _transition(
+    transition(
         ctx, access, S.APPROVED, EventAction.AUTO_APPROVED if automatic else EventAction.APPROVED
     )
     if milestone.release_delay_days == 0:
@@ -361,7 +373,7 @@ def approve(ctx: Context, milestone_id: str, *, automatic: bool = False) -> Mile
 def release(ctx: Context, milestone_id: str, *, amount: object = None) -> Milestone:
     """Release part (``amount``) or all that remains of the escrow to the freelancer."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.RELEASE)
+    authorize_action(access, Action.RELEASE)
     escrow = access.milestone.escrow_balance
     value = escrow if amount is None else validate_amount(amount)
     _release(ctx, access, value)
@@ -372,7 +384,7 @@ def release_matured(ctx: Context, milestone_id: str) -> Milestone:
     """Release an approved milestone whose release delay has passed (time-driven, by the system)."""
     access = load_milestone(ctx, milestone_id, lock=True)
     milestone = access.milestone
-    _authorize(access, Action.RELEASE)
+    authorize_action(access, Action.RELEASE)
     if milestone.status is not S.APPROVED or milestone.release_due_at is None:
         raise InvalidState("Only an approved milestone waiting out its release delay can mature.")
     if ctx.now < milestone.release_due_at:
@@ -409,7 +421,7 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
     milestone.fee_amount += fee
     data = {"fee": fee, "to_freelancer": amount - fee}
     if milestone.escrow_balance == 0:
-        _transition(ctx, access, S.RELEASED, EventAction.RELEASED, amount=amount, data=data)
+        transition(ctx, access, S.RELEASED, EventAction.RELEASED, amount=amount, data=data)
     else:
         milestone.updated_at = ctx.now
         audit.record(
@@ -427,7 +439,7 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
 def request_release(ctx: Context, milestone_id: str) -> Milestone:
     """The freelancer nudges the client to review and release."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.REQUEST_RELEASE)
+    authorize_action(access, Action.REQUEST_RELEASE)
     milestone = access.milestone
     audit.record(
         ctx,
@@ -446,7 +458,7 @@ def request_release(ctx: Context, milestone_id: str) -> Milestone:
 def cancel(ctx: Context, milestone_id: str, *, reason: object = None) -> Milestone:
     """Cancel; whatever is left in escrow goes back to the client."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.CANCEL)
+    authorize_action(access, Action.CANCEL)
     why = validate.text(reason, "reason", max_length=20_000, required=False)
     _cancel(ctx, access, action=EventAction.CANCELLED, reason=why)
     return access.milestone
@@ -467,22 +479,15 @@ def _cancel(ctx: Context, access: MilestoneAccess, *, action: EventAction, reaso
             memo=f"refund of milestone {milestone.id}",
         )
         milestone.refunded_amount += refund
-    _transition(ctx, access, S.CANCELLED, action, amount=refund, data={"reason": reason})
+    transition(ctx, access, S.CANCELLED, action, amount=refund, data={"reason": reason})
 
 
 def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> Milestone:
     """The client asks the freelancer to agree to cancel a funded milestone."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.REQUEST_CANCELLATION)
+    authorize_action(access, Action.REQUEST_CANCELLATION)
     milestone = access.milestone
     why = validate.text(reason, "reason", max_length=20_000)
-    if access.project.freelancer_id is None:
-        raise InvalidState(
-            "The project has no freelancer yet: cancel the milestone directly.",
-            code="cancel_directly",
-        )
-    if milestone.cancellation_requested:
-        raise InvalidState("A cancellation request is pending already.", code="already_requested")
     milestone.cancellation_requested = True
     milestone.cancellation_reason = why
     milestone.updated_at = ctx.now
@@ -501,10 +506,8 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
 def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Milestone:
     """The freelancer accepts (cancelled, refund) or declines (unchanged) the client's request."""
     access = load_milestone(ctx, milestone_id, lock=True)
-    _authorize(access, Action.ANSWER_CANCELLATION)
+    authorize_action(access, Action.ANSWER_CANCELLATION)
     milestone = access.milestone
-    if not milestone.cancellation_requested:
-        raise InvalidState("There is no cancellation request to answer.", code="no_request")
     reason = milestone.cancellation_reason or ""
     milestone.cancellation_requested = False
     milestone.cancellation_reason = None

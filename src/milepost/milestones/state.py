@@ -1,7 +1,8 @@
 """The milestone state machine: statuses, who may do what from which state, and one guarded mutator.
 
 Plain Python, no database: PRODUCT.md's lifecycle table written down once. Services call
-``authorize`` before acting and change status only through ``set_status``.
+``guards.authorize_action`` (this table's ``authorize``, then the action's guards) before acting and
+change status only through ``set_status``.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ def set_status(milestone: HasStatus, new_status: MilestoneStatus) -> MilestoneSt
 def allowed_actions(
     role: Role, status: MilestoneStatus, *, project_has_freelancer: bool
 ) -> frozenset[Action]:
-    """Every action ``role`` may take in ``status``: what ``authorize`` would let through. Pages offer
-    exactly these, so nobody sees a form the service would refuse on role or state alone."""
+    """Every action ``role`` may take in ``status``: what ``authorize`` would let through, on role and
+    state alone. What a page offers is ``guards.available_actions``: these, narrowed by the guards."""
     allowed = set()
     for action in Action:
         try:

@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from milepost.audit import service as audit
-from milepost.events import EventAction, Notice, notify
+from milepost.events import Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -17,9 +16,9 @@ from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import fee_account, post, user_account
+from milepost.milestones.factory import new_milestone
 from milepost.milestones.models import Milestone, funding_overdue
-from milepost.milestones.state import MilestoneStatus, Role
-from milepost.milestones.terms import DEFAULT_REVIEW_PERIOD_DAYS
+from milepost.milestones.state import Role
 from milepost.money import fee_on, validate_amount, validate_currency
 from milepost.projects.models import Bonus, Project, Proposal
 from milepost.projects.state import (
@@ -248,50 +247,21 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
         PROPOSALS.move(other, ProposalStatus.DECLINED)
         other.decided_at = ctx.now
 
-    position = _next_position(ctx, project.id)
-    for offset, terms in enumerate(proposal.milestones):
-        milestone = Milestone(
-            id=new_id("ms"),
-            project_id=project.id,
-            client_id=project.client_id,
-            position=position + offset,
-            status=MilestoneStatus.DRAFT,
-            title=terms["title"],
-            description="",
-            amount=terms["amount"],
-            currency=project.currency,
-            due_date=validate.optional_date(terms["due_date"], "due_date"),
-            acceptance_criteria=list(terms["acceptance_criteria"]),
-            required_evidence=[],
-            exclusions=[],
-            dependencies=[],
-            review_period_days=DEFAULT_REVIEW_PERIOD_DAYS,
-            release_delay_days=0,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
-        ctx.session.add(milestone)
-        ctx.session.flush()
-        audit.record(
+    for terms in proposal.milestones:
+        new_milestone(
             ctx,
-            milestone,
-            EventAction.CREATED,
+            project,
+            {
+                "title": terms["title"],
+                "amount": terms["amount"],
+                "due_date": terms["due_date"],
+                "acceptance_criteria": terms["acceptance_criteria"],
+            },
             role=Role.CLIENT,
-            to_status=MilestoneStatus.DRAFT,
-            amount=milestone.amount,
             data={"proposal_id": proposal.id},
         )
     ctx.session.flush()
     return project
-
-
-def _next_position(ctx: Context, project_id: str) -> int:
-    from sqlalchemy import func
-
-    highest = ctx.session.scalar(
-        select(func.max(Milestone.position)).where(Milestone.project_id == project_id)
-    )
-    return (highest or 0) + 1
 
 
 def check_bonus(ctx: Context, project: Project) -> str:

@@ -43,7 +43,6 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database, is_sqlite
 from milepost.kit.time import as_utc, utcnow
 from milepost.milestones import service as milestones
-from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.money import format_money
@@ -353,18 +352,9 @@ def _funding_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
         return []
     done = []
     # The late fee first, so that a reminder sent in the same run states the amount due with it.
-    accrued = accrued_late_fee(milestone.late_fee, milestone.amount, fund_by, today)
-    if accrued > milestone.late_fee_amount:
-        increase = accrued - milestone.late_fee_amount
-        milestone.late_fee_amount = accrued
-        milestone.updated_at = ctx.now
-        _record(
-            ctx,
-            milestone,
-            EventAction.LATE_FEE_ACCRUED,
-            amount=increase,
-            data={"late_fee_amount": accrued, "fund_by": fund_by.isoformat()},
-        )
+    increase = milestones.accrue_late_fee(ctx, milestone.id)
+    if increase:
+        accrued = milestone.late_fee_amount
         done.append(
             Happening(
                 EventAction.LATE_FEE_ACCRUED,
@@ -550,16 +540,7 @@ def _dispute_deadlines(ctx: Context, milestone: Milestone) -> list[Happening]:
             )
         ]
     if dispute.overdue_at is None and ctx.now >= dispute.mediation_due_at:
-        dispute.overdue_at = ctx.now
-        _record(
-            ctx,
-            milestone,
-            EventAction.DISPUTE_OVERDUE,
-            data={
-                "dispute_id": dispute.id,
-                "mediation_due_at": dispute.mediation_due_at.isoformat(),
-            },
-        )
+        disputes.flag_overdue(ctx, dispute.id)
         return [
             Happening(
                 EventAction.DISPUTE_OVERDUE,

@@ -141,7 +141,9 @@ register(
             "/staff/disputes/{dispute_id}",
             _dispute_refused,
             fields=("to_freelancer", "note"),
-            hidden=HIDDEN,
+            # A refusal re-renders the page, which is the 404 for anyone but staff; staff who are a party
+            # see why they may not resolve it (403 staff_is_party, as over the API).
+            hidden=(NotFound,),
         ),
     ),
 )

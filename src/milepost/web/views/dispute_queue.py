@@ -144,6 +144,8 @@ class DisputeDetail:
     submissions: list[SubmissionView]
     offers: list[OfferView]
     events: list[MilestoneEvent]
+    # Why this staff member may not resolve it now (the disputes service's guard), or None: they may.
+    resolve_refused: str | None
 
     @property
     def is_open(self) -> bool:
@@ -237,7 +239,13 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
             for offer in disputes.list_offers(ctx, dispute.id)
         ],
         events=events,
+        resolve_refused=_resolve_refused(access),
     )
+
+
+def _resolve_refused(access: disputes.DisputeAccess) -> str | None:
+    refusal = disputes.available_actions_for(access).refusals.get(disputes.DisputeAction.RESOLVE)
+    return None if refusal is None else refusal.message
 
 
 # Resolving ------------------------------------------------------------------------------------------------

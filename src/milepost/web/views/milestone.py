@@ -1,8 +1,10 @@
 """Read model for the milestone's web page: everything it shows and what the viewer may do there.
 
-The page only lays this out; every figure and every "may this viewer do that" is decided here, from the
-same rules the services enforce (``state.authorize`` and the extra checks of the cancellation, dispute
-and feedback services), so that the page offers a form exactly when the service would accept it.
+The page only lays this out; every figure is decided here, and every "may this viewer do that" is asked
+of the services' own guards (``milestones.guards.available_actions_for``,
+``disputes.service.available_actions_for``, ``feedback.service.may_leave_feedback``), which run the very
+code the actions run: the page offers a form exactly when the service would accept it, and derives no
+rule of its own.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from sqlalchemy import select
 from milepost.audit.models import MilestoneEvent
 from milepost.audit.service import list_events
 from milepost.disputes import service as disputes
-from milepost.disputes.models import Dispute, DisputeStatus, OfferStatus, SettlementOffer
+from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
+from milepost.disputes.service import DisputeAction
 from milepost.feedback.models import Feedback
-from milepost.feedback.service import list_feedback
+from milepost.feedback.service import list_feedback, may_leave_feedback
 from milepost.kit.context import Context
 from milepost.milestones.access import load_milestone
+from milepost.milestones.guards import available_actions_for
 from milepost.milestones.models import Milestone
 from milepost.milestones.service import amount_to_fund
-from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, allowed_actions
+from milepost.milestones.state import Action, MilestoneStatus, Role
 from milepost.projects.models import Project
 from milepost.receipts.service import Receipt, list_receipts
 from milepost.review.service import ReviewContext, Revision, review_context
@@ -59,8 +63,8 @@ class MilestonePage:
     project: Project
     role: Role
     events: list[MilestoneEvent]
-    # What this viewer may do now: the state machine's answer, narrowed by the services' own checks
-    # (a pending cancellation request, a project without a freelancer).
+    # What this viewer may do now: the milestone guards' answer (the state table and each action's
+    # guards, as the services run them).
     actions: frozenset[Action]
     to_fund: int | None  # what funding would take now (amount + accrued late fee), while a draft
     forms: frozenset[Form]  # the other forms the viewer may use now
@@ -81,43 +85,27 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
     """The milestone as its page shows it; NotFound for anyone who is not a party (staff see all)."""
     access = load_milestone(ctx, milestone_id, lock=False)
     milestone, project, role = access.milestone, access.project, access.role
-    has_freelancer = project.freelancer_id is not None
-    actions = set(allowed_actions(role, milestone.status, project_has_freelancer=has_freelancer))
-    # milestones.request_cancellation / answer_cancellation and disputes.open_dispute check these too.
-    if milestone.cancellation_requested or not has_freelancer:
-        actions.discard(Action.REQUEST_CANCELLATION)
-    if not milestone.cancellation_requested:
-        actions.discard(Action.ANSWER_CANCELLATION)
-    if not has_freelancer:
-        actions.discard(Action.OPEN_DISPUTE)
-
     context = review_context(ctx, milestone.id)
     under_review = milestone.status is S.SUBMITTED
     seconds_left = context.review_time.seconds_left
-    panel = _dispute_panel(ctx, milestone, role)
+    panel, dispute_actions = _dispute_panel(ctx, milestone)
     feedback = list_feedback(ctx, milestone.id)
     forms: set[Form] = set()
-    if panel is not None and panel.dispute.status is DisputeStatus.OPEN:
-        if role in disputes.PARTIES:
+    if dispute_actions is not None:
+        if DisputeAction.MAKE_OFFER in dispute_actions.actions:
             forms.add(Form.MAKE_OFFER)
-        if panel.opened_by_viewer:
+        if DisputeAction.WITHDRAW in dispute_actions.actions:
             forms.add(Form.WITHDRAW_DISPUTE)
-        if any(line.may_accept for line in panel.offers):
+        if dispute_actions.acceptable_offers:
             forms.add(Form.ACCEPT_OFFER)
-    # feedback.leave_feedback: a party, once, after the milestone ended, with someone to rate.
-    if (
-        role in (Role.CLIENT, Role.FREELANCER)
-        and milestone.status in TERMINAL
-        and has_freelancer
-        and all(item.author_id != ctx.actor_id for item in feedback)
-    ):
+    if may_leave_feedback(ctx, access):
         forms.add(Form.LEAVE_FEEDBACK)
     return MilestonePage(
         milestone=milestone,
         project=project,
         role=role,
         events=list_events(ctx, milestone.id),
-        actions=frozenset(actions),
+        actions=available_actions_for(access),
         to_fund=amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else None,
         forms=frozenset(forms),
         submissions=list(reversed(context.revisions)),
@@ -131,7 +119,11 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
     )
 
 
-def _dispute_panel(ctx: Context, milestone: Milestone, role: Role) -> DisputePanel | None:
+def _dispute_panel(
+    ctx: Context, milestone: Milestone
+) -> tuple[DisputePanel | None, disputes.DisputeActions | None]:
+    """The latest dispute as the page shows it, and what the viewer may do with it (the dispute
+    service's answer, offer by offer)."""
     dispute = ctx.session.scalar(
         select(Dispute)
         .where(Dispute.milestone_id == milestone.id)
@@ -139,29 +131,28 @@ def _dispute_panel(ctx: Context, milestone: Milestone, role: Role) -> DisputePan
         .limit(1)
     )
     if dispute is None:
-        return None
-    is_open = dispute.status is DisputeStatus.OPEN
+        return None, None
+    access = disputes.load_dispute(ctx, dispute.id, lock=False)
+    offers = disputes.list_offers(ctx, dispute.id)
+    allowed = disputes.available_actions_for(access, offers)
     # While open nothing can leave the escrow; once settled, the split says what it held.
     escrow = (
         (dispute.to_freelancer or 0) + (dispute.to_client or 0)
         if dispute.status is DisputeStatus.RESOLVED
         else milestone.escrow_balance
     )
-    offers = [
+    lines = [
         OfferLine(
             offer=offer,
             to_client=escrow - offer.to_freelancer,
-            # disputes.accept_offer: the other party, an open offer of an open dispute.
-            may_accept=is_open
-            and offer.status is OfferStatus.OPEN
-            and role in disputes.PARTIES
-            and role != offer.maker_role,
+            may_accept=offer.id in allowed.acceptable_offers,
         )
-        for offer in reversed(disputes.list_offers(ctx, dispute.id))
+        for offer in reversed(offers)
     ]
-    return DisputePanel(
-        dispute=dispute, opened_by_viewer=dispute.opened_by == ctx.actor_id, offers=offers
+    panel = DisputePanel(
+        dispute=dispute, opened_by_viewer=dispute.opened_by == ctx.actor_id, offers=lines
     )
+    return panel, allowed
 
 
 def duration_text(seconds: int) -> str:

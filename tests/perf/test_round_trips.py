@@ -28,12 +28,14 @@ from tests.perf.round_trips import RoundTripCounter, Trip, statements
 # no pre-ping, and its BEGIN is a statement of ours; a PostgreSQL BEGIN is psycopg's own round trip.
 # A keyed write is three transactions today: the token read, the key's claim, the unit of work.
 # The goal (money operations at the speed of the database), counted the same way on PostgreSQL, with the
-# idempotency claim included: fund <= 6 (today 28), approve <= 7 (today 32).
+# idempotency claim included: fund <= 6 (today 29), approve <= 7 (today 33). Linking a ledger entry and its
+# audit event by id (migration 0014) costs each money operation one UPDATE of the entry today: the entry is
+# written before its event exists; writing both in one go is part of the round-trip work still to do.
 BUDGETS: dict[str, dict[str, int]] = {
     "postgres": {
-        "fund": 28,  # goal 6
-        "approve": 32,  # goal 7
-        "release (partial)": 28,
+        "fund": 29,  # goal 6
+        "approve": 33,  # goal 7
+        "release (partial)": 29,
         "submit": 23,
         "create milestone": 23,
         "deposit": 22,
@@ -41,9 +43,9 @@ BUDGETS: dict[str, dict[str, int]] = {
         "token auth (GET /v1/me)": 4,
     },
     "sqlite": {
-        "fund": 25,
-        "approve": 29,
-        "release (partial)": 25,
+        "fund": 26,
+        "approve": 30,
+        "release (partial)": 26,
         "submit": 20,
         "create milestone": 20,
         "deposit": 19,

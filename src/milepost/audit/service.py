@@ -147,13 +147,14 @@ def check_chain(events: list[MilestoneEvent], keys: KeyRing | None = None) -> li
             problems.append(
                 ChainProblem(event.milestone_id, event.seq, "link to previous event broken")
             )
-        if event_hash(event) != event.hash:
+        content_hash = event_hash(event)
+        if content_hash != event.hash:
             problems.append(
                 ChainProblem(event.milestone_id, event.seq, "event content was altered")
             )
         if keys is not None and keys.configured:
             problem = keys.check(
-                event.mac_key_id, event.mac, event_mac_message(event_hash(event), prev_mac)
+                event.mac_key_id, event.mac, event_mac_message(content_hash, prev_mac)
             )
             if problem is not None:
                 problems.append(ChainProblem(event.milestone_id, event.seq, f"event {problem}"))

@@ -39,8 +39,7 @@ row-by-row stepping), one entry with its postings, or one milestone with its eve
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -116,7 +115,8 @@ def verify_ledger(
         progress.stage("SQLite quick_check")
         report.problems.extend(sqlite_quick_check(session.connection()))
     try:
-        _check_entries(session, report, keys, progress)
+        _check_entries(session, report, progress)
+        _check_entry_seals(session, report, keys, progress)
         _check_accounts(session, report, progress)
         _check_milestones(session, report, progress)
         _check_events(session, report, keys, progress)
@@ -139,7 +139,9 @@ def _count(session: Session, model: type[Any]) -> int:
 
 def _stream(session: Session, query: Select[*_Columns]) -> Iterator[Row[*_Columns]]:
     """The query's rows, fetched ``BATCH`` at a time rather than all at once."""
-    yield from session.execute(query.execution_options(yield_per=BATCH))
+    # Through the session's connection: these are plain rows, and the ORM's row handling would only
+    # cost time.
+    yield from session.connection().execute(query.execution_options(yield_per=BATCH))
 
 
 def _grouped(
@@ -160,71 +162,74 @@ def _grouped(
 # Entries ------------------------------------------------------------------------------------------------
 
 
-def _check_entries(
+def _check_entries(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """Every entry has two postings or more, each in its account's currency, summing to zero in every
+    currency: counted and summed by the database, which sends back only the entries that fail."""
+    progress.stage("journal entry sums")
+    postings = func.count(Posting.id)
+    for entry_id, count in _stream(
+        session,
+        select(JournalEntry.id, postings)
+        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
+        .group_by(JournalEntry.id)
+        .having(postings < 2)
+        .order_by(JournalEntry.id),
+    ):
+        report.problems.append(f"entry {entry_id} has {count} posting(s); needs two or more")
+    for posting_id, currency, account_key, account_currency in _stream(
+        session,
+        select(Posting.id, Posting.currency, Account.key, Account.currency)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.currency != Account.currency)
+        .order_by(Posting.entry_id, Posting.id),
+    ):
+        report.problems.append(
+            f"posting {posting_id} is in {currency} but account {account_key} is in {account_currency}"
+        )
+    total = func.sum(Posting.amount)
+    for entry_id, currency, amount in _stream(
+        session,
+        select(Posting.entry_id, Posting.currency, total)
+        .group_by(Posting.entry_id, Posting.currency)
+        .having(total != 0)
+        .order_by(Posting.entry_id, Posting.currency),
+    ):
+        report.problems.append(f"entry {entry_id} does not balance: {currency} sums to {amount}")
+
+
+def _check_entry_seals(
     session: Session, report: VerifyReport, keys: KeyRing, progress: Progress
 ) -> None:
-    """Each entry with its postings (and their accounts' keys and currencies), streamed in id order."""
-    progress.stage("journal entries", _count(session, JournalEntry))
+    """Every entry against its hash (over the entry and its postings as account key, amount and
+    currency) and, with a key, its MAC: streamed in id order, one entry with its postings at a time."""
+    progress.stage("journal entry hashes", _count(session, JournalEntry))
     query = (
         select(
             *JournalEntry.__table__.columns,
-            Posting.id.label("posting_id"),
             Posting.amount.label("posting_amount"),
             Posting.currency.label("posting_currency"),
             Account.key.label("account_key"),
-            Account.currency.label("account_currency"),
         )
         .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
         .outerjoin(Account, Account.id == Posting.account_id)
-        .order_by(JournalEntry.id, Posting.id)
+        .order_by(JournalEntry.id)
     )
     for lines in _grouped(session, query, "id", progress):
         report.entries += 1
-        report.problems += _entry_problems(lines, keys)
-
-
-def _entry_problems(lines: list[Row[*tuple[Any, ...]]], keys: KeyRing) -> list[str]:
-    """One entry (its row repeated on each of its postings' lines): two postings or more, balanced, and
-    matching its hash and MAC."""
-    # A row of the entry's columns reads like the model to the hash functions, without the cost of an
-    # ORM object per row.
-    entry = cast(JournalEntry, lines[0])
-    postings = [line for line in lines if line.posting_id is not None]
-    problems: list[str] = []
-    if len(postings) < 2:
-        problems.append(f"entry {entry.id} has {len(postings)} posting(s); needs two or more")
-    problems += _balance_problems(entry.id, postings)
-    recorded = [
-        (p.account_key, p.posting_amount, p.posting_currency)
-        for p in postings
-        if p.account_key is not None
-    ]
-    if entry_hash(entry, recorded) != entry.hash:
-        problems.append(f"entry {entry.id} does not match its hash: it was altered")
-    if keys.configured:
-        problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
-        if problem is not None:
-            problems.append(f"entry {entry.id} {problem}")
-    return problems
-
-
-def _balance_problems(entry_id: str, postings: Sequence[Row[*tuple[Any, ...]]]) -> list[str]:
-    """An entry's postings each in their account's currency, and summing to zero in every currency."""
-    problems: list[str] = []
-    sums: dict[str, int] = defaultdict(int)
-    for posting in postings:
-        sums[posting.posting_currency] += posting.posting_amount
-        if posting.account_key is not None and posting.account_currency != posting.posting_currency:
-            problems.append(
-                f"posting {posting.posting_id} is in {posting.posting_currency} but account "
-                f"{posting.account_key} is in {posting.account_currency}"
-            )
-    problems += [
-        f"entry {entry_id} does not balance: {currency} sums to {total}"
-        for currency, total in sorted(sums.items())
-        if total != 0
-    ]
-    return problems
+        # A row of the entry's columns reads like the model to the hash functions, without the cost of
+        # an ORM object per row.
+        entry = cast(JournalEntry, lines[0])
+        recorded = [
+            (line.account_key, line.posting_amount, line.posting_currency)
+            for line in lines
+            if line.account_key is not None
+        ]
+        if entry_hash(entry, recorded) != entry.hash:
+            report.problems.append(f"entry {entry.id} does not match its hash: it was altered")
+        if keys.configured:
+            problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
+            if problem is not None:
+                report.problems.append(f"entry {entry.id} {problem}")
 
 
 # Sums ---------------------------------------------------------------------------------------------------

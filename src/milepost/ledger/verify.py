@@ -141,7 +141,7 @@ def _stream(session: Session, query: Select[*_Columns]) -> Iterator[Row[*_Column
     """The query's rows, fetched ``BATCH`` at a time rather than all at once."""
     # Through the session's connection: these are plain rows, and the ORM's row handling would only
     # cost time.
-    yield from session.connection().execute(query.execution_options(yield_per=BATCH))
+    return iter(session.connection().execute(query.execution_options(yield_per=BATCH)))
 
 
 def _grouped(

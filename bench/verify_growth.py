@@ -292,7 +292,9 @@ def generate(url: str, postings: int) -> int:
     database = Database(url)
     written = 0
     try:
-        with database.engine.begin() as connection:
+        # One commit per chunk: a single transaction of a million rows would keep them all in SQLite's
+        # write-ahead log until the end.
+        with database.engine.connect() as connection:
             shared = Rows()
             for key, kind, provider, balance in (
                 ("external:sandbox:USD", AccountKind.EXTERNAL, "sandbox", -pairs * AMOUNT * 100),
@@ -300,11 +302,13 @@ def generate(url: str, postings: int) -> int:
             ):
                 ledger.accounts[key] = ledger.account(shared, key, kind, balance, provider=provider)
             insert(connection, shared)
+            connection.commit()
             for first in range(0, pairs, CHUNK_PAIRS):
                 rows = Rows()
                 for number in range(first, min(pairs, first + CHUNK_PAIRS)):
                     pair(ledger, rows, number)
                 insert(connection, rows)
+                connection.commit()
                 written += len(rows.postings)
     finally:
         database.dispose()

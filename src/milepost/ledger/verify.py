@@ -8,6 +8,9 @@ Checks, each reported as a readable problem:
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
 - every milestone's event chain is intact;
+- a ledger entry and the audit event of the same change name each other, and are of one change: the
+  same milestone, the same moment, an action that records that kind of entry (the link is made after
+  the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -56,7 +59,15 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
 from milepost.kit.storage import sqlite_quick_check
-from milepost.ledger.models import NON_NEGATIVE_KINDS, Account, AccountKind, JournalEntry, Posting
+from milepost.ledger.models import (
+    ENTRY_ACTIONS,
+    NON_NEGATIVE_KINDS,
+    Account,
+    AccountKind,
+    EntryKind,
+    JournalEntry,
+    Posting,
+)
 from milepost.ledger.service import entry_hash, entry_mac_message
 from milepost.milestones.models import Milestone
 from milepost.settings import get_settings
@@ -120,6 +131,7 @@ def verify_ledger(
         _check_accounts(session, report, progress)
         _check_milestones(session, report, progress)
         _check_events(session, report, keys, progress)
+        _check_links(session, report, progress)
         _check_transfers(session, report, progress)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
@@ -371,6 +383,82 @@ def _head_problems(head: Row[*tuple[Any, ...]], events: list[MilestoneEvent]) ->
             "(events were removed or added)"
         )
     return problems
+
+
+# Entry-event links --------------------------------------------------------------------------------------
+
+
+def _check_links(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """The link between an entry and its event is not under either hash (it is made after the entry's),
+    so it is checked against what both hashes cover: each side names the other, of the same milestone,
+    at the same moment (one unit of work), with an action that records that kind of entry. A link
+    re-pointed by hand would have to find another such event, and a change has one.
+
+    The database joins each side to the row it names and sends back only the pairs that may fail (a
+    superset); the rule itself is decided here, on those."""
+    progress.stage("entry-event links")
+    entry, event = JournalEntry, MilestoneEvent
+    one_change = or_(
+        *(
+            and_(entry.kind == kind, event.action.in_(actions))
+            for kind, actions in ENTRY_ACTIONS.items()
+        )
+    )
+    for row in _stream(
+        session,
+        select(
+            entry.id,
+            entry.kind,
+            entry.milestone_id,
+            entry.created_at,
+            entry.event_id,
+            event.id.label("event_found"),
+            event.entry_id.label("names_back"),
+            event.milestone_id.label("event_milestone_id"),
+            event.created_at.label("event_created_at"),
+            event.action,
+        )
+        .outerjoin(event, event.id == entry.event_id)
+        .where(entry.milestone_id.is_not(None), entry.event_id.is_not(None))
+        .where(
+            or_(
+                event.id.is_(None),
+                event.entry_id.is_(None),
+                event.entry_id != entry.id,
+                event.milestone_id != entry.milestone_id,
+                event.created_at != entry.created_at,
+                ~one_change,
+            )
+        )
+        .order_by(entry.id),
+    ):
+        report.problems += _link_problems(row)
+    for event_id, entry_id in _stream(
+        session,
+        select(event.id, event.entry_id)
+        .outerjoin(entry, and_(entry.id == event.entry_id, entry.milestone_id.is_not(None)))
+        .where(event.entry_id.is_not(None))
+        .where(or_(entry.id.is_(None), entry.event_id.is_(None), entry.event_id != event.id))
+        .order_by(event.id),
+    ):
+        report.problems.append(
+            f"event {event_id} names entry {entry_id}, which does not name it back"
+        )
+
+
+def _link_problems(row: Row[*tuple[Any, ...]]) -> list[str]:
+    """What is wrong with one entry's side of its link, if anything."""
+    if row.event_found is None or row.names_back != row.id:
+        return [f"entry {row.id} names event {row.event_id}, which does not name it back"]
+    kind = str(row.kind)
+    if (row.event_milestone_id, row.event_created_at) != (row.milestone_id, row.created_at) or (
+        row.action not in ENTRY_ACTIONS.get(EntryKind(kind), ())
+    ):
+        return [
+            f"entry {row.id} ({kind}) and event {row.event_found} ({row.action}) name each "
+            "other but are not of one change (milestone, time or action differ)"
+        ]
+    return []
 
 
 # Transfers ----------------------------------------------------------------------------------------------

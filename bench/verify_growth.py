@@ -117,7 +117,7 @@ class Ledger:
         *,
         milestone_id: str | None,
         actor_id: str | None,
-    ) -> None:
+    ) -> dict[str, Any]:
         fields = SimpleNamespace(
             id=new_id("je"),
             kind=kind,
@@ -128,7 +128,9 @@ class Ledger:
         )
         fields.hash = entry_hash(fields, [(key, amount, "USD") for key, _, amount in legs])  # type: ignore[arg-type]
         fields.mac_key_id, fields.mac = self.keys.sign(entry_mac_message(fields))  # type: ignore[arg-type,misc]
-        rows.entries.append(vars(fields))
+        row = vars(fields)
+        row["event_id"] = None  # named by the event of the same change, if any (see event)
+        rows.entries.append(row)
         for _, account_id, amount in legs:
             rows.postings.append(
                 {
@@ -139,8 +141,17 @@ class Ledger:
                     "currency": "USD",
                 }
             )
+        return row
 
-    def event(self, rows: Rows, milestone: dict[str, Any], action: str, **change: Any) -> None:
+    def event(
+        self,
+        rows: Rows,
+        milestone: dict[str, Any],
+        action: str,
+        entry: dict[str, Any] | None = None,
+        **change: Any,
+    ) -> None:
+        """The milestone's next event; ``entry``: the entry of the same change, the two linked."""
         seq = milestone["event_count"] + 1
         fields = SimpleNamespace(
             id=new_id("evt"),
@@ -159,7 +170,11 @@ class Ledger:
         fields.hash = event_hash(fields)  # type: ignore[arg-type]
         signed = self.keys.sign(event_mac_message(fields.hash, milestone["last_event_mac"]))
         fields.mac_key_id, fields.mac = signed  # type: ignore[misc]
-        rows.events.append(vars(fields))
+        row = vars(fields)
+        row["entry_id"] = entry["id"] if entry else None
+        if entry is not None:
+            entry["event_id"] = row["id"]
+        rows.events.append(row)
         milestone.update(event_count=seq, last_event_hash=fields.hash, last_event_mac=fields.mac)
 
 
@@ -216,7 +231,7 @@ def pair(ledger: Ledger, rows: Rows, number: int) -> None:
         milestone(ledger, rows, project, position, (client, client_key, client_acc))
         escrow_key = f"escrow:{rows.milestones[-1]['id']}:USD"
         escrow = (escrow_key, rows.accounts[-1]["id"])
-        ledger.entry(
+        release = ledger.entry(
             rows,
             EntryKind.RELEASE,
             [(*escrow, -AMOUNT), (freelancer_key, freelancer_acc, AMOUNT - FEE), (*fee, FEE)],
@@ -227,6 +242,7 @@ def pair(ledger: Ledger, rows: Rows, number: int) -> None:
             rows,
             rows.milestones[-1],
             "released",
+            release,
             from_status="approved",
             to_status="released",
             amount=AMOUNT,
@@ -274,14 +290,16 @@ def milestone(
     ledger.event(rows, row, "created", to_status="draft", amount=AMOUNT)
     escrow_key = f"escrow:{row['id']}:USD"
     escrow_acc = ledger.account(rows, escrow_key, AccountKind.ESCROW, 0, milestone_id=row["id"])
-    ledger.entry(
+    funding = ledger.entry(
         rows,
         EntryKind.FUND,
         [(client_key, client_acc, -AMOUNT), (escrow_key, escrow_acc, AMOUNT)],
         milestone_id=row["id"],
         actor_id=client_id,
     )
-    ledger.event(rows, row, "funded", from_status="draft", to_status="funded", amount=AMOUNT)
+    ledger.event(
+        rows, row, "funded", funding, from_status="draft", to_status="funded", amount=AMOUNT
+    )
 
 
 def generate(url: str, postings: int) -> int:

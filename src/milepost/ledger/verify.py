@@ -33,11 +33,13 @@ the key can recompute a SHA-256, not an HMAC.
 - on SQLite, the file itself passes ``PRAGMA quick_check`` (a damaged page can hide rows from every query
   through it, so the checks above could pass on a file that is losing data).
 
-How it reads, so that its memory stays flat however large the ledger grows: the sums (balances against
-their postings, escrow and fees against the milestones' columns) are computed by the database, which sends
-back only the rows that disagree; the hashes and MACs, which only Python can recompute, are checked while
-the rows stream past in batches (``yield_per``: a server-side cursor on PostgreSQL, SQLite's own
-row-by-row stepping), one entry with its postings, or one milestone with its events, at a time.
+How it reads, so that its memory stays flat however large the ledger grows: the counts and sums (each
+entry's postings per currency, balances against their postings, escrow and fees against the milestones'
+columns, the two sides of each entry-event link) are computed by the database, which sends back only the
+rows that may fail; the hashes and MACs, which only Python can recompute, are checked while the rows
+stream past in batches of ``BATCH`` (``yield_per``: a server-side cursor on PostgreSQL, SQLite's own
+row-by-row stepping), one entry with its postings, or one milestone with its events, at a time. Each
+check is one function of the session and the report; problems are listed check by check.
 """
 
 from __future__ import annotations

@@ -109,13 +109,14 @@ def ledger_verify(db: DbOption = None) -> None:
     """Recompute every balance from the postings and check every invariant. Exit 1 on any problem."""
     from milepost.kit.macs import ledger_keys
     from milepost.kit.time import utcnow
+    from milepost.ledger.cli import verify_progress
     from milepost.ledger.verify import record_verification, verify_ledger
 
     keys = ledger_keys(load_settings(db))
     started_at = utcnow()
     with open_database(db) as database:
-        with database.read_only() as session:
-            report = verify_ledger(session, keys)
+        with database.read_only() as session, verify_progress() as progress:
+            report = verify_ledger(session, keys, progress)
         # The verdict below stands either way; only its record for /metrics would be missing.
         try:
             record_verification(database, report, started_at=started_at)

@@ -27,6 +27,11 @@ from milepost.milestones.models import Milestone
 GENESIS_HASH = GENESIS_EVENT_HASH
 
 
+# json.dumps(payload, sort_keys=True, default=str), with the encoder made once: ``ledger verify``
+# hashes every event.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def event_hash(event: MilestoneEvent) -> str:
     payload = {
         "id": event.id,
@@ -42,7 +47,7 @@ def event_hash(event: MilestoneEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode()).hexdigest()
 
 
 def event_mac_message(event_hash: str, prev_mac: str | None) -> str:
@@ -147,13 +152,14 @@ def check_chain(events: list[MilestoneEvent], keys: KeyRing | None = None) -> li
             problems.append(
                 ChainProblem(event.milestone_id, event.seq, "link to previous event broken")
             )
-        if event_hash(event) != event.hash:
+        content_hash = event_hash(event)
+        if content_hash != event.hash:
             problems.append(
                 ChainProblem(event.milestone_id, event.seq, "event content was altered")
             )
         if keys is not None and keys.configured:
             problem = keys.check(
-                event.mac_key_id, event.mac, event_mac_message(event_hash(event), prev_mac)
+                event.mac_key_id, event.mac, event_mac_message(content_hash, prev_mac)
             )
             if problem is not None:
                 problems.append(ChainProblem(event.milestone_id, event.seq, f"event {problem}"))

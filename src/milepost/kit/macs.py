@@ -14,7 +14,6 @@ which the old key can go).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -97,7 +96,7 @@ class KeyRing:
 
 def _mac(secret: bytes, key_id: str, message: str) -> str:
     # The key id is part of what is signed, so a row cannot be relabelled to another key.
-    return hmac.new(secret, f"{key_id}|{message}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, f"{key_id}|{message}".encode(), "sha256").hex()
 
 
 @lru_cache(maxsize=8)

@@ -85,6 +85,10 @@ class LedgerImbalance(AssertionError):
     """A programming error: an entry whose legs do not sum to zero must never be written."""
 
 
+# json.dumps(payload, sort_keys=True), with the encoder made once: ``ledger verify`` hashes every entry.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) -> str:
     """SHA-256 over an entry and its postings as (account key, amount, currency)."""
     payload = {
@@ -94,7 +98,7 @@ def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) ->
         "created_at": entry.created_at.isoformat(),
         "postings": sorted([key, amount, currency] for key, amount, currency in postings),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode()).hexdigest()
 
 
 def entry_mac_message(entry: JournalEntry) -> str:

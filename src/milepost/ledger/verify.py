@@ -32,15 +32,26 @@ the key can recompute a SHA-256, not an HMAC.
   when it moved escrow money, and the audit chain records every funding and release.
 - on SQLite, the file itself passes ``PRAGMA quick_check`` (a damaged page can hide rows from every query
   through it, so the checks above could pass on a file that is losing data).
+
+How it reads, so that its memory stays flat however large the ledger grows: the counts and sums (each
+entry's postings per currency, balances against their postings, escrow and fees against the milestones'
+columns, the two sides of each entry-event link) are computed by the database, which sends back only the
+rows that may fail; the hashes and MACs, which only Python can recompute, are checked while the rows
+stream past in batches of ``BATCH`` (``yield_per``: a server-side cursor on PostgreSQL, SQLite's own
+row-by-row stepping), one entry with its postings, or one milestone with its events, at a time. Each
+check is one function of the session and the report; problems are listed check by check.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, Protocol, TypeVarTuple, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -64,6 +75,11 @@ from milepost.milestones.models import Milestone
 from milepost.settings import get_settings
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 
+# Rows fetched from the database at a time while the hashes are checked: what bounds verify's memory.
+BATCH = 2000
+
+_Columns = TypeVarTuple("_Columns")
+
 
 @dataclass
 class VerifyReport:
@@ -82,23 +98,43 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_ledger(session: Session, keys: KeyRing | None = None) -> VerifyReport:
+class Progress(Protocol):
+    """Who watches a run (the command line's progress bar): told each stage as it starts, with how many
+    rows it will read when that is known, and how many it has read since the last call."""
+
+    def stage(self, name: str, total: int | None = None) -> None: ...
+
+    def advance(self, rows: int) -> None: ...
+
+
+class _Unwatched:
+    def stage(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, rows: int) -> None:
+        pass
+
+
+def verify_ledger(
+    session: Session, keys: KeyRing | None = None, progress: Progress | None = None
+) -> VerifyReport:
     """Check everything; the MACs with ``keys`` (default: the ledger keys of the settings)."""
     keys = ledger_keys(get_settings()) if keys is None else keys
+    progress = progress or _Unwatched()
     report = VerifyReport(macs_checked=keys.configured)
     if not keys.configured:
         report.notes.append(NOT_CONFIGURED_NOTE)
     if session.get_bind().dialect.name == "sqlite":
+        progress.stage("SQLite quick_check")
         report.problems.extend(sqlite_quick_check(session.connection()))
     try:
-        accounts = {account.id: account for account in session.scalars(select(Account))}
-        report.accounts = len(accounts)
-        _check_entries(session, accounts, report, keys)
-        _check_accounts(session, accounts, report)
-        _check_milestones(session, report)
-        _check_events(session, report, keys)
-        _check_links(session, report)
-        _check_transfers(session, accounts, report)
+        _check_entries(session, report, progress)
+        _check_entry_seals(session, report, keys, progress)
+        _check_accounts(session, report, progress)
+        _check_milestones(session, report, progress)
+        _check_events(session, report, keys, progress)
+        _check_links(session, report, progress)
+        _check_transfers(session, report, progress)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
         first_line = str(error.orig).strip().splitlines()[0]
@@ -111,26 +147,96 @@ def verify_ledger(session: Session, keys: KeyRing | None = None) -> VerifyReport
     return report
 
 
-def _check_entries(
-    session: Session, accounts: dict[str, Account], report: VerifyReport, keys: KeyRing
-) -> None:
-    postings_by_entry: dict[str, list[Posting]] = defaultdict(list)
-    for posting in session.scalars(select(Posting).order_by(Posting.id)):
-        postings_by_entry[posting.entry_id].append(posting)
-    for entry in session.scalars(
-        select(JournalEntry).execution_options(populate_existing=True).order_by(JournalEntry.id)
+def _count(session: Session, model: type[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _stream(session: Session, query: Select[*_Columns]) -> Iterator[Row[*_Columns]]:
+    """The query's rows, fetched ``BATCH`` at a time rather than all at once."""
+    # Through the session's connection: these are plain rows, and the ORM's row handling would only
+    # cost time.
+    return iter(session.connection().execute(query.execution_options(yield_per=BATCH)))
+
+
+def _grouped(
+    session: Session, query: Select[*tuple[Any, ...]], key: str, progress: Progress
+) -> Iterator[list[Row[*tuple[Any, ...]]]]:
+    """The streamed rows of ``query`` (ordered by ``key`` first) in runs of one ``key`` each: one entry
+    with its postings, one milestone with its events. Progress is told about every ``BATCH`` runs."""
+    seen = 0
+    for _, run in groupby(_stream(session, query), key=attrgetter(key)):
+        yield list(run)
+        seen += 1
+        if seen == BATCH:
+            progress.advance(seen)
+            seen = 0
+    progress.advance(seen)
+
+
+# Entries ------------------------------------------------------------------------------------------------
+
+
+def _check_entries(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """Every entry has two postings or more, each in its account's currency, summing to zero in every
+    currency: counted and summed by the database, which sends back only the entries that fail."""
+    progress.stage("journal entry sums")
+    postings = func.count(Posting.id)
+    for entry_id, count in _stream(
+        session,
+        select(JournalEntry.id, postings)
+        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
+        .group_by(JournalEntry.id)
+        .having(postings < 2)
+        .order_by(JournalEntry.id),
     ):
+        report.problems.append(f"entry {entry_id} has {count} posting(s); needs two or more")
+    for posting_id, currency, account_key, account_currency in _stream(
+        session,
+        select(Posting.id, Posting.currency, Account.key, Account.currency)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.currency != Account.currency)
+        .order_by(Posting.entry_id, Posting.id),
+    ):
+        report.problems.append(
+            f"posting {posting_id} is in {currency} but account {account_key} is in {account_currency}"
+        )
+    total = func.sum(Posting.amount)
+    for entry_id, currency, amount in _stream(
+        session,
+        select(Posting.entry_id, Posting.currency, total)
+        .group_by(Posting.entry_id, Posting.currency)
+        .having(total != 0)
+        .order_by(Posting.entry_id, Posting.currency),
+    ):
+        report.problems.append(f"entry {entry_id} does not balance: {currency} sums to {amount}")
+
+
+def _check_entry_seals(
+    session: Session, report: VerifyReport, keys: KeyRing, progress: Progress
+) -> None:
+    """Every entry against its hash (over the entry and its postings as account key, amount and
+    currency) and, with a key, its MAC: streamed in id order, one entry with its postings at a time."""
+    progress.stage("journal entry hashes", _count(session, JournalEntry))
+    query = (
+        select(
+            *JournalEntry.__table__.columns,
+            Posting.amount.label("posting_amount"),
+            Posting.currency.label("posting_currency"),
+            Account.key.label("account_key"),
+        )
+        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
+        .outerjoin(Account, Account.id == Posting.account_id)
+        .order_by(JournalEntry.id)
+    )
+    for lines in _grouped(session, query, "id", progress):
         report.entries += 1
-        postings = postings_by_entry.get(entry.id, [])
-        if len(postings) < 2:
-            report.problems.append(
-                f"entry {entry.id} has {len(postings)} posting(s); needs two or more"
-            )
-        report.problems += _balance_problems(entry, postings, accounts)
+        # A row of the entry's columns reads like the model to the hash functions, without the cost of
+        # an ORM object per row.
+        entry = cast(JournalEntry, lines[0])
         recorded = [
-            (accounts[p.account_id].key, p.amount, p.currency)
-            for p in postings
-            if p.account_id in accounts
+            (line.account_key, line.posting_amount, line.posting_currency)
+            for line in lines
+            if line.account_key is not None
         ]
         if entry_hash(entry, recorded) != entry.hash:
             report.problems.append(f"entry {entry.id} does not match its hash: it was altered")
@@ -140,178 +246,228 @@ def _check_entries(
                 report.problems.append(f"entry {entry.id} {problem}")
 
 
-def _balance_problems(
-    entry: JournalEntry, postings: list[Posting], accounts: dict[str, Account]
-) -> list[str]:
-    """An entry's postings each in their account's currency, and summing to zero in every currency."""
-    problems: list[str] = []
-    sums: dict[str, int] = defaultdict(int)
-    for posting in postings:
-        sums[posting.currency] += posting.amount
-        account = accounts.get(posting.account_id)
-        if account is not None and account.currency != posting.currency:
-            problems.append(
-                f"posting {posting.id} is in {posting.currency} but account {account.key} "
-                f"is in {account.currency}"
+# Sums ---------------------------------------------------------------------------------------------------
+
+
+def _check_accounts(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """Every account's cached balance against the sum of its postings, and the protected kinds never
+    below zero: summed by the database, which sends back only the accounts that fail."""
+    progress.stage("account balances")
+    report.accounts = _count(session, Account)
+    sums = (
+        select(Posting.account_id, func.sum(Posting.amount).label("total"))
+        .group_by(Posting.account_id)
+        .subquery()
+    )
+    total = func.coalesce(sums.c.total, 0)
+    failing = (
+        select(Account.key, Account.kind, Account.balance, total.label("total"))
+        .outerjoin(sums, sums.c.account_id == Account.id)
+        .where(or_(Account.balance != total, and_(Account.kind.in_(NON_NEGATIVE_KINDS), total < 0)))
+        .order_by(Account.key)
+    )
+    for key, kind, balance, summed in _stream(session, failing):
+        recomputed = int(summed)
+        if balance != recomputed:
+            report.problems.append(
+                f"account {key} says {balance} but its postings sum to {recomputed}"
             )
-    problems += [
-        f"entry {entry.id} does not balance: {currency} sums to {total}"
-        for currency, total in sorted(sums.items())
-        if total != 0
-    ]
+        if kind in NON_NEGATIVE_KINDS and recomputed < 0:
+            report.problems.append(f"account {key} is negative: {recomputed}")
+
+
+def _check_milestones(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """Every milestone's funded amount against released + refunded + its escrow's postings, and its fee
+    against the fee postings of its entries: summed by the database, which sends back the failures."""
+    progress.stage("milestone amounts")
+    report.milestones = _count(session, Milestone)
+    escrow = (
+        select(Account.milestone_id, func.sum(Posting.amount).label("held"))
+        .join(Posting, Posting.account_id == Account.id)
+        .where(Account.kind == AccountKind.ESCROW)
+        .group_by(Account.milestone_id)
+        .subquery()
+    )
+    fees = (
+        select(JournalEntry.milestone_id, func.sum(Posting.amount).label("fee"))
+        .join(Posting, Posting.entry_id == JournalEntry.id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Account.kind == AccountKind.PLATFORM_FEE, JournalEntry.milestone_id.is_not(None))
+        .group_by(JournalEntry.milestone_id)
+        .subquery()
+    )
+    held, fee = func.coalesce(escrow.c.held, 0), func.coalesce(fees.c.fee, 0)
+    m = Milestone
+    failing = (
+        select(
+            m.id,
+            m.funded_amount,
+            m.released_amount,
+            m.refunded_amount,
+            m.fee_amount,
+            held.label("held"),
+            fee.label("fee"),
+        )
+        .outerjoin(escrow, escrow.c.milestone_id == m.id)
+        .outerjoin(fees, fees.c.milestone_id == m.id)
+        .where(
+            or_(
+                m.funded_amount != m.released_amount + m.refunded_amount + held, m.fee_amount != fee
+            )
+        )
+        .order_by(m.id)
+    )
+    for row in _stream(session, failing):
+        report.problems += _milestone_problems(row)
+
+
+def _milestone_problems(row: Row[*tuple[Any, ...]]) -> list[str]:
+    problems = []
+    held = int(row.held)
+    accounted = row.released_amount + row.refunded_amount + held
+    if row.funded_amount != accounted:
+        problems.append(
+            f"milestone {row.id}: funded {row.funded_amount} but released "
+            f"{row.released_amount} + refunded {row.refunded_amount} + escrow {held} = {accounted}"
+        )
+    if row.fee_amount != int(row.fee):
+        problems.append(
+            f"milestone {row.id}: fee says {row.fee_amount} but fee postings sum to {int(row.fee)}"
+        )
     return problems
 
 
-def _check_accounts(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
-    sums = dict(
-        session.execute(
-            select(Posting.account_id, func.sum(Posting.amount)).group_by(Posting.account_id)
-        ).all()
-    )
-    for account in accounts.values():
-        recomputed = int(sums.get(account.id) or 0)
-        if account.balance != recomputed:
-            report.problems.append(
-                f"account {account.key} says {account.balance} but its postings sum to {recomputed}"
-            )
-        if account.kind in NON_NEGATIVE_KINDS and recomputed < 0:
-            report.problems.append(f"account {account.key} is negative: {recomputed}")
+# Audit trails -------------------------------------------------------------------------------------------
 
 
-def _check_milestones(session: Session, report: VerifyReport) -> None:
-    escrow = dict(
-        session.execute(
-            select(Account.milestone_id, func.sum(Posting.amount))
-            .join(Posting, Posting.account_id == Account.id)
-            .where(Account.kind == AccountKind.ESCROW)
-            .group_by(Account.milestone_id)
-        ).all()
-    )
-    fees = dict(
-        session.execute(
-            select(JournalEntry.milestone_id, func.sum(Posting.amount))
-            .join(Posting, Posting.entry_id == JournalEntry.id)
-            .join(Account, Account.id == Posting.account_id)
-            .where(Account.kind == AccountKind.PLATFORM_FEE, JournalEntry.milestone_id.is_not(None))
-            .group_by(JournalEntry.milestone_id)
-        ).all()
-    )
-    for milestone in session.scalars(select(Milestone).order_by(Milestone.id)):
-        report.milestones += 1
-        held = int(escrow.get(milestone.id) or 0)
-        accounted = milestone.released_amount + milestone.refunded_amount + held
-        if milestone.funded_amount != accounted:
-            report.problems.append(
-                f"milestone {milestone.id}: funded {milestone.funded_amount} but released "
-                f"{milestone.released_amount} + refunded {milestone.refunded_amount} + escrow {held} "
-                f"= {accounted}"
-            )
-        fee = int(fees.get(milestone.id) or 0)
-        if milestone.fee_amount != fee:
-            report.problems.append(
-                f"milestone {milestone.id}: fee says {milestone.fee_amount} but fee postings sum to {fee}"
-            )
-
-
-def _check_events(session: Session, report: VerifyReport, keys: KeyRing) -> None:
-    by_milestone: dict[str, list[MilestoneEvent]] = defaultdict(list)
-    for event in session.scalars(
-        select(MilestoneEvent).order_by(MilestoneEvent.milestone_id, MilestoneEvent.seq)
-    ):
-        by_milestone[event.milestone_id].append(event)
-        report.events += 1
-    for events in by_milestone.values():
-        for problem in check_chain(events, keys):
-            report.problems.append(
-                f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
-            )
-    # The head kept on each milestone must be the chain's last event: this catches events deleted from
-    # the end of a chain (or a whole chain), which the links alone cannot show.
-    for milestone_id, count, head, head_mac in session.execute(
+def _check_events(
+    session: Session, report: VerifyReport, keys: KeyRing, progress: Progress
+) -> None:
+    """Each milestone with its chain of events (seq order), streamed in milestone id order."""
+    progress.stage("audit trails", report.milestones or _count(session, Milestone))
+    query = (
         select(
-            Milestone.id, Milestone.event_count, Milestone.last_event_hash, Milestone.last_event_mac
+            Milestone.id.label("head_of"),
+            Milestone.event_count.label("head_count"),
+            Milestone.last_event_hash.label("head_hash"),
+            Milestone.last_event_mac.label("head_mac"),
+            *MilestoneEvent.__table__.columns,
         )
-    ):
-        events = by_milestone.get(milestone_id, [])
-        last_hash = events[-1].hash if events else GENESIS_EVENT_HASH
-        last_mac = events[-1].mac if events else None
-        if head_mac != last_mac:
-            report.problems.append(
-                f"milestone {milestone_id}: its audit trail's head MAC is not its last event's "
-                "(events were removed or added, or the head rewritten)"
-            )
-        if count != len(events) or head != last_hash:
-            report.problems.append(
-                f"milestone {milestone_id}: its audit trail should hold {count} events ending in "
-                f"{head[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
-                "(events were removed or added)"
-            )
+        .outerjoin(MilestoneEvent, MilestoneEvent.milestone_id == Milestone.id)
+        .order_by(Milestone.id, MilestoneEvent.seq)
+    )
+    for lines in _grouped(session, query, "head_of", progress):
+        # Rows of the events' columns read like the model to check_chain (see _entry_problems).
+        events = [cast(MilestoneEvent, line) for line in lines if line.id is not None]
+        report.events += len(events)
+        report.problems += [
+            f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
+            for problem in check_chain(events, keys)
+        ]
+        report.problems += _head_problems(lines[0], events)
 
 
-@dataclass(frozen=True)
-class _Linked:
-    """One side of an entry-event link, with the facts of its row that its hash covers."""
+def _head_problems(head: Row[*tuple[Any, ...]], events: list[MilestoneEvent]) -> list[str]:
+    """The head kept on each milestone must be the chain's last event: this catches events deleted from
+    the end of a chain (or a whole chain), which the links alone cannot show."""
+    problems = []
+    last_hash = events[-1].hash if events else GENESIS_EVENT_HASH
+    last_mac = events[-1].mac if events else None
+    if head.head_mac != last_mac:
+        problems.append(
+            f"milestone {head.head_of}: its audit trail's head MAC is not its last event's "
+            "(events were removed or added, or the head rewritten)"
+        )
+    if head.head_count != len(events) or head.head_hash != last_hash:
+        problems.append(
+            f"milestone {head.head_of}: its audit trail should hold {head.head_count} events ending "
+            f"in {head.head_hash[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
+            "(events were removed or added)"
+        )
+    return problems
 
-    id: str
-    milestone_id: str | None
-    created_at: datetime
-    names: str | None  # the other side's id
-    kind: str  # the entry's kind, or the event's action
+
+# Entry-event links --------------------------------------------------------------------------------------
 
 
-def _check_links(session: Session, report: VerifyReport) -> None:
+def _check_links(session: Session, report: VerifyReport, progress: Progress) -> None:
     """The link between an entry and its event is not under either hash (it is made after the entry's),
     so it is checked against what both hashes cover: each side names the other, of the same milestone,
     at the same moment (one unit of work), with an action that records that kind of entry. A link
-    re-pointed by hand would have to find another such event, and a change has one."""
-    entries = {
-        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.event_id, str(row.kind))
-        for row in session.execute(
-            select(
-                JournalEntry.id,
-                JournalEntry.milestone_id,
-                JournalEntry.created_at,
-                JournalEntry.event_id,
-                JournalEntry.kind,
-            ).where(JournalEntry.milestone_id.is_not(None))
+    re-pointed by hand would have to find another such event, and a change has one.
+
+    The database joins each side to the row it names and sends back only the pairs that may fail (a
+    superset); the rule itself is decided here, on those."""
+    progress.stage("entry-event links")
+    entry, event = JournalEntry, MilestoneEvent
+    one_change = or_(
+        *(
+            and_(entry.kind == kind, event.action.in_(actions))
+            for kind, actions in ENTRY_ACTIONS.items()
         )
-    }
-    events = {
-        row.id: _Linked(row.id, row.milestone_id, row.created_at, row.entry_id, row.action)
-        for row in session.execute(
-            select(
-                MilestoneEvent.id,
-                MilestoneEvent.milestone_id,
-                MilestoneEvent.created_at,
-                MilestoneEvent.entry_id,
-                MilestoneEvent.action,
-            ).where(MilestoneEvent.entry_id.is_not(None))
+    )
+    for row in _stream(
+        session,
+        select(
+            entry.id,
+            entry.kind,
+            entry.milestone_id,
+            entry.created_at,
+            entry.event_id,
+            event.id.label("event_found"),
+            event.entry_id.label("names_back"),
+            event.milestone_id.label("event_milestone_id"),
+            event.created_at.label("event_created_at"),
+            event.action,
         )
-    }
-    for entry in sorted(entries.values(), key=lambda linked: linked.id):
-        if entry.names is None:
-            continue
-        event = events.get(entry.names)
-        if event is None or event.names != entry.id:
-            report.problems.append(
-                f"entry {entry.id} names event {entry.names}, which does not name it back"
+        .outerjoin(event, event.id == entry.event_id)
+        .where(entry.milestone_id.is_not(None), entry.event_id.is_not(None))
+        .where(
+            or_(
+                event.id.is_(None),
+                event.entry_id.is_(None),
+                event.entry_id != entry.id,
+                event.milestone_id != entry.milestone_id,
+                event.created_at != entry.created_at,
+                ~one_change,
             )
-        elif (event.milestone_id, event.created_at) != (entry.milestone_id, entry.created_at) or (
-            event.kind not in ENTRY_ACTIONS.get(EntryKind(entry.kind), ())
-        ):
-            report.problems.append(
-                f"entry {entry.id} ({entry.kind}) and event {event.id} ({event.kind}) name each "
-                "other but are not of one change (milestone, time or action differ)"
-            )
-    for event in sorted(events.values(), key=lambda linked: linked.id):
-        assert event.names is not None
-        if entries.get(event.names) is None or entries[event.names].names != event.id:
-            report.problems.append(
-                f"event {event.id} names entry {event.names}, which does not name it back"
-            )
+        )
+        .order_by(entry.id),
+    ):
+        report.problems += _link_problems(row)
+    for event_id, entry_id in _stream(
+        session,
+        select(event.id, event.entry_id)
+        .outerjoin(entry, and_(entry.id == event.entry_id, entry.milestone_id.is_not(None)))
+        .where(event.entry_id.is_not(None))
+        .where(or_(entry.id.is_(None), entry.event_id.is_(None), entry.event_id != event.id))
+        .order_by(event.id),
+    ):
+        report.problems.append(
+            f"event {event_id} names entry {entry_id}, which does not name it back"
+        )
 
 
-def _check_transfers(session: Session, accounts: dict[str, Account], report: VerifyReport) -> None:
+def _link_problems(row: Row[*tuple[Any, ...]]) -> list[str]:
+    """What is wrong with one entry's side of its link, if anything."""
+    if row.event_found is None or row.names_back != row.id:
+        return [f"entry {row.id} names event {row.event_id}, which does not name it back"]
+    kind = str(row.kind)
+    if (row.event_milestone_id, row.event_created_at) != (row.milestone_id, row.created_at) or (
+        row.action not in ENTRY_ACTIONS.get(EntryKind(kind), ())
+    ):
+        return [
+            f"entry {row.id} ({kind}) and event {row.event_found} ({row.action}) name each "
+            "other but are not of one change (milestone, time or action differ)"
+        ]
+    return []
+
+
+# Transfers ----------------------------------------------------------------------------------------------
+
+
+def _check_transfers(session: Session, report: VerifyReport, progress: Progress) -> None:
+    progress.stage("payouts and deposits")
     pending = {
         (provider, currency): int(total or 0)
         for provider, currency, total in session.execute(
@@ -321,9 +477,12 @@ def _check_transfers(session: Session, accounts: dict[str, Account], report: Ver
         )
     }
     clearing: dict[tuple[str, str], int] = {
-        (account.provider or "", account.currency): account.balance
-        for account in accounts.values()
-        if account.kind is AccountKind.PAYOUT_CLEARING
+        (provider or "", currency): balance
+        for provider, currency, balance in session.execute(
+            select(Account.provider, Account.currency, Account.balance).where(
+                Account.kind == AccountKind.PAYOUT_CLEARING
+            )
+        )
     }
     for provider, currency in sorted(set(pending) | set(clearing), key=str):
         held, waiting = clearing.get((provider, currency), 0), pending.get((provider, currency), 0)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound
+from milepost.kit.lookup import one_or_404
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Role
 from milepost.projects.models import Project
@@ -32,12 +33,12 @@ class MilestoneAccess:
 
 def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneAccess:
     """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked."""
-    query = select(Milestone).where(Milestone.id == milestone_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    milestone = ctx.session.scalar(query)
-    if milestone is None:
-        raise NotFound("No such milestone.", param="id")
+    milestone = one_or_404(
+        ctx.session,
+        select(Milestone).where(Milestone.id == milestone_id),
+        lock=lock,
+        missing="No such milestone.",
+    )
     project = ctx.session.scalar(
         select(Project)
         .where(Project.id == milestone.project_id)

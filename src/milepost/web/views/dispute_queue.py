@@ -20,17 +20,11 @@ from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
 from milepost.events import EventAction
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
-from milepost.kit.errors import PermissionDenied
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.money import cumulative_fee
 from milepost.projects.models import Project
 from milepost.users.models import User
-
-
-def _require_staff(ctx: Context) -> None:
-    if not ctx.require_actor().is_staff:
-        raise PermissionDenied("Only staff can mediate disputes.", code="staff_only")
 
 
 def _overdue(ctx: Context, dispute: Dispute) -> bool:
@@ -69,7 +63,7 @@ class QueueLine:
 
 def dispute_queue(ctx: Context) -> list[QueueLine]:
     """Open disputes: overdue ones first, then by mediation deadline (soonest first)."""
-    _require_staff(ctx)
+    ctx.require_staff("mediate disputes")
     rows = ctx.session.execute(
         select(Dispute, Milestone, Project)
         .join(Milestone, Milestone.id == Dispute.milestone_id)
@@ -171,7 +165,7 @@ def _evidence(item: dict[str, Any], file_names: dict[str, str]) -> EvidenceItem:
 def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
     """The dispute with the milestone's terms, both parties, every delivery with its evidence, the offers
     and the timeline: what staff need to decide it."""
-    _require_staff(ctx)
+    ctx.require_staff("mediate disputes")
     access = disputes.load_dispute(ctx, dispute_id, lock=False)
     dispute, milestone, project = (
         access.dispute,

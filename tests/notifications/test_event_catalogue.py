@@ -3,7 +3,6 @@ publishing with nobody subscribed is refused rather than silently losing e-mails
 
 from __future__ import annotations
 
-import ast
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -79,44 +78,8 @@ def test_actions_and_notices_do_not_share_a_name() -> None:
     assert not {action.value for action in EventAction} & {notice.value for notice in Notice}
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return found
-
-
-# Where notifications and webhooks may be imported: themselves, the web layer (the notification pages),
-# the scheduler (it runs their senders) and the wiring (app, API routers, health, the model registry,
-# the subscribers).
-MAY_IMPORT_THEM = {"notifications", "webhooks", "web", "schedule"}
-WIRING = {"app.py", "api.py", "health.py", "models.py", "subscribers.py"}
-
-
-def domain_modules() -> list[Path]:
-    return sorted(
-        path
-        for path in SRC.rglob("*.py")
-        if path.relative_to(SRC).parts[0] not in MAY_IMPORT_THEM | WIRING | {"migrations"}
-    )
-
-
-def test_domain_packages_reach_notifications_and_webhooks_only_through_the_registry() -> None:
-    reached = {
-        str(path.relative_to(SRC)): sorted(
-            name
-            for name in _imports(path)
-            if name.startswith(("milepost.notifications", "milepost.webhooks"))
-        )
-        for path in domain_modules()
-    }
-    assert "audit/service.py" in reached and "wallets/service.py" in reached
-    assert {module: names for module, names in reached.items() if names} == {}
+# The layering (domain packages reach notifications and webhooks only through the registry) is checked
+# with every other import rule in tests/test_architecture.py.
 
 
 # Nobody subscribed --------------------------------------------------------------------------------------

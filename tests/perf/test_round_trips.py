@@ -74,7 +74,7 @@ def _send(who: Client, method: str, path: str, body: Any = None) -> Any:
 @dataclass(frozen=True)
 class Counted:
     """One request's round trips as counted on the engine, and on PostgreSQL as libpq sent them
-    ((round trips, DEALLOCATE ALLs among them); see round_trips.WireTrace)."""
+    ((round trips, psycopg's own among them); see round_trips.WireTrace)."""
 
     trips: list[Trip]
     wire: tuple[int, int] | None
@@ -178,14 +178,14 @@ def _table(backend: str, counted: dict[str, Counted]) -> str:
     budgets = BUDGETS[backend]
     lines = [
         f"\nround trips per request on {backend} (statements + pre-pings + BEGIN/COMMIT/ROLLBACK;"
-        " wire: as libpq sent them, with psycopg's own DEALLOCATE ALLs):",
-        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6} {'wire':>5} {'dealloc':>7}",
+        " wire: as libpq sent them, with psycopg's own DEALLOCATEs and prepares):",
+        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6} {'wire':>5} {'psycopg':>7}",
     ]
     for name, one in counted.items():
-        wire, deallocations = one.wire if one.wire is not None else ("-", "-")
+        wire, own = one.wire if one.wire is not None else ("-", "-")
         lines.append(
             f"  {name:26} {len(one.trips):5d} {statements(one.trips):10d} {budgets[name]:6d}"
-            f" {wire:>5} {deallocations:>7}"
+            f" {wire:>5} {own:>7}"
         )
     for name, one in counted.items():
         lines.append(f"\n  {name}:")
@@ -210,13 +210,15 @@ def test_hot_paths_stay_within_their_round_trip_budgets(
         if counted[name].listing != again[name].listing
     }
     assert not unsteady, f"the same request sent different statements twice: {unsteady}"
-    # On PostgreSQL the count on the engine is what went over the wire, but for psycopg's DEALLOCATE ALLs.
+    # On PostgreSQL the count on the engine is what went over the wire, but for psycopg's own round trips.
     miscounted = {
         name: (len(one.trips), one.wire)
         for name, one in {**counted, **{f"{n} (again)": o for n, o in again.items()}}.items()
         if one.wire is not None and one.wire[0] - one.wire[1] != len(one.trips)
     }
-    assert not miscounted, f"engine count against libpq's (trips, (wire, dealloc)): {miscounted}"
+    assert not miscounted, (
+        f"engine count against libpq's (trips, (wire, psycopg's own)): {miscounted}"
+    )
     over = {
         name: (len(one.trips), BUDGETS[backend][name])
         for name, one in counted.items()

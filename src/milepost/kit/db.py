@@ -163,6 +163,9 @@ def _postgres_engine(url: str, pooler: Pooler) -> Engine:
         connect_args["prepare_threshold"] = None
     else:
         connect_args["options"] = f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"
+    # The pre-ping (one round trip per checkout) stays: without it, the first request after a database
+    # restart that no request saw meets a pooled connection to the old server and gets a 503 (the pool
+    # is invalidated only by that failure). tests/faults/test_outage.py holds this.
     engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
     )

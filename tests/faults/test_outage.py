@@ -158,6 +158,31 @@ def test_an_outage_answers_503_logs_one_line_and_the_server_recovers_by_itself(
     assert len(messages(log_path, "database unreachable")) == 1
 
 
+def test_the_first_requests_after_a_quick_database_restart_succeed(
+    cluster: ThrowawayCluster, server: tuple[str, Path]
+) -> None:
+    """A restart between two requests (nobody asked while it was down) leaves the pool holding
+    connections to the old server; each is checked before use (the pool's pre-ping), so the request
+    that meets one gets a fresh connection instead of a 503."""
+    url, _log_path = server
+    http = httpx.Client(base_url=url, timeout=20)
+    email = "restart@example.com"
+    assert http.post(
+        "/v1/users", json={"email": email, "name": "R", "password": PASSWORD}
+    ).is_success
+    token = http.post("/v1/tokens", json={"email": email, "password": PASSWORD}).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):
+        assert http.get("/v1/balances", headers=auth).status_code == 200
+
+    cluster.stop()
+    cluster.start()
+    codes = [http.get("/v1/balances", headers=auth).status_code for _ in range(4)]
+    assert codes == [200] * 4, codes
+    body = {"amount": 1_000, "currency": "USD", "provider": "sandbox"}
+    assert http.post("/v1/deposits", json=body, headers=auth).status_code == 201
+
+
 def test_a_sqlite_file_that_cannot_be_opened_is_an_outage_too(tmp_path: Path) -> None:
     from milepost.kit.db import Database
     from milepost.settings import Settings

@@ -12,10 +12,12 @@ Counted on the engine the app uses, from outside the app (nothing in ``src`` kno
 
 These counts are deterministic: the same request sends the same statements every time. What psycopg adds
 on its own below them is not, and ``WireTrace`` counts it on PostgreSQL from libpq's trace of the messages
-it sends (one round trip per Query or Sync): chiefly ``DEALLOCATE ALL`` after a ROLLBACK on a connection
-that holds prepared statements (psycopg forgets them, and prepares them again on their fifth use), which
-comes and goes with the history of the connection. Neither counts the idempotency holder's own connection
-(kit/liveness.py: a ``SELECT 1`` at most every few seconds, outside the engine).
+it sends (one round trip per Query or Sync): ``DEALLOCATE ALL`` after a ROLLBACK on a connection that
+holds prepared statements (psycopg forgets them), and the prepare of a statement on its fifth use on a
+connection (a named Parse with a Sync of its own, once per statement and connection; ``DEALLOCATE`` of one
+when its cache is full), which come and go with the history of the connection. Neither counts the
+idempotency holder's own connection (kit/liveness.py: a ``SELECT 1`` at most every few seconds, outside
+the engine).
 
 Requests must be sent one at a time while recording: the trips of concurrent requests would mix.
 """
@@ -168,13 +170,18 @@ def statements(trips: list[Trip]) -> int:
 
 
 WIRE_ROUND_TRIP = re.compile(rb"^F\t\d+\t(?:Query|Sync)\b", re.MULTILINE)
+# psycopg's own: a DEALLOCATE (ALL, or of one statement), or a prepare (Parse of a named statement, Sync).
+PSYCOPG_OWN_ROUND_TRIP = re.compile(
+    rb'^F\t\d+\t(?:Query\t "DEALLOCATE |Parse\t "_pg3_)', re.MULTILINE
+)
 
 
 class WireTrace:
     """PostgreSQL: libpq traces every message of every pooled connection, each into a file of its own;
     ``mark()`` and ``since(marks)`` count the round trips (Query and Sync messages sent) in between, and
-    ``deallocations`` the ``DEALLOCATE ALL`` among them. libpq buffers the trace: ``since`` flushes it
-    (untrace, trace again), so call it only while no request is running."""
+    those of psycopg's own among them (``DEALLOCATE [ALL]``, and its prepares: a named Parse). libpq
+    buffers the trace: ``since`` flushes it (untrace, trace again), so call it only while no request is
+    running."""
 
     def __init__(self, engine: Engine) -> None:
         self.directory = tempfile.mkdtemp(prefix="milepost-wire-")
@@ -228,13 +235,14 @@ class WireTrace:
         return {path: os.path.getsize(path) for _c, _fd, path in self._traced.values()}
 
     def since(self, marks: dict[str, int]) -> tuple[int, int]:
-        """(round trips, DEALLOCATE ALLs) sent on every traced connection since ``marks``."""
+        """(round trips, psycopg's own round trips among them) sent on every traced connection since
+        ``marks``."""
         self._flush()
-        trips = deallocations = 0
+        trips = own = 0
         for _connection, _fd, path in self._traced.values():
             with open(path, "rb") as trace:
                 trace.seek(marks.get(path, 0))
                 sent = trace.read()
             trips += len(WIRE_ROUND_TRIP.findall(sent))
-            deallocations += sent.count(b'Query\t "DEALLOCATE ALL"')
-        return trips, deallocations
+            own += len(PSYCOPG_OWN_ROUND_TRIP.findall(sent))
+        return trips, own

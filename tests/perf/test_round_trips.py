@@ -28,14 +28,13 @@ from tests.perf.round_trips import RoundTripCounter, Trip, statements
 # no pre-ping, and its BEGIN is a statement of ours; a PostgreSQL BEGIN is psycopg's own round trip.
 # A keyed write is three transactions today: the token read, the key's claim, the unit of work.
 # The goal (money operations at the speed of the database), counted the same way on PostgreSQL, with the
-# idempotency claim included: fund <= 6 (today 29), approve <= 7 (today 33). Linking a ledger entry and its
-# audit event by id (migration 0014) costs each money operation one UPDATE of the entry today: the entry is
-# written before its event exists; writing both in one go is part of the round-trip work still to do.
+# idempotency claim included: fund <= 6 (today 28), approve <= 7 (today 32). A ledger entry and its audit
+# event are linked by id (migration 0014) at no extra cost: the entry is inserted with its event's id.
 BUDGETS: dict[str, dict[str, int]] = {
     "postgres": {
-        "fund": 29,  # goal 6
-        "approve": 33,  # goal 7
-        "release (partial)": 29,
+        "fund": 28,  # goal 6
+        "approve": 32,  # goal 7
+        "release (partial)": 28,
         "submit": 23,
         "create milestone": 23,
         "deposit": 22,
@@ -43,9 +42,9 @@ BUDGETS: dict[str, dict[str, int]] = {
         "token auth (GET /v1/me)": 4,
     },
     "sqlite": {
-        "fund": 26,
-        "approve": 30,
-        "release (partial)": 26,
+        "fund": 25,
+        "approve": 29,
+        "release (partial)": 25,
         "submit": 20,
         "create milestone": 20,
         "deposit": 19,
@@ -75,7 +74,7 @@ def _send(who: Client, method: str, path: str, body: Any = None) -> Any:
 @dataclass(frozen=True)
 class Counted:
     """One request's round trips as counted on the engine, and on PostgreSQL as libpq sent them
-    ((round trips, DEALLOCATE ALLs among them); see round_trips.WireTrace)."""
+    ((round trips, psycopg's own among them); see round_trips.WireTrace)."""
 
     trips: list[Trip]
     wire: tuple[int, int] | None
@@ -179,14 +178,14 @@ def _table(backend: str, counted: dict[str, Counted]) -> str:
     budgets = BUDGETS[backend]
     lines = [
         f"\nround trips per request on {backend} (statements + pre-pings + BEGIN/COMMIT/ROLLBACK;"
-        " wire: as libpq sent them, with psycopg's own DEALLOCATE ALLs):",
-        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6} {'wire':>5} {'dealloc':>7}",
+        " wire: as libpq sent them, with psycopg's own DEALLOCATEs and prepares):",
+        f"  {'operation':26} {'trips':>5} {'statements':>10} {'budget':>6} {'wire':>5} {'psycopg':>7}",
     ]
     for name, one in counted.items():
-        wire, deallocations = one.wire if one.wire is not None else ("-", "-")
+        wire, own = one.wire if one.wire is not None else ("-", "-")
         lines.append(
             f"  {name:26} {len(one.trips):5d} {statements(one.trips):10d} {budgets[name]:6d}"
-            f" {wire:>5} {deallocations:>7}"
+            f" {wire:>5} {own:>7}"
         )
     for name, one in counted.items():
         lines.append(f"\n  {name}:")
@@ -211,13 +210,15 @@ def test_hot_paths_stay_within_their_round_trip_budgets(
         if counted[name].listing != again[name].listing
     }
     assert not unsteady, f"the same request sent different statements twice: {unsteady}"
-    # On PostgreSQL the count on the engine is what went over the wire, but for psycopg's DEALLOCATE ALLs.
+    # On PostgreSQL the count on the engine is what went over the wire, but for psycopg's own round trips.
     miscounted = {
         name: (len(one.trips), one.wire)
         for name, one in {**counted, **{f"{n} (again)": o for n, o in again.items()}}.items()
         if one.wire is not None and one.wire[0] - one.wire[1] != len(one.trips)
     }
-    assert not miscounted, f"engine count against libpq's (trips, (wire, dealloc)): {miscounted}"
+    assert not miscounted, (
+        f"engine count against libpq's (trips, (wire, psycopg's own)): {miscounted}"
+    )
     over = {
         name: (len(one.trips), BUDGETS[backend][name])
         for name, one in counted.items()

@@ -73,7 +73,8 @@ def record(
     appending needs no query, and ``ledger verify`` notices an event deleted from the end of a chain.
 
     A ledger entry posted for the milestone in this unit of work (the money this change moved) is linked
-    both ways: the event names it (``entry_id``) and it names the event (``event_id``). Neither hash
+    both ways: the event names it (``entry_id``) and it names the event (``event_id``, written by
+    ``ledger.post`` with the id this event takes, so linking costs no UPDATE). Neither hash
     covers the link; ``ledger verify`` checks it against what both hashes do cover (see ENTRY_ACTIONS).
 
     Then every subscriber (``milepost.events``: webhooks, notifications) is told, in this same unit of
@@ -90,7 +91,9 @@ def record(
             f"{action} of {milestone_id} cannot name its entries {[str(e.kind) for e in entries]}"
         )
     event = MilestoneEvent(
-        id=new_id("evt"),
+        # The id ``ledger.post`` already wrote in the entry (so the entry needs no UPDATE); hashed below
+        # like any event id, and it is the id this event gets.
+        id=entries[0].event_id if entries and entries[0].event_id else new_id("evt"),
         milestone_id=milestone_id,
         seq=seq,
         actor_id=ctx.actor_id,
@@ -113,8 +116,6 @@ def record(
     milestone.last_event_hash = event.hash
     milestone.last_event_mac = event.mac
     ctx.session.add(event)
-    for entry in entries:
-        entry.event_id = event.id
     events.publish_event(ctx, milestone, event)
     return event
 

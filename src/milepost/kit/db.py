@@ -163,6 +163,9 @@ def _postgres_engine(url: str, pooler: Pooler) -> Engine:
         connect_args["prepare_threshold"] = None
     else:
         connect_args["options"] = f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"
+    # The pre-ping (one round trip per checkout) stays: without it, the first request after a database
+    # restart that no request saw meets a pooled connection to the old server and gets a 503 (the pool
+    # is invalidated only by that failure). tests/faults/test_outage.py holds this.
     engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
     )
@@ -326,6 +329,7 @@ class Database:
         # Between us and PostgreSQL (see the module's docstring); default: MILEPOST_DATABASE_POOLER.
         self.pooler: Pooler = pooler or pooler_from_environment()
         self.engine = make_engine(self.url, self.pooler)
+        self._postgres = not self.url.startswith("sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(milepost_read_only=True), expire_on_commit=False
@@ -427,10 +431,18 @@ class Database:
 
     @contextmanager
     def read_only(self) -> Iterator[Session]:
-        """A read transaction; never commits anything. Objects read stay usable after the block."""
+        """A read transaction; writes nothing. Objects read stay usable after the block.
+
+        On PostgreSQL a block that ends well ends its transaction with COMMIT, not ROLLBACK: both cost
+        one round trip, but after a ROLLBACK psycopg forgets its prepared statements (and now and then
+        sends DEALLOCATE ALL), so every request's token read would have to prepare them again. SQLite
+        keeps its ROLLBACK (no such cache; and a read that met a damaged page can have its COMMIT
+        refused, which a read should not fail on). A block that raises is rolled back (by ``close``)."""
         session = self._read_sessions()
         try:
             yield session
+            if self._postgres:
+                _end_read(session)
         except DBAPIError as error:
             if is_unreachable(error):
                 self.outage.failed(error)
@@ -461,6 +473,13 @@ def log_failure(db: Database, logger: logging.Logger, message: str, error: BaseE
         db.outage.failed(error)
     else:
         logger.error(message, exc_info=error)
+
+
+def _end_read(session: Session) -> None:
+    """COMMIT a read transaction that went well. What the block loaded is let go first, as ``close``
+    would (it stays usable, detached): nothing a read touched is flushed by the COMMIT."""
+    session.expunge_all()
+    session.commit()
 
 
 def _rollback(session: Session) -> None:

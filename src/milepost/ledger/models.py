@@ -89,9 +89,10 @@ class JournalEntry(Base):
     mac: Mapped[str | None] = mapped_column(String(64))
     mac_key_id: Mapped[str | None] = mapped_column(String(40))
     # The audit event of the same change (an entry that moved a milestone's money), which names this entry
-    # back (``MilestoneEvent.entry_id``). Set once the event is recorded, after this entry's hash and MAC
-    # were made, so neither covers it: ``ledger verify`` checks the pair against what the hashes cover
-    # (the same milestone and time, an action of ENTRY_ACTIONS). None: no milestone.
+    # back (``MilestoneEvent.entry_id``). Written in the entry's INSERT with the id that event will take
+    # (``ledger.post`` picks it, ``audit.record`` uses it); neither the entry's hash nor its MAC covers
+    # it: ``ledger verify`` checks the pair against what the hashes cover (the same milestone and time,
+    # an action of ENTRY_ACTIONS). None: no milestone, or no event recorded after the entry.
     event_id: Mapped[str | None] = mapped_column(String(40))
 
     postings: Mapped[list[Posting]] = relationship(

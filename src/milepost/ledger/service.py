@@ -5,8 +5,10 @@ currency, locks the accounts involved in a fixed order (by key), refuses a leg t
 an escrow's balance below zero, and writes the entry, its postings and the new cached balances together.
 
 An entry for a milestone belongs to the change that posted it, and that change records one audit event
-for the milestone right after: ``post`` keeps the entry aside in the unit of work, and the next
-``audit.record`` for the same milestone takes it (``take_unlinked``) and links the two both ways.
+for the milestone right after. ``post`` picks the id that event will take and writes it in the entry's
+INSERT (``event_id``: no UPDATE of the entry afterwards), and keeps the entry aside in the unit of work;
+the next ``audit.record`` for the same milestone takes it (``take_unlinked``), gives its event that id
+and names the entry back. An entry no event took by the commit is left naming none, as before.
 """
 
 from __future__ import annotations
@@ -212,6 +214,15 @@ def take_unlinked(session: Session, milestone_id: str) -> list[JournalEntry]:
     return unlinked.pop(milestone_id, [])
 
 
+@event.listens_for(Session, "before_commit")
+def _unname_untaken(session: Session) -> None:
+    """An entry posted for a milestone whose change recorded no event after it names no event: the id
+    ``post`` picked for one was never used (one UPDATE, only in that case; flushed by this commit)."""
+    for entries in session.info.get(_UNLINKED, {}).values():
+        for entry in entries:
+            entry.event_id = None
+
+
 @event.listens_for(Session, "after_commit")
 def _forget_unlinked(session: Session) -> None:
     session.info.pop(_UNLINKED, None)
@@ -256,6 +267,8 @@ def post(
         milestone_id=milestone_id,
         actor_id=ctx.actor_id,
         created_at=ctx.now,
+        # The id of the audit event the same change records next (audit.record gives it that id).
+        event_id=new_id("evt") if milestone_id is not None else None,
     )
     for key, delta in deltas.items():
         if accounts[key].kind in NON_NEGATIVE_KINDS:

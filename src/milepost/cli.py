@@ -20,7 +20,8 @@ from milepost.cli_support import (
     refuse_unwritable_files_dir,
     url_in_use,
 )
-from milepost.kit.db import DEFAULT_DATABASE_URL, explain_failure, shown_url
+from milepost.kit.db import DEFAULT_DATABASE_URL
+from milepost.kit.db_failures import explain_failure, shown_url
 from milepost.kit.errors import MilepostError
 from milepost.kit.schema import upgrade_schema
 from milepost.ledger.cli import statement_command

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from milepost.kit.db import Database, pooler_from_environment, shown_url
+from milepost.kit.db import Database, pooler_from_environment
+from milepost.kit.db_failures import shown_url
 from milepost.kit.errors import MilepostError
 from milepost.kit.schema import schema_state, upgrade_schema
 

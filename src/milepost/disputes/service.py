@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from milepost.audit import service as audit
 from milepost.disputes.models import (
     Dispute,
     DisputeStatus,
@@ -44,7 +43,7 @@ from milepost.ledger.models import EntryKind
 from milepost.ledger.service import escrow_account, fee_account, post, user_account
 from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.guards import authorize_action
-from milepost.milestones.service import transition
+from milepost.milestones.service import record_in_place, transition
 from milepost.milestones.state import Action, MilestoneStatus, Role
 from milepost.money import cumulative_fee, validate_amount
 
@@ -275,14 +274,10 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
     ctx.session.add(offer)
     if not _is_opener(ctx, dispute) and dispute.responded_at is None:
         dispute.responded_at = ctx.now
-    milestone = access.milestone_access.milestone
-    audit.record(
+    record_in_place(
         ctx,
-        milestone,
+        access.milestone_access,
         EventAction.SETTLEMENT_OFFERED,
-        role=access.role,
-        from_status=milestone.status,
-        to_status=milestone.status,
         amount=amount,
         data={
             "dispute_id": dispute.id,
@@ -393,14 +388,10 @@ def flag_overdue(ctx: Context, dispute_id: str) -> Dispute:
     if dispute.overdue_at is not None or ctx.now < dispute.mediation_due_at:
         raise InvalidState("This dispute is flagged already, or not due yet.", code="not_due")
     dispute.overdue_at = ctx.now
-    milestone = access.milestone_access.milestone
-    audit.record(
+    record_in_place(
         ctx,
-        milestone,
+        access.milestone_access,
         EventAction.DISPUTE_OVERDUE,
-        role=access.role,
-        from_status=milestone.status,
-        to_status=milestone.status,
         data={
             "dispute_id": dispute.id,
             "mediation_due_at": dispute.mediation_due_at.isoformat(),

@@ -71,6 +71,29 @@ def transition(
     )
 
 
+def record_in_place(
+    ctx: Context,
+    access: MilestoneAccess,
+    action: EventAction,
+    *,
+    amount: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Record ``action`` as an audit event of a milestone whose status it leaves as it is (a partial
+    release, a request, an offer, a late fee): the one shape of every such event."""
+    milestone = access.milestone
+    audit.record(
+        ctx,
+        milestone,
+        action,
+        role=access.role,
+        from_status=milestone.status,
+        to_status=milestone.status,
+        amount=amount,
+        data=data,
+    )
+
+
 # Terms ------------------------------------------------------------------------------------------------
 
 
@@ -188,13 +211,10 @@ def accrue_late_fee(ctx: Context, milestone_id: str) -> int:
         return 0
     milestone.late_fee_amount = accrued
     milestone.updated_at = ctx.now
-    audit.record(
+    record_in_place(
         ctx,
-        milestone,
+        access,
         EventAction.LATE_FEE_ACCRUED,
-        role=access.role,
-        from_status=milestone.status,
-        to_status=milestone.status,
         amount=increase,
         data={"late_fee_amount": accrued, "fund_by": milestone.fund_by.isoformat()},
     )
@@ -424,13 +444,10 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
         transition(ctx, access, S.RELEASED, EventAction.RELEASED, amount=amount, data=data)
     else:
         milestone.updated_at = ctx.now
-        audit.record(
+        record_in_place(
             ctx,
-            milestone,
+            access,
             EventAction.RELEASED_PART,
-            role=access.role,
-            from_status=milestone.status,
-            to_status=milestone.status,
             amount=amount,
             data=data,
         )
@@ -441,13 +458,10 @@ def request_release(ctx: Context, milestone_id: str) -> Milestone:
     access = load_milestone(ctx, milestone_id, lock=True)
     authorize_action(access, Action.REQUEST_RELEASE)
     milestone = access.milestone
-    audit.record(
+    record_in_place(
         ctx,
-        milestone,
+        access,
         EventAction.RELEASE_REQUESTED,
-        role=access.role,
-        from_status=milestone.status,
-        to_status=milestone.status,
     )
     return milestone
 
@@ -491,13 +505,10 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
     milestone.cancellation_requested = True
     milestone.cancellation_reason = why
     milestone.updated_at = ctx.now
-    audit.record(
+    record_in_place(
         ctx,
-        milestone,
+        access,
         EventAction.CANCELLATION_REQUESTED,
-        role=access.role,
-        from_status=milestone.status,
-        to_status=milestone.status,
         data={"reason": why},
     )
     return milestone
@@ -515,13 +526,10 @@ def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Mil
         _cancel(ctx, access, action=EventAction.CANCELLATION_ACCEPTED, reason=reason)
     else:
         milestone.updated_at = ctx.now
-        audit.record(
+        record_in_place(
             ctx,
-            milestone,
+            access,
             EventAction.CANCELLATION_DECLINED,
-            role=access.role,
-            from_status=milestone.status,
-            to_status=milestone.status,
         )
     return milestone
 

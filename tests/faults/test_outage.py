@@ -162,8 +162,8 @@ def test_the_first_requests_after_a_quick_database_restart_succeed(
     cluster: ThrowawayCluster, server: tuple[str, Path]
 ) -> None:
     """A restart between two requests (nobody asked while it was down) leaves the pool holding
-    connections to the old server; each is checked before use (the pool's pre-ping), so the request
-    that meets one gets a fresh connection instead of a 503."""
+    connections to the old server; one that sat idle is checked before use (kit/db.py:
+    IDLE_CHECK_SECONDS), so the request that meets one gets a fresh connection instead of a 503."""
     url, _log_path = server
     http = httpx.Client(base_url=url, timeout=20)
     email = "restart@example.com"

@@ -10,12 +10,12 @@ Counted on the engine the app uses, from outside the app (nothing in ``src`` kno
 - ``COMMIT`` and ``ROLLBACK``, whether the unit of work ends them or the pool resets a connection on return,
   when the connection actually had a transaction open (ending none sends nothing).
 
-These counts are deterministic: the same request sends the same statements every time. What psycopg adds
-on its own below them is not, and ``WireTrace`` counts it on PostgreSQL from libpq's trace of the messages
-it sends (one round trip per Query or Sync): ``DEALLOCATE ALL`` after a ROLLBACK on a connection that
-holds prepared statements (psycopg forgets them), and the prepare of a statement on its fifth use on a
-connection (a named Parse with a Sync of its own, once per statement and connection; ``DEALLOCATE`` of one
-when its cache is full), which come and go with the history of the connection. Neither counts the
+These counts are deterministic: the same request sends the same statements every time. On PostgreSQL
+they are not its round trips: in pipeline mode (kit/db.py) statements share them. ``WireTrace`` counts
+those from libpq's trace of the messages it sends (one round trip per Query or Sync), and tells psycopg's
+own apart, which come and go with the history of a connection: ``DEALLOCATE ALL`` after a ROLLBACK on a
+connection that holds prepared statements (psycopg forgets them), and outside pipeline mode the prepare of
+a statement on its fifth use on a connection (a named Parse with a Sync of its own). Neither counts the
 idempotency holder's own connection (kit/liveness.py: a ``SELECT 1`` at most every few seconds, outside
 the engine).
 
@@ -169,11 +169,39 @@ def statements(trips: list[Trip]) -> int:
     return sum(trip.kind == "statement" for trip in trips)
 
 
-WIRE_ROUND_TRIP = re.compile(rb"^F\t\d+\t(?:Query|Sync)\b", re.MULTILINE)
-# psycopg's own: a DEALLOCATE (ALL, or of one statement), or a prepare (Parse of a named statement, Sync).
-PSYCOPG_OWN_ROUND_TRIP = re.compile(
-    rb'^F\t\d+\t(?:Query\t "DEALLOCATE |Parse\t "_pg3_)', re.MULTILINE
-)
+_MESSAGE = re.compile(rb"^F\t\d+\t(\w+)\t?(.*)$", re.MULTILINE)
+_SQL = re.compile(rb'^ "(?:_pg3_\d+)?" "(.*?)"(?: \d+)*$', re.DOTALL)
+
+
+def wire_round_trips(sent: bytes) -> list[str]:
+    """The round trips in what libpq sent (its trace of frontend messages): one per Query or Sync, named
+    by the statements that went with it. Among them, psycopg's own are marked "psycopg": a DEALLOCATE
+    (ALL, or of one statement), and the prepare of a statement on its fifth use on a connection outside
+    pipeline mode (a named Parse with a Sync of its own, nothing executed)."""
+    trips: list[str] = []
+    group: list[tuple[bytes, bytes]] = []
+    for kind, rest in _MESSAGE.findall(sent):
+        if kind == b"Query":
+            text = rest.strip().strip(b'"').decode(errors="replace")
+            own = text.startswith("DEALLOCATE")
+            trips.append(("psycopg: " if own else "") + text.split()[0] + " (simple query)")
+            group = []
+        elif kind == b"Sync":
+            parses = [body for name, body in group if name == b"Parse"]
+            executes = [name for name, _ in group if name == b"Execute"]
+            if parses and not executes and all(b'"_pg3_' in body for body in parses):
+                trips.append("psycopg: prepare")
+            else:
+                words = []
+                for body in parses:
+                    match = _SQL.match(body)
+                    words.append(summary(match.group(1).decode(errors="replace")) if match else "?")
+                label = "; ".join(words) if words else f"{len(executes)} prepared"
+                trips.append(label if executes else "sync")
+            group = []
+        else:
+            group.append((kind, rest))
+    return trips
 
 
 class WireTrace:
@@ -234,15 +262,12 @@ class WireTrace:
         self._flush()
         return {path: os.path.getsize(path) for _c, _fd, path in self._traced.values()}
 
-    def since(self, marks: dict[str, int]) -> tuple[int, int]:
-        """(round trips, psycopg's own round trips among them) sent on every traced connection since
-        ``marks``."""
+    def since(self, marks: dict[str, int]) -> list[str]:
+        """The round trips sent on every traced connection since ``marks`` (``wire_round_trips``)."""
         self._flush()
-        trips = own = 0
+        trips: list[str] = []
         for _connection, _fd, path in self._traced.values():
             with open(path, "rb") as trace:
                 trace.seek(marks.get(path, 0))
-                sent = trace.read()
-            trips += len(WIRE_ROUND_TRIP.findall(sent))
-            own += len(PSYCOPG_OWN_ROUND_TRIP.findall(sent))
-        return trips, own
+                trips.extend(wire_round_trips(trace.read()))
+        return trips

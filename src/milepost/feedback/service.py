@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from milepost.feedback.models import MAX_RATING, MIN_RATING, Feedback
 from milepost.kit import validate
 from milepost.kit.context import Context
+from milepost.kit.db import flush_now
 from milepost.kit.errors import Conflict, InvalidState, NotFound, PermissionDenied
 from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
@@ -102,7 +103,7 @@ def leave_feedback(
     )
     ctx.session.add(feedback)
     try:
-        ctx.session.flush()
+        flush_now(ctx.session)
     except IntegrityError:
         raise AlreadyRated("You have already rated this milestone.") from None
     return feedback

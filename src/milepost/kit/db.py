@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Literal
 
@@ -43,8 +44,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -139,7 +141,11 @@ def normalise_url(url: str) -> str:
 _phase = threading.local()
 
 
-def _mark_committing(_connection: Any) -> None:
+def _mark_committing(connection: Any) -> None:
+    # In pipeline mode the writes are answered first: a failure up to here means nothing was committed.
+    # (Sending them with the COMMIT would save a round trip, but a connection lost then would leave
+    # every such failure's outcome unknown.)
+    sync(connection)
     _phase.committing = True
 
 
@@ -154,6 +160,166 @@ def make_engine(url: str, pooler: Pooler | None = None) -> Engine:
     return engine
 
 
+# PostgreSQL in pipeline mode (psycopg): a unit of work sends its statements without waiting for each
+# answer, and waits only where it needs one. A statement that returns rows (a SELECT, a RETURNING) is sent
+# together with everything queued before it, and the request's writes (the ORM's flush, and the Core
+# statements marked ``QUEUED``) go out with the COMMIT. ``BEGIN`` travels with the first statement. So a
+# unit of work costs one round trip per read it depends on, plus one for all its writes and the COMMIT,
+# whatever the number of rows it writes, and every rule stays in Python: nothing is folded into SQL.
+#
+# What a queued write gives up: its row count and its error arrive later. No code reads the row count of
+# a queued statement (the ORM's check that an UPDATE matched its row is off while it is queued: the rows
+# a unit of work updates are the ones it has read, most under a lock), and its error (a constraint, a
+# deadlock) is raised by the next statement that waits, or by the COMMIT, and rolls the whole unit of
+# work back just the same. Code that must see a write's error at that write calls ``flush_now``.
+PIPELINE = (
+    "milepost_pipeline"  # the psycopg Pipeline of a connection in pipeline mode (connection.info)
+)
+QUEUED = {
+    "milepost_queued": True
+}  # execution options of a Core write that may wait in the pipeline
+_flushing: ContextVar[bool] = ContextVar("milepost_flushing", default=False)
+
+# A pooled connection that sat unused for longer than this is checked (SELECT 1) before it is handed out:
+# the database may have restarted meanwhile (a restart takes longer than this). A connection in steady use
+# is not: no round trip per request under load. The pool hands out the most recently used connection
+# first (LIFO), so the busy ones stay busy and only the spare ones age.
+IDLE_CHECK_SECONDS = 0.2
+
+
+class _PipelinedDialect(PGDialect_psycopg):
+    """psycopg's dialect, with the ORM's matched-rows check off while a flush is queued in a pipeline
+    (its row counts are not known yet)."""
+
+    supports_statement_cache = True
+
+    @property
+    def supports_sane_rowcount(self) -> bool:
+        return not _flushing.get()
+
+    @supports_sane_rowcount.setter
+    def supports_sane_rowcount(self, _value: bool) -> None:
+        pass
+
+    @property
+    def supports_sane_multi_rowcount(self) -> bool:
+        return not _flushing.get()
+
+    @supports_sane_multi_rowcount.setter
+    def supports_sane_multi_rowcount(self, _value: bool) -> None:
+        pass
+
+
+def _waits_for_answer(context: Any) -> bool:
+    """Whether the statement just sent must have its answer now: all but a write that returns nothing
+    and is either part of the ORM's flush or marked ``QUEUED``."""
+    if (
+        context.execution_options.get("milepost_queued", False)
+        and getattr(context, "compiled", None) is None
+    ):
+        return False  # SQL of our own marked as such (SET LOCAL)
+    compiled = getattr(context, "compiled", None)
+    if compiled is None or not (context.isinsert or context.isupdate or context.isdelete):
+        return True
+    if compiled.effective_returning:
+        return True
+    return not (_flushing.get() or context.execution_options.get("milepost_queued", False))
+
+
+def _sync_when_answer_needed(
+    connection: Any,
+    _cursor: Any,
+    _statement: str,
+    _parameters: Any,
+    context: Any,
+    _executemany: bool,
+) -> None:
+    pipeline = connection.info.get(PIPELINE)
+    if pipeline is not None and _waits_for_answer(context):
+        pipeline.sync()  # sends what is queued with this statement and reads the answers
+
+
+class PipelinedSession(Session):
+    """A session whose flush may wait in the connection's pipeline (see ``PIPELINE``)."""
+
+    def flush(self, objects: Any = None) -> None:
+        token = _flushing.set(True)
+        try:
+            super().flush(objects)
+        finally:
+            _flushing.reset(token)
+
+
+def flush_now(session: Session) -> None:
+    """Flush and wait for the database's answer: for code that must see an INSERT's constraint error at
+    that INSERT (a unique e-mail address, one rating per person)."""
+    session.flush()
+    sync(session.connection())
+
+
+def sync(connection: Any) -> None:
+    """Send what waits in ``connection``'s pipeline (if it is in one) and read the answers; a failure is
+    raised as SQLAlchemy raises the driver's errors, and a lost connection is invalidated."""
+    pipeline = connection.info.get(PIPELINE)
+    if pipeline is None:
+        return
+    import psycopg
+
+    try:
+        pipeline.sync()
+    except psycopg.Error as error:
+        lost = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            None, None, error, psycopg.Error, connection_invalidated=lost
+        ) from error
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Run the block with the session's connection in pipeline mode (PostgreSQL; elsewhere, as is).
+
+    The connection leaves pipeline mode when it goes back to the pool (``_reset_on_checkin``): the session
+    hands it back as it commits or rolls back, which is where the pipeline's last answers arrive."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    connection = session.connection()
+    if PIPELINE not in connection.info:
+        driver: Any = connection.connection.driver_connection
+        manager = driver.pipeline()
+        connection.info[PIPELINE] = manager.__enter__()
+        connection.info[_PIPELINE_MANAGER] = manager
+    yield
+
+
+_PIPELINE_MANAGER = "milepost_pipeline_manager"
+
+
+def _reset_on_checkin(dbapi_connection: Any, record: Any) -> None:
+    """Pool checkin, before anyone else can check the connection out: out of pipeline mode (nothing is
+    queued by then: COMMIT and ROLLBACK wait for their answers; leaving sends one Sync), and rolled back
+    if it is still in a transaction (a block that broke off; SQLAlchemy's own reset would send a ROLLBACK
+    every time)."""
+    if record is not None:
+        record.info.pop(PIPELINE, None)
+        manager = record.info.pop(_PIPELINE_MANAGER, None)
+        if manager is not None:
+            try:
+                manager.__exit__(None, None, None)
+            except Exception as error:  # a broken connection: the next checkout finds out
+                log.info("leaving pipeline mode failed", extra={"fields": {"error": str(error)}})
+    if dbapi_connection is None or dbapi_connection.closed:
+        return
+    if int(dbapi_connection.info.transaction_status) != 0:  # not IDLE
+        try:
+            dbapi_connection.rollback()
+        except Exception:  # gone: the pool's next checkout replaces it
+            if record is not None:
+                record.invalidate()
+
+
 def _postgres_engine(url: str, pooler: Pooler) -> Engine:
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if pooler == "transaction":
@@ -161,19 +327,51 @@ def _postgres_engine(url: str, pooler: Pooler) -> Engine:
         connect_args["prepare_threshold"] = None
     else:
         connect_args["options"] = f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"
-    # The pre-ping (one round trip per checkout) stays: without it, the first request after a database
-    # restart that no request saw meets a pooled connection to the old server and gets a 503 (the pool
-    # is invalidated only by that failure). tests/faults/test_outage.py holds this.
+    # reset_on_return=None: the checkin hook below rolls back only a connection that is still in a
+    # transaction (the pool's own reset would send a ROLLBACK, and leave pipeline mode, every time).
     engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+        url,
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
+        pool_use_lifo=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
     )
+    engine.dialect.__class__ = _PipelinedDialect  # same driver, same settings; see the class
+    event.listen(engine, "after_cursor_execute", _sync_when_answer_needed)
+
+    # No ping per checkout, only for a connection that sat idle (IDLE_CHECK_SECONDS): without it, the
+    # first request after a database restart that no request saw meets a pooled connection to the old
+    # server and gets a 503 (the pool is invalidated only by that failure). tests/faults/test_outage.py
+    # holds this.
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        _reset_on_checkin(dbapi_connection, record)
+        if record is not None:
+            record.info["milepost_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("milepost_checked_in")
+        if returned is None or time.monotonic() - returned < IDLE_CHECK_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # the driver's error: this connection is gone
+            alive = False
+        if not alive:  # the pool throws it away and hands out another one
+            raise DisconnectionError("a pooled connection was lost while idle")
+
     if pooler == "transaction":
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
             # The first statement of the transaction (psycopg sends BEGIN before it): this
             # transaction's lock timeout, whichever server connection it runs on.
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_SECONDS * 1000}")
+            connection.exec_driver_sql(
+                f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_SECONDS * 1000}", execution_options=QUEUED
+            )
 
     return engine
 
@@ -328,9 +526,21 @@ class Database:
         self.pooler: Pooler = pooler or pooler_from_environment()
         self.engine = make_engine(self.url, self.pooler)
         self._postgres = not self.url.startswith("sqlite")
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(milepost_read_only=True), expire_on_commit=False
+        self._sessions = sessionmaker(
+            self.engine, class_=PipelinedSession, expire_on_commit=False, autoflush=True
+        )
+        reading = self.engine.execution_options(milepost_read_only=True)
+        self._read_sessions = sessionmaker(reading, expire_on_commit=False)
+        self._autocommit_writes = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        # PostgreSQL reads that may run in autocommit (see ``read_only``).
+        self._autocommit_read_sessions = (
+            sessionmaker(
+                reading.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
+            if self._postgres
+            else self._read_sessions
         )
         # SQLite lets one writer in at a time, and a writer that finds the database locked sleeps and polls
         # (its busy handler): under load the unluckiest request waits seconds. Threads of this process
@@ -360,18 +570,19 @@ class Database:
     def _unit_of_work(self) -> Iterator[Session]:
         session = self._sessions()
         try:
-            try:
-                yield session
-            except MilepostError as error:
-                if error.keep_changes:
-                    self._commit(session)
-                else:
+            with pipelined(session):
+                try:
+                    yield session
+                except MilepostError as error:
+                    if error.keep_changes:
+                        self._commit(session)
+                    else:
+                        _rollback(session)
+                    raise
+                except BaseException:
                     _rollback(session)
-                raise
-            except BaseException:
-                _rollback(session)
-                raise
-            self._commit(session)
+                    raise
+                self._commit(session)
         except DBAPIError as error:
             # Raised by the block (before COMMIT), so rolled back: nothing was changed.
             _rollback(session)
@@ -428,15 +639,21 @@ class Database:
                 self._write_turn.release()
 
     @contextmanager
-    def read_only(self) -> Iterator[Session]:
+    def read_only(self, *, autocommit: bool = False) -> Iterator[Session]:
         """A read transaction; writes nothing. Objects read stay usable after the block.
+
+        ``autocommit``: on PostgreSQL, no transaction at all, each statement on its own (no BEGIN, no
+        COMMIT: two round trips fewer). Under READ COMMITTED every statement of a transaction sees a
+        snapshot of its own anyway, so a read of a few statements (a token, a page of an API listing)
+        loses nothing; one that needs a server-side cursor or one snapshot for all its statements (the
+        ledger's verification) keeps the transaction.
 
         On PostgreSQL a block that ends well ends its transaction with COMMIT, not ROLLBACK: both cost
         one round trip, but after a ROLLBACK psycopg forgets its prepared statements (and now and then
         sends DEALLOCATE ALL), so every request's token read would have to prepare them again. SQLite
         keeps its ROLLBACK (no such cache; and a read that met a damaged page can have its COMMIT
         refused, which a read should not fail on). A block that raises is rolled back (by ``close``)."""
-        session = self._read_sessions()
+        session = (self._autocommit_read_sessions if autocommit else self._read_sessions)()
         try:
             yield session
             if self._postgres:
@@ -448,6 +665,32 @@ class Database:
             raise
         finally:
             # close() ends the transaction without expiring what was loaded (rollback() would).
+            session.close()
+        self.outage.worked()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Session]:
+        """One statement that commits on its own: on PostgreSQL in autocommit (no BEGIN, no COMMIT: one
+        round trip); elsewhere a unit of work. For a single INSERT that must be visible at once (an
+        idempotency key's claim); anything that reads and then writes needs a unit of work."""
+        if not self._postgres:
+            with self.unit_of_work() as session:
+                yield session
+            return
+        session = self._autocommit_writes()
+        try:
+            yield session
+            session.commit()
+        except DBAPIError as error:
+            _rollback(session)
+            conflict = as_conflict(error)
+            if conflict is not None:
+                raise conflict from error
+            if is_unreachable(error):
+                self.outage.failed(error)
+                raise ServiceUnavailable() from error
+            raise
+        finally:
             session.close()
         self.outage.worked()
 

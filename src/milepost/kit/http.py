@@ -49,6 +49,7 @@ class Api:
         self.request = request
         self.db: Database = request.app.state.db
         self.settings: Settings = request.app.state.settings
+        self._keyed_actor: User | None = None  # a keyed write's caller, read before its claim
 
     def _token(self) -> str | None:
         header = self.request.headers.get("authorization", "")
@@ -82,9 +83,15 @@ class Api:
         return client_address(self.request)
 
     def read(
-        self, action: Callable[[Context], T], render: Render[T], *, auth: bool = True
+        self,
+        action: Callable[[Context], T],
+        render: Render[T],
+        *,
+        auth: bool = True,
+        snapshot: bool = False,
     ) -> Response:
-        with self.db.read_only() as session:
+        """Run a read-only service call; ``snapshot``: in one transaction (see ``Database.read_only``)."""
+        with self.db.read_only(autocommit=not snapshot) as session:
             actor = self._actor(session, required=auth)
             rendered = render(action(Context(session, actor, settings=self.settings)))
             if isinstance(rendered, Response):  # a document or a file rather than JSON
@@ -151,8 +158,9 @@ class Api:
         user_id: str | None = None
         if key is not None:
             # The key is scoped to the caller, so who it is must be known before the claim.
-            with self.db.read_only() as session:
+            with self.db.read_only(autocommit=True) as session:
                 user = self._actor(session, required=auth)
+            self._keyed_actor = user
             user_id = user.id if user is not None else None
             scope_key = idempotency.scope(user_id, key)
         with idempotency.running(self.db, scope_key):
@@ -180,8 +188,9 @@ class Api:
             with self.db.unit_of_work() as session:
                 # Without an idempotency key the token is read in this same transaction.
                 actor = (
-                    session.get(User, user_id)
-                    if key is not None and user_id is not None
+                    # As read a moment ago, without reading it again (nothing locks a user row).
+                    session.merge(self._keyed_actor, load=False)
+                    if key is not None and self._keyed_actor is not None
                     else self._actor(session, required=auth)
                 )
                 result = action(Context(session, actor, settings=self.settings))

@@ -31,7 +31,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from milepost.kit import liveness
-from milepost.kit.db import Database, insert_ignoring_conflicts
+from milepost.kit.db import QUEUED, Database, insert_ignoring_conflicts
 from milepost.kit.errors import Conflict, MilepostError, ValidationFailed
 from milepost.kit.idempotency_models import IdempotencyKey
 
@@ -90,28 +90,26 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
     """
     mark = liveness.mark_for(db.url, db.pooler)
     holder = mark.holder()
-    with db.unit_of_work() as session:
-        inserted = insert_ignoring_conflicts(
-            session,
-            IdempotencyKey,
-            [
-                {
-                    "scope_key": scope_key,
-                    "request_hash": request_hash,
-                    "created_at": now,
-                    "holder": holder,
-                }
-            ],
-        )
-        if inserted:
+    fresh = {
+        "scope_key": scope_key,
+        "request_hash": request_hash,
+        "created_at": now,
+        "holder": holder,
+    }
+    # A new key (the usual case): one INSERT, committed on its own (one round trip on PostgreSQL).
+    with db.autocommit() as session:
+        if insert_ignoring_conflicts(session, IdempotencyKey, [fresh]):
             return None
+    with db.unit_of_work() as session:
         row = session.scalar(
             select(IdempotencyKey)
             .where(IdempotencyKey.scope_key == scope_key)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        assert row is not None
+        if row is None:  # released meanwhile (its request failed): ours to claim again
+            insert_ignoring_conflicts(session, IdempotencyKey, [fresh])
+            return None
         expired = now - row.created_at >= KEY_LIFETIME
         abandoned = row.response_status is None and _abandoned(db, session, mark, row, now)
         if expired or abandoned:
@@ -149,11 +147,13 @@ def _abandoned(
 
 
 def store(session: Session, scope_key: str, status: int, body: Any) -> None:
-    """Record the response in the request's own transaction."""
-    row = session.get(IdempotencyKey, scope_key)
-    if row is not None:
-        row.response_status = status
-        row.response_body = body
+    """Record the response in the request's own transaction (a write that waits for the COMMIT)."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.scope_key == scope_key)
+        .values(response_status=status, response_body=body)
+        .execution_options(synchronize_session=False, **QUEUED)
+    )
 
 
 def keeps(error: MilepostError | None) -> bool:

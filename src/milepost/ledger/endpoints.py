@@ -114,4 +114,4 @@ def verify(api: ApiDep) -> Response:
     """Staff only: check every invariant of the books (entries balance, balances match their postings, no
     account that holds people's money is negative, escrow matches each milestone, the event chain and,
     with MILEPOST_LEDGER_KEY, its keyed MACs); `ok` is true only if none is broken. Reads only."""
-    return api.read(verify_as_staff, VerifyOut.of)
+    return api.read(verify_as_staff, VerifyOut.of, snapshot=True)

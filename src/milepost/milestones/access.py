@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound
-from milepost.kit.lookup import one_or_404
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Role
 from milepost.projects.models import Project
@@ -33,18 +32,20 @@ class MilestoneAccess:
 
 def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneAccess:
     """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked."""
-    milestone = one_or_404(
-        ctx.session,
-        select(Milestone).where(Milestone.id == milestone_id),
-        lock=lock,
-        missing="No such milestone.",
+    # One statement for both (the lock, if any, on the milestone row only).
+    query = (
+        select(Milestone, Project)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(Milestone.id == milestone_id)
     )
-    project = ctx.session.scalar(
-        select(Project)
-        .where(Project.id == milestone.project_id)
-        .execution_options(populate_existing=lock)
-    )
-    assert project is not None  # foreign key
+    if lock:
+        query = query.with_for_update(of=Milestone.__table__).execution_options(
+            populate_existing=True
+        )
+    row = ctx.session.execute(query).one_or_none()
+    if row is None:
+        raise NotFound("No such milestone.", param="id")
+    milestone, project = row
     role = project_role(ctx.actor, project)
     if role is None:
         raise NotFound("No such milestone.", param="id")

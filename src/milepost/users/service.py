@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from milepost.kit import validate
+from milepost.kit.db import flush_now
 from milepost.kit.errors import AuthenticationFailed, NotFound, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.kit.time import utcnow
@@ -80,7 +81,7 @@ def create_user(
     )
     session.add(user)
     try:
-        session.flush()
+        flush_now(session)
     except IntegrityError:
         # A concurrent sign-up with the same address committed between the check above and this insert
         # (PostgreSQL; SQLite's write lock serialises sign-ups). The unit of work rolls back.

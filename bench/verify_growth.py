@@ -2,13 +2,14 @@
 
 Generates a consistent ledger of N postings straight into a fresh database (bulk inserts, every hash and
 MAC made with the project's own functions, so that verify passes), then runs ``milepost ledger verify``
-as a subprocess with the ledger key set (the MACs checked too) and prints its wall time and peak RSS.
+as a subprocess with the ledger key set (the MACs checked too), once per ``--workers`` value, and prints
+its wall time and peak RSS (the process and its worker processes together).
 The shape: a pair of users (client, freelancer) per 100 milestones, one deposit per pair, and per
 milestone a funding (2 postings) and a full release with its fee (3 postings), with the audit events
 created, funded and released: about 5 postings, 2 entries and 3 events per milestone.
 
     .venv/bin/python bench/verify_growth.py                          # 1,000,000 postings, both backends
-    .venv/bin/python bench/verify_growth.py --postings 50000 --backends sqlite
+    .venv/bin/python bench/verify_growth.py --postings 50000 --backends sqlite --workers 1 2
 
 On PostgreSQL it creates a database of its own (a unique name) and drops it afterwards.
 """
@@ -339,26 +340,44 @@ def insert(connection: Connection, rows: Rows) -> None:
             connection.execute(table.insert(), values)
 
 
-def run_verify(url: str) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB, and the last line of ``milepost ledger verify``'s output."""
+def run_verify(url: str, workers: int | None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB of ``milepost ledger verify`` with its worker processes (the largest
+    sum seen, sampled every 20 ms), and the last line of its output."""
     environment = {**os.environ, "MILEPOST_LEDGER_KEY": LEDGER_KEY}
+    command = [MILEPOST, "ledger", "verify", "--db", url]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [MILEPOST, "ledger", "verify", "--db", url],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    # wait4 gives this child's own resource use (getrusage(RUSAGE_CHILDREN) would be the largest of
-    # every child so far, the schema upgrade's included).
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        output.seek(0)
+        text = output.read().decode()
     if process.returncode != 0:
-        raise SystemExit(f"ledger verify failed ({process.returncode}):\n{output}")
-    return seconds, usage.ru_maxrss / 1024, output.strip().splitlines()[-1]
+        raise SystemExit(f"ledger verify failed ({process.returncode}):\n{text}")
+    return seconds, peak / 2**20, text.strip().splitlines()[-1]
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc (0 once it has gone)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending += [int(child) for child in children.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 @contextmanager
@@ -379,17 +398,20 @@ def postgres_database(admin_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure(backend: str, url: str, postings: int) -> None:
+def measure(backend: str, url: str, postings: int, workers: list[int | None]) -> None:
     subprocess.run([MILEPOST, "db", "upgrade", "--db", url], check=True, capture_output=True)
     started = time.perf_counter()
     written = generate(url, postings)
     generated = time.perf_counter() - started
-    seconds, peak_mb, verdict = run_verify(url)
-    print(
-        f"{backend:9} {written:>10,} postings (generated in {generated:.1f} s): "
-        f"verify {seconds:.2f} s, peak RSS {peak_mb:.0f} MB ({verdict})",
-        flush=True,
-    )
+    print(f"{backend:9} {written:>10,} postings, generated in {generated:.1f} s", flush=True)
+    for count in workers:
+        seconds, peak_mb, verdict = run_verify(url, count)
+        label = "one per core" if count is None else str(count)
+        print(
+            f"{backend:9} {written:>10,} postings, workers {label:>12}: verify {seconds:.2f} s, "
+            f"peak RSS {peak_mb:.0f} MB with its workers ({verdict})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -402,14 +424,21 @@ def main() -> None:
             "MILEPOST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    parser.add_argument(
+        "--workers",
+        nargs="+",
+        default=["1", "default"],
+        help="verify's --workers for each run on the same ledger ('default': one per core)",
+    )
     options = parser.parse_args()
+    workers = [None if value == "default" else int(value) for value in options.workers]
     for backend in options.backends:
         if backend == "sqlite":
             with sqlite_database() as url:
-                measure(backend, url, options.postings)
+                measure(backend, url, options.postings, workers)
         else:
             with postgres_database(options.postgres_admin_url) as url:
-                measure(backend, url, options.postings)
+                measure(backend, url, options.postings, workers)
 
 
 if __name__ == "__main__":

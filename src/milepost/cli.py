@@ -105,8 +105,17 @@ def users_create(
         typer.echo(f"created {'staff ' if staff else ''}user {user.id} <{user.email}>")
 
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Processes that check the hashes and MACs of a large ledger (default: one per core).",
+        min=1,
+    ),
+]
+
+
 @ledger_app.command("verify")
-def ledger_verify(db: DbOption = None) -> None:
+def ledger_verify(db: DbOption = None, workers: WorkersOption = None) -> None:
     """Recompute every balance from the postings and check every invariant. Exit 1 on any problem."""
     from milepost.kit.macs import ledger_keys
     from milepost.kit.time import utcnow
@@ -117,7 +126,7 @@ def ledger_verify(db: DbOption = None) -> None:
     started_at = utcnow()
     with open_database(db) as database:
         with database.read_only() as session, verify_progress() as progress:
-            report = verify_ledger(session, keys, progress)
+            report = verify_ledger(session, keys, progress, workers=workers or os.cpu_count() or 1)
         # The verdict below stands either way; only its record for /metrics would be missing.
         try:
             record_verification(database, report, started_at=started_at)

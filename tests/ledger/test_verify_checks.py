@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from milepost.kit.db import Database
-from milepost.ledger import verify
+from milepost.ledger import verify, verify_hashes
 from milepost.ledger.cli import verify_progress
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import user_account
@@ -99,11 +99,7 @@ def test_a_rewritten_head_mac_is_caught(world: World, db: Database) -> None:
     ]
 
 
-@pytest.mark.tampers
-@pytest.mark.parametrize("batch", [1, 2, 3])
-def test_batch_boundaries_inside_an_entry_or_a_chain_change_nothing(
-    world: World, db: Database, monkeypatch: pytest.MonkeyPatch, batch: int
-) -> None:
+def tamper_one_entry_and_one_trail(world: World, db: Database) -> None:
     b = busy(world)
     entry = entry_of(db, EntryKind.RELEASE, b.released.id)
     run_sql(
@@ -116,12 +112,42 @@ def test_batch_boundaries_inside_an_entry_or_a_chain_change_nothing(
         "UPDATE milestone_events SET amount = 1 WHERE milestone_id = :id AND seq = 2",
         id=b.resolved.id,
     )
+
+
+@pytest.mark.tampers
+@pytest.mark.parametrize(("batch", "range_rows"), [(1, 1), (2, 2), (3, 1000)])
+def test_batch_and_range_boundaries_inside_an_entry_or_a_chain_change_nothing(
+    world: World, db: Database, monkeypatch: pytest.MonkeyPatch, batch: int, range_rows: int
+) -> None:
+    tamper_one_entry_and_one_trail(world, db)
     whole = world.verify()
 
-    monkeypatch.setattr(verify, "BATCH", batch)
+    monkeypatch.setattr(verify_hashes, "BATCH", batch)
+    monkeypatch.setattr(verify_hashes, "RANGE_ROWS", range_rows)
     batched = world.verify()
     assert batched == whole
     assert len(whole.problems) == 4, whole.problems
+
+
+@pytest.mark.tampers
+def test_hash_checks_spread_over_processes_find_what_one_process_finds(
+    world: World, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes, each with its own connection and ranges of two or three rows, report the same
+    problems in the same order, and count the same rows, as the check run here."""
+    tamper_one_entry_and_one_trail(world, db)
+    whole = world.verify()
+
+    monkeypatch.setattr(verify_hashes, "SPREAD_FROM", 0)
+    monkeypatch.setattr(verify_hashes, "RANGE_ROWS", 2)
+    monkeypatch.setattr(verify, "SPREAD_FROM", 0)
+    recorder = Recorder()
+    with db.read_only() as session:
+        spread = verify.verify_ledger(session, progress=recorder, workers=2)
+    assert spread == whole
+    assert len(spread.problems) == 4, spread.problems
+    assert spread.entries > 2 and spread.milestones > 2  # so there was more than one range each
+    assert recorder.rows["journal entry hashes"] == spread.entries
 
 
 class Recorder:
@@ -141,7 +167,7 @@ def test_progress_is_told_every_stage_and_every_row(
     world: World, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     busy(world)
-    monkeypatch.setattr(verify, "BATCH", 2)
+    monkeypatch.setattr(verify_hashes, "BATCH", 2)
     recorder = Recorder()
     with db.read_only() as session:
         report: VerifyReport = verify.verify_ledger(session, progress=recorder)

@@ -37,26 +37,26 @@ How it reads, so that its memory stays flat however large the ledger grows: the 
 entry's postings per currency, balances against their postings, escrow and fees against the milestones'
 columns, the two sides of each entry-event link) are computed by the database, which sends back only the
 rows that may fail; the hashes and MACs, which only Python can recompute, are checked while the rows
-stream past in batches of ``BATCH`` (``yield_per``: a server-side cursor on PostgreSQL, SQLite's own
-row-by-row stepping), one entry with its postings, or one milestone with its events, at a time. Each
-check is one function of the session and the report; problems are listed check by check.
+stream past in batches (verify_hashes.py), one entry with its postings, or one milestone with its events,
+at a time. On a large ledger those hash checks can be spread over worker processes (``workers``: the
+command line uses every core), which run while this process has the database compute the sums. Each check
+is one function of the session and the report; problems are listed check by check, in the same order
+however the work was spread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import groupby
-from operator import attrgetter
-from typing import Any, Protocol, TypeVarTuple, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
-from milepost.audit.service import check_chain
+from milepost.audit.models import MilestoneEvent
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
@@ -70,15 +70,19 @@ from milepost.ledger.models import (
     JournalEntry,
     Posting,
 )
-from milepost.ledger.service import entry_hash, entry_mac_message
+from milepost.ledger.verify_hashes import (
+    SPREAD_FROM,
+    Check,
+    Pending,
+    here,
+    ranges,
+    spread_over,
+    stream,
+    submit,
+)
 from milepost.milestones.models import Milestone
 from milepost.settings import get_settings
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
-
-# Rows fetched from the database at a time while the hashes are checked: what bounds verify's memory.
-BATCH = 2000
-
-_Columns = TypeVarTuple("_Columns")
 
 
 @dataclass
@@ -116,9 +120,15 @@ class _Unwatched:
 
 
 def verify_ledger(
-    session: Session, keys: KeyRing | None = None, progress: Progress | None = None
+    session: Session,
+    keys: KeyRing | None = None,
+    progress: Progress | None = None,
+    *,
+    workers: int = 1,
 ) -> VerifyReport:
-    """Check everything; the MACs with ``keys`` (default: the ledger keys of the settings)."""
+    """Check everything; the MACs with ``keys`` (default: the ledger keys of the settings). With
+    ``workers`` > 1 and a ledger of ``SPREAD_FROM`` rows or more in a database other processes can open,
+    the hash checks run in that many worker processes."""
     keys = ledger_keys(get_settings()) if keys is None else keys
     progress = progress or _Unwatched()
     report = VerifyReport(macs_checked=keys.configured)
@@ -128,13 +138,14 @@ def verify_ledger(
         progress.stage("SQLite quick_check")
         report.problems.extend(sqlite_quick_check(session.connection()))
     try:
-        _check_entries(session, report, progress)
-        _check_entry_seals(session, report, keys, progress)
-        _check_accounts(session, report, progress)
-        _check_milestones(session, report, progress)
-        _check_events(session, report, keys, progress)
-        _check_links(session, report, progress)
-        _check_transfers(session, report, progress)
+        with _hash_checks(session, keys, workers) as (totals, hashes):
+            _check_entries(session, report, progress)
+            report.entries = _collect(report, Check.SEALS, totals, hashes, progress)
+            _check_accounts(session, report, progress)
+            _check_milestones(session, report, progress)
+            report.milestones = _collect(report, Check.TRAILS, totals, hashes, progress)
+            _check_links(session, report, progress)
+            _check_transfers(session, report, progress)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
         first_line = str(error.orig).strip().splitlines()[0]
@@ -151,26 +162,44 @@ def _count(session: Session, model: type[Any]) -> int:
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def _stream(session: Session, query: Select[*_Columns]) -> Iterator[Row[*_Columns]]:
-    """The query's rows, fetched ``BATCH`` at a time rather than all at once."""
-    # Through the session's connection: these are plain rows, and the ORM's row handling would only
-    # cost time.
-    return iter(session.connection().execute(query.execution_options(yield_per=BATCH)))
+@contextmanager
+def _hash_checks(
+    session: Session, keys: KeyRing, workers: int
+) -> Iterator[tuple[dict[Check, int], dict[Check, Pending]]]:
+    """The hash checks, cut into ranges: started now in worker processes (so that they run while this
+    process goes on with the sums), or to be run here when collected."""
+    totals = {Check.SEALS: _count(session, JournalEntry), Check.TRAILS: _count(session, Milestone)}
+    parts = {check: ranges(session, check, totals[check]) for check in Check}
+    url = session.connection().engine.url
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if workers < 2 or sum(totals.values()) < SPREAD_FROM or in_memory:
+        yield totals, {check: here(session, parts[check], keys) for check in Check}
+        return
+    pool = spread_over(url.render_as_string(hide_password=False), workers)
+    try:
+        yield totals, {check: submit(pool, parts[check], keys) for check in Check}
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
-def _grouped(
-    session: Session, query: Select[*tuple[Any, ...]], key: str, progress: Progress
-) -> Iterator[list[Row[*tuple[Any, ...]]]]:
-    """The streamed rows of ``query`` (ordered by ``key`` first) in runs of one ``key`` each: one entry
-    with its postings, one milestone with its events. Progress is told about every ``BATCH`` runs."""
-    seen = 0
-    for _, run in groupby(_stream(session, query), key=attrgetter(key)):
-        yield list(run)
-        seen += 1
-        if seen == BATCH:
-            progress.advance(seen)
-            seen = 0
-    progress.advance(seen)
+def _collect(
+    report: VerifyReport,
+    check: Check,
+    totals: dict[Check, int],
+    hashes: dict[Check, Pending],
+    progress: Progress,
+) -> int:
+    """The problems of one hash check, range by range, in order; how many rows it read."""
+    progress.stage(check.value, totals[check])
+    rows = 0
+    for found in hashes[check]:
+        rows += found.rows
+        report.events += found.events
+        report.problems += found.problems
+        progress.advance(found.rows)
+    return rows
 
 
 # Entries ------------------------------------------------------------------------------------------------
@@ -181,7 +210,7 @@ def _check_entries(session: Session, report: VerifyReport, progress: Progress) -
     currency: counted and summed by the database, which sends back only the entries that fail."""
     progress.stage("journal entry sums")
     postings = func.count(Posting.id)
-    for entry_id, count in _stream(
+    for entry_id, count in stream(
         session,
         select(JournalEntry.id, postings)
         .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
@@ -190,7 +219,7 @@ def _check_entries(session: Session, report: VerifyReport, progress: Progress) -
         .order_by(JournalEntry.id),
     ):
         report.problems.append(f"entry {entry_id} has {count} posting(s); needs two or more")
-    for posting_id, currency, account_key, account_currency in _stream(
+    for posting_id, currency, account_key, account_currency in stream(
         session,
         select(Posting.id, Posting.currency, Account.key, Account.currency)
         .join(Account, Account.id == Posting.account_id)
@@ -201,7 +230,7 @@ def _check_entries(session: Session, report: VerifyReport, progress: Progress) -
             f"posting {posting_id} is in {currency} but account {account_key} is in {account_currency}"
         )
     total = func.sum(Posting.amount)
-    for entry_id, currency, amount in _stream(
+    for entry_id, currency, amount in stream(
         session,
         select(Posting.entry_id, Posting.currency, total)
         .group_by(Posting.entry_id, Posting.currency)
@@ -209,41 +238,6 @@ def _check_entries(session: Session, report: VerifyReport, progress: Progress) -
         .order_by(Posting.entry_id, Posting.currency),
     ):
         report.problems.append(f"entry {entry_id} does not balance: {currency} sums to {amount}")
-
-
-def _check_entry_seals(
-    session: Session, report: VerifyReport, keys: KeyRing, progress: Progress
-) -> None:
-    """Every entry against its hash (over the entry and its postings as account key, amount and
-    currency) and, with a key, its MAC: streamed in id order, one entry with its postings at a time."""
-    progress.stage("journal entry hashes", _count(session, JournalEntry))
-    query = (
-        select(
-            *JournalEntry.__table__.columns,
-            Posting.amount.label("posting_amount"),
-            Posting.currency.label("posting_currency"),
-            Account.key.label("account_key"),
-        )
-        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
-        .outerjoin(Account, Account.id == Posting.account_id)
-        .order_by(JournalEntry.id)
-    )
-    for lines in _grouped(session, query, "id", progress):
-        report.entries += 1
-        # A row of the entry's columns reads like the model to the hash functions, without the cost of
-        # an ORM object per row.
-        entry = cast(JournalEntry, lines[0])
-        recorded = [
-            (line.account_key, line.posting_amount, line.posting_currency)
-            for line in lines
-            if line.account_key is not None
-        ]
-        if entry_hash(entry, recorded) != entry.hash:
-            report.problems.append(f"entry {entry.id} does not match its hash: it was altered")
-        if keys.configured:
-            problem = keys.check(entry.mac_key_id, entry.mac, entry_mac_message(entry))
-            if problem is not None:
-                report.problems.append(f"entry {entry.id} {problem}")
 
 
 # Sums ---------------------------------------------------------------------------------------------------
@@ -266,7 +260,7 @@ def _check_accounts(session: Session, report: VerifyReport, progress: Progress) 
         .where(or_(Account.balance != total, and_(Account.kind.in_(NON_NEGATIVE_KINDS), total < 0)))
         .order_by(Account.key)
     )
-    for key, kind, balance, summed in _stream(session, failing):
+    for key, kind, balance, summed in stream(session, failing):
         recomputed = int(summed)
         if balance != recomputed:
             report.problems.append(
@@ -280,7 +274,6 @@ def _check_milestones(session: Session, report: VerifyReport, progress: Progress
     """Every milestone's funded amount against released + refunded + its escrow's postings, and its fee
     against the fee postings of its entries: summed by the database, which sends back the failures."""
     progress.stage("milestone amounts")
-    report.milestones = _count(session, Milestone)
     escrow = (
         select(Account.milestone_id, func.sum(Posting.amount).label("held"))
         .join(Posting, Posting.account_id == Account.id)
@@ -317,7 +310,7 @@ def _check_milestones(session: Session, report: VerifyReport, progress: Progress
         )
         .order_by(m.id)
     )
-    for row in _stream(session, failing):
+    for row in stream(session, failing):
         report.problems += _milestone_problems(row)
 
 
@@ -333,56 +326,6 @@ def _milestone_problems(row: Row[*tuple[Any, ...]]) -> list[str]:
     if row.fee_amount != int(row.fee):
         problems.append(
             f"milestone {row.id}: fee says {row.fee_amount} but fee postings sum to {int(row.fee)}"
-        )
-    return problems
-
-
-# Audit trails -------------------------------------------------------------------------------------------
-
-
-def _check_events(
-    session: Session, report: VerifyReport, keys: KeyRing, progress: Progress
-) -> None:
-    """Each milestone with its chain of events (seq order), streamed in milestone id order."""
-    progress.stage("audit trails", report.milestones or _count(session, Milestone))
-    query = (
-        select(
-            Milestone.id.label("head_of"),
-            Milestone.event_count.label("head_count"),
-            Milestone.last_event_hash.label("head_hash"),
-            Milestone.last_event_mac.label("head_mac"),
-            *MilestoneEvent.__table__.columns,
-        )
-        .outerjoin(MilestoneEvent, MilestoneEvent.milestone_id == Milestone.id)
-        .order_by(Milestone.id, MilestoneEvent.seq)
-    )
-    for lines in _grouped(session, query, "head_of", progress):
-        # Rows of the events' columns read like the model to check_chain (see _entry_problems).
-        events = [cast(MilestoneEvent, line) for line in lines if line.id is not None]
-        report.events += len(events)
-        report.problems += [
-            f"milestone {problem.milestone_id} event {problem.seq}: {problem.message}"
-            for problem in check_chain(events, keys)
-        ]
-        report.problems += _head_problems(lines[0], events)
-
-
-def _head_problems(head: Row[*tuple[Any, ...]], events: list[MilestoneEvent]) -> list[str]:
-    """The head kept on each milestone must be the chain's last event: this catches events deleted from
-    the end of a chain (or a whole chain), which the links alone cannot show."""
-    problems = []
-    last_hash = events[-1].hash if events else GENESIS_EVENT_HASH
-    last_mac = events[-1].mac if events else None
-    if head.head_mac != last_mac:
-        problems.append(
-            f"milestone {head.head_of}: its audit trail's head MAC is not its last event's "
-            "(events were removed or added, or the head rewritten)"
-        )
-    if head.head_count != len(events) or head.head_hash != last_hash:
-        problems.append(
-            f"milestone {head.head_of}: its audit trail should hold {head.head_count} events ending "
-            f"in {head.head_hash[:12]}..., but holds {len(events)} ending in {last_hash[:12]}... "
-            "(events were removed or added)"
         )
     return problems
 
@@ -406,7 +349,7 @@ def _check_links(session: Session, report: VerifyReport, progress: Progress) -> 
             for kind, actions in ENTRY_ACTIONS.items()
         )
     )
-    for row in _stream(
+    for row in stream(
         session,
         select(
             entry.id,
@@ -435,7 +378,7 @@ def _check_links(session: Session, report: VerifyReport, progress: Progress) -> 
         .order_by(entry.id),
     ):
         report.problems += _link_problems(row)
-    for event_id, entry_id in _stream(
+    for event_id, entry_id in stream(
         session,
         select(event.id, event.entry_id)
         .outerjoin(entry, and_(entry.id == event.entry_id, entry.milestone_id.is_not(None)))

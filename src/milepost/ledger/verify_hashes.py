@@ -98,7 +98,12 @@ def _seals(session: Session, part: Range, keys: KeyRing) -> Found:
     currency) and, with a key, its MAC, in id order."""
     found = Found()
     postings = _postings_of_entry(session.get_bind().dialect.name)
-    query = select(*JournalEntry.__table__.columns, postings.label("postings"))
+    query = (
+        select(*JournalEntry.__table__.columns, postings.label("postings"))
+        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
+        .outerjoin(Account, Account.id == Posting.account_id)
+        .group_by(JournalEntry.id)
+    )
     for row in stream(session, _within(query, JournalEntry.id, part).order_by(JournalEntry.id)):
         found.rows += 1
         # A row of the entry's columns reads like the model to the hash functions.
@@ -116,24 +121,19 @@ def _seals(session: Session, part: Range, keys: KeyRing) -> Found:
 
 
 def _postings_of_entry(dialect: str) -> ColumnElement[Any]:
-    """An entry's postings as one JSON array of [account key, amount, currency] per posting (NULL or []
-    for none), read on the postings' entry index. JSON rather than a joined string, so that no value can
-    be made to read as two."""
+    """An entry's postings, aggregated over the entry's rows joined to its postings and their accounts,
+    as one JSON array of [account key, amount, currency] per posting (NULL or [] for none). JSON rather
+    than a joined string, so that no value can be made to read as two. A join grouped by entry rather
+    than a subquery per entry: without statistics (a database just restored) PostgreSQL may plan such a
+    subquery as a scan of every account for each entry."""
     if dialect == "postgresql":
-        aggregate = func.json_agg(
-            func.json_build_array(Account.key, Posting.amount, Posting.currency)
-        )
+        line = func.json_build_array(Account.key, Posting.amount, Posting.currency)
+        aggregate = func.json_agg(line)
     else:
         aggregate = func.json_group_array(
             func.json_array(Account.key, Posting.amount, Posting.currency)
         )
-    return (
-        select(aggregate)
-        .select_from(Posting)
-        .join(Account, Account.id == Posting.account_id)
-        .where(Posting.entry_id == JournalEntry.id)
-        .scalar_subquery()
-    )
+    return aggregate.filter(Posting.id.is_not(None))
 
 
 # Audit trails -------------------------------------------------------------------------------------------

@@ -151,3 +151,116 @@ def test_concurrent_duplicates_of_one_funding_move_the_money_once(sign_up: Any) 
     assert (replay.status_code, replay.json()) == (200, succeeded[0].json())
     assert replay.headers["idempotent-replayed"] == "true"
     assert available(client) == 50_000
+
+
+def test_twenty_payouts_race_for_a_wallet_holding_seven(sign_up: Any) -> None:
+    client = sign_up("client")
+    client.ok("POST", "/v1/deposits", {"amount": 7_000, "currency": USD})
+    account = client.ok(
+        "POST",
+        "/v1/payout-destinations",
+        {"holder_name": "Client", "iban": "DE89370400440532013000"},
+    )
+    payout = {
+        "amount": 1_000,
+        "currency": USD,
+        "provider": "manual",
+        "destination_id": account["id"],
+    }
+
+    responses = race(client, 20, lambda http: http.post("/v1/payouts", json=payout))
+
+    paid = [r for r in responses if r.status_code == 201]
+    assert len(paid) == 7, [(r.status_code, r.text) for r in responses]
+    for response in responses:
+        if response.status_code != 201:
+            assert (response.status_code, *error_of(response)) == (
+                402,
+                "insufficient_funds",
+                "insufficient_funds",
+            ), response.text
+    assert len({r.json()["id"] for r in paid}) == 7
+    assert available(client) == 0
+
+
+def submitted_milestone(sign_up: Any, amount: int) -> tuple[Client, Client, str]:
+    client, freelancer, milestone_id = funded_milestone(sign_up, amount)
+    freelancer.ok(
+        "POST",
+        f"/v1/milestones/{milestone_id}/submissions",
+        {"note": "Done", "evidence": [{"type": "text", "text": "All of it"}]},
+    )
+    return client, freelancer, milestone_id
+
+
+def test_ten_approvals_of_one_delivery_release_it_once(sign_up: Any) -> None:
+    client, freelancer, milestone_id = submitted_milestone(sign_up, 10_000)
+
+    responses = race(client, 10, lambda http: http.post(f"/v1/milestones/{milestone_id}/approve"))
+
+    released = [r for r in responses if r.status_code == 200]
+    assert len(released) == 1, [(r.status_code, r.text) for r in responses]
+    assert released[0].json()["status"] == "released"
+    for response in responses:
+        if response.status_code != 200:
+            assert (response.status_code, *error_of(response)) in {
+                (409, "conflict", "invalid_state"),
+                (409, "conflict", "conflict"),
+            }, response.text
+    assert available(freelancer) == 10_000 - 1_000  # once, less the 10% fee
+    milestone = client.ok("GET", f"/v1/milestones/{milestone_id}")
+    assert (milestone["escrow_balance"], milestone["released_amount"]) == (0, 10_000)
+    events = client.ok("GET", f"/v1/milestones/{milestone_id}/events")["data"]
+    assert [e["action"] for e in events].count("released") == 1
+
+
+def test_ten_submissions_of_one_milestone_at_once_leave_one_delivery(sign_up: Any) -> None:
+    _client, freelancer, milestone_id = funded_milestone(sign_up, 5_000)
+    body = {"note": "Done", "evidence": [{"type": "text", "text": "All of it"}]}
+
+    responses = race(
+        freelancer,
+        10,
+        lambda http: http.post(f"/v1/milestones/{milestone_id}/submissions", json=body),
+    )
+
+    accepted = [r for r in responses if r.status_code == 201]
+    assert len(accepted) == 1, [(r.status_code, r.text) for r in responses]
+    for response in responses:
+        if response.status_code != 201:
+            assert (response.status_code, *error_of(response)) in {
+                (409, "conflict", "invalid_state"),
+                (409, "conflict", "conflict"),
+            }, response.text
+    assert freelancer.ok("GET", f"/v1/milestones/{milestone_id}")["status"] == "submitted"
+    assert len(freelancer.ok("GET", f"/v1/milestones/{milestone_id}/submissions")["data"]) == 1
+    events = freelancer.ok("GET", f"/v1/milestones/{milestone_id}/events")["data"]
+    assert [e["action"] for e in events].count("submitted") == 1
+
+
+def test_ten_deposits_sent_at_once_with_one_key_credit_once(sign_up: Any) -> None:
+    client = sign_up("client")
+    key = f"deposit-{uuid.uuid4()}"
+
+    responses = race(
+        client,
+        10,
+        lambda http: http.post(
+            "/v1/deposits",
+            json={"amount": 2_500, "currency": USD},
+            headers={"Idempotency-Key": key},
+        ),
+    )
+
+    credited = [r for r in responses if r.status_code == 201]
+    assert credited, [(r.status_code, r.text) for r in responses]
+    for response in responses:
+        if response.status_code != 201:
+            assert (response.status_code, *error_of(response)) == (
+                409,
+                "conflict",
+                "idempotency_key_in_flight",
+            ), response.text
+    assert len({r.json()["id"] for r in credited}) == 1
+    assert sum(r.headers.get("idempotent-replayed") != "true" for r in credited) == 1
+    assert available(client) == 2_500

@@ -34,13 +34,13 @@ from tests.perf.round_trips import RoundTripCounter, Trip, statements
 # claim included: fund <= 6, approve <= 7 (28 and 32 before pipeline mode).
 BUDGETS: dict[str, dict[str, int]] = {
     "postgres": {
-        "fund": 13,  # goal 6
-        "approve": 14,  # goal 7
-        "release (partial)": 13,
-        "submit": 10,
-        "create milestone": 11,
-        "deposit": 9,
-        "payout": 10,
+        "fund": 12,  # goal 6
+        "approve": 13,  # goal 7
+        "release (partial)": 12,
+        "submit": 9,
+        "create milestone": 10,
+        "deposit": 8,
+        "payout": 9,
         "token auth (GET /v1/me)": 1,
     },
     "sqlite": {

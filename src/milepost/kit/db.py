@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
@@ -142,10 +142,11 @@ _phase = threading.local()
 
 
 def _mark_committing(connection: Any) -> None:
-    # In pipeline mode the writes are answered first: a failure up to here means nothing was committed.
-    # (Sending them with the COMMIT would save a round trip, but a connection lost then would leave
-    # every such failure's outcome unknown.)
-    sync(connection)
+    # In pipeline mode the writes are answered first, as the connection leaves it (one round trip; the
+    # COMMIT then goes alone): a failure up to here means nothing was committed. (Sending them with the
+    # COMMIT would save that round trip, but a connection lost then would leave every such failure's
+    # outcome unknown.)
+    leave_pipeline(connection)
     _phase.committing = True
 
 
@@ -261,12 +262,24 @@ def sync(connection: Any) -> None:
     """Send what waits in ``connection``'s pipeline (if it is in one) and read the answers; a failure is
     raised as SQLAlchemy raises the driver's errors, and a lost connection is invalidated."""
     pipeline = connection.info.get(PIPELINE)
-    if pipeline is None:
-        return
+    if pipeline is not None:
+        _answered(connection, pipeline.sync)
+
+
+def leave_pipeline(connection: Any) -> None:
+    """Take ``connection`` out of pipeline mode (if it is in it): one Sync, which sends what waits and
+    reads every answer; a failure is raised as ``sync`` raises it."""
+    connection.info.pop(PIPELINE, None)
+    manager = connection.info.pop(_PIPELINE_MANAGER, None)
+    if manager is not None:
+        _answered(connection, lambda: manager.__exit__(None, None, None))
+
+
+def _answered(connection: Any, send: Callable[[], object]) -> None:
     import psycopg
 
     try:
-        pipeline.sync()
+        send()
     except psycopg.Error as error:
         lost = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
         if lost:
@@ -280,8 +293,9 @@ def sync(connection: Any) -> None:
 def pipelined(session: Session) -> Iterator[None]:
     """Run the block with the session's connection in pipeline mode (PostgreSQL; elsewhere, as is).
 
-    The connection leaves pipeline mode when it goes back to the pool (``_reset_on_checkin``): the session
-    hands it back as it commits or rolls back, which is where the pipeline's last answers arrive."""
+    The connection leaves pipeline mode just before COMMIT (``_mark_committing``: the last writes are
+    answered then, and the COMMIT goes alone), or, after a rollback or a block that broke off, when it
+    goes back to the pool (``_reset_on_checkin``)."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return

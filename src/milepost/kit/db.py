@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -424,6 +424,19 @@ def is_sqlite(session_or_engine: Session | Engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "sqlite"
+
+
+_Model = TypeVar("_Model", bound=Base)
+
+
+def insert_new(session: Session, model: type[_Model], rows: list[dict[str, Any]]) -> list[_Model]:
+    """INSERT rows, keeping the existing row where a unique key already exists; returns the rows it
+    inserted, as objects of the session (the caller's own until commit: nobody else can lock them)."""
+    if not rows:
+        return []
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    statement = dialect_insert(model).on_conflict_do_nothing().returning(model)
+    return list(session.scalars(statement, rows))
 
 
 def insert_ignoring_conflicts(

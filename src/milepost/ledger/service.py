@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from milepost.kit.context import Context
-from milepost.kit.db import insert_ignoring_conflicts
+from milepost.kit.db import insert_new
 from milepost.kit.errors import InsufficientFunds
 from milepost.kit.ids import new_id
 from milepost.kit.macs import ledger_keys
@@ -143,12 +143,19 @@ def _accounts(ctx: Context, refs: Sequence[AccountRef], *, lock: bool) -> dict[s
     found = {account.key: account for account in read(list(by_key))}
     missing = [key for key in sorted(by_key) if key not in found]
     if missing:
-        insert_ignoring_conflicts(
+        created = insert_new(
             ctx.session, Account, [_new_account_row(ctx, by_key[key]) for key in missing]
         )
-        # Locks are still taken in key order overall: every key read here sorts among the missing ones,
-        # and a transaction that creates an account holds no lock on it until this read.
-        found.update({account.key: account for account in read(missing)})
+        if len(created) == len(missing):
+            # All ours, and nobody else can lock a row this transaction has inserted: no read again.
+            found.update({account.key: account for account in created})
+        else:
+            # Some were created meanwhile by others: lock those now. This lock may come out of key
+            # order (a missing key can sort before one locked above), so the first use of a shared
+            # account (a provider's payout clearing) by requests racing for it can deadlock:
+            # PostgreSQL breaks it, and the request it picks is answered 409 "try again", with nothing
+            # changed. Accounts private to a milestone are only ever touched under its row lock.
+            found.update({account.key: account for account in read(missing)})
     return found
 
 

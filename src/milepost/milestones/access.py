@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound
@@ -12,6 +13,7 @@ from milepost.milestones.models import Milestone
 from milepost.milestones.state import Role
 from milepost.projects.models import Project
 from milepost.projects.service import project_role
+from milepost.users.models import User
 
 
 @dataclass
@@ -30,12 +32,23 @@ class MilestoneAccess:
         return self.project.freelancer_id
 
 
+# Where a unit of work keeps what load_milestone read (session.info): the identity map holds objects only
+# weakly, and without a reference the project and the parties would be read again, each in a round trip
+# of its own, by what comes after the action (the event subscribers, the response).
+KEPT = "milepost_kept"
+
+
 def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneAccess:
-    """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked."""
-    # One statement for both (the lock, if any, on the milestone row only).
+    """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked.
+
+    One statement reads the milestone, its project and both parties (whom the events of an action
+    notify), and the lock, if any, is on the milestone row only."""
+    client, freelancer = aliased(User), aliased(User)
     query = (
-        select(Milestone, Project)
+        select(Milestone, Project, client, freelancer)
         .join(Project, Project.id == Milestone.project_id)
+        .join(client, client.id == Project.client_id)
+        .outerjoin(freelancer, freelancer.id == Project.freelancer_id)
         .where(Milestone.id == milestone_id)
     )
     if lock:
@@ -45,7 +58,8 @@ def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneA
     row = ctx.session.execute(query).one_or_none()
     if row is None:
         raise NotFound("No such milestone.", param="id")
-    milestone, project = row
+    milestone, project, *parties = row
+    ctx.session.info.setdefault(KEPT, []).extend([project, *parties])
     role = project_role(ctx.actor, project)
     if role is None:
         raise NotFound("No such milestone.", param="id")

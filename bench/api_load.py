@@ -29,6 +29,9 @@ Options:
     --client-processes N         load generator processes sharing the clients (default 1)
     --idempotency-keys           send an Idempotency-Key with every write (default: none, as before)
     --pgbench / --no-pgbench     pair the PostgreSQL run with pgbench (default: on)
+    --profile PREFIX             sample the server with py-spy (pip install py-spy) during the run and
+                                 print its CPU per money op by where it was spent (the sampler costs
+                                 CPU of its own: measure throughput without it)
     --pg-url URL                 the PostgreSQL server (any database on it; default
                                  MILEPOST_TEST_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/test)
 """
@@ -365,9 +368,10 @@ def drive(
     seconds: float,
     processes: int,
     keys: bool,
+    profile: str | None = None,
 ) -> dict[str, float]:
     """Run the generators against the server at ``port`` for ``seconds``; print per-operation figures and
-    return the totals."""
+    return the totals. With ``profile``, the server's processes are sampled meanwhile (py-spy)."""
     run = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
     spawn = multiprocessing.get_context("spawn")
     pipes, children = [], []
@@ -386,8 +390,11 @@ def drive(
         pipe.send((start_at, start_at + seconds))
     time.sleep(max(0.0, start_at - time.monotonic()))
     server_cpu_before = session_cpu_seconds(server.pid)
+    sampler = start_profiler(server.pid, seconds, profile) if profile else None
     tallies = [pipe.recv() for pipe in pipes]
     server_cpu = session_cpu_seconds(server.pid) - server_cpu_before
+    if sampler is not None:
+        sampler.wait()
     for child in children:
         child.join()
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -423,6 +430,67 @@ def drive(
         "client_cpu_ms_per_request": client_cpu * 1000 / max(requests, 1),
         "client_cpu_share": client_cpu / elapsed,
     }
+
+
+# Where a sampled stack's innermost frame lies, by file path: what the server's CPU was spent on.
+CPU_PARTS = (
+    ("SQLAlchemy ORM", ("sqlalchemy/orm/",)),
+    ("SQLAlchemy Core", ("sqlalchemy/",)),
+    ("psycopg", ("psycopg/", "psycopg_binary/", "psycopg_c/")),
+    ("FastAPI, Starlette, Pydantic", ("fastapi/", "starlette/", "pydantic/", "pydantic_core/")),
+    (
+        "uvicorn, asyncio, threads",
+        (
+            "uvicorn/",
+            "asyncio/",
+            "uvloop/",
+            "httptools/",
+            "threading.py",
+            "concurrent/",
+            "anyio/",
+            "selectors.py",
+            "queue.py",
+        ),
+    ),
+    ("Jinja2 (notification texts)", ("jinja2/", "markupsafe/")),
+    ("Babel (money formats)", ("babel/",)),
+    ("logging, JSON, hashing", ("logging/", "json/", "hashlib", "hmac.py", "uuid.py")),
+    ("prometheus-client", ("prometheus_client/",)),
+    ("Milepost", ("milepost/",)),
+)
+
+
+def start_profiler(pid: int, seconds: float, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling every process of the server (its workers are children) for ``seconds``, in raw
+    (collapsed stacks) format, only threads that hold the GIL: Python at work, not a thread waiting for
+    the database in C (which py-spy would otherwise count as running)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [
+            *(spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil"),
+            *("--rate", "200", "--duration", str(max(1, round(seconds))), "--format", "raw"),
+            *("--output", output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def cpu_breakdown(path: str) -> list[tuple[str, float]]:
+    """Shares of the samples in py-spy's raw output, by where their innermost frame is (CPU_PARTS)."""
+    counts: dict[str, int] = defaultdict(int)
+    with open(path) as samples:
+        for line in samples:
+            stack, _, number = line.rstrip("\n").rpartition(" ")
+            if not stack or not number.isdigit():
+                continue
+            leaf = stack.rsplit(";", 1)[-1]
+            part = next(
+                (name for name, paths in CPU_PARTS if any(p in leaf for p in paths)), "other"
+            )
+            counts[part] += int(number)
+    total = sum(counts.values()) or 1
+    return sorted(((part, count / total) for part, count in counts.items()), key=lambda x: -x[1])
 
 
 def pgbench_tps(admin_url: str, clients: int, seconds: int) -> float:
@@ -472,6 +540,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 args.seconds,
                 args.client_processes,
                 args.idempotency_keys,
+                args.profile and f"{args.profile}.{backend}.txt",
             )
         finally:
             stop_server(server)
@@ -492,6 +561,14 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
         f"({result['client_cpu_share'] * 100:.0f}% of one core, {args.client_processes} process"
         f"{'es' if args.client_processes > 1 else ''})"
     )
+    if args.profile:
+        print(
+            f"  server CPU per money op by where it was spent ({args.profile}.{backend}.txt): "
+            + ", ".join(
+                f"{part} {share * result['server_cpu_ms_per_money_op']:.2f} ms"
+                for part, share in cpu_breakdown(f"{args.profile}.{backend}.txt")
+            )
+        )
     if backend == "postgres" and args.pgbench:
         tps = pgbench_tps(args.pg_url, args.clients, max(1, round(args.seconds)))
         print(
@@ -511,6 +588,11 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--idempotency-keys", action="store_true", help="a key on every write")
     parser.add_argument("--pgbench", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="sample the server with py-spy meanwhile (PREFIX.<backend>.txt) and print where its CPU went",
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(

@@ -36,7 +36,7 @@ def test_the_queue_lists_open_disputes_overdue_first_then_by_deadline(world: Wor
     withdrawn = world.act(other_freelancer, disputes.open_dispute, other.id, reason="Oops")
     world.act(other_freelancer, disputes.withdraw, withdrawn.id)
 
-    lines = world.act(staff, queue.dispute_queue)
+    lines = world.act(staff, queue.dispute_queue).data
     assert [(line.dispute_id, line.overdue) for line in lines] == [
         (old_dispute.id, True),
         (recent_dispute.id, False),
@@ -48,7 +48,7 @@ def test_the_queue_lists_open_disputes_overdue_first_then_by_deadline(world: Wor
     # The scheduler's stamp keeps it flagged the same way.
     report = run_due(world.db, world.settings, utcnow(), deliver_emails=False)
     assert [h.action for h in report.done] == ["dispute_overdue"]
-    assert [line.overdue for line in world.act(staff, queue.dispute_queue)] == [True, False]
+    assert [line.overdue for line in world.act(staff, queue.dispute_queue).data] == [True, False]
 
 
 def test_only_staff_see_the_queue_and_the_detail(world: World) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
@@ -83,8 +84,10 @@ class Milestone(Base):
     # The newest event's keyed MAC (None: unsigned), so appending needs no read of the previous event.
     last_event_mac: Mapped[str | None] = mapped_column(String(64))
 
-    @property
+    @hybrid_property
     def escrow_balance(self) -> int:
+        """What the milestone's escrow holds: funded, less what was released and refunded. The same
+        expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
         return self.funded_amount - self.released_amount - self.refunded_amount
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -35,6 +36,18 @@ class Milestone(Base):
         ),
         CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
         UniqueConstraint("project_id", "position"),
+        # The project page's totals, summed from the index alone (web/views/project.py); the drafts past
+        # fund-by of a project (projects.service.overdue_milestone_ids) without reading its other rows.
+        Index(
+            "ix_milestones_project_totals",
+            "project_id",
+            "status",
+            "fund_by",
+            "amount",
+            "funded_amount",
+            "released_amount",
+            "refunded_amount",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

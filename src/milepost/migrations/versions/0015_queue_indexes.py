@@ -4,7 +4,9 @@
 - deposits and payouts (status, provider, created_at, id): the manual transfers waiting on staff, oldest
   first, a page at a time;
 - ledger_entries (created_at, id): the entries of a statement's period, without reading the accounts'
-  whole history.
+  whole history;
+- milestones (project_id, status, fund_by and the amounts): the project page's totals from the index
+  alone, and a project's drafts past their fund-by date.
 
 The project page pages its milestones by (project_id, position), which the unique constraint on those two
 columns indexes already.
@@ -36,6 +38,19 @@ INDEXES = (
         ["status", "provider", "created_at", "id"],
     ),
     ("ix_ledger_entries_created_at_id", "ledger_entries", ["created_at", "id"]),
+    (
+        "ix_milestones_project_totals",
+        "milestones",
+        [
+            "project_id",
+            "status",
+            "fund_by",
+            "amount",
+            "funded_amount",
+            "released_amount",
+            "refunded_amount",
+        ],
+    ),
 )
 
 

@@ -92,14 +92,16 @@ def _few_entries_since(ctx: Context, since: datetime) -> bool:
     )
 
 
+def _account(*, by_time: bool) -> ColumnElement[str]:
+    """The posting's account, to filter or group by. Found by time, it is an expression
+    (``account_id || ''``) that no index answers: otherwise a database without statistics (SQLite)
+    would rather read every posting by account, in the order of the (account_id, id) index."""
+    return Posting.account_id + "" if by_time else Posting.account_id
+
+
 def _of_accounts(account_ids: list[str] | None, *, by_time: bool) -> list[ColumnElement[bool]]:
-    """The filter of postings to the statement's accounts (None: every account). Found by time, the
-    account is compared as an expression (``account_id || ''``), which no index answers: otherwise a
-    database without statistics (SQLite) would rather read each account's whole history by account."""
-    if account_ids is None:
-        return []
-    column = Posting.account_id + "" if by_time else Posting.account_id
-    return [column.in_(account_ids)]
+    """The filter of postings to the statement's accounts (None: every account: no filter)."""
+    return [] if account_ids is None else [_account(by_time=by_time).in_(account_ids)]
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,12 @@ def _opening_balances(
     snapshot: a posting committed meanwhile is in both or in neither). What was posted before ``since``
     is not read, however long the history; only whether there was any, which the account's first
     posting answers."""
+    account = _account(by_time=by_time)
+    since_then = select(JournalEntry.id).where(JournalEntry.created_at >= since)
     later = (
-        select(Posting.account_id, func.sum(Posting.amount).label("total"))
-        .select_from(JournalEntry)
-        .join(Posting, Posting.entry_id == JournalEntry.id)
-        .where(JournalEntry.created_at >= since, *_of_accounts(account_ids, by_time=by_time))
-        .group_by(Posting.account_id)
+        select(account.label("account_id"), func.sum(Posting.amount).label("total"))
+        .where(Posting.entry_id.in_(since_then), *_of_accounts(account_ids, by_time=by_time))
+        .group_by(account)
         .subquery()
     )
     earlier = (

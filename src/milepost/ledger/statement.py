@@ -96,7 +96,8 @@ def _account(*, by_time: bool) -> ColumnElement[str]:
     """The posting's account, to filter or group by. Found by time, it is an expression
     (``account_id || ''``) that no index answers: otherwise a database without statistics (SQLite)
     would rather read every posting by account, in the order of the (account_id, id) index."""
-    return Posting.account_id + "" if by_time else Posting.account_id
+    column = Posting.account_id.expression
+    return column + "" if by_time else column
 
 
 def _of_accounts(account_ids: list[str] | None, *, by_time: bool) -> list[ColumnElement[bool]]:

@@ -114,7 +114,14 @@ def test_pending_transfers_page_oldest_first_each_once(world: World) -> None:
         pages: list[list[str]] = []
         after = None
         while True:
-            page = world.act(staff, pending_transfers, limit=2, **{f"{kind}_after": after})
+            cursors = {"deposits_after": None, "payouts_after": None, f"{kind}_after": after}
+            page = world.act(
+                staff,
+                pending_transfers,
+                limit=2,
+                deposits_after=cursors["deposits_after"],
+                payouts_after=cursors["payouts_after"],
+            )
             lines, more = (
                 (page.deposits, page.more_deposits)
                 if kind == "deposits"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -112,6 +112,79 @@ def test_staff_statement_covers_every_account_and_ends_at_each_balance(world: Wo
     lines = as_csv(world, history.staff)
     for key, closing in check_running_balances(lines).items():
         assert closing == world.account_balance(key), key
+
+
+@pytest.fixture(params=["by time", "by account"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each statement test below runs both ways a period's postings can be found: by the entries' time
+    (a short period) and by account (a period too long for that)."""
+    if request.param == "by account":
+        monkeypatch.setattr(statement, "BY_TIME_UP_TO", 0)
+    return str(request.param)
+
+
+def test_the_opening_balance_is_what_was_posted_before_whichever_way_it_is_read(
+    world: World, path: str
+) -> None:
+    history = build(world)
+    # The freelancer is paid a 9_000 bonus on 03-02, m1's 90_000 on 03-04, 27_000 on 03-05, 18_000 on
+    # 03-06, 36_000 on 03-08 and 27_000 on 03-18 (2030).
+    for start, opening in (
+        (date(2030, 3, 3), 9_000),
+        (date(2030, 3, 5), 99_000),
+        (date(2030, 3, 8), 144_000),
+        (date(2030, 3, 25), 207_000),
+    ):
+        lines = as_csv(world, history.freelancer, start=start)
+        first = lines[0]
+        assert (first["entry_kind"], int(first["balance"]), first["date"]) == (
+            statement.OPENING_BALANCE,
+            opening,
+            start.isoformat(),
+        ), (path, start)
+        key = user_account(history.freelancer.id, "USD").key
+        assert check_running_balances(lines) == {key: world.balance(history.freelancer)}
+    # A period that ends before today starts from the same balance.
+    bounded = as_csv(world, history.freelancer, start=date(2030, 3, 5), end=date(2030, 3, 5))
+    assert [(line["entry_kind"], line["balance"]) for line in bounded] == [
+        (statement.OPENING_BALANCE, "99000"),
+        ("dispute_split", "126000"),
+    ]
+    # Before the first posting: no opening line at all.
+    assert as_csv(world, history.freelancer, start=date(2030, 3, 2))[0]["entry_kind"] == "bonus"
+    # Staff: every account with postings before the day, each from its own balance, each ending at it.
+    everyone = as_csv(world, history.staff, start=date(2030, 3, 5))
+    assert any(line["entry_kind"] == statement.OPENING_BALANCE for line in everyone)
+    for key, closing in check_running_balances(everyone).items():
+        assert closing == world.account_balance(key), key
+
+
+def test_an_account_that_came_back_to_zero_still_opens_with_its_balance(
+    world: World, path: str
+) -> None:
+    """A history that adds up to nothing is still a history: the period opens with a zero line, as it
+    does for an account that had none only when there was none."""
+    ann = world.user("ann")
+    account = world.destination(ann)
+    before = datetime(2030, 1, 10, 12, tzinfo=UTC)
+    world.act(ann, wallets.create_deposit, amount=5_000, currency="USD", now=before)
+    world.act(
+        ann,
+        wallets.create_payout,
+        amount=5_000,
+        currency="USD",
+        provider="manual",
+        destination_id=account.id,
+        now=before,
+    )
+    world.act(ann, wallets.create_deposit, amount=700, currency="USD", now=before + timedelta(40))
+    lines = as_csv(world, ann, start=date(2030, 2, 1))
+    assert [(line["entry_kind"], line["amount"], line["balance"]) for line in lines] == [
+        (statement.OPENING_BALANCE, "0", "0"),
+        ("deposit", "700", "700"),
+    ]
+    # A user with no account at all has an empty statement.
+    assert as_csv(world, world.user("bob"), start=date(2030, 2, 1)) == []
 
 
 # The command line ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -31,6 +31,10 @@ class OfferStatus(StrEnum):
 
 class Dispute(Base):
     __tablename__ = "disputes"
+    # Staff's queue: the open ones by mediation deadline (web/views/dispute_queue.py pages it).
+    __table_args__ = (
+        Index("ix_disputes_status_mediation_due_at_id", "status", "mediation_due_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     milestone_id: Mapped[str] = mapped_column(ForeignKey("milestones.id"), index=True)

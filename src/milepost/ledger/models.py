@@ -75,6 +75,8 @@ class Account(Base):
 
 class JournalEntry(Base):
     __tablename__ = "ledger_entries"
+    # A statement's period: the entries of some days (ledger/statement.py).
+    __table_args__ = (Index("ix_ledger_entries_created_at_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind))

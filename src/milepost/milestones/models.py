@@ -8,12 +8,14 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
@@ -34,6 +36,18 @@ class Milestone(Base):
         ),
         CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
         UniqueConstraint("project_id", "position"),
+        # The project page's totals, summed from the index alone (web/views/project.py); the drafts past
+        # fund-by of a project (projects.service.overdue_milestone_ids) without reading its other rows.
+        Index(
+            "ix_milestones_project_totals",
+            "project_id",
+            "status",
+            "fund_by",
+            "amount",
+            "funded_amount",
+            "released_amount",
+            "refunded_amount",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -83,8 +97,10 @@ class Milestone(Base):
     # The newest event's keyed MAC (None: unsigned), so appending needs no read of the previous event.
     last_event_mac: Mapped[str | None] = mapped_column(String(64))
 
-    @property
+    @hybrid_property
     def escrow_balance(self) -> int:
+        """What the milestone's escrow holds: funded, less what was released and refunded. The same
+        expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
         return self.funded_amount - self.released_amount - self.refunded_amount
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -26,7 +26,13 @@ class DestinationKind(StrEnum):
 
 class Deposit(Base):
     __tablename__ = "deposits"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # Staff's list of bank transfers to confirm, oldest first (web/views/pending_transfers.py).
+        Index(
+            "ix_deposits_status_provider_created_at_id", "status", "provider", "created_at", "id"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
@@ -69,7 +75,11 @@ class PayoutDestination(Base):
 
 class Payout(Base):
     __tablename__ = "payouts"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # Staff's list of bank transfers to send, oldest first (web/views/pending_transfers.py).
+        Index("ix_payouts_status_provider_created_at_id", "status", "provider", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)

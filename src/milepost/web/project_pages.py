@@ -84,15 +84,17 @@ def _project(
     web: WebDep,
     project_id: str,
     *,
+    after: int | None = None,
     status: int = 200,
     failed: str | None = None,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
 ) -> Response:
-    """The project page; after a refused form, with the message by that form and what was typed."""
+    """The project page (its milestones after position ``after``: a page of them); after a refused
+    form, with the message by that form and what was typed."""
     return web.page(
         "project.html",
-        lambda ctx: views.project_page(ctx, project_id),
+        lambda ctx: views.project_page(ctx, project_id, after=after),
         status=status,
         Form=ProjectForm,
         failed=failed,
@@ -103,8 +105,8 @@ def _project(
 
 
 @router.get("/projects/{project_id}")
-def project_page(web: WebDep, project_id: str) -> Response:
-    return _project(web, project_id)
+def project_page(web: WebDep, project_id: str, after: int | None = None) -> Response:
+    return _project(web, project_id, after=after)
 
 
 def _as_typed(posted: Posted) -> dict[str, Any]:

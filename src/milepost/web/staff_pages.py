@@ -7,7 +7,7 @@ user cannot even tell the pages exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -36,15 +36,17 @@ def _overview(
     web: WebDep,
     *,
     verify: bool = False,
+    cursors: Mapping[str, str | None] | None = None,
     status: int = 200,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
     """The staff home. Verifying the ledger reads every posting, so it runs only when staff press "Verify
-    the ledger now" (a GET: it changes nothing), not on every view of the queue; the result says when."""
+    the ledger now" (a GET: it changes nothing), not on every view of the queue; the result says when.
+    ``cursors``: where each list's page starts (``staff.DISPUTES_AFTER`` ...); by default, at the top."""
     return web.page(
         "staff.html",
-        lambda ctx: staff.staff_overview(ctx, verify=verify),
+        lambda ctx: staff.staff_overview(ctx, verify=verify, cursors=cursors),
         status=status,
         hidden=HIDDEN,
         errors=errors or {},
@@ -53,8 +55,22 @@ def _overview(
 
 
 @router.get("/staff")
-def staff_page(web: WebDep, verify: bool = False) -> Response:
-    return _overview(web, verify=verify)
+def staff_page(
+    web: WebDep,
+    verify: bool = False,
+    disputes_after: str | None = None,
+    deposits_after: str | None = None,
+    payouts_after: str | None = None,
+) -> Response:
+    return _overview(
+        web,
+        verify=verify,
+        cursors={
+            staff.DISPUTES_AFTER: disputes_after,
+            staff.DEPOSITS_AFTER: deposits_after,
+            staff.PAYOUTS_AFTER: payouts_after,
+        },
+    )
 
 
 def _transfer_refused(web: Web, posted: Posted, error: MilepostError) -> Response:

@@ -3,17 +3,18 @@ freelancer's part."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from milepost.disputes import service as disputes
 from milepost.disputes.models import DisputeStatus, Resolution
-from milepost.kit.errors import NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.errors import InvalidRequest, NotFound, PermissionDenied, ValidationFailed
 from milepost.kit.time import utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.state import MilestoneStatus
 from milepost.schedule.service import run_due
+from milepost.users.models import User
 from milepost.web.forms import dispute as dispute_forms
 from milepost.web.views import dispute_queue as queue
 from tests.world import World
@@ -36,7 +37,7 @@ def test_the_queue_lists_open_disputes_overdue_first_then_by_deadline(world: Wor
     withdrawn = world.act(other_freelancer, disputes.open_dispute, other.id, reason="Oops")
     world.act(other_freelancer, disputes.withdraw, withdrawn.id)
 
-    lines = world.act(staff, queue.dispute_queue)
+    lines = world.act(staff, queue.dispute_queue).data
     assert [(line.dispute_id, line.overdue) for line in lines] == [
         (old_dispute.id, True),
         (recent_dispute.id, False),
@@ -48,7 +49,7 @@ def test_the_queue_lists_open_disputes_overdue_first_then_by_deadline(world: Wor
     # The scheduler's stamp keeps it flagged the same way.
     report = run_due(world.db, world.settings, utcnow(), deliver_emails=False)
     assert [h.action for h in report.done] == ["dispute_overdue"]
-    assert [line.overdue for line in world.act(staff, queue.dispute_queue)] == [True, False]
+    assert [line.overdue for line in world.act(staff, queue.dispute_queue).data] == [True, False]
 
 
 def test_only_staff_see_the_queue_and_the_detail(world: World) -> None:
@@ -222,3 +223,54 @@ def test_staff_who_are_a_party_leave_the_ruling_to_someone_else(world: World) ->
     )
     other_staff = world.user("staff", staff=True)
     assert world.act(other_staff, queue.dispute_detail, dispute.id).resolve_refused is None
+
+
+def _open_disputes(world: World, opened_at: list[datetime]) -> list[str]:
+    """One open dispute per time given, on milestones of one project; the disputes' ids, in that order."""
+    client, freelancer, project = world.parties(wallet=10_000_000)
+    opened = []
+    for n, when in enumerate(opened_at):
+        milestone = world.milestone(client, project, 10_000 + n, title=f"Part {n}")
+        world.act(client, milestones.fund, milestone.id, now=when - 2 * DAY)
+        world.act(freelancer, milestones.submit, milestone.id, note="Done", now=when - DAY)
+        opened.append(
+            world.act(client, disputes.open_dispute, milestone.id, reason="No", now=when).id
+        )
+    return opened
+
+
+def _every_page(world: World, staff: User, limit: int) -> list[list[queue.QueueLine]]:
+    pages, after = [], None
+    while True:
+        page = world.act(staff, queue.dispute_queue, starting_after=after, limit=limit)
+        pages.append(page.data)
+        if not page.has_more:
+            return pages
+        after = page.data[-1].dispute_id
+
+
+def test_the_queue_pages_through_every_open_dispute_once_in_a_stable_order(world: World) -> None:
+    staff = world.user("staff", staff=True)
+    now = utcnow()
+    # Three pairs opened at the same moment (the same deadline: the id breaks the tie), two of them
+    # past the mediation window; a resolved dispute in between is in no page.
+    moments = [now - 20 * DAY] * 2 + [now - 16 * DAY] + [now - DAY] * 2 + [now] * 2
+    ids = _open_disputes(world, moments)
+    _, other_freelancer, other = world.submitted(30_000, title="Withdrawn")
+    withdrawn = world.act(other_freelancer, disputes.open_dispute, other.id, reason="Oops")
+    world.act(other_freelancer, disputes.withdraw, withdrawn.id)
+    expected = [dispute_id for _, dispute_id in sorted(zip(moments, ids, strict=True))]
+
+    pages = _every_page(world, staff, limit=3)
+    assert [len(page) for page in pages] == [3, 3, 1]
+    seen = [line.dispute_id for page in pages for line in page]
+    assert seen == expected  # none missing, none twice, by deadline then id
+    assert [line.overdue for page in pages for line in page] == [True] * 3 + [False] * 4
+    # The same pages every time.
+    assert _every_page(world, staff, limit=3) == pages
+    # A page that ends exactly at the last dispute says there is no more.
+    assert [len(page) for page in _every_page(world, staff, limit=7)] == [7]
+    # A "next page" link naming no dispute is refused, naming its parameter.
+    with pytest.raises(InvalidRequest) as refused:
+        world.act(staff, queue.dispute_queue, starting_after="dsp_nope")
+    assert refused.value.param == "disputes_after"

@@ -118,6 +118,43 @@ def test_totals_leave_out_cancelled_milestones_and_count_escrow(world: World) ->
     assert len(page.editable_milestone_ids) == 1
 
 
+def test_the_milestones_come_a_page_at_a_time_under_totals_of_them_all(world: World) -> None:
+    client, freelancer, project = world.parties()
+    made = [world.milestone(client, project, 1_000 * n, title=f"Part {n}") for n in range(1, 8)]
+    world.act(client, milestones.fund, made[0].id)  # 1_000, then released in full
+    world.act(freelancer, milestones.submit, made[0].id, note="Done")
+    world.act(client, milestones.approve, made[0].id)
+    world.act(client, milestones.fund, made[1].id)  # 2_000, of which 500 released
+    world.act(client, milestones.release, made[1].id, amount=500)
+    world.act(client, milestones.fund, made[2].id)  # 3_000 in escrow
+    world.act(client, milestones.cancel, made[3].id)  # 4_000, never funded: not planned
+
+    pages, after = [], None
+    while True:
+        page = world.act(client, views.project_page, project.id, after=after, limit=3)
+        pages.append(page)
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert [[m.position for m in page.milestones] for page in pages] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [page.after for page in pages] == [None, 3, 6]
+    # The figures under the table are the project's, the same on every page: 1+2+3+5+6+7 thousand
+    # planned (the cancelled one left out), 1_500 of the 2_000 and the 3_000 in escrow, 1_500 released.
+    for page in pages:
+        assert (page.totals.planned, page.totals.in_escrow, page.totals.released) == (
+            24_000,
+            4_500,
+            1_500,
+        )
+    # Each page offers to edit its own drafts, and only those.
+    drafts = {m.id for m in made[4:]}
+    assert set().union(*(page.editable_milestone_ids for page in pages)) == drafts
+    assert pages[0].editable_milestone_ids == frozenset()
+    # Past the last one: no milestones, no next page, the totals all the same.
+    beyond = world.act(client, views.project_page, project.id, after=7, limit=3)
+    assert (beyond.milestones, beyond.next_after, beyond.totals) == ([], None, pages[0].totals)
+
+
 def test_a_paused_project_offers_its_freelancer_resume(world: World) -> None:
     client, freelancer, project = world.parties()
     world.milestone(client, project, 1_000, fund_by=date(2020, 1, 1))  # long overdue

@@ -20,6 +20,7 @@ from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
 from milepost.events import EventAction
 from milepost.files.models import StoredFile
 from milepost.kit.context import Context
+from milepost.kit.pagination import Page, key_of, keyset
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.money import cumulative_fee
@@ -42,6 +43,8 @@ def _fee(milestone: Milestone, to_freelancer: int) -> int:
 
 # The queue ------------------------------------------------------------------------------------------------
 
+QUEUE_PAGE = 50  # disputes per page of the queue
+
 
 @dataclass(frozen=True)
 class QueueLine:
@@ -61,15 +64,32 @@ class QueueLine:
     overdue: bool
 
 
-def dispute_queue(ctx: Context) -> list[QueueLine]:
-    """Open disputes: overdue ones first, then by mediation deadline (soonest first)."""
+def dispute_queue(
+    ctx: Context, *, starting_after: str | None = None, limit: int = QUEUE_PAGE
+) -> Page[QueueLine]:
+    """Open disputes, a page at a time: overdue ones first, then by mediation deadline (soonest first).
+
+    Ordered by (deadline, id) in SQL: that puts the overdue ones first, since a dispute is overdue once
+    its deadline has passed (the scheduler's stamp too is only set then: ``disputes.flag_overdue``).
+    ``starting_after``: the last dispute of the previous page."""
     ctx.require_staff("mediate disputes")
-    rows = ctx.session.execute(
+    order = (Dispute.mediation_due_at, Dispute.id)
+    after = (
+        None
+        if starting_after is None
+        else key_of(ctx.session, order, Dispute.id, starting_after, param="disputes_after")
+    )
+    page = keyset(
+        ctx.session,
         select(Dispute, Milestone, Project)
         .join(Milestone, Milestone.id == Dispute.milestone_id)
         .join(Project, Project.id == Milestone.project_id)
-        .where(Dispute.status == DisputeStatus.OPEN)
-    ).all()
+        .where(Dispute.status == DisputeStatus.OPEN),
+        order,
+        limit=limit,
+        after=after,
+    )
+    rows = page.data
     user_ids = {m.client_id for _, m, _ in rows} | {
         p.freelancer_id for _, _, p in rows if p.freelancer_id
     }
@@ -93,9 +113,7 @@ def dispute_queue(ctx: Context) -> list[QueueLine]:
         )
         for dispute, milestone, project in rows
     ]
-    return sorted(
-        lines, key=lambda line: (not line.overdue, line.mediation_due_at, line.dispute_id)
-    )
+    return Page(data=lines, has_more=page.has_more)
 
 
 # One dispute ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from milepost.kit.context import Context
+from milepost.kit.pagination import key_of, keyset
 from milepost.users.models import User
 from milepost.wallets import service as wallets
 from milepost.wallets.destinations import formatted_iban
@@ -78,29 +79,57 @@ class PendingTransfer:
 
 @dataclass(frozen=True)
 class PendingTransfers:
+    """A page of each list; ``more_*``: there are older ones after the last line."""
+
     deposits: list[PendingTransfer]
     payouts: list[PendingTransfer]
+    more_deposits: bool = False
+    more_payouts: bool = False
 
 
-def pending_transfers(ctx: Context) -> PendingTransfers:
-    """Manual deposits to confirm and manual payouts to mark paid, each oldest first."""
+TRANSFERS_PAGE = 50  # deposits (and payouts) per page
+
+
+def pending_transfers(
+    ctx: Context,
+    *,
+    deposits_after: str | None = None,
+    payouts_after: str | None = None,
+    limit: int = TRANSFERS_PAGE,
+) -> PendingTransfers:
+    """Manual deposits to confirm and manual payouts to mark paid, each oldest first, a page of each:
+    ``deposits_after`` and ``payouts_after`` are the last lines of the previous pages."""
     ctx.require_staff("see pending transfers")
-    deposits = ctx.session.execute(
+    deposit_order = (Deposit.created_at, Deposit.id)
+    deposits = keyset(
+        ctx.session,
         select(Deposit, User)
         .join(User, User.id == Deposit.user_id)
-        .where(Deposit.status == DepositStatus.PENDING, Deposit.provider == STAFF_CONFIRMED)
-        .order_by(Deposit.created_at, Deposit.id)
-    ).all()
-    payouts = ctx.session.execute(
+        .where(Deposit.status == DepositStatus.PENDING, Deposit.provider == STAFF_CONFIRMED),
+        deposit_order,
+        limit=limit,
+        after=None
+        if deposits_after is None
+        else key_of(ctx.session, deposit_order, Deposit.id, deposits_after, param="deposits_after"),
+    )
+    payout_order = (Payout.created_at, Payout.id)
+    payouts = keyset(
+        ctx.session,
         select(Payout, User)
         .join(User, User.id == Payout.user_id)
         .where(Payout.status == PayoutStatus.PENDING, Payout.provider == STAFF_CONFIRMED)
-        .options(selectinload(Payout.destination))
-        .order_by(Payout.created_at, Payout.id)
-    ).all()
+        .options(selectinload(Payout.destination)),
+        payout_order,
+        limit=limit,
+        after=None
+        if payouts_after is None
+        else key_of(ctx.session, payout_order, Payout.id, payouts_after, param="payouts_after"),
+    )
     return PendingTransfers(
-        deposits=[_line(ctx, deposit, user) for deposit, user in deposits],
-        payouts=[_line(ctx, payout, user) for payout, user in payouts],
+        deposits=[_line(ctx, deposit, user) for deposit, user in deposits.data],
+        payouts=[_line(ctx, payout, user) for payout, user in payouts.data],
+        more_deposits=deposits.has_more,
+        more_payouts=payouts.has_more,
     )
 
 

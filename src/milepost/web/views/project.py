@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
+from milepost.kit.pagination import keyset
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
@@ -27,6 +28,7 @@ from milepost.web.forms.project import TermsForm
 
 S = MilestoneStatus
 LIST_LIMIT = 100
+MILESTONES_PAGE = 100  # rows of the project page's milestone table
 
 
 # The projects list -------------------------------------------------------------------------------------
@@ -115,8 +117,11 @@ class ProjectPage:
     client: User
     freelancer: User | None
     role: Role | None  # None: not a party, looking at an open project to propose on it
-    milestones: list[Milestone]  # by position
-    totals: MilestoneTotals
+    milestones: list[Milestone]  # a page of them, by position
+    # The position the next page starts after (the last one shown), or None: this page is the last.
+    next_after: int | None
+    after: int | None  # the position this page starts after, or None: it is the first
+    totals: MilestoneTotals  # of every milestone of the project, not only this page's
     proposals: list[
         ProposalCard
     ]  # the client's (and staff's) to compare; anyone else sees their own
@@ -129,23 +134,21 @@ class ProjectPage:
     symbol: str  # the currency's symbol, which a typed amount may start with
 
 
-def project_page(ctx: Context, project_id: str) -> ProjectPage:
-    """The project as its page shows it; NotFound for an outsider unless the project is open."""
+def project_page(
+    ctx: Context, project_id: str, *, after: int | None = None, limit: int = MILESTONES_PAGE
+) -> ProjectPage:
+    """The project as its page shows it, with the milestones after position ``after`` (None: from the
+    first), ``limit`` of them; NotFound for an outsider unless the project is open."""
     project = projects.get_project(ctx, project_id)
     role = projects.project_role(ctx.require_actor(), project)
-    rows = list(
-        ctx.session.scalars(
-            select(Milestone)
-            .where(Milestone.project_id == project.id)
-            .order_by(Milestone.position, Milestone.id)
-        )
+    page = keyset(
+        ctx.session,
+        select(Milestone).where(Milestone.project_id == project.id),
+        (Milestone.position,),  # unique within a project
+        limit=limit,
+        after=None if after is None else (after,),
     )
-    live = [m for m in rows if m.status is not S.CANCELLED]
-    totals = MilestoneTotals(
-        planned=sum(m.amount for m in live),
-        in_escrow=sum(m.escrow_balance for m in rows),
-        released=sum(m.released_amount for m in rows),
-    )
+    rows: list[Milestone] = [milestone for (milestone,) in page.data]
     forms = frozenset(FORM_OF[action] for action in projects.available_actions(ctx, project))
     return ProjectPage(
         project=project,
@@ -153,7 +156,9 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         freelancer=None if project.freelancer_id is None else _user(ctx, project.freelancer_id),
         role=role,
         milestones=rows,
-        totals=totals,
+        next_after=rows[-1].position if page.has_more else None,
+        after=after,
+        totals=_totals(ctx, project.id),
         proposals=_proposals(ctx, project),
         forms=forms,
         editable_milestone_ids=_editable(role, project, rows),
@@ -161,6 +166,21 @@ def project_page(ctx: Context, project_id: str) -> ProjectPage:
         exponent=exponent(project.currency),
         symbol=currency_symbol(project.currency),
     )
+
+
+def _totals(ctx: Context, project_id: str) -> MilestoneTotals:
+    """The figures under the table, over all of the project's milestones: summed by the database (an
+    index holds the columns summed), not by loading each milestone."""
+    planned, in_escrow, released = ctx.session.execute(
+        select(
+            func.coalesce(
+                func.sum(case((Milestone.status != S.CANCELLED, Milestone.amount), else_=0)), 0
+            ),
+            func.coalesce(func.sum(Milestone.escrow_balance), 0),
+            func.coalesce(func.sum(Milestone.released_amount), 0),
+        ).where(Milestone.project_id == project_id)
+    ).one()
+    return MilestoneTotals(planned=int(planned), in_escrow=int(in_escrow), released=int(released))
 
 
 def _editable(role: Role | None, project: Project, rows: list[Milestone]) -> frozenset[str]:

@@ -290,11 +290,17 @@ class Ledger:
             account["balance"] = self._written[account["id"]] = self._balances[account["id"]]
         for table, values in rows.tables():
             if values:
+                # One multi-row INSERT needs the same columns in every row: a column some rows leave
+                # out (a dispute still open has no resolution yet) is NULL in those.
+                columns = {column for row in values for column in row}
+                for row in values:
+                    for column in columns - row.keys():
+                        row[column] = None
                 connection.execute(table.insert(), values)
 
     def finish(self, connection: Connection) -> None:
         """Bring every account that later chunks moved to its balance (the caller commits)."""
-        changed = [
+        changed: list[Row] = [
             {"account_id": account_id, "new_balance": self._balances[account_id]}
             for account_id, written in self._written.items()
             if self._balances[account_id] != written

@@ -75,6 +75,9 @@ class Account(Base):
 
 class JournalEntry(Base):
     __tablename__ = "ledger_entries"
+    # The entries of a kind in a period (the dashboard's releases this month and its weekly history),
+    # without reading the years before it.
+    __table_args__ = (Index("ix_ledger_entries_kind_created_at", "kind", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind))

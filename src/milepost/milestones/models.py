@@ -8,11 +8,13 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     and_,
+    literal_column,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +36,12 @@ class Milestone(Base):
         ),
         CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
         UniqueConstraint("project_id", "position"),
+        # The reads of one party's milestones (the dashboard, balances), which must not grow with the
+        # ended ones: a client's newest first; a client's or a project's in some statuses (the open
+        # ones); and, below the class, those whose escrow holds money.
+        Index("ix_milestones_client_id_created_at", "client_id", "created_at"),
+        Index("ix_milestones_client_id_status", "client_id", "status"),
+        Index("ix_milestones_project_id_status", "project_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -86,6 +94,33 @@ class Milestone(Base):
     @property
     def escrow_balance(self) -> int:
         return self.funded_amount - self.released_amount - self.refunded_amount
+
+
+def escrow_held() -> ColumnElement[int]:
+    """``Milestone.escrow_balance`` in SQL."""
+    return Milestone.funded_amount - Milestone.released_amount - Milestone.refunded_amount
+
+
+def holds_escrow() -> ColumnElement[bool]:
+    """Milestones whose escrow holds money: the open ones that were funded, a few among the many that
+    ended. The WHERE of the two partial indexes below: a query that filters with this same expression
+    may read only those (both databases match a partial index's WHERE against the query's expression,
+    so the zero is a literal: a bound parameter would not match)."""
+    return escrow_held() > literal_column("0")
+
+
+Index(
+    "ix_milestones_client_id_holding",
+    Milestone.client_id,
+    sqlite_where=holds_escrow(),
+    postgresql_where=holds_escrow(),
+)
+Index(
+    "ix_milestones_project_id_holding",
+    Milestone.project_id,
+    sqlite_where=holds_escrow(),
+    postgresql_where=holds_escrow(),
+)
 
 
 def funding_overdue(today: date) -> ColumnElement[bool]:

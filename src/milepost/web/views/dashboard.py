@@ -290,6 +290,38 @@ def bucket_by_week(
     ]
 
 
+class WeekBuckets:
+    """Weeks as SQL sees them, so that the database sums per week: a date or a moment (in ``zone``)
+    becomes the number of its week, 0 for the first (or before it), ``len(weeks)`` after the last, NULL
+    for none; and a number becomes a day of that week again (no earlier than ``not_before``), which
+    puts whatever was summed under it in the same week as each of its parts."""
+
+    def __init__(
+        self, weeks: tuple[date, ...], zone: ZoneInfo, *, not_before: date | None = None
+    ) -> None:
+        after = weeks[-1] + timedelta(weeks=1)
+        self.days = [max(week, not_before or week) for week in weeks] + [after]
+        self.day_bounds = [*weeks[1:], after]
+        self.moment_bounds = [
+            datetime.combine(day, time.min, tzinfo=zone) for day in self.day_bounds
+        ]
+        self.zone = zone
+
+    def of(self, column: QueryableAttribute[Any], *, moments: bool = False) -> ColumnElement[Any]:
+        bounds: list[Any] = self.moment_bounds if moments else self.day_bounds
+        return case(
+            (column.is_(None), null()),
+            *((column < bound, week) for week, bound in enumerate(bounds)),
+            else_=len(bounds),
+        )
+
+    def day(self, week: int | None) -> date | None:
+        return None if week is None else self.days[week]
+
+    def moment(self, week: int | None) -> datetime | None:
+        return None if week is None else datetime.combine(self.days[week], time.min, self.zone)
+
+
 def _local_day(moment: datetime, zone: ZoneInfo) -> date:
     return as_utc(moment).astimezone(zone).date()
 
@@ -307,11 +339,14 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
     today = _local_day(ctx.now, zone)
     weeks = weeks_from(today - timedelta(weeks=HISTORY_WEEKS - 1), HISTORY_WEEKS)
     since = datetime.combine(weeks[0], time.min, tzinfo=zone)
-    rows = ctx.session.execute(
+    buckets = WeekBuckets(weeks, zone)
+    # The postings summed per week in the database (as many rows as weeks, kinds and currencies, however
+    # many postings): escrow_flows reads each sum as one posting made on the first day of its week.
+    postings = (
         select(
-            JournalEntry.kind,
-            JournalEntry.created_at,
-            Account.kind,
+            JournalEntry.kind.label("entry_kind"),
+            buckets.of(JournalEntry.created_at, moments=True).label("week"),
+            Account.kind.label("account_kind"),
             Posting.currency,
             Posting.amount,
         )
@@ -335,7 +370,20 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
                 ),
             ),
         )
-    ).all()
+        .subquery()
+    )
+    keys = (postings.c.entry_kind, postings.c.week, postings.c.account_kind, postings.c.currency)
+    sums = ctx.session.execute(select(*keys, func.sum(postings.c.amount)).group_by(*keys)).all()
+    rows = [
+        (
+            EntryKind(entry_kind),
+            buckets.moment(week) or since,
+            AccountKind(account_kind),
+            currency,
+            int(amount),
+        )
+        for entry_kind, week, account_kind, currency, amount in sums
+    ]
     return bucket_by_week(escrow_flows(rows, zone), weeks, HISTORY_SERIES)
 
 
@@ -432,35 +480,8 @@ class OpenMilestones:
     count: int
 
 
-class _Weeks:
-    """The forecast's weeks as SQL sees them: a date or a moment becomes the number of its week (0: this
-    week, or before: overdue counts now; FORECAST_WEEKS: after the last), and back to a day in it."""
-
-    def __init__(self, weeks: tuple[date, ...], today: date, zone: ZoneInfo) -> None:
-        self.days = [max(week, today) for week in weeks] + [weeks[-1] + timedelta(weeks=1)]
-        self.day_bounds = [*weeks[1:], weeks[-1] + timedelta(weeks=1)]
-        self.moment_bounds = [
-            datetime.combine(day, time.min, tzinfo=zone) for day in self.day_bounds
-        ]
-        self.zone = zone
-
-    def of(self, column: QueryableAttribute[Any], *, moments: bool = False) -> ColumnElement[Any]:
-        bounds: list[Any] = self.moment_bounds if moments else self.day_bounds
-        return case(
-            (column.is_(None), null()),
-            *((column < bound, week) for week, bound in enumerate(bounds)),
-            else_=len(bounds),
-        )
-
-    def day(self, week: int | None) -> date | None:
-        return None if week is None else self.days[week]
-
-    def moment(self, week: int | None) -> datetime | None:
-        return None if week is None else datetime.combine(self.days[week], time.min, self.zone)
-
-
 def open_milestones(
-    ctx: Context, party: ColumnElement[bool], weeks: _Weeks
+    ctx: Context, party: ColumnElement[bool], weeks: WeekBuckets
 ) -> list[OpenMilestones]:
     """The tab's open milestones (FORECAST_STATUSES) summed per status, currency and forecast week of
     each date, in SQL: as many rows as there are such groups, however many milestones they hold. Drafts
@@ -545,7 +566,7 @@ def cash_flow_forecast(
         else:
             flows.append(Flow(max(day, today), currency, kind, amount))
 
-    for group in open_milestones(ctx, party, _Weeks(weeks, today, zone)):
+    for group in open_milestones(ctx, party, WeekBuckets(weeks, zone, not_before=today)):
         add(group, group.currency, group.to_fund, group.count)
     overdue_drafts = ctx.session.scalars(
         select(Milestone)

@@ -34,9 +34,15 @@ loading (autovacuum would do so on its own schedule); on SQLite nothing is (the 
     .venv/bin/python bench/data_growth.py --sizes 200 2000             # the quick check (< 1 minute)
     .venv/bin/python bench/data_growth.py --sizes 1000 100000 --backends postgres --requests 60
 
-To measure another version of the app on the same data, point PYTHONPATH at its ``src`` (the server runs
-from whatever ``milepost`` the interpreter imports). On PostgreSQL each size gets a database of its own
-(``milepost_growth_<pid>_<random>``), dropped afterwards; no other database is touched.
+To compare versions of the app on the same data, name each with ``--app NAME=SRC_DIR``, oldest first: the
+data is generated once per size, then each version brings the schema to its own head (so an index a newer
+version adds exists only for it) and is measured in turn:
+
+    git archive v1 src | tar -x -C /tmp/v1
+    .venv/bin/python bench/data_growth.py --app before=/tmp/v1/src --app after=src
+
+On PostgreSQL each size gets a database of its own (``milepost_growth_<pid>_<random>``), dropped
+afterwards; no other database is touched.
 """
 
 from __future__ import annotations
@@ -72,7 +78,6 @@ from milepost.events import EventAction
 from milepost.kit.db import Database
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing
-from milepost.kit.schema import upgrade_schema
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import (
     AccountRef,
@@ -795,11 +800,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str, workdir: Path) -> Iterator[str]:
+def server(url: str, workdir: Path, environment: dict[str, str]) -> Iterator[str]:
     """``milepost serve`` on ``url`` (one process, no background worker): its base URL."""
     port = free_port()
     environment = {
-        **os.environ,
+        **environment,
         "MILEPOST_PROVIDERS": "sandbox,manual",
         "MILEPOST_SECRET_KEY": secrets.token_urlsafe(32),
         "MILEPOST_LEDGER_KEY": LEDGER_KEY,
@@ -888,34 +893,76 @@ def postgres_database(admin_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_size(backend: str, url: str, size: int, requests: int) -> dict[str, tuple[float, float]]:
-    upgrade_schema(url)
+@dataclass(frozen=True)
+class App:
+    """A version of the app to measure: its name in the report, and the ``src`` directory it runs from
+    (None: the ``milepost`` this interpreter imports)."""
+
+    name: str
+    src: str | None
+
+    @classmethod
+    def parse(cls, value: str) -> App:
+        name, _, src = value.partition("=")
+        if not src:
+            raise argparse.ArgumentTypeError("give NAME=SRC_DIR, e.g. before=../main/src")
+        return cls(name, str(Path(src).resolve()))
+
+    def environment(self) -> dict[str, str]:
+        if self.src is None:
+            return dict(os.environ)
+        return {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([self.src, os.environ.get("PYTHONPATH", "")]),
+        }
+
+    def upgrade(self, url: str) -> None:
+        """Bring the schema to this version's head (its own migrations)."""
+        subprocess.run(
+            [MILEPOST, "db", "upgrade", "--db", url],
+            env=self.environment(),
+            check=True,
+            capture_output=True,
+        )
+
+
+Results = dict[str, dict[int, dict[str, tuple[float, float]]]]  # app -> size -> page -> (p50, p95)
+
+
+def run_size(
+    backend: str, url: str, size: int, apps: list[App], requests: int, results: Results
+) -> None:
+    """Generate ``size`` milestones once, then measure each app on them, oldest first (each brings the
+    schema to its own head before it starts: indexes a newer version adds are there only for it)."""
+    apps[0].upgrade(url)
     started = time.perf_counter()
     data = generate(url, size)
     generated = time.perf_counter() - started
-    if backend == "postgres":
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute("VACUUM ANALYZE")
     statuses = ", ".join(f"{count} {status}" for status, count in sorted(data.statuses.items()))
     print(
         f"{backend}: {size:,} milestones generated in {generated:.1f} s "
         f"({data.postings:,} postings, {data.events:,} events; {statuses})",
         flush=True,
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="milepost-growth-files-") as workdir,
-        server(url, Path(workdir)) as base,
-    ):
-        return measure_pages(base, data, requests)
+    for app in apps:
+        app.upgrade(url)
+        if backend == "postgres":
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute("VACUUM ANALYZE")
+        with (
+            tempfile.TemporaryDirectory(prefix="milepost-growth-files-") as workdir,
+            server(url, Path(workdir), app.environment()) as base,
+        ):
+            results[app.name][size] = measure_pages(base, data, requests)
 
 
 def report(
-    backend: str, sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]
+    backend: str, app: str, sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]
 ) -> None:
     first, last = sizes[0], sizes[-1]
     width = max(len(page.name) for page in PAGES)
     head = "".join(f"{f'{size:,}':>18}" for size in sizes)
-    print(f"\n{backend}: p50 / p95 in ms per page, by milestones of the client")
+    print(f"\n{backend}, {app}: p50 / p95 in ms per page, by milestones of the client")
     print(f"{'page':<{width}}{head}   p95 {last:,}/{first:,}")
     for page in PAGES:
         if page.name not in results[first]:
@@ -935,6 +982,14 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--requests", type=int, default=40, help="measured requests per page")
     parser.add_argument(
+        "--app",
+        dest="apps",
+        type=App.parse,
+        action="append",
+        metavar="NAME=SRC_DIR",
+        help="measure this version of the app (repeat: oldest first, each on the same data)",
+    )
+    parser.add_argument(
         "--postgres-admin-url",
         default=os.environ.get(
             "MILEPOST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -942,8 +997,9 @@ def main() -> None:
     )
     options = parser.parse_args()
     sizes = sorted(options.sizes)
+    apps: list[App] = options.apps or [App("this checkout", None)]
     for backend in options.backends:
-        results = {}
+        results: Results = {app.name: {} for app in apps}
         for size in sizes:
             database = (
                 sqlite_database()
@@ -951,8 +1007,9 @@ def main() -> None:
                 else postgres_database(options.postgres_admin_url)
             )
             with database as url:
-                results[size] = run_size(backend, url, size, options.requests)
-        report(backend, sizes, results)
+                run_size(backend, url, size, apps, options.requests, results)
+        for app in apps:
+            report(backend, app.name, sizes, results[app.name])
 
 
 if __name__ == "__main__":

@@ -412,6 +412,19 @@ def is_sqlite(session_or_engine: Session | Engine) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+def in_one_process(session: Session) -> None:
+    """PostgreSQL: plan the rest of this transaction's statements without parallel workers.
+
+    For a read that joins a few thousand rows through indexes (the dashboard's weekly history): on a
+    large ledger the planner hands part of such a join to a worker process it starts for the query, and
+    the start costs more than the worker saves (at 100k milestones of one client, bench/data_growth.py's
+    data: the history's statement takes about 10 ms in one process, 20 ms with a worker). ``SET
+    LOCAL`` ends with the transaction, so it is safe behind a transaction pooler too. Nothing on
+    SQLite."""
+    if not is_sqlite(session):
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
 def insert_ignoring_conflicts(
     session: Session, model: type[Base], rows: list[dict[str, Any]]
 ) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -26,7 +26,11 @@ class DestinationKind(StrEnum):
 
 class Deposit(Base):
     __tablename__ = "deposits"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # A user's pending deposits (the dashboard), not every deposit they ever made.
+        Index("ix_deposits_user_id_status", "user_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
@@ -69,7 +73,11 @@ class PayoutDestination(Base):
 
 class Payout(Base):
     __tablename__ = "payouts"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # A user's pending payouts (the dashboard), not every payout they ever had.
+        Index("ix_payouts_user_id_status", "user_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)

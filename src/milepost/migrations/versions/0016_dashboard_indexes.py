@@ -6,7 +6,8 @@ balances), so that they read the open milestones and the recent weeks, not every
   projects) milestones in the open statuses, for the cash-flow forecast;
 - milestones (client_id) and (project_id), partial, where the escrow holds money: the escrow totals and
   balances (the WHERE is ``milestones.models.holds_escrow``, written here as it stands there);
-- ledger_entries (kind, created_at): the releases of this month and the weekly history.
+- ledger_entries (kind, created_at): the releases of this month and the weekly history;
+- deposits and payouts (user_id, status): a user's pending ones.
 
 Revision ID: 0016
 Revises: 0014
@@ -27,9 +28,7 @@ HOLDS_ESCROW = sa.text("(funded_amount - released_amount) - refunded_amount > 0"
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_milestones_client_id_created_at", "milestones", ["client_id", "created_at"]
-    )
+    op.create_index("ix_milestones_client_id_created_at", "milestones", ["client_id", "created_at"])
     op.create_index("ix_milestones_client_id_status", "milestones", ["client_id", "status"])
     op.create_index("ix_milestones_project_id_status", "milestones", ["project_id", "status"])
     for column in ("client_id", "project_id"):
@@ -41,9 +40,13 @@ def upgrade() -> None:
             postgresql_where=HOLDS_ESCROW,
         )
     op.create_index("ix_ledger_entries_kind_created_at", "ledger_entries", ["kind", "created_at"])
+    op.create_index("ix_deposits_user_id_status", "deposits", ["user_id", "status"])
+    op.create_index("ix_payouts_user_id_status", "payouts", ["user_id", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payouts_user_id_status", table_name="payouts")
+    op.drop_index("ix_deposits_user_id_status", table_name="deposits")
     op.drop_index("ix_ledger_entries_kind_created_at", table_name="ledger_entries")
     for name in (
         "ix_milestones_project_id_holding",

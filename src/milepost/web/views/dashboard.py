@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, not_, null, or_, 
 from sqlalchemy.orm import QueryableAttribute, selectinload
 
 from milepost.kit.context import Context
+from milepost.kit.db import in_one_process
 from milepost.kit.errors import InvalidRequest
 from milepost.kit.time import as_utc
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
@@ -340,6 +341,9 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
     weeks = weeks_from(today - timedelta(weeks=HISTORY_WEEKS - 1), HISTORY_WEEKS)
     since = datetime.combine(weeks[0], time.min, tzinfo=zone)
     buckets = WeekBuckets(weeks, zone)
+    in_one_process(
+        ctx.session
+    )  # a few thousand postings through indexes: no worker pays (kit/db.py)
     # The postings summed per week in the database (as many rows as weeks, kinds and currencies, however
     # many postings): escrow_flows reads each sum as one posting made on the first day of its week.
     postings = (

@@ -412,17 +412,27 @@ def is_sqlite(session_or_engine: Session | Engine) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def in_one_process(session: Session) -> None:
-    """PostgreSQL: plan the rest of this transaction's statements without parallel workers.
+def plan_as_index_reads(session: Session) -> None:
+    """PostgreSQL: plan the rest of this transaction's statements for a read of a few thousand rows
+    through indexes, from memory: no parallel workers, and an index lookup costed as the cached page it
+    is (``random_page_cost`` 1.1, the usual setting for SSDs, instead of the default 4, which is for
+    spinning disks).
 
-    For a read that joins a few thousand rows through indexes (the dashboard's weekly history): on a
-    large ledger the planner hands part of such a join to a worker process it starts for the query, and
-    the start costs more than the worker saves (at 100k milestones of one client, bench/data_growth.py's
-    data: the history's statement takes about 10 ms in one process, 20 ms with a worker). ``SET
-    LOCAL`` ends with the transaction, so it is safe behind a transaction pooler too. Nothing on
-    SQLite."""
+    For the dashboard's weekly history on a large ledger: with the defaults the planner either hands
+    part of the join to a worker process it starts for the query (the start costs more than the worker
+    saves) or, for a freelancer's milestones, which it can only find through their projects, reads
+    every milestone to hash them rather than look up the few it needs. Measured on
+    bench/data_growth.py's data at 100k milestones of one client: the client's history 20 ms with a
+    worker, 10 ms without; the freelancer's 29-38 ms with the whole table read, 12 ms with lookups.
+    ``set_config(..., true)`` lasts until the transaction ends (safe behind a transaction pooler), in
+    one statement. Nothing on SQLite."""
     if not is_sqlite(session):
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        session.execute(
+            text(
+                "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                " set_config('random_page_cost', '1.1', true)"
+            )
+        )
 
 
 def insert_ignoring_conflicts(

@@ -37,9 +37,10 @@ class Milestone(Base):
         CheckConstraint("fee_amount <= released_amount", name="fee_within_released"),
         UniqueConstraint("project_id", "position"),
         # The reads of one party's milestones (the dashboard, balances), which must not grow with the
-        # ended ones: a client's newest first; a client's or a project's in some statuses (the open
-        # ones); and, below the class, those whose escrow holds money.
+        # ended ones: a client's or a project's newest; a client's or a project's in some statuses
+        # (the open ones); and, below the class, those whose escrow holds money.
         Index("ix_milestones_client_id_created_at", "client_id", "created_at"),
+        Index("ix_milestones_project_id_created_at", "project_id", "created_at"),
         Index("ix_milestones_client_id_status", "client_id", "status"),
         Index("ix_milestones_project_id_status", "project_id", "status"),
     )
@@ -109,15 +110,22 @@ def holds_escrow() -> ColumnElement[bool]:
     return escrow_held() > literal_column("0")
 
 
+# The columns the escrow sums read (the dashboard's totals, the balances) are in the indexes themselves:
+# the sums are read from these two small indexes alone, and SQLite, which keeps no statistics here, takes
+# them over the other indexes of the same party for that reason.
+_SUMMED = ("currency", "status", "funded_amount", "released_amount", "refunded_amount")
 Index(
     "ix_milestones_client_id_holding",
     Milestone.client_id,
+    Milestone.project_id,  # the join to the project, which the party's condition may name
+    *(getattr(Milestone, column) for column in _SUMMED),
     sqlite_where=holds_escrow(),
     postgresql_where=holds_escrow(),
 )
 Index(
     "ix_milestones_project_id_holding",
     Milestone.project_id,
+    *(getattr(Milestone, column) for column in _SUMMED),
     sqlite_where=holds_escrow(),
     postgresql_where=holds_escrow(),
 )

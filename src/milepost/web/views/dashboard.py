@@ -5,18 +5,18 @@ The pages only lay these out; every figure and every "may this viewer do that" i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, false, func, not_, null, or_, select
+from sqlalchemy import ColumnElement, Row, and_, case, false, func, not_, null, or_, select
 from sqlalchemy.orm import QueryableAttribute, selectinload
 
 from milepost.kit.context import Context
-from milepost.kit.db import in_one_process
+from milepost.kit.db import plan_as_index_reads
 from milepost.kit.errors import InvalidRequest
 from milepost.kit.time import as_utc
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
@@ -123,15 +123,8 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
         if chosen is Tab.OUTGOING
         else Project.freelancer_id == actor.id
     )
-    rows = ctx.session.execute(
-        select(Milestone, Project.title)
-        .join(Project, Project.id == Milestone.project_id)
-        .where(party)
-        .order_by(Milestone.created_at.desc(), Milestone.id)
-        .limit(DASHBOARD_LIMIT)
-    ).all()
     today = ctx.now.date()
-    lines = [_line(milestone, title, today) for milestone, title in rows]
+    lines = [_line(milestone, title, today) for milestone, title in newest_milestones(ctx, party)]
     far = date.max
     ordered = sorted(
         lines,
@@ -156,6 +149,33 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
         pending_deposits=pending_deposits(ctx, actor.id),
         pending_payouts=pending_payouts(ctx, actor.id),
     )
+
+
+# How far back the list looks first, then further while it finds fewer than DASHBOARD_LIMIT.
+LIST_WINDOWS = (timedelta(days=30), timedelta(days=180), timedelta(days=1000), None)
+
+
+def newest_milestones(ctx: Context, party: ColumnElement[bool]) -> Sequence[Row[Milestone, str]]:
+    """The tab's DASHBOARD_LIMIT newest milestones (with their project's title), newest first.
+
+    Looked for in the last LIST_WINDOWS first: a full list found there is the list (whatever lies
+    before the window is older than all of it), and for a busy party it is all there, so the read is of
+    what the list shows rather than of every milestone. A party with fewer recent ones takes a wider
+    window, at last no bound at all. The client's milestones are read in order of creation straight from
+    an index; the freelancer's come through their projects, an index per project."""
+    query = (
+        select(Milestone, Project.title)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(party)
+        .order_by(Milestone.created_at.desc(), Milestone.id)
+        .limit(DASHBOARD_LIMIT)
+    )
+    for window in LIST_WINDOWS:
+        bounded = query if window is None else query.where(Milestone.created_at >= ctx.now - window)
+        rows = ctx.session.execute(bounded).all()
+        if len(rows) == DASHBOARD_LIMIT:
+            break
+    return rows
 
 
 def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Totals]:
@@ -341,9 +361,7 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
     weeks = weeks_from(today - timedelta(weeks=HISTORY_WEEKS - 1), HISTORY_WEEKS)
     since = datetime.combine(weeks[0], time.min, tzinfo=zone)
     buckets = WeekBuckets(weeks, zone)
-    in_one_process(
-        ctx.session
-    )  # a few thousand postings through indexes: no worker pays (kit/db.py)
+    plan_as_index_reads(ctx.session)  # a few thousand postings through indexes (kit/db.py)
     # The postings summed per week in the database (as many rows as weeks, kinds and currencies, however
     # many postings): escrow_flows reads each sum as one posting made on the first day of its week.
     postings = (

@@ -167,13 +167,44 @@ def test_escrow_totals_and_balances_per_currency_count_only_what_escrow_holds(
     assert world.act(staff, lambda ctx: balances(ctx, staff.id)) == []
 
 
+def test_the_list_is_the_newest_milestones_however_far_back_they_go(world: World) -> None:
+    client, freelancer, project = world.parties()
+
+    def created(at: datetime, title: str) -> None:
+        world.act(
+            client,
+            milestones.create_milestone,
+            project.id,
+            amount=1_000,
+            title=title,
+            acceptance_criteria=CRITERIA,
+            now=at,
+        )
+
+    # A quiet party: three milestones years apart, all listed, newest first.
+    for days in (2_000, 400, 10):
+        created(NOW - timedelta(days=days), f"{days} days ago")
+    expected = ["10 days ago", "400 days ago", "2000 days ago"]
+    for user, tab in ((client, "outgoing"), (freelancer, "incoming")):
+        listed = world.act(
+            user, views.newest_milestones, views.dashboard_party(user.id, tab), now=NOW
+        )
+        assert [milestone.title for milestone, _ in listed] == expected
+    # A busy one: the last DASHBOARD_LIMIT of them, though most are older than the first window.
+    for minutes in range(views.DASHBOARD_LIMIT):
+        created(NOW - timedelta(days=40, minutes=minutes), f"old {minutes}")
+    for hours in range(5):
+        created(NOW - timedelta(hours=hours + 1), f"new {hours}")
+    newest = [f"new {hours}" for hours in range(5)] + ["10 days ago"]
+    newest += [f"old {minutes}" for minutes in range(views.DASHBOARD_LIMIT - len(newest))]
+    for user, tab in ((client, "outgoing"), (freelancer, "incoming")):
+        listed = world.act(
+            user, views.newest_milestones, views.dashboard_party(user.id, tab), now=NOW
+        )
+        assert [milestone.title for milestone, _ in listed] == newest
+
+
 # Against the rules one milestone at a time, on a generated history ---------------------------------------
-
-
-def _party(user_id: str, tab: views.Tab) -> ColumnElement[bool]:
-    if tab is views.Tab.OUTGOING:
-        return Milestone.client_id == user_id
-    return Project.freelancer_id == user_id
 
 
 def _forecast_one_by_one(
@@ -266,7 +297,7 @@ def test_dashboard_figures_equal_the_rules_applied_to_every_milestone(
     ):
         with db.read_only() as session:
             ctx = Context(session, session.get(User, user_id), now=now)
-            party = _party(user_id, tab)
+            party = views.dashboard_party(user_id, tab)
             dashboard = views.dashboard(ctx, tab=tab)
             assert dashboard.forecast == _forecast_one_by_one(ctx, party, tab, ZoneInfo(zone))
             assert dashboard.history == _history_one_by_one(ctx, party, ZoneInfo(zone))

@@ -113,16 +113,20 @@ def parse_tab(value: object) -> Tab:
     return Tab(str(value))
 
 
+def dashboard_party(user_id: str, tab: object) -> ColumnElement[bool]:
+    """The milestones of a tab: those the user pays for (outgoing) or works on (incoming, through the
+    projects: a query with it joins Project)."""
+    if parse_tab(tab) is Tab.OUTGOING:
+        return Milestone.client_id == user_id
+    return Project.freelancer_id == user_id
+
+
 def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
     """The signed-in user's dashboard for one tab; wallet balances are the user's, whatever the tab."""
     actor = ctx.require_actor()
     chosen = parse_tab(tab)
     zone = ZoneInfo(actor.time_zone or "UTC")
-    party = (
-        Milestone.client_id == actor.id
-        if chosen is Tab.OUTGOING
-        else Project.freelancer_id == actor.id
-    )
+    party = dashboard_party(actor.id, chosen)
     today = ctx.now.date()
     lines = [_line(milestone, title, today) for milestone, title in newest_milestones(ctx, party)]
     far = date.max

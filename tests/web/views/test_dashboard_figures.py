@@ -5,10 +5,13 @@ added up: checked on milestones whose answer is written out, and against the rul
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from bench.data_growth import generate
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import ColumnElement, and_, or_, select
 
 from milepost.disputes import service as disputes
@@ -17,6 +20,7 @@ from milepost.kit.db import Database
 from milepost.kit.time import as_utc
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from milepost.milestones import service as milestones
+from milepost.milestones.late_fees import accrued_late_fee, validate_late_fee
 from milepost.milestones.models import Milestone
 from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import TERMINAL, MilestoneStatus
@@ -89,6 +93,42 @@ def test_the_forecast_adds_up_milestones_that_share_a_week_and_counts_each_undat
     assert forecast.undated == 3  # two drafts and a funded milestone without a date, one by one
     incoming = world.act(freelancer, views.dashboard, tab="incoming", now=NOW).forecast
     assert [_series(c) for c in incoming.charts] == [_series(chart)] and incoming.undated == 3
+
+
+_LATE_FEE_TERMS = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("flat"),
+            "amount": st.integers(1, 10**9),
+            "grace_days": st.integers(0, 365),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("percent"),
+            "rate_bps": st.integers(1, 10_000),
+            "period_days": st.integers(1, 365),
+            "grace_days": st.integers(0, 365),
+            "cap_bps": st.integers(0, 10_000),
+        }
+    ),
+)
+
+
+@given(
+    terms=_LATE_FEE_TERMS,
+    amount=st.integers(1, 10**12),
+    days_ahead=st.one_of(st.none(), st.integers(1, 3_000)),
+    today=st.dates(date(2000, 1, 1), date(2090, 1, 1)),
+)
+def test_no_late_fee_accrues_on_a_draft_whose_funding_is_not_due(
+    terms: dict[str, Any] | None, amount: int, days_ahead: int | None, today: date
+) -> None:
+    """What the forecast sums without amount_to_fund (drafts not funding_overdue) takes its amount."""
+    fund_by = None if days_ahead is None else today + timedelta(days=days_ahead)
+    validated = validate_late_fee(terms)
+    assert accrued_late_fee(validated, amount, fund_by, today) == 0
 
 
 def test_a_review_deadline_lands_in_the_week_of_the_viewer_s_calendar(world: World) -> None:

@@ -25,27 +25,26 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Table
 
-from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
-from milepost.audit.service import event_hash, event_mac_message
+from milepost.events import EventAction
 from milepost.kit.db import Database
-from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing
-from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
-from milepost.ledger.service import entry_hash, entry_mac_message
-from milepost.milestones.models import Milestone
+from milepost.ledger.models import EntryKind
+from milepost.ledger.service import (
+    AccountRef,
+    escrow_account,
+    external_account,
+    fee_account,
+    user_account,
+)
 from milepost.milestones.state import MilestoneStatus
-from milepost.projects.models import Project
-from milepost.projects.state import ProjectStatus
-from milepost.users.models import User
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.ledger_rows import Ledger, Rows, milestone_row, project_row, user_row
 
 MILEPOST = str(Path(sys.executable).parent / "milepost")
 LEDGER_KEY = "bench:" + "k" * 40
@@ -55,289 +54,125 @@ FEE = AMOUNT // 10
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # Rows written per INSERT round: bounds the generator's own memory.
 CHUNK_PAIRS = 10
-
-
-@dataclass
-class Rows:
-    """One chunk of rows, by table, in the order their foreign keys need."""
-
-    users: list[dict[str, Any]] = field(default_factory=list)
-    projects: list[dict[str, Any]] = field(default_factory=list)
-    accounts: list[dict[str, Any]] = field(default_factory=list)
-    milestones: list[dict[str, Any]] = field(default_factory=list)
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    postings: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def tables(self) -> list[tuple[Table, list[dict[str, Any]]]]:
-        return [
-            (User.__table__, self.users),  # type: ignore[list-item]
-            (Project.__table__, self.projects),  # type: ignore[list-item]
-            (Milestone.__table__, self.milestones),  # type: ignore[list-item]
-            (Account.__table__, self.accounts),  # type: ignore[list-item]
-            (JournalEntry.__table__, self.entries),  # type: ignore[list-item]
-            (Posting.__table__, self.postings),  # type: ignore[list-item]
-            (MilestoneEvent.__table__, self.events),  # type: ignore[list-item]
-        ]
-
-
-class Ledger:
-    """Writes entries and events the way ledger.service.post and audit.record do, as plain rows."""
-
-    def __init__(self, keys: KeyRing) -> None:
-        self.keys = keys
-        self.accounts: dict[str, str] = {}  # the shared accounts' keys -> ids
-        self.clock = START
-
-    def tick(self) -> datetime:
-        self.clock += timedelta(seconds=1)
-        return self.clock
-
-    def account(self, rows: Rows, key: str, kind: AccountKind, balance: int, **owner: Any) -> str:
-        account_id = new_id("acc")
-        rows.accounts.append(
-            {
-                "id": account_id,
-                "key": key,
-                "kind": kind,
-                "currency": "USD",
-                "user_id": owner.get("user_id"),
-                "milestone_id": owner.get("milestone_id"),
-                "provider": owner.get("provider"),
-                "balance": balance,
-                "created_at": START,
-            }
-        )
-        return account_id
-
-    def entry(
-        self,
-        rows: Rows,
-        kind: EntryKind,
-        legs: list[tuple[str, str, int]],  # (account key, account id, amount)
-        *,
-        milestone_id: str | None,
-        actor_id: str | None,
-    ) -> dict[str, Any]:
-        fields = SimpleNamespace(
-            id=new_id("je"),
-            kind=kind,
-            memo="",
-            milestone_id=milestone_id,
-            actor_id=actor_id,
-            created_at=self.tick(),
-        )
-        fields.hash = entry_hash(fields, [(key, amount, "USD") for key, _, amount in legs])  # type: ignore[arg-type]
-        fields.mac_key_id, fields.mac = self.keys.sign(entry_mac_message(fields))  # type: ignore[arg-type,misc]
-        row = vars(fields)
-        row["event_id"] = None  # named by the event of the same change, if any (see event)
-        rows.entries.append(row)
-        for _, account_id, amount in legs:
-            rows.postings.append(
-                {
-                    "id": new_id("pst"),
-                    "entry_id": fields.id,
-                    "account_id": account_id,
-                    "amount": amount,
-                    "currency": "USD",
-                }
-            )
-        return row
-
-    def event(
-        self,
-        rows: Rows,
-        milestone: dict[str, Any],
-        action: str,
-        entry: dict[str, Any] | None = None,
-        **change: Any,
-    ) -> None:
-        """The milestone's next event; ``entry``: the entry of the same change, the two linked."""
-        seq = milestone["event_count"] + 1
-        fields = SimpleNamespace(
-            id=new_id("evt"),
-            milestone_id=milestone["id"],
-            seq=seq,
-            actor_id=milestone["client_id"],
-            actor_role="client",
-            action=action,
-            from_status=change.get("from_status"),
-            to_status=change.get("to_status"),
-            amount=change.get("amount"),
-            data=change.get("data", {}),
-            created_at=self.clock,
-            prev_hash=milestone["last_event_hash"],
-        )
-        fields.hash = event_hash(fields)  # type: ignore[arg-type]
-        signed = self.keys.sign(event_mac_message(fields.hash, milestone["last_event_mac"]))
-        fields.mac_key_id, fields.mac = signed  # type: ignore[misc]
-        row = vars(fields)
-        row["entry_id"] = entry["id"] if entry else None
-        if entry is not None:
-            entry["event_id"] = row["id"]
-        rows.events.append(row)
-        milestone.update(event_count=seq, last_event_hash=fields.hash, last_event_mac=fields.mac)
+EXTERNAL = external_account("sandbox", "USD")
+FEES = fee_account("USD")
 
 
 def pair(ledger: Ledger, rows: Rows, number: int) -> None:
     """A client and a freelancer, their project, the client's deposit, and MILESTONES_PER_PAIR
     milestones funded and released in full."""
     now = ledger.tick()
-    client, freelancer = new_id("usr"), new_id("usr")
-    for user_id, role in ((client, "client"), (freelancer, "freelancer")):
-        rows.users.append(
-            {
-                "id": user_id,
-                "email": f"{role}{number}@bench.example",
-                "name": f"{role} {number}",
-                "password_hash": "-",
-                "is_staff": False,
-                "time_zone": "UTC",
-                "created_at": now,
-            }
-        )
-    project = new_id("prj")
-    rows.projects.append(
-        {
-            "id": project,
-            "client_id": client,
-            "freelancer_id": freelancer,
-            "title": f"Project {number}",
-            "currency": "USD",
-            "status": ProjectStatus.AWARDED,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
+    client = user_row(f"client{number}@bench.example", f"client {number}", now)
+    freelancer = user_row(f"freelancer{number}@bench.example", f"freelancer {number}", now)
+    rows.users += [client, freelancer]
+    project = project_row(client["id"], freelancer["id"], f"Project {number}", "USD", now)
+    rows.projects.append(project)
+    client_account = user_account(client["id"], "USD")
+    freelancer_account = user_account(freelancer["id"], "USD")
     total = AMOUNT * MILESTONES_PER_PAIR
-    client_key, freelancer_key = f"user:{client}:USD", f"user:{freelancer}:USD"
-    client_acc = ledger.account(rows, client_key, AccountKind.USER, 0, user_id=client)
-    freelancer_acc = ledger.account(
-        rows,
-        freelancer_key,
-        AccountKind.USER,
-        total - FEE * MILESTONES_PER_PAIR,
-        user_id=freelancer,
-    )
-    external = ("external:sandbox:USD", ledger.accounts["external:sandbox:USD"])
-    fee = ("platform_fee:USD", ledger.accounts["platform_fee:USD"])
     ledger.entry(
         rows,
         EntryKind.DEPOSIT,
-        [(*external, -total), (client_key, client_acc, total)],
-        milestone_id=None,
-        actor_id=client,
+        [(EXTERNAL, -total), (client_account, total)],
+        actor_id=client["id"],
     )
     for position in range(1, MILESTONES_PER_PAIR + 1):
-        milestone(ledger, rows, project, position, (client, client_key, client_acc))
-        escrow_key = f"escrow:{rows.milestones[-1]['id']}:USD"
-        escrow = (escrow_key, rows.accounts[-1]["id"])
+        milestone = funded_milestone(ledger, rows, project, position, client_account)
+        escrow = escrow_account(milestone["id"], "USD")
         release = ledger.entry(
             rows,
             EntryKind.RELEASE,
-            [(*escrow, -AMOUNT), (freelancer_key, freelancer_acc, AMOUNT - FEE), (*fee, FEE)],
-            milestone_id=rows.milestones[-1]["id"],
-            actor_id=client,
+            [(escrow, -AMOUNT), (freelancer_account, AMOUNT - FEE), (FEES, FEE)],
+            milestone_id=milestone["id"],
+            actor_id=client["id"],
         )
         ledger.event(
             rows,
-            rows.milestones[-1],
-            "released",
+            milestone,
+            EventAction.RELEASED,
             release,
+            actor_id=client["id"],
+            actor_role="client",
             from_status="approved",
             to_status="released",
             amount=AMOUNT,
             data={"fee": FEE, "to_freelancer": AMOUNT - FEE},
         )
+        milestone.update(
+            status=MilestoneStatus.RELEASED,
+            released_amount=AMOUNT,
+            fee_amount=FEE,
+            ended_at=ledger.clock,
+        )
 
 
-def milestone(
-    ledger: Ledger, rows: Rows, project: str, position: int, client: tuple[str, str, str]
-) -> None:
-    """One milestone, created and funded (its escrow account last in rows.accounts)."""
-    client_id, client_key, client_acc = client
-    now = ledger.tick()
-    row: dict[str, Any] = {
-        "id": new_id("ms"),
-        "project_id": project,
-        "client_id": client_id,
-        "position": position,
-        "status": MilestoneStatus.RELEASED,
-        "title": f"Milestone {position}",
-        "description": "",
-        "amount": AMOUNT,
-        "currency": "USD",
-        "acceptance_criteria": [],
-        "required_evidence": [],
-        "exclusions": [],
-        "dependencies": [],
-        "review_period_days": 7,
-        "release_delay_days": 0,
-        "late_fee": None,
-        "funded_amount": AMOUNT,
-        "released_amount": AMOUNT,
-        "refunded_amount": 0,
-        "fee_amount": FEE,
-        "late_fee_amount": 0,
-        "fee_rate_bps": 1000,
-        "cancellation_requested": False,
-        "created_at": now,
-        "updated_at": now,
-        "event_count": 0,
-        "last_event_hash": GENESIS_EVENT_HASH,
-        "last_event_mac": None,
-    }
-    rows.milestones.append(row)
-    ledger.event(rows, row, "created", to_status="draft", amount=AMOUNT)
-    escrow_key = f"escrow:{row['id']}:USD"
-    escrow_acc = ledger.account(rows, escrow_key, AccountKind.ESCROW, 0, milestone_id=row["id"])
+def funded_milestone(
+    ledger: Ledger, rows: Rows, project: dict[str, str], position: int, client: AccountRef
+) -> dict[str, object]:
+    """One milestone, created and funded."""
+    client_id = project["client_id"]
+    milestone = milestone_row(project["id"], client_id, position, AMOUNT, "USD", ledger.tick())
+    rows.milestones.append(milestone)
+    ledger.event(
+        rows,
+        milestone,
+        EventAction.CREATED,
+        actor_id=client_id,
+        actor_role="client",
+        to_status="draft",
+        amount=AMOUNT,
+    )
     funding = ledger.entry(
         rows,
         EntryKind.FUND,
-        [(client_key, client_acc, -AMOUNT), (escrow_key, escrow_acc, AMOUNT)],
-        milestone_id=row["id"],
+        [(client, -AMOUNT), (escrow_account(milestone["id"], "USD"), AMOUNT)],
+        milestone_id=milestone["id"],
         actor_id=client_id,
     )
     ledger.event(
-        rows, row, "funded", funding, from_status="draft", to_status="funded", amount=AMOUNT
+        rows,
+        milestone,
+        EventAction.FUNDED,
+        funding,
+        actor_id=client_id,
+        actor_role="client",
+        from_status="draft",
+        to_status="funded",
+        amount=AMOUNT,
     )
+    milestone.update(
+        status=MilestoneStatus.FUNDED,
+        funded_amount=AMOUNT,
+        fee_rate_bps=1000,
+        funded_at=ledger.clock,
+        updated_at=ledger.clock,
+    )
+    return milestone
 
 
 def generate(url: str, postings: int) -> int:
     """Write about ``postings`` postings; the number written."""
     per_pair = 2 + 5 * MILESTONES_PER_PAIR
     pairs = max(1, round(postings / per_pair))
-    ledger = Ledger(KeyRing.parse(LEDGER_KEY))
+    ledger = Ledger(KeyRing.parse(LEDGER_KEY), START)
     database = Database(url)
     written = 0
     try:
         # One commit per chunk: a single transaction of a million rows would keep them all in SQLite's
         # write-ahead log until the end.
         with database.engine.connect() as connection:
-            shared = Rows()
-            for key, kind, provider, balance in (
-                ("external:sandbox:USD", AccountKind.EXTERNAL, "sandbox", -pairs * AMOUNT * 100),
-                ("platform_fee:USD", AccountKind.PLATFORM_FEE, None, pairs * FEE * 100),
-            ):
-                ledger.accounts[key] = ledger.account(shared, key, kind, balance, provider=provider)
-            insert(connection, shared)
-            connection.commit()
             for first in range(0, pairs, CHUNK_PAIRS):
                 rows = Rows()
                 for number in range(first, min(pairs, first + CHUNK_PAIRS)):
                     pair(ledger, rows, number)
-                insert(connection, rows)
+                ledger.insert(connection, rows)
                 connection.commit()
                 written += len(rows.postings)
+            ledger.finish(connection)  # the external and fee accounts, moved by every chunk
+            connection.commit()
     finally:
         database.dispose()
     return written
-
-
-def insert(connection: Connection, rows: Rows) -> None:
-    for table, values in rows.tables():
-        if values:
-            connection.execute(table.insert(), values)
 
 
 def run_verify(url: str, workers: int | None) -> tuple[float, float, str]:

@@ -75,8 +75,13 @@ class Account(Base):
 
 class JournalEntry(Base):
     __tablename__ = "ledger_entries"
-    # A statement's period: the entries of some days (ledger/statement.py).
-    __table_args__ = (Index("ix_ledger_entries_created_at_id", "created_at", "id"),)
+    # A statement's period: the entries of some days (ledger/statement.py); the entries of a kind in a
+    # period (the dashboard's releases this month and its weekly history), without reading the years
+    # before it.
+    __table_args__ = (
+        Index("ix_ledger_entries_created_at_id", "created_at", "id"),
+        Index("ix_ledger_entries_kind_created_at", "kind", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind))

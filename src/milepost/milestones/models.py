@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    literal_column,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,6 +49,13 @@ class Milestone(Base):
             "released_amount",
             "refunded_amount",
         ),
+        # The reads of one party's milestones (the dashboard, balances), which must not grow with the
+        # ended ones: a client's or a project's newest; a client's or a project's in some statuses
+        # (the open ones); and, below the class, those whose escrow holds money.
+        Index("ix_milestones_client_id_created_at", "client_id", "created_at"),
+        Index("ix_milestones_project_id_created_at", "project_id", "created_at"),
+        Index("ix_milestones_client_id_status", "client_id", "status"),
+        Index("ix_milestones_project_id_status", "project_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -102,6 +110,40 @@ class Milestone(Base):
         """What the milestone's escrow holds: funded, less what was released and refunded. The same
         expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
         return self.funded_amount - self.released_amount - self.refunded_amount
+
+
+def escrow_held() -> ColumnElement[int]:
+    """``Milestone.escrow_balance`` in SQL."""
+    return Milestone.funded_amount - Milestone.released_amount - Milestone.refunded_amount
+
+
+def holds_escrow() -> ColumnElement[bool]:
+    """Milestones whose escrow holds money: the open ones that were funded, a few among the many that
+    ended. The WHERE of the two partial indexes below: a query that filters with this same expression
+    may read only those (both databases match a partial index's WHERE against the query's expression,
+    so the zero is a literal: a bound parameter would not match)."""
+    return escrow_held() > literal_column("0")
+
+
+# The columns the escrow sums read (the dashboard's totals, the balances) are in the indexes themselves:
+# the sums are read from these two small indexes alone, and SQLite, which keeps no statistics here, takes
+# them over the other indexes of the same party for that reason.
+_SUMMED = ("currency", "status", "funded_amount", "released_amount", "refunded_amount")
+Index(
+    "ix_milestones_client_id_holding",
+    Milestone.client_id,
+    Milestone.project_id,  # the join to the project, which the party's condition may name
+    *(getattr(Milestone, column) for column in _SUMMED),
+    sqlite_where=holds_escrow(),
+    postgresql_where=holds_escrow(),
+)
+Index(
+    "ix_milestones_project_id_holding",
+    Milestone.project_id,
+    *(getattr(Milestone, column) for column in _SUMMED),
+    sqlite_where=holds_escrow(),
+    postgresql_where=holds_escrow(),
+)
 
 
 def funding_overdue(today: date) -> ColumnElement[bool]:

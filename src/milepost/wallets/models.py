@@ -32,6 +32,8 @@ class Deposit(Base):
         Index(
             "ix_deposits_status_provider_created_at_id", "status", "provider", "created_at", "id"
         ),
+        # A user's pending deposits (the dashboard), not every deposit they ever made.
+        Index("ix_deposits_user_id_status", "user_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -79,6 +81,8 @@ class Payout(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         # Staff's list of bank transfers to send, oldest first (web/views/pending_transfers.py).
         Index("ix_payouts_status_provider_created_at_id", "status", "provider", "created_at", "id"),
+        # A user's pending payouts (the dashboard), not every payout they ever had.
+        Index("ix_payouts_user_id_status", "user_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

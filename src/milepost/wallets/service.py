@@ -12,7 +12,7 @@ from milepost.kit.errors import NotFound, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.ledger.models import Account, AccountKind, EntryKind
 from milepost.ledger.service import clearing_account, post, user_account
-from milepost.milestones.models import Milestone
+from milepost.milestones.models import Milestone, escrow_held, holds_escrow
 from milepost.money import validate_amount, validate_currency
 from milepost.projects.models import Project
 from milepost.wallets.destinations import own_destination
@@ -175,6 +175,9 @@ class Balance:
 
 
 def balances(ctx: Context, user_id: str) -> list[Balance]:
+    """The user's available balance and what escrow holds for them either way, per currency. The escrow
+    sums read only the milestones whose escrow holds money (the others add nothing), through a partial
+    index: the open ones, not every milestone the user ever had."""
     available = dict(
         ctx.session.execute(
             select(Account.currency, Account.balance).where(
@@ -182,11 +185,11 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             )
         ).all()
     )
-    escrow = Milestone.funded_amount - Milestone.released_amount - Milestone.refunded_amount
+    escrow = escrow_held()
     outgoing = dict(
         ctx.session.execute(
             select(Milestone.currency, func.sum(escrow))
-            .where(Milestone.client_id == user_id)
+            .where(Milestone.client_id == user_id, holds_escrow())
             .group_by(Milestone.currency)
         ).all()
     )
@@ -194,7 +197,7 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
         ctx.session.execute(
             select(Milestone.currency, func.sum(escrow))
             .join(Project, Project.id == Milestone.project_id)
-            .where(Project.freelancer_id == user_id)
+            .where(Project.freelancer_id == user_id, holds_escrow())
             .group_by(Milestone.currency)
         ).all()
     )

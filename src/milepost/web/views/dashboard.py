@@ -5,20 +5,22 @@ The pages only lay these out; every figure and every "may this viewer do that" i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Row, and_, case, false, func, not_, null, or_, select
+from sqlalchemy.orm import QueryableAttribute, selectinload
 
 from milepost.kit.context import Context
+from milepost.kit.db import plan_as_index_reads
 from milepost.kit.errors import InvalidRequest
 from milepost.kit.time import as_utc
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
-from milepost.milestones.models import Milestone
+from milepost.milestones.models import Milestone, escrow_held, funding_overdue, holds_escrow
 from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import TERMINAL, MilestoneStatus
 from milepost.projects.models import Project
@@ -111,25 +113,22 @@ def parse_tab(value: object) -> Tab:
     return Tab(str(value))
 
 
+def dashboard_party(user_id: str, tab: object) -> ColumnElement[bool]:
+    """The milestones of a tab: those the user pays for (outgoing) or works on (incoming, through the
+    projects: a query with it joins Project)."""
+    if parse_tab(tab) is Tab.OUTGOING:
+        return Milestone.client_id == user_id
+    return Project.freelancer_id == user_id
+
+
 def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
     """The signed-in user's dashboard for one tab; wallet balances are the user's, whatever the tab."""
     actor = ctx.require_actor()
     chosen = parse_tab(tab)
     zone = ZoneInfo(actor.time_zone or "UTC")
-    party = (
-        Milestone.client_id == actor.id
-        if chosen is Tab.OUTGOING
-        else Project.freelancer_id == actor.id
-    )
-    rows = ctx.session.execute(
-        select(Milestone, Project.title)
-        .join(Project, Project.id == Milestone.project_id)
-        .where(party)
-        .order_by(Milestone.created_at.desc(), Milestone.id)
-        .limit(DASHBOARD_LIMIT)
-    ).all()
+    party = dashboard_party(actor.id, chosen)
     today = ctx.now.date()
-    lines = [_line(milestone, title, today) for milestone, title in rows]
+    lines = [_line(milestone, title, today) for milestone, title in newest_milestones(ctx, party)]
     far = date.max
     ordered = sorted(
         lines,
@@ -156,9 +155,38 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
     )
 
 
+# How far back the list looks first, then further while it finds fewer than DASHBOARD_LIMIT.
+LIST_WINDOWS = (timedelta(days=30), timedelta(days=180), timedelta(days=1000), None)
+
+
+def newest_milestones(ctx: Context, party: ColumnElement[bool]) -> Sequence[Row[Milestone, str]]:
+    """The tab's DASHBOARD_LIMIT newest milestones (with their project's title), newest first.
+
+    Looked for in the last LIST_WINDOWS first: a full list found there is the list (whatever lies
+    before the window is older than all of it), and for a busy party it is all there, so the read is of
+    what the list shows rather than of every milestone. A party with fewer recent ones takes a wider
+    window, at last no bound at all. The client's milestones are read in order of creation straight from
+    an index; the freelancer's come through their projects, an index per project."""
+    query = (
+        select(Milestone, Project.title)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(party)
+        .order_by(Milestone.created_at.desc(), Milestone.id)
+        .limit(DASHBOARD_LIMIT)
+    )
+    for window in LIST_WINDOWS:
+        bounded = query if window is None else query.where(Milestone.created_at >= ctx.now - window)
+        rows = ctx.session.execute(bounded).all()
+        if len(rows) == DASHBOARD_LIMIT:
+            break
+    return rows
+
+
 def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Totals]:
-    """Figures over every milestone of the tab (not only the ones listed), per currency."""
-    escrow = Milestone.funded_amount - Milestone.released_amount - Milestone.refunded_amount
+    """Figures over every milestone of the tab (not only the ones listed), per currency. The escrow sums
+    read only the milestones whose escrow holds money (the others add nothing), through a partial index;
+    the releases, only this month's entries."""
+    escrow = escrow_held()
     in_escrow: dict[str, int] = {}
     awaiting: dict[str, int] = {}
     for currency, held, submitted in ctx.session.execute(
@@ -168,7 +196,7 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
             func.sum(case((Milestone.status == S.SUBMITTED, escrow), else_=0)),
         )
         .join(Project, Project.id == Milestone.project_id)
-        .where(party)
+        .where(party, holds_escrow())
         .group_by(Milestone.currency)
     ).all():
         in_escrow[currency] = int(held or 0)
@@ -287,6 +315,38 @@ def bucket_by_week(
     ]
 
 
+class WeekBuckets:
+    """Weeks as SQL sees them, so that the database sums per week: a date or a moment (in ``zone``)
+    becomes the number of its week, 0 for the first (or before it), ``len(weeks)`` after the last, NULL
+    for none; and a number becomes a day of that week again (no earlier than ``not_before``), which
+    puts whatever was summed under it in the same week as each of its parts."""
+
+    def __init__(
+        self, weeks: tuple[date, ...], zone: ZoneInfo, *, not_before: date | None = None
+    ) -> None:
+        after = weeks[-1] + timedelta(weeks=1)
+        self.days = [max(week, not_before or week) for week in weeks] + [after]
+        self.day_bounds = [*weeks[1:], after]
+        self.moment_bounds = [
+            datetime.combine(day, time.min, tzinfo=zone) for day in self.day_bounds
+        ]
+        self.zone = zone
+
+    def of(self, column: QueryableAttribute[Any], *, moments: bool = False) -> ColumnElement[Any]:
+        bounds: list[Any] = self.moment_bounds if moments else self.day_bounds
+        return case(
+            (column.is_(None), null()),
+            *((column < bound, week) for week, bound in enumerate(bounds)),
+            else_=len(bounds),
+        )
+
+    def day(self, week: int | None) -> date | None:
+        return None if week is None else self.days[week]
+
+    def moment(self, week: int | None) -> datetime | None:
+        return None if week is None else datetime.combine(self.days[week], time.min, self.zone)
+
+
 def _local_day(moment: datetime, zone: ZoneInfo) -> date:
     return as_utc(moment).astimezone(zone).date()
 
@@ -304,11 +364,15 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
     today = _local_day(ctx.now, zone)
     weeks = weeks_from(today - timedelta(weeks=HISTORY_WEEKS - 1), HISTORY_WEEKS)
     since = datetime.combine(weeks[0], time.min, tzinfo=zone)
-    rows = ctx.session.execute(
+    buckets = WeekBuckets(weeks, zone)
+    plan_as_index_reads(ctx.session)  # a few thousand postings through indexes (kit/db.py)
+    # The postings summed per week in the database (as many rows as weeks, kinds and currencies, however
+    # many postings): escrow_flows reads each sum as one posting made on the first day of its week.
+    postings = (
         select(
-            JournalEntry.kind,
-            JournalEntry.created_at,
-            Account.kind,
+            JournalEntry.kind.label("entry_kind"),
+            buckets.of(JournalEntry.created_at, moments=True).label("week"),
+            Account.kind.label("account_kind"),
             Posting.currency,
             Posting.amount,
         )
@@ -332,7 +396,20 @@ def money_over_time(ctx: Context, party: ColumnElement[bool], zone: ZoneInfo) ->
                 ),
             ),
         )
-    ).all()
+        .subquery()
+    )
+    keys = (postings.c.entry_kind, postings.c.week, postings.c.account_kind, postings.c.currency)
+    sums = ctx.session.execute(select(*keys, func.sum(postings.c.amount)).group_by(*keys)).all()
+    rows = [
+        (
+            EntryKind(entry_kind),
+            buckets.moment(week) or since,
+            AccountKind(account_kind),
+            currency,
+            int(amount),
+        )
+        for entry_kind, week, account_kind, currency, amount in sums
+    ]
     return bucket_by_week(escrow_flows(rows, zone), weeks, HISTORY_SERIES)
 
 
@@ -365,8 +442,25 @@ class Forecast:
     undated: int  # open milestones that have no date to place their payment on
 
 
+class Payable(Protocol):
+    """What ``expected_payment`` reads of a milestone (a ``Milestone``, or ``OpenMilestones`` alike)."""
+
+    @property
+    def status(self) -> MilestoneStatus: ...
+    @property
+    def fund_by(self) -> date | None: ...
+    @property
+    def due_date(self) -> date | None: ...
+    @property
+    def review_due_at(self) -> datetime | None: ...
+    @property
+    def release_due_at(self) -> datetime | None: ...
+    @property
+    def escrow_balance(self) -> int: ...
+
+
 def expected_payment(
-    milestone: Milestone, to_fund: int, zone: ZoneInfo
+    milestone: Payable, to_fund: int, zone: ZoneInfo
 ) -> tuple[str, int, date | None] | None:
     """(series key, amount, day) of the next payment a milestone expects; None when none is expected
     (ended, disputed: frozen, or nothing left in escrow). The day is None when the terms give none.
@@ -390,30 +484,123 @@ def expected_payment(
     return None
 
 
+# What the forecast looks at: every milestone not ended and not frozen by a dispute.
+FORECAST_STATUSES = frozenset(S) - TERMINAL - {S.DISPUTED}
+
+
+@dataclass(frozen=True)
+class OpenMilestones:
+    """Open milestones of one status and currency whose dates fall in the same forecast weeks (and that
+    all hold escrow, or none does), summed: what ``expected_payment`` reads of one of them, with the
+    dates moved to the first day of their week that is not past (the week is all the forecast keeps),
+    and the sums of their amounts (``to_fund``, for drafts that owe no late fee) and escrow."""
+
+    status: MilestoneStatus
+    currency: str
+    fund_by: date | None
+    due_date: date | None
+    review_due_at: datetime | None
+    release_due_at: datetime | None
+    escrow_balance: int
+    to_fund: int
+    count: int
+
+
+def open_milestones(
+    ctx: Context, party: ColumnElement[bool], weeks: WeekBuckets
+) -> list[OpenMilestones]:
+    """The tab's open milestones (FORECAST_STATUSES) summed per status, currency and forecast week of
+    each date, in SQL: as many rows as there are such groups, however many milestones they hold. Drafts
+    whose funding is overdue are left out (see ``cash_flow_forecast``)."""
+    bucketed = (
+        select(
+            Milestone.status,
+            Milestone.currency,
+            weeks.of(Milestone.fund_by).label("fund_by"),
+            weeks.of(Milestone.due_date).label("due_date"),
+            weeks.of(Milestone.review_due_at, moments=True).label("review_due_at"),
+            weeks.of(Milestone.release_due_at, moments=True).label("release_due_at"),
+            case((holds_escrow(), 1), else_=0).label("holding"),
+            Milestone.amount,
+            escrow_held().label("escrow"),
+        )
+        .join(Project, Project.id == Milestone.project_id)
+        .where(
+            party,
+            Milestone.status.in_(sorted(FORECAST_STATUSES)),
+            # Not "overdue" may be unknown (NULL: no fund-by date): such a draft is not overdue.
+            not_(func.coalesce(funding_overdue(ctx.now.date()), false())),
+        )
+        .subquery()
+    )
+    keys = (
+        bucketed.c.status,
+        bucketed.c.currency,
+        bucketed.c.fund_by,
+        bucketed.c.due_date,
+        bucketed.c.review_due_at,
+        bucketed.c.release_due_at,
+        bucketed.c.holding,
+    )
+    rows = ctx.session.execute(
+        select(
+            *keys,
+            func.sum(bucketed.c.escrow).label("escrow_sum"),
+            func.sum(bucketed.c.amount).label("amount_sum"),
+            func.count().label("milestones"),
+        ).group_by(*keys)
+    ).all()
+    return [
+        OpenMilestones(
+            status=MilestoneStatus(row.status),
+            currency=row.currency,
+            fund_by=weeks.day(row.fund_by),
+            due_date=weeks.day(row.due_date),
+            review_due_at=weeks.moment(row.review_due_at),
+            release_due_at=weeks.moment(row.release_due_at),
+            escrow_balance=int(row.escrow_sum),
+            to_fund=int(row.amount_sum),
+            count=int(row.milestones),
+        )
+        for row in rows
+    ]
+
+
 def cash_flow_forecast(
     ctx: Context, party: ColumnElement[bool], tab: Tab, zone: ZoneInfo
 ) -> Forecast:
     """Upcoming payments of the tab's open milestones over the next 8 weeks (this one first), per
-    currency. Payments already overdue count in this week: they are due now."""
+    currency. Payments already overdue count in this week: they are due now.
+
+    The database sums the open milestones whose payment only a week can tell apart (``open_milestones``),
+    and ``expected_payment`` places each sum. Drafts whose funding is overdue are read one by one instead:
+    only they may owe a late fee (none accrues before the fund-by date), and ``amount_to_fund`` says what
+    each takes; a draft not yet due takes its amount."""
     today = _local_day(ctx.now, zone)
     weeks = weeks_from(today, FORECAST_WEEKS)
-    open_milestones = ctx.session.scalars(
-        select(Milestone)
-        .join(Project, Project.id == Milestone.project_id)
-        .where(party, Milestone.status.not_in([*TERMINAL, S.DISPUTED]))
-    ).all()
     flows: list[Flow] = []
     undated = 0
-    for milestone in open_milestones:
-        to_fund = amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else 0
+
+    def add(milestone: Payable, currency: str, to_fund: int, count: int) -> None:
+        nonlocal undated
         expected = expected_payment(milestone, to_fund, zone)
         if expected is None:
-            continue
+            return
         kind, amount, day = expected
         if day is None:
-            undated += 1
+            undated += count
         else:
-            flows.append(Flow(max(day, today), milestone.currency, kind, amount))
+            flows.append(Flow(max(day, today), currency, kind, amount))
+
+    for group in open_milestones(ctx, party, WeekBuckets(weeks, zone, not_before=today)):
+        add(group, group.currency, group.to_fund, group.count)
+    overdue_drafts = ctx.session.scalars(
+        select(Milestone)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(party, funding_overdue(ctx.now.date()))
+    )
+    for draft in overdue_drafts:
+        add(draft, draft.currency, amount_to_fund(draft, ctx)[0], 1)
     return Forecast(bucket_by_week(flows, weeks, FORECAST_SERIES[tab]), undated)
 
 

@@ -32,7 +32,12 @@ loading (autovacuum would do so on its own schedule); on SQLite nothing is (the 
 
     .venv/bin/python bench/data_growth.py                              # 1k, 10k, 100k; both backends
     .venv/bin/python bench/data_growth.py --sizes 200 2000             # the quick check (< 1 minute)
-    .venv/bin/python bench/data_growth.py --sizes 1000 100000 --backends postgres --requests 60
+    .venv/bin/python bench/data_growth.py --sizes 1000 100000 --backends postgres --requests 200
+
+Each page is requested 100 times (``--requests``) after three unmeasured requests, or for 10 seconds
+(``--seconds``) if it is slower, at least 20 times. On this machine a request now and then takes ~100 ms
+more whatever the data (about one in 80, at every size, both backends): with fewer than ~60 requests
+such a request can be the p95, so p95s from short runs are noisy.
 
 To compare versions of the app on the same data, name each with ``--app NAME=SRC_DIR``, oldest first: the
 data is generated once per size, then each version brings the schema to its own head (so an index a newer
@@ -107,6 +112,7 @@ AMOUNTS = (5_000, 12_500, 25_000, 40_000, 75_000, 150_000)
 FEE_BPS = 1000  # the default MILEPOST_FEE_BPS, which the server runs with
 DEPOSIT = 2_000_000  # what the client tops up by, at least
 CHUNK = 2_000  # milestones per INSERT round: bounds the generator's own memory
+MIN_REQUESTS = 20  # measured per page, however slow it is
 LATE_FEE = {"type": "percent", "rate_bps": 200, "period_days": 7, "grace_days": 2, "cap_bps": 1000}
 DAY = timedelta(days=1)
 S = MilestoneStatus
@@ -838,8 +844,11 @@ def server(url: str, workdir: Path, environment: dict[str, str]) -> Iterator[str
             process.wait()
 
 
-def measure_pages(base: str, data: Generated, requests: int) -> dict[str, tuple[float, float]]:
-    """(p50, p95) in ms per page, each page requested ``requests`` times after three unmeasured."""
+def measure_pages(
+    base: str, data: Generated, requests: int, seconds: float
+) -> dict[str, tuple[float, float]]:
+    """(p50, p95) in ms per page, each page requested ``requests`` times after three unmeasured, or as
+    many times as fit in ``seconds`` (at least MIN_REQUESTS)."""
     today = datetime.now(UTC).date()
     fill = {
         "project": data.project_ids[1],  # a USD project: an eighth of the milestones
@@ -860,7 +869,8 @@ def measure_pages(base: str, data: Generated, requests: int) -> dict[str, tuple[
             path = page.path.format(**fill)
             headers = {"Authorization": f"Bearer {tokens[page.viewer]}"}
             cookies = {SESSION_COOKIE: tokens[page.viewer]}
-            times = []
+            times: list[float] = []
+            deadline = time.monotonic() + seconds
             for attempt in range(3 + requests):
                 started = time.perf_counter()
                 response = http.get(path, headers=headers, cookies=cookies)
@@ -869,6 +879,8 @@ def measure_pages(base: str, data: Generated, requests: int) -> dict[str, tuple[
                     raise SystemExit(f"{page.name}: {path} answered {response.status_code}")
                 if attempt >= 3:
                     times.append(elapsed * 1000)
+                if len(times) >= MIN_REQUESTS and time.monotonic() > deadline:
+                    break  # a slow page: enough to tell how slow
             quantiles = statistics.quantiles(times, n=20, method="inclusive")
             results[page.name] = (statistics.median(times), quantiles[18])
     return results
@@ -930,7 +942,13 @@ Results = dict[str, dict[int, dict[str, tuple[float, float]]]]  # app -> size ->
 
 
 def run_size(
-    backend: str, url: str, size: int, apps: list[App], requests: int, results: Results
+    backend: str,
+    url: str,
+    size: int,
+    apps: list[App],
+    requests: int,
+    seconds: float,
+    results: Results,
 ) -> None:
     """Generate ``size`` milestones once, then measure each app on them, oldest first (each brings the
     schema to its own head before it starts: indexes a newer version adds are there only for it)."""
@@ -953,7 +971,7 @@ def run_size(
             tempfile.TemporaryDirectory(prefix="milepost-growth-files-") as workdir,
             server(url, Path(workdir), app.environment()) as base,
         ):
-            results[app.name][size] = measure_pages(base, data, requests)
+            results[app.name][size] = measure_pages(base, data, requests, seconds)
 
 
 def report(
@@ -980,7 +998,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
-    parser.add_argument("--requests", type=int, default=40, help="measured requests per page")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help="measured requests per page (default 100; 20 when every size is under 10,000: a quick "
+        "check that the pages answer, not a measurement)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10,
+        help=f"time per page: a slower page gets fewer requests (at least {MIN_REQUESTS})",
+    )
     parser.add_argument(
         "--app",
         dest="apps",
@@ -997,6 +1026,7 @@ def main() -> None:
     )
     options = parser.parse_args()
     sizes = sorted(options.sizes)
+    requests = options.requests or (100 if sizes[-1] >= 10_000 else 20)
     apps: list[App] = options.apps or [App("this checkout", None)]
     for backend in options.backends:
         results: Results = {app.name: {} for app in apps}
@@ -1007,7 +1037,7 @@ def main() -> None:
                 else postgres_database(options.postgres_admin_url)
             )
             with database as url:
-                run_size(backend, url, size, apps, options.requests, results)
+                run_size(backend, url, size, apps, requests, options.seconds, results)
         for app in apps:
             report(backend, app.name, sizes, results[app.name])
 

@@ -232,7 +232,7 @@ def test_the_list_is_the_newest_milestones_however_far_back_they_go(world: World
         assert [milestone.title for milestone, _ in listed] == expected
     # A busy one: the last DASHBOARD_LIMIT of them, though most are older than the first window.
     for minutes in range(views.DASHBOARD_LIMIT):
-        created(NOW - timedelta(days=40, minutes=minutes), f"old {minutes}")
+        created(NOW - timedelta(days=70, minutes=minutes), f"old {minutes}")
     for hours in range(5):
         created(NOW - timedelta(hours=hours + 1), f"new {hours}")
     newest = [f"new {hours}" for hours in range(5)] + ["10 days ago"]

@@ -156,7 +156,7 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
 
 
 # How far back the list looks first, then further while it finds fewer than DASHBOARD_LIMIT.
-LIST_WINDOWS = (timedelta(days=30), timedelta(days=180), timedelta(days=1000), None)
+LIST_WINDOWS = (timedelta(days=60), timedelta(days=730), None)
 
 
 def newest_milestones(ctx: Context, party: ColumnElement[bool]) -> Sequence[Row[Milestone, str]]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -636,16 +636,21 @@ class Database:
         except DBAPIError as error:
             # Raised by the block (before COMMIT), so rolled back: nothing was changed.
             _rollback(session)
-            conflict = as_conflict(error)
-            if conflict is not None:
-                raise conflict from error
-            if is_unreachable(error):
-                self.outage.failed(error)
-                raise ServiceUnavailable() from error
-            raise
+            self._refused(error)
         finally:
             session.close()
         self.outage.worked()
+
+    def _refused(self, error: DBAPIError) -> NoReturn:
+        """A write the database refused before COMMIT (rolled back): a conflict to try again, the
+        database out of reach, or the error itself."""
+        conflict = as_conflict(error)
+        if conflict is not None:
+            raise conflict from error
+        if is_unreachable(error):
+            self.outage.failed(error)
+            raise ServiceUnavailable() from error
+        raise error
 
     def _commit(self, session: Session) -> None:
         """Flush, run the before-commit work, COMMIT. A failure of the COMMIT itself is told apart from
@@ -733,13 +738,7 @@ class Database:
             session.commit()
         except DBAPIError as error:
             _rollback(session)
-            conflict = as_conflict(error)
-            if conflict is not None:
-                raise conflict from error
-            if is_unreachable(error):
-                self.outage.failed(error)
-                raise ServiceUnavailable() from error
-            raise
+            self._refused(error)
         finally:
             session.close()
         self.outage.worked()

@@ -434,9 +434,7 @@ def insert_new(session: Session, model: type[_Model], rows: list[dict[str, Any]]
     inserted, as objects of the session (the caller's own until commit: nobody else can lock them)."""
     if not rows:
         return []
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
-    statement = dialect_insert(model).on_conflict_do_nothing().returning(model)
-    return list(session.scalars(statement, rows))
+    return list(session.scalars(_insert_or_keep(session, model).returning(model), rows))
 
 
 def plan_as_index_reads(session: Session) -> None:
@@ -472,14 +470,17 @@ def insert_ignoring_conflicts(
     """
     if not rows:
         return 0
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
     # Count the rows RETURNING gives back: the driver's rowcount for this statement is -1 on PostgreSQL
     # (psycopg 3 under SQLAlchemy 2.1), which would count every conflict as an insert.
     primary_key = list(inspect(model).primary_key)
-    result = session.execute(
-        dialect_insert(model).values(rows).on_conflict_do_nothing().returning(*primary_key)
-    )
+    result = session.execute(_insert_or_keep(session, model).values(rows).returning(*primary_key))
     return len(result.all())
+
+
+def _insert_or_keep(session: Session, model: type[Base]) -> Any:
+    """INSERT into ``model``'s table that keeps the existing row on a unique-key conflict."""
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    return dialect_insert(model).on_conflict_do_nothing()
 
 
 # PostgreSQL SQLSTATEs that mean "another transaction got in the way": retrying later may work.

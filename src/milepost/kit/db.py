@@ -164,9 +164,10 @@ def make_engine(url: str, pooler: Pooler | None = None) -> Engine:
 # PostgreSQL in pipeline mode (psycopg): a unit of work sends its statements without waiting for each
 # answer, and waits only where it needs one. A statement that returns rows (a SELECT, a RETURNING) is sent
 # together with everything queued before it, and the request's writes (the ORM's flush, and the Core
-# statements marked ``QUEUED``) go out with the COMMIT. ``BEGIN`` travels with the first statement. So a
-# unit of work costs one round trip per read it depends on, plus one for all its writes and the COMMIT,
-# whatever the number of rows it writes, and every rule stays in Python: nothing is folded into SQL.
+# statements marked ``QUEUED``) go out together just before the COMMIT. ``BEGIN`` travels with the first
+# statement (``pipelined``). So a unit of work costs one round trip per read it depends on, plus one for
+# all its writes and one for the COMMIT, whatever the number of rows it writes, and every rule stays in
+# Python: nothing is folded into SQL.
 #
 # What a queued write gives up: its row count and its error arrive later. No code reads the row count of
 # a queued statement (the ORM's check that an UPDATE matched its row is off while it is queued: the rows
@@ -302,6 +303,15 @@ def pipelined(session: Session) -> Iterator[None]:
     connection = session.connection()
     if PIPELINE not in connection.info:
         driver: Any = connection.connection.driver_connection
+        if not driver.autocommit and int(driver.info.transaction_status) == 0:  # IDLE
+            # psycopg would send its BEGIN in a round trip of its own (it must know the transaction
+            # has begun before it sends anything else): we send it, with the first statement instead
+            # (``_begin_with_first_statement``), and psycopg, in autocommit, adds none. Nothing else
+            # changes: COMMIT and ROLLBACK are sent as before (psycopg sends them whenever the server
+            # says a transaction is open), and the checkin turns autocommit off again.
+            driver.autocommit = True  # no round trip: the connection is idle, not yet in a pipeline
+            connection.info[_BEGIN_PENDING] = _begin_statement(driver)
+            connection.info[_AUTOCOMMIT_LENT] = True
         manager = driver.pipeline()
         connection.info[PIPELINE] = manager.__enter__()
         connection.info[_PIPELINE_MANAGER] = manager
@@ -309,6 +319,34 @@ def pipelined(session: Session) -> Iterator[None]:
 
 
 _PIPELINE_MANAGER = "milepost_pipeline_manager"
+# The BEGIN to send before the unit of work's first statement.
+_BEGIN_PENDING = "milepost_begin_pending"
+_AUTOCOMMIT_LENT = "milepost_autocommit_lent"  # psycopg's autocommit is on for our own BEGIN
+
+
+def _begin_statement(driver: Any) -> bytes:
+    """The BEGIN psycopg itself would send, with the connection's isolation level."""
+    import psycopg
+
+    level = driver.isolation_level
+    if level is None:
+        return b"BEGIN"
+    return b"BEGIN ISOLATION LEVEL " + psycopg.IsolationLevel(level).name.replace("_", " ").encode()
+
+
+def _begin_with_first_statement(
+    connection: Any,
+    cursor: Any,
+    _statement: str,
+    _parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> None:
+    """Before a unit of work's first statement, queue its BEGIN in the pipeline: both travel together
+    (no answer is awaited for the BEGIN: an error in it fails the statement after it just the same)."""
+    begin = connection.info.pop(_BEGIN_PENDING, None)
+    if begin is not None:
+        cursor.connection.execute(begin, prepare=False)
 
 
 def _reset_on_checkin(dbapi_connection: Any, record: Any) -> None:
@@ -324,6 +362,9 @@ def _reset_on_checkin(dbapi_connection: Any, record: Any) -> None:
                 manager.__exit__(None, None, None)
             except Exception as error:  # a broken connection: the next checkout finds out
                 log.info("leaving pipeline mode failed", extra={"fields": {"error": str(error)}})
+    lent = record is not None and record.info.pop(_AUTOCOMMIT_LENT, False)
+    if record is not None:
+        record.info.pop(_BEGIN_PENDING, None)
     if dbapi_connection is None or dbapi_connection.closed:
         return
     if int(dbapi_connection.info.transaction_status) != 0:  # not IDLE
@@ -332,6 +373,9 @@ def _reset_on_checkin(dbapi_connection: Any, record: Any) -> None:
         except Exception:  # gone: the pool's next checkout replaces it
             if record is not None:
                 record.invalidate()
+            return
+    if lent:
+        dbapi_connection.autocommit = False  # idle and out of pipeline mode: no round trip
 
 
 def _postgres_engine(url: str, pooler: Pooler) -> Engine:
@@ -353,6 +397,7 @@ def _postgres_engine(url: str, pooler: Pooler) -> Engine:
         connect_args=connect_args,
     )
     engine.dialect.__class__ = _PipelinedDialect  # same driver, same settings; see the class
+    event.listen(engine, "before_cursor_execute", _begin_with_first_statement)
     event.listen(engine, "after_cursor_execute", _sync_when_answer_needed)
 
     # No ping per checkout, only for a connection that sat idle (IDLE_CHECK_SECONDS): without it, the

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
@@ -292,6 +292,61 @@ def test_a_deleted_endpoint_gets_nothing_more(
     assert receiver.received == []
 
 
+def live_endpoints(db: Database, owner: Client) -> tuple[int, int]:
+    """(the owner's count of live endpoints as kept on their user row, the live endpoints there are)."""
+    with db.read_only() as session:
+        kept = session.scalar(select(User.webhook_endpoints).where(User.id == owner.id))
+        live = session.scalar(
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(WebhookEndpoint.owner_id == owner.id, WebhookEndpoint.deleted_at.is_(None))
+        )
+    return int(kept or 0), int(live or 0)
+
+
+@no_worker
+def test_a_party_whose_endpoints_are_all_deleted_gets_nothing_and_a_new_one_gets_what_follows(
+    sign_up: Any, db: Database, receiver: Receiver
+) -> None:
+    parties = Parties(db, sign_up)
+    first = register(parties.client, receiver, "/first")
+    second = register(parties.client, receiver, "/second")
+    assert live_endpoints(db, parties.client) == (2, 2)
+    for hook in (first, second):
+        parties.client.ok("DELETE", f"/v1/webhook-endpoints/{hook['id']}")
+    assert live_endpoints(db, parties.client) == (0, 0)
+    milestone_id = parties.funded_milestone()
+    assert deliveries(db) == []
+    register(parties.client, receiver, "/third")
+    assert live_endpoints(db, parties.client) == (1, 1)
+    parties.world.act(parties.freelancer_user, milestones.submit, milestone_id, note="Done")
+    assert [(d.event_type, d.status) for d in deliveries(db)] == [
+        ("milestone.submitted", DeliveryStatus.PENDING)
+    ]
+    send_due(db, utcnow())
+    assert [item.path for item in receiver.received] == ["/third"]
+
+
+def test_racing_registrations_stop_at_the_limit_and_the_count_stays_exact(
+    sign_up: Any, db: Database, receiver: Receiver
+) -> None:
+    from milepost.webhooks.service import MAX_ENDPOINTS_PER_USER
+    from tests.api.test_http_races import race
+
+    owner = sign_up("owner")
+    tries = MAX_ENDPOINTS_PER_USER + 5
+    answers = race(
+        owner,
+        tries,
+        lambda http: http.post("/v1/webhook-endpoints", json={"url": receiver.url("/r")}),
+    )
+    assert sorted(a.status_code for a in answers) == [201] * MAX_ENDPOINTS_PER_USER + [422] * 5
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 422} == {
+        "too_many_endpoints"
+    }
+    assert live_endpoints(db, owner) == (MAX_ENDPOINTS_PER_USER, MAX_ENDPOINTS_PER_USER)
+
+
 @no_worker
 def test_events_go_only_to_the_parties_endpoints_and_never_to_a_non_http_url(
     sign_up: Any, db: Database, receiver: Receiver
@@ -300,17 +355,13 @@ def test_events_go_only_to_the_parties_endpoints_and_never_to_a_non_http_url(
     outsider = sign_up("outsider")
     register(outsider, receiver, "/outsider")
     register(parties.freelancer, receiver, "/freelancer", ["milestone.funded"])
-    # An endpoint that slipped past validation (written directly) is never called.
+    # An endpoint whose URL slipped past validation (written directly) is never called.
+    bad = register(parties.client, receiver, "/client")
     with db.unit_of_work() as session:
-        session.add(
-            WebhookEndpoint(
-                id="whe_bad",
-                owner_id=parties.client.id,
-                url="file:///etc/passwd",
-                events=[],
-                secret="whsec_" + base64.b64encode(b"x" * 24).decode(),
-                created_at=utcnow(),
-            )
+        session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == bad["id"])
+            .values(url="file:///etc/passwd")
         )
     parties.funded_milestone()
     outcomes = send_due(db, utcnow())
@@ -324,6 +375,6 @@ def test_events_go_only_to_the_parties_endpoints_and_never_to_a_non_http_url(
         counted = session.scalar(
             select(func.count())
             .select_from(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == "whe_bad")
+            .where(WebhookDelivery.endpoint_id == bad["id"])
         )
     assert counted == 2

@@ -18,4 +18,7 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(default=False)
     # An IANA zone name ("Europe/Berlin"): the web app shows times in it. Stored instants stay UTC.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # How many live webhook endpoints the user has (kept by webhooks/service.py under this row's lock):
+    # the events of a milestone whose parties have none queue nothing, without a query for endpoints.
+    webhook_endpoints: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -24,6 +24,7 @@ from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
+from milepost.users.models import User
 from milepost.webhooks.addresses import InvalidHost, host_refusal, parse_host
 from milepost.webhooks.events import EVENT_TYPES, event_payload, event_type
 from milepost.webhooks.models import (
@@ -98,12 +99,9 @@ def create_endpoint(ctx: Context, *, url: object, events: object = None) -> Webh
         url, allow_private_networks=ctx.settings.webhook_allow_private_networks
     )
     chosen = validate_events(events)
-    count = ctx.session.scalar(
-        select(func.count())
-        .select_from(WebhookEndpoint)
-        .where(WebhookEndpoint.owner_id == owner.id, WebhookEndpoint.deleted_at.is_(None))
-    )
-    if (count or 0) >= MAX_ENDPOINTS_PER_USER:
+    locked = _lock_owner(ctx, owner.id)
+    count = _live_count(ctx, owner.id)
+    if count >= MAX_ENDPOINTS_PER_USER:
         raise ValidationFailed(
             f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per user; delete one first.",
             code="too_many_endpoints",
@@ -117,8 +115,29 @@ def create_endpoint(ctx: Context, *, url: object, events: object = None) -> Webh
         created_at=ctx.now,
     )
     ctx.session.add(endpoint)
+    locked.webhook_endpoints = count + 1
     ctx.session.flush()
     return endpoint
+
+
+def _lock_owner(ctx: Context, user_id: str) -> User:
+    """The owner's row, locked: their endpoints are created and deleted one at a time, so the count of
+    live ones (the limit, and ``User.webhook_endpoints``, which ``on_event`` reads) is exact."""
+    return ctx.session.scalars(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _live_count(ctx: Context, owner_id: str) -> int:
+    count = ctx.session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.owner_id == owner_id, WebhookEndpoint.deleted_at.is_(None))
+    )
+    return int(count or 0)
 
 
 def _owned(ctx: Context) -> list[ColumnElement[bool]]:
@@ -145,8 +164,10 @@ def get_endpoint(ctx: Context, endpoint_id: str, *, lock: bool = False) -> Webho
 
 def delete_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:
     """Stop sending to the endpoint: it disappears, and its pending deliveries are cancelled."""
+    owner = _lock_owner(ctx, ctx.require_actor().id)
     endpoint = get_endpoint(ctx, endpoint_id, lock=True)
     endpoint.deleted_at = ctx.now
+    owner.webhook_endpoints = _live_count(ctx, owner.id)  # flushed first: without this one
     ctx.session.execute(
         update(WebhookDelivery)
         .where(
@@ -201,6 +222,8 @@ def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> int:
     project = ctx.session.get(Project, milestone.project_id)
     freelancer_id = project.freelancer_id if project is not None else None
     owners = {milestone.client_id} | ({freelancer_id} if freelancer_id else set())
+    if not _may_have_endpoints(ctx.session, owners):
+        return 0
     kind = event_type(event.action)
     endpoints = [
         endpoint
@@ -227,6 +250,18 @@ def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> int:
         )
     _wake_sender_after_commit(ctx.session)
     return len(endpoints)
+
+
+def _may_have_endpoints(session: Session, owners: set[str]) -> bool:
+    """False when every owner is already loaded in this unit of work (loading a milestone reads both
+    parties) and has no live endpoint (``User.webhook_endpoints``): then there is nothing to look for,
+    and no query. An endpoint created meanwhile gets the events of the changes that read its owner
+    after it was committed, as it got those that read the endpoints after that before."""
+    for owner in owners:
+        user = session.identity_map.get(session.identity_key(User, owner))
+        if not isinstance(user, User) or user.webhook_endpoints:
+            return True
+    return False
 
 
 def _live_endpoints(session: Session, owners: frozenset[str]) -> list[WebhookEndpoint]:

@@ -29,5 +29,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("webhook_endpoints")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch copy: copying the users table would
+    # trip the foreign keys that point at it.
+    op.drop_column("users", "webhook_endpoints")

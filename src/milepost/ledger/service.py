@@ -19,12 +19,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Executable, Select, event, select, union_all, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from milepost.kit.context import Context
-from milepost.kit.db import insert_new
+from milepost.kit.db import QUEUED, insert_new, is_sqlite
 from milepost.kit.errors import InsufficientFunds
 from milepost.kit.ids import new_id
 from milepost.kit.macs import ledger_keys
@@ -123,24 +122,45 @@ def _new_account_row(ctx: Context, ref: AccountRef) -> dict[str, object]:
     }
 
 
-def _accounts(ctx: Context, refs: Sequence[AccountRef], *, lock: bool) -> dict[str, Account]:
-    """The accounts for ``refs`` by key, created if need be; locked (in key order) when ``lock``.
+def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[Account]:
+    """The accounts with the keys ``locked`` (locked, in key order) and ``unlocked``, in one statement.
+
+    PostgreSQL: ``SELECT … FROM (SELECT … ORDER BY key FOR UPDATE) UNION ALL SELECT …``, the lock taken
+    only on the rows that need it. SQLite takes no row locks (a write transaction holds the database).
+    """
+
+    def of(keys: Sequence[str]) -> Select[Account]:
+        return select(Account).where(Account.key.in_(sorted(keys)))
+
+    if not locked or is_sqlite(ctx.session):
+        query: Executable = of([*locked, *unlocked])
+    else:
+        held = of(locked).order_by(Account.key).with_for_update()
+        if unlocked:
+            query = select(Account).from_statement(union_all(select(held.subquery()), of(unlocked)))
+        else:
+            query = held
+    return list(ctx.session.scalars(query.execution_options(populate_existing=True)))
+
+
+def _accounts(
+    ctx: Context, locked: Sequence[AccountRef], unlocked: Sequence[AccountRef] = ()
+) -> dict[str, Account]:
+    """The accounts for ``locked`` and ``unlocked`` by key, created if need be; those of ``locked``
+    locked in key order. One statement when they all exist.
 
     Existing accounts are read first and only missing ones inserted: an INSERT that meets an existing key
     on PostgreSQL waits for whoever last changed that row, which would queue every request behind a busy
     account even when nothing needs creating.
     """
-    by_key = {ref.key: ref for ref in refs}
+    by_key = {ref.key: ref for ref in [*locked, *unlocked]}
     if not by_key:
         return {}
-
-    def read(keys: Sequence[str]) -> list[Account]:
-        query = select(Account).where(Account.key.in_(sorted(keys))).order_by(Account.key)
-        if lock:
-            query = query.with_for_update()
-        return list(ctx.session.scalars(query.execution_options(populate_existing=True)))
-
-    found = {account.key: account for account in read(list(by_key))}
+    to_lock = {ref.key for ref in locked}
+    found = {
+        account.key: account
+        for account in _read(ctx, sorted(to_lock), sorted(set(by_key) - to_lock))
+    }
     missing = [key for key in sorted(by_key) if key not in found]
     if missing:
         created = insert_new(
@@ -155,13 +175,31 @@ def _accounts(ctx: Context, refs: Sequence[AccountRef], *, lock: bool) -> dict[s
             # account (a provider's payout clearing) by requests racing for it can deadlock:
             # PostgreSQL breaks it, and the request it picks is answered 409 "try again", with nothing
             # changed. Accounts private to a milestone are only ever touched under its row lock.
-            found.update({account.key: account for account in read(missing)})
+            others = [key for key in missing if key not in {a.key for a in created}]
+            found.update({account.key: account for account in created})
+            found.update(
+                {
+                    account.key: account
+                    for account in _read(
+                        ctx,
+                        [key for key in others if key in to_lock],
+                        [key for key in others if key not in to_lock],
+                    )
+                }
+            )
     return found
+
+
+def open_escrow(ctx: Context, milestone_id: str, currency: str) -> None:
+    """Open a new milestone's escrow account (balance 0) with the milestone: written with the milestone's
+    own INSERT, so its first funding finds the account and only locks it. A milestone made before this
+    has none until its first funding, which creates it (``_accounts``)."""
+    ctx.session.add(Account(**_new_account_row(ctx, escrow_account(milestone_id, currency))))
 
 
 def lock_accounts(ctx: Context, refs: Sequence[AccountRef]) -> dict[str, Account]:
     """Create the accounts if need be, then lock them (ordered by key) and return them by key."""
-    return _accounts(ctx, refs, lock=True)
+    return _accounts(ctx, refs)
 
 
 # Accounts whose balance is never checked against zero (platform fees, external money) are credited or
@@ -187,15 +225,17 @@ def _apply_later(session: Session) -> None:
         return
     session.flush()  # everything else first: the hot rows are taken last
     for account_id in sorted(deltas):
-        new_balance = session.execute(
+        # Queued with the flush (no answer awaited: its error, if any, fails the commit); a balance
+        # loaded in this session is read again if anyone asks for it.
+        session.execute(
             update(Account)
             .where(Account.id == account_id)
             .values(balance=Account.balance + deltas[account_id])
-            .returning(Account.balance)
-        ).scalar_one()
+            .execution_options(synchronize_session=False, **QUEUED)
+        )
         loaded = session.identity_map.get(session.identity_key(Account, account_id))
         if isinstance(loaded, Account):
-            set_committed_value(loaded, "balance", new_balance)
+            session.expire(loaded, ["balance"])
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -252,8 +292,9 @@ def post(
         raise LedgerImbalance(f"unbalanced entry {kind}: {legs}")
 
     checked = [ref for ref, _ in legs if ref.kind in NON_NEGATIVE_KINDS]
-    accounts = lock_accounts(ctx, checked)
-    accounts.update(_accounts(ctx, [ref for ref, _ in legs if ref.key not in accounts], lock=False))
+    accounts = _accounts(
+        ctx, checked, [ref for ref, _ in legs if ref.kind not in NON_NEGATIVE_KINDS]
+    )
     deltas: dict[str, int] = defaultdict(int)
     for ref, amount in legs:
         deltas[ref.key] += amount

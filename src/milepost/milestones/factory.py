@@ -16,6 +16,7 @@ from milepost.audit import service as audit
 from milepost.events import EventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
+from milepost.ledger import service as ledger
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.milestones.terms import validate_terms
@@ -57,6 +58,7 @@ def new_milestone(
     )
     ctx.session.add(milestone)
     ctx.session.flush()
+    ledger.open_escrow(ctx, milestone.id, milestone.currency)
     audit.record(
         ctx,
         milestone,

@@ -31,3 +31,15 @@ def one_or_404(
     if row is None:
         raise NotFound(missing, param=param)
     return row
+
+
+# Where a unit of work keeps what it read for the rest of the action (session.info): the identity map
+# holds objects only weakly, and without a reference a project or a party read with the locked row would
+# be read again, each in a round trip of its own, by what comes after the action (the event subscribers,
+# the response).
+_KEPT = "milepost_kept"
+
+
+def keep(session: Session, *objects: object) -> None:
+    """Hold ``objects`` for the rest of the unit of work (see ``_KEPT``)."""
+    session.info.setdefault(_KEPT, []).extend(obj for obj in objects if obj is not None)

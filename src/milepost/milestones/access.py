@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound
+from milepost.kit.lookup import keep
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Role
 from milepost.projects.models import Project
@@ -32,12 +33,6 @@ class MilestoneAccess:
         return self.project.freelancer_id
 
 
-# Where a unit of work keeps what load_milestone read (session.info): the identity map holds objects only
-# weakly, and without a reference the project and the parties would be read again, each in a round trip
-# of its own, by what comes after the action (the event subscribers, the response).
-KEPT = "milepost_kept"
-
-
 def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneAccess:
     """The milestone, its project and the actor's role; with ``lock``, the milestone row is locked.
 
@@ -59,7 +54,7 @@ def load_milestone(ctx: Context, milestone_id: str, *, lock: bool) -> MilestoneA
     if row is None:
         raise NotFound("No such milestone.", param="id")
     milestone, project, *parties = row
-    ctx.session.info.setdefault(KEPT, []).extend([project, *parties])
+    keep(ctx.session, project, *parties)
     role = project_role(ctx.actor, project)
     if role is None:
         raise NotFound("No such milestone.", param="id")

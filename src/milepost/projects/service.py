@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import aliased
 
 from milepost.events import Notice, notify
 from milepost.kit import validate
@@ -12,7 +13,7 @@ from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
 from milepost.kit.guards import available
 from milepost.kit.ids import new_id
-from milepost.kit.lookup import one_or_404
+from milepost.kit.lookup import keep, one_or_404
 from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import fee_account, post, user_account
@@ -91,13 +92,28 @@ def project_role(actor: User | None, project: Project) -> Role | None:
 
 
 def get_project(ctx: Context, project_id: str, *, lock: bool = False) -> Project:
-    """The project if the actor may see it: a party, staff, or anyone while it is open for proposals."""
-    project = one_or_404(
-        ctx.session,
-        select(Project).where(Project.id == project_id),
-        lock=lock,
-        missing="No such project.",
-    )
+    """The project if the actor may see it: a party, staff, or anyone while it is open for proposals.
+
+    With ``lock`` the project row is locked, and both parties (whom the events of a change notify) are
+    read in the same statement and kept for the unit of work."""
+    if lock:
+        client, freelancer = aliased(User), aliased(User)
+        row = ctx.session.execute(
+            select(Project, client, freelancer)
+            .join(client, client.id == Project.client_id)
+            .outerjoin(freelancer, freelancer.id == Project.freelancer_id)
+            .where(Project.id == project_id)
+            .with_for_update(of=Project.__table__)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("No such project.", param="id")
+        project, *parties = row
+        keep(ctx.session, project, *parties)
+    else:
+        project = one_or_404(
+            ctx.session, select(Project).where(Project.id == project_id), missing="No such project."
+        )
     if project_role(ctx.actor, project) is None and project.status is not ProjectStatus.OPEN:
         raise NotFound("No such project.", param="id")
     return project

@@ -19,9 +19,9 @@ The rule, for one criterion and one evidence item:
    stems being at least ``MIN_FUZZY_LENGTH`` letters long; else 0.
 4. The score is the criterion's credit divided by its number of concepts: the share of what the
    criterion asks for that the evidence mentions. Words in a clause (up to ``.``, ``;``, ``!``, ``?``
-   or a line break) that says the work is not done yet ("draft", "not yet", "sent for approval") or
-   leaves something out ("everything except QA") do not count: "Migration done; QA not yet started"
-   speaks for the migration, not for QA.
+   or a line break) that says the work is not done yet ("draft", "not yet", "sent for approval",
+   "38,000 of 48,000") or leaves something out ("everything except QA") do not count
+   (``vetoes.unfinished``): "Migration done; QA not yet started" speaks for the migration, not for QA.
 5. The item addresses the criterion when the score is at least ``THRESHOLD``, a word other than a
    number matched, and, if the criterion names kinds of deliverable (``DELIVERABLE_KINDS``: a
    migration, tests, training, a document, ...), the evidence names one of them too.
@@ -43,6 +43,7 @@ from functools import cached_property, lru_cache
 import snowballstemmer  # type: ignore[import-untyped]
 from rapidfuzz import fuzz, process
 
+from milepost.review import vetoes
 from milepost.review.matching import Match
 
 THRESHOLD = 0.5
@@ -180,16 +181,6 @@ DELIVERABLE_KINDS = frozenset(
     }
 )
 
-# A clause of evidence that says the work is not done yet ("draft", "not yet executed", "sent for
-# approval"), or leaves something out ("everything except QA"), shows that the criterion is being worked
-# on, not that it is met: its words do not count.
-PENDING = re.compile(
-    r"\b(drafts?|drafted|not|\w+n't|to be \w+ed|pending|todo|to-do|wip|in progress|planned"
-    r"|for (approval|review|feedback|sign-?off)|except|excluding|apart from|other than"
-    r"|(everything|all) but)\b"
-)
-CLAUSE_END = re.compile(r"[;!?\n]|\.(?=\s|$)")
-
 # Stems the Snowball stemmer folds into a word of another meaning ("customer" -> "custom").
 STEM_EXCEPTIONS = {"customer": "customer", "customers": "customer"}
 
@@ -283,11 +274,7 @@ class Text:
 
     @classmethod
     def of(cls, text: str) -> Text:
-        clauses = [
-            clause.strip()
-            for clause in CLAUSE_END.split(text)
-            if clause.strip() and not PENDING.search(clause.lower())
-        ]
+        clauses = [clause for clause in vetoes.clauses(text) if not vetoes.unfinished(clause)]
         return cls(tuple(term for clause in clauses for term in terms(clause)), ". ".join(clauses))
 
     @property

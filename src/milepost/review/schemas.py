@@ -32,12 +32,24 @@ class EvidenceOut(_Out):
     text: str | None = None
 
 
+VerdictName = Literal["met", "unclear", "unmet"]
+
+
 class EvidenceMatchOut(BaseModel):
     ref: str
     type: str
     label: str
+    verdict: VerdictName = Field(
+        description="met: the item shows the criterion is met; unclear: it looks related, check "
+        "it; unmet: it does not show it."
+    )
     score: float = Field(description="0 to 1; compare only scores of the same matcher.")
-    matched_words: list[str]
+    matched_words: list[str] = Field(description="The item's words that match the criterion's.")
+    quote: str = Field(description="The item's sentence that carried the verdict, if any.")
+    veto: str = Field(
+        description="Why the item cannot meet the criterion whatever its score (a figure short "
+        'of a bound the criterion sets, "38,000 of 48,000"); empty when none applies.'
+    )
 
     @classmethod
     def of(cls, found: EvidenceMatch) -> EvidenceMatchOut:
@@ -45,8 +57,11 @@ class EvidenceMatchOut(BaseModel):
             ref=found.item.ref,
             type=found.item.type,
             label=found.item.label,
+            verdict=found.verdict,
             score=found.score,
             matched_words=list(found.matched_words),
+            quote=found.quote,
+            veto=found.veto,
         )
 
 
@@ -58,11 +73,16 @@ class TermOut(_Out):
 class CriterionOut(BaseModel):
     index: int
     text: str
-    met: bool
+    verdict: VerdictName = Field(
+        description="met: an evidence item shows it; unclear: an item looks related but does not "
+        "clearly show it (check it); unmet: no item shows it."
+    )
+    met: bool = Field(description='verdict == "met".')
+    matcher: str = Field(description="Which matcher judged this criterion.")
     score: float = Field(description="The best score of any evidence item.")
     evidence: list[EvidenceMatchOut] = Field(description="The items that address it, best first.")
     closest: EvidenceMatchOut | None = Field(
-        description="When no item addresses it: the one that came closest."
+        description="When no item addresses it: the one that came closest (an unclear one first)."
     )
 
     @classmethod
@@ -70,7 +90,9 @@ class CriterionOut(BaseModel):
         return cls(
             index=check.criterion.index,
             text=check.criterion.text,
+            verdict=check.verdict,
             met=check.met,
+            matcher=check.matcher,
             score=check.score,
             evidence=[EvidenceMatchOut.of(found) for found in check.evidence],
             closest=None if check.closest is None else EvidenceMatchOut.of(check.closest),
@@ -80,8 +102,14 @@ class CriterionOut(BaseModel):
 class RequiredOut(BaseModel):
     index: int
     text: str
-    found: bool
+    found: bool = Field(
+        description="A link, file or text item is this evidence (the note does not count: saying "
+        '"report attached" is not attaching it).'
+    )
     evidence: list[EvidenceMatchOut]
+    closest: EvidenceMatchOut | None = Field(
+        default=None, description="When not found: the item that came closest."
+    )
 
     @classmethod
     def of(cls, check: RequiredCheck) -> RequiredOut:
@@ -90,6 +118,7 @@ class RequiredOut(BaseModel):
             text=check.required.text,
             found=check.found,
             evidence=[EvidenceMatchOut.of(found) for found in check.evidence],
+            closest=None if check.closest is None else EvidenceMatchOut.of(check.closest),
         )
 
 
@@ -118,8 +147,11 @@ class RevisionOut(_Out):
 
 
 class SuggestionOut(_Out):
-    decision: Literal["approve", "request_changes"]
-    unmet_criteria: list[TermOut]
+    decision: Literal["approve", "request_changes"] = Field(
+        description="approve only when every criterion is met and every required item is present."
+    )
+    unmet_criteria: list[TermOut] = Field(description="Every criterion not met, unclear included.")
+    unclear_criteria: list[TermOut] = Field(description="Those that look related: check them.")
     missing_evidence: list[TermOut]
     reasons: list[str]
 
@@ -128,7 +160,11 @@ class ReviewContextOut(BaseModel):
     object: Literal["review_context"] = "review_context"
     milestone_id: str
     milestone_status: MilestoneStatusName
-    matcher: Literal["keywords", "embeddings"]
+    matcher: Literal["semantic", "keywords", "llm"] = Field(
+        description="What judged the criteria: semantic (sentence embeddings run offline, the "
+        "default), keywords, or llm (the operator's LLM reviewer; a criterion it could not judge "
+        "names the local matcher in its own matcher field)."
+    )
     submission: RevisionOut | None = Field(
         description="The latest delivery, null before the first."
     )

@@ -15,7 +15,7 @@ computed from "now" on each request.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,12 +30,14 @@ from milepost.kit.time import as_utc
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Submission
 from milepost.milestones.state import MilestoneStatus
-from milepost.review import cache
+from milepost.review import cache, llm, vetoes
+from milepost.review.llm import LlmItem, LlmReviewer, LlmVerdict
 from milepost.review.matching import (
     TERM_CHARS,
     EvidenceKind,
     Match,
     Matcher,
+    Verdict,
     evidence_text,
     get_matcher,
     read_evidence,
@@ -77,6 +79,9 @@ class EvidenceMatch:
     item: EvidenceItem
     score: float
     matched_words: tuple[str, ...]
+    verdict: Verdict = "met"
+    quote: str = ""  # the item's sentence that carried the verdict
+    veto: str = ""  # why it cannot meet the criterion, whatever its score
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,16 @@ class Term:
 @dataclass(frozen=True)
 class CriterionCheck:
     criterion: Term
-    met: bool
+    verdict: Verdict  # met: an item addresses it; unclear: one looks related, check it; else unmet
     score: float  # the best score of any item, even when none reaches the matcher's threshold
     evidence: tuple[EvidenceMatch, ...]  # the items that address it, best first
-    closest: EvidenceMatch | None  # the best item, when none addresses it
+    closest: EvidenceMatch | None  # the best item, when none addresses it (an unclear one first)
+    matcher: str = ""  # which matcher judged it: the review's matcher, or "llm"
+    explanation: str = ""  # the LLM reviewer's reason, when it judged it
+
+    @property
+    def met(self) -> bool:
+        return self.verdict == "met"
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class RequiredCheck:
     required: Term
     found: bool
     evidence: tuple[EvidenceMatch, ...]
+    closest: EvidenceMatch | None = None  # when not found: the item that came closest, if any
 
 
 @dataclass(frozen=True)
@@ -126,9 +138,10 @@ class Revision:
 @dataclass(frozen=True)
 class Suggestion:
     decision: Literal["approve", "request_changes"]
-    unmet_criteria: tuple[Term, ...]
+    unmet_criteria: tuple[Term, ...]  # every criterion not met, the unclear ones included
     missing_evidence: tuple[Term, ...]
     reasons: tuple[str, ...]
+    unclear_criteria: tuple[Term, ...] = ()  # those of them that look related: check them
 
 
 @dataclass(frozen=True)
@@ -172,12 +185,18 @@ def review_context(ctx: Context, milestone_id: str) -> ReviewContext:
     items = latest.evidence if latest is not None else ()
     matcher = get_matcher(ctx.settings.review_matcher)
     read = reading(items)
-    criteria = check_criteria(matcher, milestone.acceptance_criteria, items, read)
+    criteria = check_criteria(
+        matcher,
+        milestone.acceptance_criteria,
+        items,
+        read,
+        llm.reviewer_from_settings(ctx.settings),
+    )
     required = check_required(matcher, milestone.required_evidence, items, read)
     return ReviewContext(
         milestone_id=milestone.id,
         milestone_status=str(milestone.status),
-        matcher=matcher.name,
+        matcher=LLM if any(check.matcher == LLM for check in criteria) else matcher.name,
         submission=latest,
         criteria=criteria,
         required_evidence=required,
@@ -291,19 +310,25 @@ def read_in_part(
     return tuple(cut)
 
 
+_RANK: dict[Verdict, int] = {"met": 0, "unclear": 1, "unmet": 2}
+
+
 def _addressing(
     row: Sequence[Match], items: Sequence[EvidenceItem]
 ) -> tuple[tuple[EvidenceMatch, ...], EvidenceMatch | None]:
-    """The items that address it (best first), and the best item of all."""
+    """The items that address it (best first), and the closest item: an unclear one before an
+    unmet one, then by score."""
     ranked = sorted(
         (
-            (match, EvidenceMatch(item, match.score, match.matched_words))
+            EvidenceMatch(
+                item, match.score, match.matched_words, match.verdict, match.quote, match.veto
+            )
             for match, item in zip(row, items, strict=True)
         ),
-        key=lambda pair: -pair[0].score,
+        key=lambda found: (_RANK[found.verdict], -found.score),
     )
-    addressing = tuple(found for match, found in ranked if match.addresses)
-    return addressing, (ranked[0][1] if ranked else None)
+    addressing = tuple(found for found in ranked if found.verdict == "met")
+    return addressing, (ranked[0] if ranked else None)
 
 
 def check_criteria(
@@ -311,25 +336,67 @@ def check_criteria(
     criteria: Sequence[str],
     items: Sequence[EvidenceItem],
     read: Mapping[str, str] | None = None,
+    llm: LlmReviewer | None = None,
 ) -> tuple[CriterionCheck, ...]:
     """Each criterion, met when at least one item (the note included) addresses it. ``read``: what
-    the matcher reads of each item (``reading(items)`` unless given)."""
+    the matcher reads of each item (``reading(items)`` unless given). With ``llm``, its verdict is
+    taken where it gave a usable one (llm.py), subject to the same vetoes; elsewhere the matcher's."""
     read = reading(items) if read is None else read
+    rows = _matches(matcher, criteria, items, read)
+    answers: Sequence[LlmVerdict | None] = [None] * len(criteria)
+    if llm is not None and criteria and items:
+        answers = llm.review(
+            criteria, [LlmItem(item.ref, item.type, read[item.ref]) for item in items]
+        )
     checks = []
-    for index, (criterion, row) in enumerate(
-        zip(criteria, _matches(matcher, criteria, items, read), strict=True)
-    ):
+    for index, (criterion, row, answer) in enumerate(zip(criteria, rows, answers, strict=True)):
+        name = matcher.name
+        if answer is not None:
+            row = _llm_row(criterion, row, items, read, answer)
+            name = LLM
         addressing, best = _addressing(row, items)
+        verdict: Verdict = best.verdict if best is not None else "unmet"
         checks.append(
             CriterionCheck(
                 criterion=Term(index, criterion),
-                met=bool(addressing),
-                score=best.score if best is not None else 0.0,
+                verdict=verdict,
+                score=max((match.score for match in row), default=0.0),
                 evidence=addressing,
                 closest=None if addressing else best,
+                matcher=name,
+                explanation=answer.reason if answer is not None else "",
             )
         )
     return tuple(checks)
+
+
+LLM = "llm"
+
+
+def _llm_row(
+    criterion: str,
+    row: Sequence[Match],
+    items: Sequence[EvidenceItem],
+    read: Mapping[str, str],
+    answer: LlmVerdict,
+) -> list[Match]:
+    """The LLM's verdict as a row of matches: the items it cites carry its verdict and quote (the
+    vetoes may still overrule them); the others are unmet. Scores stay the local matcher's."""
+    cited = set(answer.refs)
+    result = []
+    for item, local in zip(items, row, strict=True):
+        if item.ref not in cited or answer.verdict == "unmet":
+            result.append(replace(local, addresses=False, unclear=False))
+            continue
+        said = replace(
+            local,
+            addresses=answer.verdict == "met",
+            unclear=answer.verdict == "unclear",
+            quote=answer.quote or local.quote,
+            veto="",
+        )
+        result.append(vetoes.overrule(criterion, read[item.ref], said))
+    return result
 
 
 def check_required(
@@ -346,8 +413,12 @@ def check_required(
     for index, (text, row) in enumerate(
         zip(required, _matches(matcher, required, offered, read), strict=True)
     ):
-        addressing, _ = _addressing(row, offered)
-        checks.append(RequiredCheck(Term(index, text), bool(addressing), addressing))
+        addressing, best = _addressing(row, offered)
+        checks.append(
+            RequiredCheck(
+                Term(index, text), bool(addressing), addressing, None if addressing else best
+            )
+        )
     return tuple(checks)
 
 
@@ -371,19 +442,44 @@ def suggest(
     for check in criteria:
         if check.met:
             continue
-        reason = (
-            f'Criterion {check.criterion.index + 1}, "{check.criterion.text}", is not addressed by '
-            f"any evidence in revision {revision}"
-        )
-        if check.closest is not None and check.closest.matched_words:
-            reason += (
-                f' (closest: {check.closest.item.ref} "{check.closest.item.label}", '
-                f"score {check.closest.score:.2f})"
+        closest = check.closest
+        if check.verdict == "unclear" and closest is not None:
+            reason = (
+                f'Criterion {check.criterion.index + 1}, "{check.criterion.text}", looks related to '
+                f'{closest.item.ref} "{closest.item.label}" but is not clearly shown by it: check it'
             )
+        else:
+            reason = (
+                f'Criterion {check.criterion.index + 1}, "{check.criterion.text}", is not addressed '
+                f"by any evidence in revision {revision}"
+            )
+            if closest is not None and closest.veto:
+                reason += f" ({closest.item.ref}: {closest.veto})"
+            elif closest is not None and closest.matched_words:
+                reason += (
+                    f' (closest: {closest.item.ref} "{closest.item.label}", '
+                    f"score {closest.score:.2f})"
+                )
         reasons.append(reason + ".")
     for item in missing:
         reasons.append(f'Required evidence "{item.text}" is missing from revision {revision}.')
-    return Suggestion("request_changes", unmet, missing, tuple(reasons))
+    unclear = tuple(check.criterion for check in criteria if check.verdict == "unclear")
+    return Suggestion("request_changes", unmet, missing, tuple(reasons), unclear)
+
+
+def case_items(note: str, evidence: Sequence[Mapping[str, str]]) -> tuple[EvidenceItem, ...]:
+    """The items of a delivery written as plain data (``{"type": "file", "filename": ...}`` for a
+    file): how the labelled milestones of tests/data are read."""
+    files = {
+        f"file-{index}": StoredFile(id=f"file-{index}", filename=raw["filename"])
+        for index, raw in enumerate(evidence)
+        if raw.get("type") == "file"
+    }
+    stored = [
+        {"type": "file", "file_id": f"file-{index}"} if raw.get("type") == "file" else dict(raw)
+        for index, raw in enumerate(evidence)
+    ]
+    return evidence_items(note, stored, files)
 
 
 def revision_history(

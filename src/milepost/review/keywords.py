@@ -66,6 +66,7 @@ _STOP_WORDS = """
     without would yet you your yours
     etc eg ie must shall may might need needs able well
     complete completed completes done finished ready work works working worked good full fully
+    initial basic established establish core main key general overall proper properly successfully
     including include includes included new written write writes
     show shows showing list lists listing explain explains cover covers covering match matches
     contain contains provide provides provided deliver delivers delivered delivery available
@@ -116,6 +117,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "course",
         "walkthrough",
         "webinar",
+        "handover",
+        "session",
     ),
     "integrate": (
         "integrate",
@@ -140,7 +143,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "readme",
         "wiki",
     ),
-    "deploy": ("deploy", "deployment", "release", "launch", "publish", "ship", "rollout"),
+    "deploy": ("deploy", "deployment", "release", "launch", "publish", "ship", "rollout", "live"),
     "production": ("production", "prod"),
     "customise": (
         "customise",

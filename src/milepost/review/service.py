@@ -405,14 +405,26 @@ def check_required(
     items: Sequence[EvidenceItem],
     read: Mapping[str, str] | None = None,
 ) -> tuple[RequiredCheck, ...]:
-    """Each required evidence item, found when a link, file or text item addresses it. The note does
-    not count: saying "report attached" is not attaching the report."""
+    """Each required evidence item, found when a link, file or text item is it. The note does not
+    count: saying "report attached" is not attaching the report.
+
+    Being a named document is a matter of words as much as of meaning ("screenshot.png" is a
+    "Screenshot of the dashboard"), so the keyword rule's verdict counts here beside the matcher's;
+    the vetoes apply to both."""
     read = reading(items) if read is None else read
     offered = [item for item in items if item.type != "note"]
+    rows = _matches(matcher, required, offered, read)
+    if matcher.name != KEYWORDS:
+        worded = _matches(get_matcher("keywords"), required, offered, read)
+        rows = [
+            [
+                found if found.addresses or not words.addresses else _as_met(found, words)
+                for found, words in zip(row, word_row, strict=True)
+            ]
+            for row, word_row in zip(rows, worded, strict=True)
+        ]
     checks = []
-    for index, (text, row) in enumerate(
-        zip(required, _matches(matcher, required, offered, read), strict=True)
-    ):
+    for index, (text, row) in enumerate(zip(required, rows, strict=True)):
         addressing, best = _addressing(row, offered)
         checks.append(
             RequiredCheck(
@@ -420,6 +432,14 @@ def check_required(
             )
         )
     return tuple(checks)
+
+
+KEYWORDS = "keywords"
+
+
+def _as_met(found: Match, words: Match) -> Match:
+    """The matcher's match, met on the keyword rule's word (with its matched words)."""
+    return replace(found, addresses=True, unclear=False, matched_words=words.matched_words)
 
 
 def suggest(

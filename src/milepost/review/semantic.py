@@ -11,7 +11,8 @@ once for its criteria, its required evidence and every later view.
 For one criterion and one evidence item:
 
 1. The evidence is read without its clauses about unfinished work (``vetoes.unfinished``), as the keyword
-   matcher reads it. What is left is embedded whole and clause by clause; the score is the best cosine
+   matcher reads it. What is left goes through the model once; its vector is the mean of its tokens', and
+   each clause's the mean of the clause's tokens (``Encoder.encode_parts``). The score is the best cosine
    similarity of the criterion with any of them, and the clause that reached it is the quote shown to
    the reviewer.
 2. The item **addresses** the criterion (``met``) when
@@ -77,6 +78,7 @@ class Encoder:
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()
         self._cache: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
+        self._parts: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0  # texts run through the model (the rest came from the cache)
 
@@ -101,17 +103,88 @@ class Encoder:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([known[text] for text in texts])
 
-    def _run(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
-        encodings = self._tokenizer.encode_batch(list(texts))
+    def encode_parts(self, texts: Sequence[str]) -> list[np.ndarray[Any, Any]]:
+        """For each text, the unit vectors of its parts (``parts``): the whole text, then each clause
+        when it has more than one. One pass of the model per text: a clause's vector is pooled from
+        the text's own tokens within the clause. A text longer than the model reads is cut: then its
+        clauses are encoded one by one, so that none is lost."""
+        result: dict[str, np.ndarray[Any, Any]] = {}
+        with self._lock:
+            for text in texts:
+                found = self._parts.get(text)
+                if found is not None:
+                    self._parts.move_to_end(text)
+                    result[text] = found
+        missing = sorted({text for text in texts if text not in result}, key=len)
+        for start in range(0, len(missing), BATCH):
+            batch = missing[start : start + BATCH]
+            encodings = self._tokenizer.encode_batch(list(batch))
+            hidden = self._hidden(encodings)
+            for row, (text, encoding) in enumerate(zip(batch, encodings, strict=True)):
+                result[text] = self._pool_parts(text, encoding, hidden[row])
+            with self._lock:
+                self.encoded += len(batch)
+                for text in batch:
+                    self._parts[text] = result[text]
+                while len(self._parts) > CACHE_TEXTS:
+                    self._parts.popitem(last=False)
+        return [result[text] for text in texts]
+
+    def _pool_parts(
+        self, text: str, encoding: Any, hidden: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        mask = np.asarray(encoding.attention_mask, dtype=np.float32)
+        vectors = [(hidden * mask[:, None]).sum(axis=0) / max(mask.sum(), 1.0)]
+        spans = _clause_spans(text)
+        if len(spans) > 1:
+            if encoding.overflowing:  # cut: the clauses one by one
+                return np.vstack(
+                    [_unit(np.stack(vectors)), self.encode([text[a:b] for a, b in spans])]
+                )
+            offsets = encoding.offsets
+            for begin, end in spans:
+                inside = [
+                    index
+                    for index, (first, last) in enumerate(offsets)
+                    if mask[index] and last > first and first >= begin and last <= end
+                ]
+                vectors.append(hidden[inside].mean(axis=0) if inside else np.zeros_like(vectors[0]))
+        return _unit(np.stack(vectors))
+
+    def _hidden(self, encodings: Sequence[Any]) -> np.ndarray[Any, Any]:
         ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
         mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
-        hidden = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
+        return np.asarray(
+            self._session.run(
+                None,
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )[0]
+        )
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.float32)
+        hidden = self._hidden(encodings)
         summed = (hidden * mask[..., None]).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+        return _unit(summed / np.maximum(mask.sum(axis=1, keepdims=True), 1))
+
+
+def _unit(vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _clause_spans(text: str) -> list[tuple[int, int]]:
+    """Where each clause of ``text`` (``vetoes.clauses``) is, as character offsets."""
+    spans = []
+    position = 0
+    for clause in vetoes.clauses(text):
+        begin = text.find(clause, position)
+        if begin < 0:
+            continue
+        spans.append((begin, begin + len(clause)))
+        position = begin + len(clause)
+    return spans
 
 
 @lru_cache(maxsize=1)
@@ -132,10 +205,14 @@ class SemanticMatcher:
         evidence_texts = [keywords.read(text) for text in evidence]
         # Each item's counted part, whole and clause by clause: what the criterion is compared with.
         parts = [_parts(text.counted) for text in evidence_texts]
-        flat = [part for item in parts for part in item]
-        vectors = encoder().encode([*criteria, *flat])
-        criterion_vectors, part_vectors = vectors[: len(criteria)], vectors[len(criteria) :]
-        similarities = criterion_vectors @ part_vectors.T
+        criterion_vectors = encoder().encode(criteria)
+        counted = [text.counted for text, item in zip(evidence_texts, parts, strict=True) if item]
+        part_vectors = [vectors for vectors in encoder().encode_parts(counted)]
+        similarities = (
+            criterion_vectors @ np.vstack(part_vectors).T
+            if part_vectors
+            else np.zeros((len(criteria), 0), dtype=np.float32)
+        )
         explanations = keywords.match_texts(criterion_texts, evidence_texts)
         rows = []
         for row, criterion, explained in zip(similarities, criteria, explanations, strict=True):

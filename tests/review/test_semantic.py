@@ -150,3 +150,16 @@ def test_any_text_gets_a_verdict_and_never_an_error(criterion: str, evidence: st
     [row] = get_matcher("semantic").match([criterion], [evidence])
     assert row[0].verdict in {"met", "unclear", "unmet"}
     assert 0.0 <= row[0].score <= 1.0 + 1e-6
+
+
+def test_a_long_item_loses_no_clause_to_the_models_length_limit() -> None:
+    clauses = [f"Clause {i} says the invoices of month {i} were exported" for i in range(60)]
+    text = ". ".join([*clauses, "Finally the admin guide was written and sent to Dana"])
+    [parts] = semantic.encoder().encode_parts([text])
+    assert parts.shape == (62, 384)  # the whole, then each clause
+    assert all(abs(float(row @ row) - 1.0) < 1e-4 for row in parts)
+    [last] = semantic.encoder().encode(["Finally the admin guide was written and sent to Dana"])
+    assert float(parts[-1] @ last) > 0.99  # read on its own, past the model's 256 tokens
+
+    [found] = judge("Written admin guide", text)
+    assert found.quote == "Finally the admin guide was written and sent to Dana"

@@ -67,6 +67,7 @@ def test_parties_get_the_review_context(sign_up: Any) -> None:
         assert [c["verdict"] for c in body["criteria"]][:4] == ["met"] * 4
         assert body["criteria"][4]["verdict"] in {"unclear", "unmet"}
         assert {c["matcher"] for c in body["criteria"]} == {"keywords"}
+        assert {c["explanation"] for c in body["criteria"]} == {""}
         migration = body["criteria"][0]["evidence"][0]
         assert migration["verdict"] == "met" and migration["veto"] == ""
         assert migration["ref"] == "evidence[0]"

@@ -81,6 +81,7 @@ def test_the_llms_verdicts_are_used_where_usable_and_the_vetoes_still_apply(
     assert (migration.verdict, migration.matcher) == ("met", "llm")
     assert [found.item.ref for found in migration.evidence] == ["evidence[0]"]
     assert migration.evidence[0].quote == "Migrated 48,000 customer records"
+    assert migration.explanation == "Records moved."
     # The LLM said met; the figure misses the bound, so the veto overrules it.
     assert (coverage.verdict, coverage.matcher) == ("unmet", "llm")
     assert coverage.closest is not None

@@ -79,6 +79,9 @@ class CriterionOut(BaseModel):
     )
     met: bool = Field(description='verdict == "met".')
     matcher: str = Field(description="Which matcher judged this criterion.")
+    explanation: str = Field(
+        default="", description="The LLM reviewer's reason, when it judged this criterion."
+    )
     score: float = Field(description="The best score of any evidence item.")
     evidence: list[EvidenceMatchOut] = Field(description="The items that address it, best first.")
     closest: EvidenceMatchOut | None = Field(
@@ -93,6 +96,7 @@ class CriterionOut(BaseModel):
             verdict=check.verdict,
             met=check.met,
             matcher=check.matcher,
+            explanation=check.explanation,
             score=check.score,
             evidence=[EvidenceMatchOut.of(found) for found in check.evidence],
             closest=None if check.closest is None else EvidenceMatchOut.of(check.closest),

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,51 +84,51 @@ class Encoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
         """One row per text, each of norm 1 (zeros for an empty text)."""
-        with self._lock:
-            known = {text: self._cache[text] for text in texts if text in self._cache}
-            for text in known:
-                self._cache.move_to_end(text)
-        missing = sorted({text for text in texts if text not in known}, key=len)
-        for start in range(0, len(missing), BATCH):
-            batch = missing[start : start + BATCH]
-            for text, vector in zip(batch, self._run(batch), strict=True):
-                known[text] = vector
-            with self._lock:
-                self.encoded += len(batch)
-                for text in batch:
-                    self._cache[text] = known[text]
-                while len(self._cache) > CACHE_TEXTS:
-                    self._cache.popitem(last=False)
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        return np.stack([known[text] for text in texts])
+        return np.stack(self._cached(self._cache, texts, self._run))
 
     def encode_parts(self, texts: Sequence[str]) -> list[np.ndarray[Any, Any]]:
         """For each text, the unit vectors of its parts (``parts``): the whole text, then each clause
         when it has more than one. One pass of the model per text: a clause's vector is pooled from
         the text's own tokens within the clause. A text longer than the model reads is cut: then its
         clauses are encoded one by one, so that none is lost."""
-        result: dict[str, np.ndarray[Any, Any]] = {}
+        return self._cached(self._parts, texts, self._run_parts)
+
+    def _cached(
+        self,
+        store: OrderedDict[str, np.ndarray[Any, Any]],
+        texts: Sequence[str],
+        compute: Callable[[Sequence[str]], Iterable[np.ndarray[Any, Any]]],
+    ) -> list[np.ndarray[Any, Any]]:
+        """``compute`` for each text, in batches of ``BATCH``, each text computed once and kept in
+        ``store`` (``CACHE_TEXTS`` entries, least recently used dropped first)."""
+        known: dict[str, np.ndarray[Any, Any]] = {}
         with self._lock:
             for text in texts:
-                found = self._parts.get(text)
+                found = store.get(text)
                 if found is not None:
-                    self._parts.move_to_end(text)
-                    result[text] = found
-        missing = sorted({text for text in texts if text not in result}, key=len)
+                    store.move_to_end(text)
+                    known[text] = found
+        missing = sorted({text for text in texts if text not in known}, key=len)
         for start in range(0, len(missing), BATCH):
             batch = missing[start : start + BATCH]
-            encodings = self._tokenizer.encode_batch(list(batch))
-            hidden = self._hidden(encodings)
-            for row, (text, encoding) in enumerate(zip(batch, encodings, strict=True)):
-                result[text] = self._pool_parts(text, encoding, hidden[row])
+            computed = compute(batch)
             with self._lock:
                 self.encoded += len(batch)
-                for text in batch:
-                    self._parts[text] = result[text]
-                while len(self._parts) > CACHE_TEXTS:
-                    self._parts.popitem(last=False)
-        return [result[text] for text in texts]
+                for text, value in zip(batch, computed, strict=True):
+                    known[text] = store[text] = value
+                while len(store) > CACHE_TEXTS:
+                    store.popitem(last=False)
+        return [known[text] for text in texts]
+
+    def _run_parts(self, texts: Sequence[str]) -> list[np.ndarray[Any, Any]]:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        hidden = self._hidden(encodings)
+        return [
+            self._pool_parts(text, encoding, hidden[row])
+            for row, (text, encoding) in enumerate(zip(texts, encodings, strict=True))
+        ]
 
     def _pool_parts(
         self, text: str, encoding: Any, hidden: np.ndarray[Any, Any]
@@ -207,7 +207,7 @@ class SemanticMatcher:
         parts = [_parts(text.counted) for text in evidence_texts]
         criterion_vectors = encoder().encode(criteria)
         counted = [text.counted for text, item in zip(evidence_texts, parts, strict=True) if item]
-        part_vectors = [vectors for vectors in encoder().encode_parts(counted)]
+        part_vectors = encoder().encode_parts(counted)
         similarities = (
             criterion_vectors @ np.vstack(part_vectors).T
             if part_vectors
@@ -215,10 +215,14 @@ class SemanticMatcher:
         )
         explanations = keywords.match_texts(criterion_texts, evidence_texts)
         rows = []
-        for row, criterion, explained in zip(similarities, criteria, explanations, strict=True):
+        for row, criterion, criterion_text, explained in zip(
+            similarities, criteria, criterion_texts, explanations, strict=True
+        ):
             matches = []
             start = 0
-            for raw, item_parts, explanation in zip(evidence, parts, explained, strict=True):
+            for raw, item_text, item_parts, explanation in zip(
+                evidence, evidence_texts, parts, explained, strict=True
+            ):
                 scores = row[start : start + len(item_parts)]
                 start += len(item_parts)
                 if not item_parts:
@@ -226,7 +230,13 @@ class SemanticMatcher:
                     continue
                 best = int(np.argmax(scores))
                 matches.append(
-                    _verdict(float(scores[best]), item_parts[best], explanation, criterion, raw)
+                    _verdict(
+                        float(scores[best]),
+                        item_parts[best],
+                        explanation,
+                        (criterion, criterion_text),
+                        (raw, item_text),
+                    )
                 )
             rows.append(matches)
         return rows
@@ -244,19 +254,19 @@ def _verdict(
     similarity: float,
     quote: str,
     explanation: Match,
-    criterion: str,
-    evidence: str,
+    criterion: tuple[str, keywords.Text],
+    evidence: tuple[str, keywords.Text],
 ) -> Match:
+    """Steps 2 and 3 of the module's docstring, for one item (each text as written and as read)."""
     similarity = round(max(0.0, similarity), 3)
-    criterion_text, evidence_text = keywords.read(criterion), keywords.read(evidence)
     met = (
         (
             explanation.addresses
             and explanation.score >= KEYWORD_MET
             and similarity >= KEYWORD_SIMILARITY
         )
-        or (similarity >= MET and keywords.names_a_kind_asked_for(criterion_text, evidence_text))
-        or (similarity >= SUPPORTED and vetoes.numeric_support(criterion, evidence))
+        or (similarity >= MET and keywords.names_a_kind_asked_for(criterion[1], evidence[1]))
+        or (similarity >= SUPPORTED and vetoes.numeric_support(criterion[0], evidence[0]))
     )
     unclear = not met and (similarity >= UNCLEAR or bool(explanation.matched_words))
     return Match(similarity, explanation.matched_words, met, unclear=unclear, quote=quote)

@@ -30,8 +30,8 @@ from milepost.kit.time import as_utc
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Submission
 from milepost.milestones.state import MilestoneStatus
-from milepost.review import cache, llm, vetoes
-from milepost.review.llm import LlmItem, LlmReviewer, LlmVerdict
+from milepost.review import cache, vetoes
+from milepost.review.llm import LlmItem, LlmReviewer, LlmVerdict, reviewer_from_settings
 from milepost.review.matching import (
     TERM_CHARS,
     EvidenceKind,
@@ -190,13 +190,15 @@ def review_context(ctx: Context, milestone_id: str) -> ReviewContext:
         milestone.acceptance_criteria,
         items,
         read,
-        llm.reviewer_from_settings(ctx.settings),
+        reviewer_from_settings(ctx.settings),
     )
     required = check_required(matcher, milestone.required_evidence, items, read)
     return ReviewContext(
         milestone_id=milestone.id,
         milestone_status=str(milestone.status),
-        matcher=LLM if any(check.matcher == LLM for check in criteria) else matcher.name,
+        matcher=LlmReviewer.name
+        if any(check.matcher == LlmReviewer.name for check in criteria)
+        else matcher.name,
         submission=latest,
         criteria=criteria,
         required_evidence=required,
@@ -336,16 +338,16 @@ def check_criteria(
     criteria: Sequence[str],
     items: Sequence[EvidenceItem],
     read: Mapping[str, str] | None = None,
-    llm: LlmReviewer | None = None,
+    reviewer: LlmReviewer | None = None,
 ) -> tuple[CriterionCheck, ...]:
     """Each criterion, met when at least one item (the note included) addresses it. ``read``: what
-    the matcher reads of each item (``reading(items)`` unless given). With ``llm``, its verdict is
+    the matcher reads of each item (``reading(items)`` unless given). With ``reviewer``, its verdict is
     taken where it gave a usable one (llm.py), subject to the same vetoes; elsewhere the matcher's."""
     read = reading(items) if read is None else read
     rows = _matches(matcher, criteria, items, read)
     answers: Sequence[LlmVerdict | None] = [None] * len(criteria)
-    if llm is not None and criteria and items:
-        answers = llm.review(
+    if reviewer is not None and criteria and items:
+        answers = reviewer.review(
             criteria, [LlmItem(item.ref, item.type, read[item.ref]) for item in items]
         )
     checks = []
@@ -353,7 +355,7 @@ def check_criteria(
         name = matcher.name
         if answer is not None:
             row = _llm_row(criterion, row, items, read, answer)
-            name = LLM
+            name = LlmReviewer.name
         addressing, best = _addressing(row, items)
         verdict: Verdict = best.verdict if best is not None else "unmet"
         checks.append(
@@ -368,9 +370,6 @@ def check_criteria(
             )
         )
     return tuple(checks)
-
-
-LLM = "llm"
 
 
 def _llm_row(
@@ -414,8 +413,9 @@ def check_required(
     read = reading(items) if read is None else read
     offered = [item for item in items if item.type != "note"]
     rows = _matches(matcher, required, offered, read)
-    if matcher.name != KEYWORDS:
-        worded = _matches(get_matcher("keywords"), required, offered, read)
+    words_only = get_matcher("keywords")
+    if matcher.name != words_only.name:
+        worded = _matches(words_only, required, offered, read)
         rows = [
             [
                 found if found.addresses or not words.addresses else _as_met(found, words)
@@ -432,9 +432,6 @@ def check_required(
             )
         )
     return tuple(checks)
-
-
-KEYWORDS = "keywords"
 
 
 def _as_met(found: Match, words: Match) -> Match:

@@ -1,8 +1,8 @@
 """``ledger verify``: recompute every balance from the postings and check every invariant.
 
 Checks, each reported as a readable problem:
-- every journal entry has at least two postings, sums to zero per currency, and matches its hash;
-- every posting is in its account's currency;
+- every journal entry has at least two postings, each in its account's currency, sums to zero per
+  currency, and matches its hash (all read in one pass with the entry, verify_hashes.py);
 - every account's cached balance equals the sum of its postings, and no user, escrow or clearing
   account is negative;
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
@@ -33,15 +33,15 @@ the key can recompute a SHA-256, not an HMAC.
 - on SQLite, the file itself passes ``PRAGMA quick_check`` (a damaged page can hide rows from every query
   through it, so the checks above could pass on a file that is losing data).
 
-How it reads, so that its memory stays flat however large the ledger grows: the counts and sums (each
-entry's postings per currency, balances against their postings, escrow and fees against the milestones'
-columns, the two sides of each entry-event link) are computed by the database, which sends back only the
-rows that may fail; the hashes and MACs, which only Python can recompute, are checked while the rows
-stream past in batches (verify_hashes.py), one entry with its postings, or one milestone with its events,
-at a time. On a large ledger those hash checks can be spread over worker processes (``workers``: the
-command line uses every core), which run while this process has the database compute the sums. Each check
-is one function of the session and the report; problems are listed check by check, in the same order
-however the work was spread.
+How it reads, so that its memory stays flat however large the ledger grows: the sums (balances against
+their postings, escrow and fees against the milestones' columns, the two sides of each entry-event link)
+are computed by the database, which sends back only the rows that may fail; the hashes and MACs, which
+only Python can recompute, are checked while the rows stream past in batches (verify_hashes.py), one
+entry with its postings (whose count, currencies and sums are checked there too, from the same row), or
+one milestone with its events, at a time. On a large ledger those checks can be spread over worker
+processes (``workers``: the command line uses every core), which run while this process has the
+database compute the sums. Each check is one function of the session
+and the report; problems are listed check by check, in the same order however the work was spread.
 """
 
 from __future__ import annotations
@@ -139,7 +139,6 @@ def verify_ledger(
         report.problems.extend(sqlite_quick_check(session.connection()))
     try:
         with _hash_checks(session, keys, workers) as (totals, hashes):
-            _check_entries(session, report, progress)
             report.entries = _collect(report, Check.SEALS, totals, hashes, progress)
             _check_accounts(session, report, progress)
             _check_milestones(session, report, progress)
@@ -200,44 +199,6 @@ def _collect(
         report.problems += found.problems
         progress.advance(found.rows)
     return rows
-
-
-# Entries ------------------------------------------------------------------------------------------------
-
-
-def _check_entries(session: Session, report: VerifyReport, progress: Progress) -> None:
-    """Every entry has two postings or more, each in its account's currency, summing to zero in every
-    currency: counted and summed by the database, which sends back only the entries that fail."""
-    progress.stage("journal entry sums")
-    postings = func.count(Posting.id)
-    for entry_id, count in stream(
-        session,
-        select(JournalEntry.id, postings)
-        .outerjoin(Posting, Posting.entry_id == JournalEntry.id)
-        .group_by(JournalEntry.id)
-        .having(postings < 2)
-        .order_by(JournalEntry.id),
-    ):
-        report.problems.append(f"entry {entry_id} has {count} posting(s); needs two or more")
-    for posting_id, currency, account_key, account_currency in stream(
-        session,
-        select(Posting.id, Posting.currency, Account.key, Account.currency)
-        .join(Account, Account.id == Posting.account_id)
-        .where(Posting.currency != Account.currency)
-        .order_by(Posting.entry_id, Posting.id),
-    ):
-        report.problems.append(
-            f"posting {posting_id} is in {currency} but account {account_key} is in {account_currency}"
-        )
-    total = func.sum(Posting.amount)
-    for entry_id, currency, amount in stream(
-        session,
-        select(Posting.entry_id, Posting.currency, total)
-        .group_by(Posting.entry_id, Posting.currency)
-        .having(total != 0)
-        .order_by(Posting.entry_id, Posting.currency),
-    ):
-        report.problems.append(f"entry {entry_id} does not balance: {currency} sums to {amount}")
 
 
 # Sums ---------------------------------------------------------------------------------------------------

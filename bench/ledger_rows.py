@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Connection, Table, bindparam, func, select
 
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.audit.service import event_hash, event_mac_message
@@ -31,7 +31,7 @@ from milepost.ledger.models import Account, EntryKind, JournalEntry, Posting
 from milepost.ledger.service import AccountRef, entry_hash, entry_mac_message
 from milepost.milestones.models import Milestone, Submission
 from milepost.milestones.state import MilestoneStatus
-from milepost.projects.models import Project
+from milepost.projects.models import Project, ProjectTotals
 from milepost.projects.state import ProjectStatus
 from milepost.users.models import User
 from milepost.wallets.models import Deposit, Payout, PayoutDestination
@@ -299,7 +299,9 @@ class Ledger:
                 connection.execute(table.insert(), values)
 
     def finish(self, connection: Connection) -> None:
-        """Bring every account that later chunks moved to its balance (the caller commits)."""
+        """Bring every account that later chunks moved to its balance, and every project's totals to
+        its milestones (the caller commits)."""
+        fill_project_totals(connection)
         changed: list[Row] = [
             {"account_id": account_id, "new_balance": self._balances[account_id]}
             for account_id, written in self._written.items()
@@ -314,3 +316,22 @@ class Ledger:
                 changed,
             )
             self._written.update({row["account_id"]: row["new_balance"] for row in changed})
+
+
+def fill_project_totals(connection: Connection) -> None:
+    """Every project's totals summed from its milestones: what the app keeps as each milestone changes,
+    for rows inserted beside it."""
+    totals: Table = ProjectTotals.__table__  # type: ignore[assignment]
+    connection.execute(totals.delete())
+    connection.execute(
+        totals.insert().from_select(
+            ["project_id", "planned_amount", "released_amount"],
+            select(
+                Project.id,
+                func.coalesce(func.sum(Milestone.planned_share), 0),
+                func.coalesce(func.sum(Milestone.released_amount), 0),
+            )
+            .outerjoin(Milestone, Milestone.project_id == Project.id)
+            .group_by(Project.id),
+        )
+    )

@@ -38,6 +38,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import insert, select, text, update
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.ledger_rows import fill_project_totals
+
 PASSWORD = "benchmark-password"
 DEFAULT_PG = os.environ.get(
     "MILEPOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -290,6 +293,7 @@ class Data:
             session.execute(
                 update(Account).where(Account.id == outside).values(balance=Account.balance - added)
             )
+            fill_project_totals(session.connection())
         if (
             self.db.engine.dialect.name == "postgresql"
         ):  # as autovacuum would; the app runs no ANALYZE

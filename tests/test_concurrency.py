@@ -29,6 +29,7 @@ from milepost.ledger.models import EntryKind, JournalEntry
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import MilestoneStatus
+from milepost.projects import service as projects
 from milepost.settings import Settings
 from milepost.users.models import User
 from milepost.users.service import create_user
@@ -366,6 +367,50 @@ def test_opposite_order_releases_and_fundings_on_one_wallet_never_hang(
     # The wallet and the freelancer account for every unit.
     assert world.balance(client) == 1_000_000 - 200_000 - funded * 10_000
     assert world.balance(freelancer) == (parts[a.id] + parts[b.id]) * part * 9 // 10
+    assert world.verify().ok
+
+
+def test_releases_on_one_project_and_new_milestones_on_it_keep_its_totals(
+    world: World, db: Database
+) -> None:
+    """Six milestones of one project released at once (each under its own milestone's lock only), while
+    two milestones are added to it (under the project's lock): every release adds to the project's kept
+    totals at commit, none is lost, and nobody is left waiting on a deadlock."""
+    client, freelancer, project = world.parties(wallet=1_000_000)
+    funded = [world.milestone(client, project, 10_000, title=f"Part {n}") for n in range(6)]
+    for milestone in funded:
+        world.act(client, milestones.fund, milestone.id)
+
+    outcomes = race(
+        [
+            *(
+                partial(act_as, db, world.settings, client.id, milestones.release, milestone.id)
+                for milestone in funded
+            ),
+            *(
+                partial(
+                    act_as,
+                    db,
+                    world.settings,
+                    client.id,
+                    milestones.create_milestone,
+                    project.id,
+                    title=f"Later {n}",
+                    amount=5_000,
+                    acceptance_criteria=["It works"],
+                )
+                for n in range(2)
+            ),
+        ]
+    )
+
+    assert outcomes == [OK] * 8
+    with db.read_only() as session:
+        totals = projects.milestone_totals(
+            Context(session, session.get(User, client.id), settings=world.settings), project.id
+        )
+    assert (totals.planned, totals.in_escrow, totals.released) == (70_000, 0, 60_000)
+    assert world.balance(freelancer) == 54_000
     assert world.verify().ok
 
 

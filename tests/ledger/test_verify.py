@@ -150,9 +150,13 @@ def test_a_changed_milestone_released_amount_is_caught(world: World, db: Databas
     )
 
     report = world.verify()
+    project = b.released.project_id
     assert report.problems == [
         f"milestone {b.released.id}: funded 100000 but released 99999 + refunded 0 + escrow 0 "
-        "= 99999"
+        "= 99999",
+        # The project's kept total of what was released no longer matches its milestones either.
+        f"project {project}: its totals say 160000 planned and 120005 released, but its milestones "
+        "add up to 160000 and 120004",
     ]
 
 
@@ -382,7 +386,7 @@ def test_cli_verify_exits_1_and_lists_the_problems(world: World, db: Database, d
     b = busy(world)
     run_sql(
         db,
-        "UPDATE milestones SET released_amount = released_amount - 1 WHERE id = :id",
+        "UPDATE milestones SET funded_amount = funded_amount + 1 WHERE id = :id",
         id=b.released.id,
     )
     key = user_account(b.client.id, "USD").key
@@ -393,7 +397,7 @@ def test_cli_verify_exits_1_and_lists_the_problems(world: World, db: Database, d
     assert "ledger OK" not in result.output
     assert "ledger has 2 problem(s):" in result.stderr
     assert f"  - account {key} says 880002 but its postings sum to 879995" in result.stderr
-    assert f"  - milestone {b.released.id}: funded 100000 but released 99999" in result.stderr
+    assert f"  - milestone {b.released.id}: funded 100001 but released 100000" in result.stderr
 
 
 def test_cli_verify_refuses_a_database_without_a_schema(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     event,
     inspect,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -503,6 +504,57 @@ def plan_as_index_reads(session: Session) -> None:
                 " set_config('random_page_cost', '1.1', true)"
             )
         )
+
+
+# Counters many transactions add to (a platform fee account's balance, a project's totals) are not
+# updated where the change is decided: locking such a row there would make every transaction that touches
+# it wait for the others' whole transactions, and could deadlock with one that locks the same rows in
+# another order. Each transaction adds its deltas by one atomic ``column = column + delta`` per row just
+# before COMMIT (after its last flush), in one order (table, then id) for every transaction, so it holds
+# such a row only for the moment of its commit and waits for nothing else while it does.
+_INCREMENTS = "milepost_increments_at_commit"
+
+
+def increment_at_commit(session: Session, model: type[Base], row_id: str, **deltas: int) -> None:
+    """Add ``deltas`` (column name -> amount) to the columns of ``model``'s row ``row_id`` just before
+    this unit of work commits; nothing if it rolls back. A value of that row loaded in this session is
+    read again if anyone asks for it afterwards."""
+    pending: dict[tuple[str, str], tuple[type[Base], dict[str, int]]] = session.info.setdefault(
+        _INCREMENTS, {}
+    )
+    _, totals = pending.setdefault((model.__tablename__, row_id), (model, {}))
+    for column, delta in deltas.items():
+        totals[column] = totals.get(column, 0) + delta
+
+
+@event.listens_for(Session, "before_commit")
+def _increment_now(session: Session) -> None:
+    session.flush()  # everything else first (a flush may itself add increments): these rows go last
+    pending: dict[tuple[str, str], tuple[type[Base], dict[str, int]]] = session.info.pop(
+        _INCREMENTS, {}
+    )
+    for table_and_id in sorted(pending):
+        model, totals = pending[table_and_id]
+        changes = {column: delta for column, delta in totals.items() if delta}
+        if not changes:
+            continue
+        row_id = table_and_id[1]
+        (key,) = inspect(model).primary_key
+        # Queued with the flush (no answer awaited: its error, if any, fails the commit).
+        session.execute(
+            update(model)
+            .where(key == row_id)
+            .values({column: getattr(model, column) + delta for column, delta in changes.items()})
+            .execution_options(synchronize_session=False, **QUEUED)
+        )
+        loaded = session.identity_map.get(session.identity_key(model, row_id))
+        if loaded is not None:
+            session.expire(loaded, list(changes))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_increments(session: Session, _previous_transaction: object) -> None:
+    session.info.pop(_INCREMENTS, None)
 
 
 def insert_ignoring_conflicts(

@@ -19,11 +19,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Executable, Select, event, select, union_all, update
+from sqlalchemy import Executable, Select, event, select, union_all
 from sqlalchemy.orm import Session
 
 from milepost.kit.context import Context
-from milepost.kit.db import QUEUED, insert_new, is_sqlite
+from milepost.kit.db import increment_at_commit, insert_new, is_sqlite
 from milepost.kit.errors import InsufficientFunds
 from milepost.kit.ids import new_id
 from milepost.kit.macs import ledger_keys
@@ -205,43 +205,12 @@ def lock_accounts(ctx: Context, refs: Sequence[AccountRef]) -> dict[str, Account
 # Accounts whose balance is never checked against zero (platform fees, external money) are credited or
 # debited by most entries of their currency: locking them up front would make every release wait for
 # every other release's whole transaction. Their postings are written at once, but their cached balances
-# are changed by one atomic ``balance = balance + delta`` per account just before commit (``_apply_later``
-# below), so each transaction holds such a row only for the moment of its commit.
-_DEFERRED = "milepost_ledger_deferred_deltas"
+# are changed just before commit (``kit.db.increment_at_commit``), so each transaction holds such a row
+# only for the moment of its commit.
 
 
 def _defer(ctx: Context, account: Account, delta: int) -> None:
-    session = ctx.session
-    deltas: dict[str, int] | None = session.info.get(_DEFERRED)
-    if deltas is None:
-        deltas = session.info[_DEFERRED] = defaultdict(int)
-    deltas[account.id] += delta
-
-
-@event.listens_for(Session, "before_commit")
-def _apply_later(session: Session) -> None:
-    deltas: dict[str, int] | None = session.info.pop(_DEFERRED, None)
-    if not deltas:
-        return
-    session.flush()  # everything else first: the hot rows are taken last
-    for account_id in sorted(deltas):
-        # Queued with the flush (no answer awaited: its error, if any, fails the commit); a balance
-        # loaded in this session is read again if anyone asks for it.
-        session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance=Account.balance + deltas[account_id])
-            .execution_options(synchronize_session=False, **QUEUED)
-        )
-        loaded = session.identity_map.get(session.identity_key(Account, account_id))
-        if isinstance(loaded, Account):
-            session.expire(loaded, ["balance"])
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_deferred(session: Session, _previous_transaction: object) -> None:
-    session.info.pop(_DEFERRED, None)
-    session.info.pop(_UNLINKED, None)
+    increment_at_commit(ctx.session, Account, account.id, balance=delta)
 
 
 # Entries posted for a milestone in this unit of work that no audit event names yet, by milestone id.
@@ -272,6 +241,11 @@ def _unname_untaken(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _forget_unlinked(session: Session) -> None:
+    session.info.pop(_UNLINKED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_unlinked_after_rollback(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_UNLINKED, None)
 
 

@@ -7,6 +7,7 @@ Checks, each reported as a readable problem:
   account is negative;
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
+- every project's kept totals (planned, released) equal its milestones' sums;
 - every milestone's event chain is intact;
 - a ledger entry and the audit event of the same change name each other, and are of one change: the
   same milestone, the same moment, an action that records that kind of entry (the link is made after
@@ -81,6 +82,7 @@ from milepost.ledger.verify_hashes import (
     submit,
 )
 from milepost.milestones.models import Milestone
+from milepost.projects.models import Project, ProjectTotals
 from milepost.settings import get_settings
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 
@@ -142,6 +144,7 @@ def verify_ledger(
             report.entries = _collect(report, Check.SEALS, totals, hashes, progress)
             _check_accounts(session, report, progress)
             _check_milestones(session, report, progress)
+            _check_projects(session, report, progress)
             report.milestones = _collect(report, Check.TRAILS, totals, hashes, progress)
             _check_links(session, report, progress)
             _check_transfers(session, report, progress)
@@ -273,6 +276,52 @@ def _check_milestones(session: Session, report: VerifyReport, progress: Progress
     )
     for row in stream(session, failing):
         report.problems += _milestone_problems(row)
+
+
+def _check_projects(session: Session, report: VerifyReport, progress: Progress) -> None:
+    """Every project's kept totals (``ProjectTotals``) against its milestones: summed by the database,
+    which sends back the projects whose figures differ."""
+    progress.stage("project totals")
+    m = Milestone
+    sums = (
+        select(
+            m.project_id,
+            func.sum(m.planned_share).label("planned"),
+            func.sum(m.released_amount).label("released"),
+        )
+        .group_by(m.project_id)
+        .subquery()
+    )
+    planned, released = func.coalesce(sums.c.planned, 0), func.coalesce(sums.c.released, 0)
+    kept = ProjectTotals
+    failing = (
+        select(
+            Project.id,
+            kept.planned_amount,
+            kept.released_amount,
+            planned.label("planned"),
+            released.label("released"),
+        )
+        .outerjoin(kept, kept.project_id == Project.id)
+        .outerjoin(sums, sums.c.project_id == Project.id)
+        .where(
+            or_(
+                kept.project_id.is_(None),
+                kept.planned_amount != planned,
+                kept.released_amount != released,
+            )
+        )
+        .order_by(Project.id)
+    )
+    for row in stream(session, failing):
+        if row.planned_amount is None:
+            report.problems.append(f"project {row.id} has no totals row")
+            continue
+        report.problems.append(
+            f"project {row.id}: its totals say {row.planned_amount} planned and "
+            f"{row.released_amount} released, but its milestones add up to {int(row.planned)} "
+            f"and {int(row.released)}"
+        )
 
 
 def _milestone_problems(row: Row[*tuple[Any, ...]]) -> list[str]:

@@ -14,13 +14,18 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
+    event,
+    inspect,
     literal_column,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, object_session
 
-from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
+from milepost.kit.db import Base, Money, UTCDateTime, increment_at_commit, json_column, str_enum
 from milepost.milestones.state import MilestoneStatus
+from milepost.projects.models import ProjectTotals
 
 
 class Milestone(Base):
@@ -62,12 +67,15 @@ class Milestone(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[MilestoneStatus] = mapped_column(str_enum(MilestoneStatus), index=True)
+    # active_history: the value before a change is at hand for the project's totals (below).
+    status: Mapped[MilestoneStatus] = mapped_column(
+        str_enum(MilestoneStatus), index=True, active_history=True
+    )
 
     # Terms: editable while draft, frozen from funding on.
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    amount: Mapped[int] = mapped_column(Money)
+    amount: Mapped[int] = mapped_column(Money, active_history=True)
     currency: Mapped[str] = mapped_column(String(3))
     due_date: Mapped[date | None] = mapped_column(Date)
     fund_by: Mapped[date | None] = mapped_column(Date)
@@ -81,7 +89,9 @@ class Milestone(Base):
 
     # Money, kept in step with the ledger (verify checks the escrow account against these).
     funded_amount: Mapped[int] = mapped_column(Money, default=0)
-    released_amount: Mapped[int] = mapped_column(Money, default=0)  # gross, fee included
+    released_amount: Mapped[int] = mapped_column(  # gross, fee included
+        Money, default=0, active_history=True
+    )
     refunded_amount: Mapped[int] = mapped_column(Money, default=0)
     fee_amount: Mapped[int] = mapped_column(Money, default=0)
     late_fee_amount: Mapped[int] = mapped_column(Money, default=0)
@@ -110,6 +120,64 @@ class Milestone(Base):
         """What the milestone's escrow holds: funded, less what was released and refunded. The same
         expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
         return self.funded_amount - self.released_amount - self.refunded_amount
+
+    @hybrid_property
+    def planned_share(self) -> int:
+        """What the milestone adds to its project's planned total: its amount, unless cancelled. The
+        same expression in SQL (``Milestone.planned_share``), for ``ledger verify``'s sums."""
+        return planned_share_of(self.amount, self.status)
+
+    @planned_share.inplace.expression
+    @classmethod
+    def _planned_share_expression(cls) -> ColumnElement[int]:
+        return case((cls.status != MilestoneStatus.CANCELLED, cls.amount), else_=0)
+
+
+def planned_share_of(amount: int, status: MilestoneStatus) -> int:
+    return 0 if status == MilestoneStatus.CANCELLED else amount
+
+
+# A project's totals (projects.models.ProjectTotals) follow its milestones: each INSERT or UPDATE of a
+# milestone adds the change of its shares to them, at commit (kit.db.increment_at_commit). Here, at the
+# flush, rather than in each service that changes a milestone, so that no change can forget them.
+
+
+@event.listens_for(Milestone, "before_insert")
+def _count_new(_mapper: Mapper[Milestone], _connection: Connection, milestone: Milestone) -> None:
+    _add_to_totals(
+        milestone,
+        planned=planned_share_of(milestone.amount, milestone.status),
+        released=milestone.released_amount or 0,
+    )
+
+
+@event.listens_for(Milestone, "before_update")
+def _count_change(
+    _mapper: Mapper[Milestone], _connection: Connection, milestone: Milestone
+) -> None:
+    state = inspect(milestone)
+
+    def before(key: str) -> Any:
+        deleted = state.attrs[key].history.deleted
+        return deleted[0] if deleted else getattr(milestone, key)
+
+    _add_to_totals(
+        milestone,
+        planned=milestone.planned_share - planned_share_of(before("amount"), before("status")),
+        released=milestone.released_amount - before("released_amount"),
+    )
+
+
+def _add_to_totals(milestone: Milestone, *, planned: int, released: int) -> None:
+    session = object_session(milestone)
+    if session is not None and (planned or released):
+        increment_at_commit(
+            session,
+            ProjectTotals,
+            milestone.project_id,
+            planned_amount=planned,
+            released_amount=released,
+        )
 
 
 def escrow_held() -> ColumnElement[int]:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
 from milepost.projects.state import ProjectStatus, ProposalStatus
 
-__all__ = ["Bonus", "Project", "ProjectStatus", "Proposal", "ProposalStatus"]
+__all__ = ["Bonus", "Project", "ProjectStatus", "ProjectTotals", "Proposal", "ProposalStatus"]
 
 
 class Project(Base):
@@ -28,6 +28,22 @@ class Project(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProjectTotals(Base):
+    """The figures under a project's milestone table, kept as its milestones change rather than summed
+    over all of them on every view (a project may have thousands): what its milestones not cancelled
+    are worth, and what has been released from their escrow (gross, fee included). Kept by
+    ``milestones.models`` (every insert or update of a milestone adds the change of its share, at
+    commit); ``ledger verify`` checks them against the milestones. A row of its own, not columns of the
+    project: the project row is locked by the project's own operations, these are added to by every
+    release on any of its milestones."""
+
+    __tablename__ = "project_totals"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    planned_amount: Mapped[int] = mapped_column(Money, default=0)
+    released_amount: Mapped[int] = mapped_column(Money, default=0)
 
 
 class Proposal(Base):

@@ -118,6 +118,31 @@ def test_totals_leave_out_cancelled_milestones_and_count_escrow(world: World) ->
     assert len(page.editable_milestone_ids) == 1
 
 
+def test_totals_follow_edits_releases_and_refunds(world: World) -> None:
+    """The figures are kept as milestones change (not summed on each view): a draft's new amount, a
+    partial release, a full release and a funded milestone cancelled with its escrow refunded."""
+    client, freelancer, project = world.parties()
+    edited = world.milestone(client, project, 10_000)
+    world.act(client, milestones.update_terms, edited.id, amount=12_500)
+    partly = world.milestone(client, project, 40_000)
+    world.act(client, milestones.fund, partly.id)
+    world.act(client, milestones.release, partly.id, amount=15_000)
+    whole = world.milestone(client, project, 20_000)
+    world.act(client, milestones.fund, whole.id)
+    world.act(client, milestones.release, whole.id)
+    refunded = world.milestone(client, project, 8_000)
+    world.act(client, milestones.fund, refunded.id)
+    world.act(freelancer, milestones.cancel, refunded.id, reason="Cannot do it")
+
+    page = world.act(client, views.project_page, project.id)
+    assert (page.totals.planned, page.totals.in_escrow, page.totals.released) == (
+        12_500 + 40_000 + 20_000,
+        40_000 - 15_000,
+        15_000 + 20_000,
+    )
+    assert world.verify().ok
+
+
 def test_the_milestones_come_a_page_at_a_time_under_totals_of_them_all(world: World) -> None:
     client, freelancer, project = world.parties()
     made = [world.milestone(client, project, 1_000 * n, title=f"Part {n}") for n in range(1, 8)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
@@ -80,13 +80,6 @@ class ProposalCard:
     forms: frozenset[str]  # the forms (``Form``) this viewer is offered on this proposal now
 
 
-@dataclass(frozen=True)
-class MilestoneTotals:
-    planned: int  # the amounts of every milestone not cancelled
-    in_escrow: int
-    released: int  # gross, fee included
-
-
 class Form:
     """The names of the forms a project page may offer (and a refused one is re-shown by)."""
 
@@ -121,7 +114,7 @@ class ProjectPage:
     # The position the next page starts after (the last one shown), or None: this page is the last.
     next_after: int | None
     after: int | None  # the position this page starts after, or None: it is the first
-    totals: MilestoneTotals  # of every milestone of the project, not only this page's
+    totals: projects.MilestoneTotals  # of every milestone of the project, not only this page's
     proposals: list[
         ProposalCard
     ]  # the client's (and staff's) to compare; anyone else sees their own
@@ -158,7 +151,7 @@ def project_page(
         milestones=rows,
         next_after=rows[-1].position if page.has_more else None,
         after=after,
-        totals=_totals(ctx, project.id),
+        totals=projects.milestone_totals(ctx, project.id),
         proposals=_proposals(ctx, project),
         forms=forms,
         editable_milestone_ids=_editable(role, project, rows),
@@ -166,21 +159,6 @@ def project_page(
         exponent=exponent(project.currency),
         symbol=currency_symbol(project.currency),
     )
-
-
-def _totals(ctx: Context, project_id: str) -> MilestoneTotals:
-    """The figures under the table, over all of the project's milestones: summed by the database (an
-    index holds the columns summed), not by loading each milestone."""
-    planned, in_escrow, released = ctx.session.execute(
-        select(
-            func.coalesce(
-                func.sum(case((Milestone.status != S.CANCELLED, Milestone.amount), else_=0)), 0
-            ),
-            func.coalesce(func.sum(Milestone.escrow_balance), 0),
-            func.coalesce(func.sum(Milestone.released_amount), 0),
-        ).where(Milestone.project_id == project_id)
-    ).one()
-    return MilestoneTotals(planned=int(planned), in_escrow=int(in_escrow), released=int(released))
 
 
 def _editable(role: Role | None, project: Project, rows: list[Milestone]) -> frozenset[str]:

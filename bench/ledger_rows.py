@@ -325,10 +325,11 @@ def fill_project_totals(connection: Connection) -> None:
     connection.execute(totals.delete())
     connection.execute(
         totals.insert().from_select(
-            ["project_id", "planned_amount", "released_amount"],
+            ["project_id", "planned_amount", "in_escrow_amount", "released_amount"],
             select(
                 Project.id,
                 func.coalesce(func.sum(Milestone.planned_share), 0),
+                func.coalesce(func.sum(Milestone.escrow_balance), 0),
                 func.coalesce(func.sum(Milestone.released_amount), 0),
             )
             .outerjoin(Milestone, Milestone.project_id == Project.id)

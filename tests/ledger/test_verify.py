@@ -155,8 +155,8 @@ def test_a_changed_milestone_released_amount_is_caught(world: World, db: Databas
         f"milestone {b.released.id}: funded 100000 but released 99999 + refunded 0 + escrow 0 "
         "= 99999",
         # The project's kept total of what was released no longer matches its milestones either.
-        f"project {project}: its totals say 160000 planned and 120005 released, but its milestones "
-        "add up to 160000 and 120004",
+        f"project {project}: its totals say 160000 planned, 0 in escrow and 120005 released, but "
+        "its milestones add up to 160000, 1 and 120004",
     ]
 
 
@@ -386,7 +386,7 @@ def test_cli_verify_exits_1_and_lists_the_problems(world: World, db: Database, d
     b = busy(world)
     run_sql(
         db,
-        "UPDATE milestones SET funded_amount = funded_amount + 1 WHERE id = :id",
+        "UPDATE milestones SET fee_amount = fee_amount - 1 WHERE id = :id",
         id=b.released.id,
     )
     key = user_account(b.client.id, "USD").key
@@ -397,7 +397,10 @@ def test_cli_verify_exits_1_and_lists_the_problems(world: World, db: Database, d
     assert "ledger OK" not in result.output
     assert "ledger has 2 problem(s):" in result.stderr
     assert f"  - account {key} says 880002 but its postings sum to 879995" in result.stderr
-    assert f"  - milestone {b.released.id}: funded 100001 but released 100000" in result.stderr
+    assert (
+        f"  - milestone {b.released.id}: fee says 9999 but fee postings sum to 10000"
+        in result.stderr
+    )
 
 
 def test_cli_verify_refuses_a_database_without_a_schema(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from tests.ledger.test_verify import busy, run_sql
 from tests.world import World
 
 
-def kept(db: Database) -> dict[str, tuple[int, int]]:
+def kept(db: Database) -> dict[str, tuple[int, int, int]]:
     with db.read_only() as session:
         return {
-            row.project_id: (row.planned_amount, row.released_amount)
+            row.project_id: (row.planned_amount, row.in_escrow_amount, row.released_amount)
             for row in session.scalars(select(ProjectTotals))
         }
 
@@ -29,8 +29,9 @@ def test_the_migration_fills_the_totals_of_existing_projects(
     b = busy(world)
     empty = world.project(b.client)
     before = kept(db)
-    # 100,000 + 50,000 + 10,000 planned; 100,000 released in full and 20,005 of the split dispute.
-    assert before == {b.released.project_id: (160_000, 120_005), empty.id: (0, 0)}
+    # 100,000 + 50,000 + 10,000 planned; nothing left in escrow; 100,000 released in full and 20,005
+    # of the split dispute.
+    assert before == {b.released.project_id: (160_000, 0, 120_005), empty.id: (0, 0, 0)}
     db.engine.dispose()
     _alembic(db_url, "downgrade", "0017")
     try:
@@ -55,8 +56,8 @@ def test_a_missing_or_changed_totals_row_is_caught(world: World, db: Database) -
 
     assert sorted(world.verify().problems) == sorted(
         [
-            f"project {project_id}: its totals say 160001 planned and 120005 released, but its "
-            "milestones add up to 160000 and 120005",
+            f"project {project_id}: its totals say 160001 planned, 0 in escrow and 120005 "
+            "released, but its milestones add up to 160000, 0 and 120005",
             f"project {empty.id} has no totals row",
         ]
     )

@@ -7,7 +7,7 @@ Checks, each reported as a readable problem:
   account is negative;
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
-- every project's kept totals (planned, released) equal its milestones' sums;
+- every project's kept totals (planned, in escrow, released) equal its milestones' sums;
 - every milestone's event chain is intact;
 - a ledger entry and the audit event of the same change name each other, and are of one change: the
   same milestone, the same moment, an action that records that kind of entry (the link is made after
@@ -282,45 +282,44 @@ def _check_projects(session: Session, report: VerifyReport, progress: Progress) 
     """Every project's kept totals (``ProjectTotals``) against its milestones: summed by the database,
     which sends back the projects whose figures differ."""
     progress.stage("project totals")
-    m = Milestone
+    m, kept = Milestone, ProjectTotals
+    summed = {
+        "planned_amount": m.planned_share,
+        "in_escrow_amount": m.escrow_balance,
+        "released_amount": m.released_amount,
+    }
     sums = (
-        select(
-            m.project_id,
-            func.sum(m.planned_share).label("planned"),
-            func.sum(m.released_amount).label("released"),
-        )
+        select(m.project_id, *(func.sum(value).label(column) for column, value in summed.items()))
         .group_by(m.project_id)
         .subquery()
     )
-    planned, released = func.coalesce(sums.c.planned, 0), func.coalesce(sums.c.released, 0)
-    kept = ProjectTotals
+    actual = {column: func.coalesce(sums.c[column], 0) for column in summed}
     failing = (
         select(
             Project.id,
-            kept.planned_amount,
-            kept.released_amount,
-            planned.label("planned"),
-            released.label("released"),
+            kept.project_id.label("kept"),
+            *(getattr(kept, column) for column in summed),
+            *(value.label(f"summed_{column}") for column, value in actual.items()),
         )
         .outerjoin(kept, kept.project_id == Project.id)
         .outerjoin(sums, sums.c.project_id == Project.id)
         .where(
             or_(
                 kept.project_id.is_(None),
-                kept.planned_amount != planned,
-                kept.released_amount != released,
+                *(getattr(kept, column) != value for column, value in actual.items()),
             )
         )
         .order_by(Project.id)
     )
     for row in stream(session, failing):
-        if row.planned_amount is None:
+        if row.kept is None:
             report.problems.append(f"project {row.id} has no totals row")
             continue
         report.problems.append(
-            f"project {row.id}: its totals say {row.planned_amount} planned and "
-            f"{row.released_amount} released, but its milestones add up to {int(row.planned)} "
-            f"and {int(row.released)}"
+            f"project {row.id}: its totals say {row.planned_amount} planned, "
+            f"{row.in_escrow_amount} in escrow and {row.released_amount} released, but its "
+            f"milestones add up to {int(row.summed_planned_amount)}, "
+            f"{int(row.summed_in_escrow_amount)} and {int(row.summed_released_amount)}"
         )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -88,11 +89,11 @@ class Milestone(Base):
     late_fee: Mapped[dict[str, Any] | None] = mapped_column(json_column())
 
     # Money, kept in step with the ledger (verify checks the escrow account against these).
-    funded_amount: Mapped[int] = mapped_column(Money, default=0)
+    funded_amount: Mapped[int] = mapped_column(Money, default=0, active_history=True)
     released_amount: Mapped[int] = mapped_column(  # gross, fee included
         Money, default=0, active_history=True
     )
-    refunded_amount: Mapped[int] = mapped_column(Money, default=0)
+    refunded_amount: Mapped[int] = mapped_column(Money, default=0, active_history=True)
     fee_amount: Mapped[int] = mapped_column(Money, default=0)
     late_fee_amount: Mapped[int] = mapped_column(Money, default=0)
     fee_rate_bps: Mapped[int | None] = mapped_column(Integer)  # fixed at funding
@@ -144,11 +145,7 @@ def planned_share_of(amount: int, status: MilestoneStatus) -> int:
 
 @event.listens_for(Milestone, "before_insert")
 def _count_new(_mapper: Mapper[Milestone], _connection: Connection, milestone: Milestone) -> None:
-    _add_to_totals(
-        milestone,
-        planned=planned_share_of(milestone.amount, milestone.status),
-        released=milestone.released_amount or 0,
-    )
+    _add_to_totals(milestone, _shares(milestone, getattr))
 
 
 @event.listens_for(Milestone, "before_update")
@@ -157,27 +154,31 @@ def _count_change(
 ) -> None:
     state = inspect(milestone)
 
-    def before(key: str) -> Any:
+    def before(_milestone: Milestone, key: str) -> Any:
         deleted = state.attrs[key].history.deleted
         return deleted[0] if deleted else getattr(milestone, key)
 
-    _add_to_totals(
-        milestone,
-        planned=milestone.planned_share - planned_share_of(before("amount"), before("status")),
-        released=milestone.released_amount - before("released_amount"),
+    now, then = _shares(milestone, getattr), _shares(milestone, before)
+    _add_to_totals(milestone, {column: now[column] - then[column] for column in now})
+
+
+def _shares(milestone: Milestone, value: Callable[[Milestone, str], Any]) -> dict[str, int]:
+    """What the milestone adds to each of its project's totals, its columns read with ``value``."""
+    funded, released, refunded = (
+        value(milestone, key) or 0
+        for key in ("funded_amount", "released_amount", "refunded_amount")
     )
+    return {
+        "planned_amount": planned_share_of(value(milestone, "amount"), value(milestone, "status")),
+        "in_escrow_amount": funded - released - refunded,
+        "released_amount": released,
+    }
 
 
-def _add_to_totals(milestone: Milestone, *, planned: int, released: int) -> None:
+def _add_to_totals(milestone: Milestone, deltas: dict[str, int]) -> None:
     session = object_session(milestone)
-    if session is not None and (planned or released):
-        increment_at_commit(
-            session,
-            ProjectTotals,
-            milestone.project_id,
-            planned_amount=planned,
-            released_amount=released,
-        )
+    if session is not None and any(deltas.values()):
+        increment_at_commit(session, ProjectTotals, milestone.project_id, **deltas)
 
 
 def escrow_held() -> ColumnElement[int]:

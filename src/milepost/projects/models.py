@@ -33,7 +33,7 @@ class Project(Base):
 class ProjectTotals(Base):
     """The figures under a project's milestone table, kept as its milestones change rather than summed
     over all of them on every view (a project may have thousands): what its milestones not cancelled
-    are worth, and what has been released from their escrow (gross, fee included). Kept by
+    are worth, what their escrow holds, and what has been released from it (gross, fee included). Kept by
     ``milestones.models`` (every insert or update of a milestone adds the change of its share, at
     commit); ``ledger verify`` checks them against the milestones. A row of its own, not columns of the
     project: the project row is locked by the project's own operations, these are added to by every
@@ -43,6 +43,7 @@ class ProjectTotals(Base):
 
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     planned_amount: Mapped[int] = mapped_column(Money, default=0)
+    in_escrow_amount: Mapped[int] = mapped_column(Money, default=0)
     released_amount: Mapped[int] = mapped_column(Money, default=0)
 
 

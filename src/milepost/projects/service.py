@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
 from milepost.events import Notice, notify
@@ -19,7 +19,7 @@ from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import fee_account, post, user_account
 from milepost.milestones.factory import new_milestone
-from milepost.milestones.models import Milestone, escrow_held, funding_overdue, holds_escrow
+from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import Role
 from milepost.money import fee_on, validate_amount, validate_currency
 from milepost.projects.models import Bonus, Project, ProjectTotals, Proposal
@@ -76,7 +76,11 @@ def create_project(
     )
     ctx.session.add(project)
     ctx.session.flush()
-    ctx.session.add(ProjectTotals(project_id=project.id, planned_amount=0, released_amount=0))
+    ctx.session.add(
+        ProjectTotals(
+            project_id=project.id, planned_amount=0, in_escrow_amount=0, released_amount=0
+        )
+    )
     return project
 
 
@@ -90,20 +94,16 @@ class MilestoneTotals:
 
 
 def milestone_totals(ctx: Context, project_id: str) -> MilestoneTotals:
-    """The project's totals, in one statement that does not grow with the project: planned and released
-    as kept in its ``ProjectTotals`` row, escrow summed over the milestones that hold some (a partial
-    index of those alone)."""
-    in_escrow = (
-        select(func.coalesce(func.sum(escrow_held()), 0))
-        .where(Milestone.project_id == project_id, holds_escrow())
-        .scalar_subquery()
+    """The project's totals as its ``ProjectTotals`` row keeps them: one row read, however many
+    milestones the project has."""
+    totals = ctx.session.get(ProjectTotals, project_id)
+    if totals is None:
+        raise NotFound(f"Project {project_id} not found.")
+    return MilestoneTotals(
+        planned=totals.planned_amount,
+        in_escrow=totals.in_escrow_amount,
+        released=totals.released_amount,
     )
-    planned, released, held = ctx.session.execute(
-        select(ProjectTotals.planned_amount, ProjectTotals.released_amount, in_escrow).where(
-            ProjectTotals.project_id == project_id
-        )
-    ).one()
-    return MilestoneTotals(planned=planned, in_escrow=int(held), released=released)
 
 
 def project_role(actor: User | None, project: Project) -> Role | None:

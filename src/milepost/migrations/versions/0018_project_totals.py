@@ -1,4 +1,4 @@
-"""project_totals: a project's planned and released totals, kept as its milestones change, so that the
+"""project_totals: a project's planned, in-escrow and released totals, kept as its milestones change, so that the
 project page does not sum every milestone of the project on each view (milestones/models.py keeps them;
 ``ledger verify`` checks them). Filled here from the milestones as they are.
 
@@ -26,6 +26,11 @@ def upgrade() -> None:
             "planned_amount", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
         sa.Column(
+            "in_escrow_amount",
+            sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column(
             "released_amount", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
         sa.ForeignKeyConstraint(
@@ -34,9 +39,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project_id", name=op.f("pk_project_totals")),
     )
     op.execute(
-        "INSERT INTO project_totals (project_id, planned_amount, released_amount)"
+        "INSERT INTO project_totals (project_id, planned_amount, in_escrow_amount, released_amount)"
         " SELECT projects.id,"
         " COALESCE(SUM(CASE WHEN milestones.status != 'cancelled' THEN milestones.amount ELSE 0 END), 0),"
+        " COALESCE(SUM(milestones.funded_amount - milestones.released_amount"
+        " - milestones.refunded_amount), 0),"
         " COALESCE(SUM(milestones.released_amount), 0)"
         " FROM projects LEFT JOIN milestones ON milestones.project_id = projects.id"
         " GROUP BY projects.id"

@@ -92,7 +92,10 @@ def validate_amount(value: Any, *, param: str = "amount", allow_zero: bool = Fal
         )
     if value > MAX_AMOUNT:
         raise ValidationFailed(
-            f"Amount must not exceed {MAX_AMOUNT} minor units.", code="invalid_amount", param=param
+            f"Amount must not exceed {MAX_AMOUNT:,} minor units ({MAX_AMOUNT // 100:,}.00 in a "
+            "currency with cents, such as USD).",
+            code="invalid_amount",
+            param=param,
         )
     return value
 

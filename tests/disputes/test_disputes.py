@@ -353,6 +353,7 @@ def test_staff_split_must_add_up_to_the_escrow_and_happens_once(world: World) ->
             )
         assert (refused.value.status, refused.value.code) == (422, "split_must_equal_escrow")
         assert world.snapshot() == before
+    assert str(refused.value) == "The split adds up to $0.00; the escrow holds $1,000.00."
     for party in (client, freelancer):
         with pytest.raises(PermissionDenied) as denied:
             world.act(party, disputes.resolve, opened.id, to_freelancer=70_000, to_client=30_000)

@@ -641,6 +641,8 @@ def test_releasing_more_than_the_escrow_or_a_bad_amount_is_refused(world: World)
             world.act(case.client, milestones.release, case.milestone_id, amount=amount)
         assert (refused.value.status, refused.value.code) == (402, "insufficient_funds")
         assert world.snapshot() == before
+    # Money in the message is written as people read it, in the milestone's currency.
+    assert str(refused.value) == "The escrow holds $700.00; cannot release $10,000,000,000.00."
     for bad in (0, -5, 1.5, "100", True, 10**12 + 1):
         with pytest.raises(ValidationFailed) as invalid:
             world.act(case.client, milestones.release, case.milestone_id, amount=bad)

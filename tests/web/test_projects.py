@@ -246,8 +246,8 @@ def test_a_proposal_that_does_not_add_up_is_refused_without_javascript(
     )
     assert response.status_code == 422
     assert (
-        '<p class="error" id="milestones-error" role="alert">The milestones add up to 90000, '
-        "not to the proposal&#39;s amount of 100000.</p>"
+        '<p class="error" id="milestones-error" role="alert">The milestones add up to $900.00, '
+        "not to the proposal&#39;s amount of $1,000.00.</p>"
     ) in response.text
     assert 'value="1,000"' in response.text and 'value="Design"' in response.text  # kept
     assert client_api.ok("GET", f"/v1/projects/{project['id']}/proposals")["data"] == []

@@ -45,7 +45,7 @@ from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.guards import authorize_action
 from milepost.milestones.service import record_in_place, transition
 from milepost.milestones.state import Action, MilestoneStatus, Role
-from milepost.money import cumulative_fee, validate_amount
+from milepost.money import cumulative_fee, format_money, validate_amount
 
 PARTIES = (Role.CLIENT, Role.FREELANCER)
 
@@ -248,10 +248,12 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
     authorize_dispute_action(access, DisputeAction.MAKE_OFFER)
     dispute = access.dispute
     escrow = access.milestone_access.milestone.escrow_balance
+    currency = access.milestone_access.milestone.currency
     amount = validate_amount(to_freelancer, param="to_freelancer", allow_zero=True)
     if amount > escrow:
         raise ValidationFailed(
-            f"The escrow holds {escrow}; an offer cannot give the freelancer more.",
+            f"The escrow holds {format_money(escrow, currency)}; an offer cannot give "
+            "the freelancer more.",
             param="to_freelancer",
         )
     for earlier in ctx.session.scalars(
@@ -363,9 +365,11 @@ def resolve(
     freelancer_part = validate_amount(to_freelancer, param="to_freelancer", allow_zero=True)
     client_part = validate_amount(to_client, param="to_client", allow_zero=True)
     escrow = access.milestone_access.milestone.escrow_balance
+    currency = access.milestone_access.milestone.currency
     if freelancer_part + client_part != escrow:
         raise ValidationFailed(
-            f"The split adds up to {freelancer_part + client_part}; the escrow holds {escrow}.",
+            f"The split adds up to {format_money(freelancer_part + client_part, currency)}; "
+            f"the escrow holds {format_money(escrow, currency)}.",
             code="split_must_equal_escrow",
             param="to_client",
         )

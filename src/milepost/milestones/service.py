@@ -34,7 +34,7 @@ from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, Submission
 from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, set_status
 from milepost.milestones.terms import validate_terms
-from milepost.money import cumulative_fee, validate_amount
+from milepost.money import cumulative_fee, format_money, validate_amount
 from milepost.projects.models import Project
 from milepost.projects.service import check_create_milestone, get_project
 
@@ -421,7 +421,9 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
         from milepost.kit.errors import InsufficientFunds
 
         raise InsufficientFunds(
-            f"The escrow holds {escrow}; cannot release {amount}.", param="amount"
+            f"The escrow holds {format_money(escrow, milestone.currency)}; cannot release "
+            f"{format_money(amount, milestone.currency)}.",
+            param="amount",
         )
     fee = cumulative_fee(
         milestone.released_amount, amount, milestone.fee_amount, milestone.fee_rate_bps or 0

@@ -21,7 +21,7 @@ from milepost.ledger.service import fee_account, post, user_account
 from milepost.milestones.factory import new_milestone
 from milepost.milestones.models import Milestone, funding_overdue
 from milepost.milestones.state import Role
-from milepost.money import fee_on, validate_amount, validate_currency
+from milepost.money import fee_on, format_money, validate_amount, validate_currency
 from milepost.projects.models import Bonus, Project, ProjectTotals, Proposal
 from milepost.projects.state import (
     PROJECTS,
@@ -158,7 +158,7 @@ def list_projects(
     return paginate(ctx.session, query, Project.id, limit=limit, starting_after=starting_after)
 
 
-def _validate_proposed_milestones(value: Any, amount: int) -> list[dict[str, Any]]:
+def _validate_proposed_milestones(value: Any, amount: int, currency: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise ValidationFailed(
             "A proposal needs at least one milestone.", code="missing", param="milestones"
@@ -192,7 +192,8 @@ def _validate_proposed_milestones(value: Any, amount: int) -> list[dict[str, Any
     total = sum(int(milestone["amount"]) for milestone in milestones)
     if total != amount:
         raise ValidationFailed(
-            f"The milestones add up to {total}, not to the proposal's amount of {amount}.",
+            f"The milestones add up to {format_money(total, currency)}, not to the proposal's "
+            f"amount of {format_money(amount, currency)}.",
             code="milestones_do_not_add_up",
             param="milestones",
         )
@@ -228,7 +229,7 @@ def create_proposal(
         amount=total,
         currency=project.currency,
         cover_letter=validate.text(cover_letter, "cover_letter", max_length=20_000, required=False),
-        milestones=_validate_proposed_milestones(milestones, total),
+        milestones=_validate_proposed_milestones(milestones, total, project.currency),
         status=ProposalStatus.PENDING,
         created_at=ctx.now,
     )

@@ -198,7 +198,12 @@ def test_a_proposal_from_the_form_skips_blank_rows_and_names_the_form_row(world:
 
     # Refusals: a mismatch (the service's message), and a row's bad amount reported at its form row.
     for total, row, param, message in [
-        ("1,600", rows[3], "milestones", "The milestones add up to 150000, not to"),
+        (
+            "1,600",
+            rows[3],
+            "milestones",
+            "The milestones add up to $1,500.00, not to the proposal's amount of $1,600.00.",
+        ),
         ("1,500", ProposedRow("Build", "4.995"), "milestones[3].amount", "at most 2 decimal"),
         ("1,500", ProposedRow("", "499.50"), "milestones[3].title", "milestones[3].title is"),
         ("", rows[3], "amount", "Write amounts like 1,234.50"),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from milepost import __version__
@@ -83,7 +83,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # The web app, at the root: the same services, through sessions instead of bearer tokens.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
+    # Pages name their icon; a client that asks for the conventional address anyway is sent to it.
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     return app
+
+
+def _favicon() -> RedirectResponse:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 def _add_docs(app: FastAPI) -> None:

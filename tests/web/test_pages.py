@@ -324,6 +324,22 @@ def test_pages_are_not_cached_or_framed_and_unknown_pages_are_html(base_url: str
     assert api.status_code == 404 and api.json()["error"]["type"] == "not_found"
 
 
+def test_every_page_names_an_icon_that_is_there(base_url: str) -> None:
+    """No page sends the browser looking for a /favicon.ico that is not there."""
+    http = web_sign_up(base_url, _email("grace"))
+    for path in ("/", "/login"):
+        assert '<link rel="icon" href="/static/favicon.svg"' in http.get(path).text
+    icon = http.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
+    conventional = http.get("/favicon.ico", follow_redirects=False)
+    assert (conventional.status_code, conventional.headers["location"]) == (
+        301,
+        "/static/favicon.svg",
+    )
+
+
 def test_an_action_the_page_does_not_offer_is_refused_by_the_service(
     base_url: str, sign_up: Any, db: Database
 ) -> None:

@@ -252,7 +252,11 @@ def test_a_dispute_settled_by_an_offer_then_receipt_and_feedback(
     shot(client, "client-receipt")
 
     client.goto(path)
-    client.get_by_label("Your rating of the freelancer (1 to 5)").select_option("4")
+    # No rating is chosen for the client: the form starts on "Choose".
+    rating = client.get_by_label("Your rating of the freelancer (1 to 5)")
+    assert rating.input_value() == ""
+    assert rating.get_attribute("required") is not None
+    rating.select_option("4")
     client.get_by_label("Comment (optional)").fill("Fair in the end.")
     client.get_by_role("button", name="Leave feedback").click()
     assert "The client (you) rated 4 out of 5: Fair in the end." in " ".join(

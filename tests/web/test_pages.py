@@ -148,6 +148,9 @@ def test_the_milestone_from_funding_to_release_in_two_browsers(
     client.get_by_label("What needs to change").fill("Duplicates are imported twice.")
     client.get_by_role("button", name="Request changes").click()
     assert client.locator("#status").inner_text() == "changes requested"
+    # The timeline says it in words, not in the states' names.
+    timeline = client.locator(".timeline").inner_text()
+    assert "(submitted → changes requested)" in timeline and "changes_requested" not in timeline
     # The client may not approve what is not submitted: the page does not offer it.
     assert client.get_by_role("button", name="Approve and release").count() == 0
     # A partial release while the freelancer works on the changes.

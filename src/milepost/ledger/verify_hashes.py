@@ -11,8 +11,8 @@ transaction (verify.py).
 
 Rows are read through the connection, not the ORM, and without SQLAlchemy's per-column result processing:
 the few columns that need it (timestamps, JSON, which SQLite hands back as text) are decoded here with the
-standard library's C parsers, which at a million rows is a third of the check's time saved. An entry's
-postings come with it as one JSON array, so the stream has one row per entry.
+standard library's C parsers (measured on SQLite at 200k postings: a quarter to a third less time for these
+checks). An entry's postings come with it as one JSON array, so the stream has one row per entry.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class Milestone(Base):
     def escrow_balance(self) -> int:
         """What the milestone's escrow holds: funded, less what was released and refunded. The same
         expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
-        return self.funded_amount - self.released_amount - self.refunded_amount
+        return escrow_of(self.funded_amount, self.released_amount, self.refunded_amount)
 
     @hybrid_property
     def planned_share(self) -> int:
@@ -136,6 +136,10 @@ class Milestone(Base):
 
 def planned_share_of(amount: int, status: MilestoneStatus) -> int:
     return 0 if status == MilestoneStatus.CANCELLED else amount
+
+
+def escrow_of(funded: int, released: int, refunded: int) -> int:
+    return funded - released - refunded
 
 
 # A project's totals (projects.models.ProjectTotals) follow its milestones: each INSERT or UPDATE of a
@@ -170,7 +174,7 @@ def _shares(milestone: Milestone, value: Callable[[Milestone, str], Any]) -> dic
     )
     return {
         "planned_amount": planned_share_of(value(milestone, "amount"), value(milestone, "status")),
-        "in_escrow_amount": funded - released - refunded,
+        "in_escrow_amount": escrow_of(funded, released, refunded),
         "released_amount": released,
     }
 

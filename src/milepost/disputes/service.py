@@ -45,7 +45,7 @@ from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.guards import authorize_action
 from milepost.milestones.service import record_in_place, transition
 from milepost.milestones.state import Action, MilestoneStatus, Role
-from milepost.money import cumulative_fee, format_money, validate_amount
+from milepost.money import format_money, validate_amount
 
 PARTIES = (Role.CLIENT, Role.FREELANCER)
 
@@ -438,9 +438,7 @@ def _settle(
     milestone_access = access.milestone_access
     milestone = milestone_access.milestone
     dispute = access.dispute
-    fee = cumulative_fee(
-        milestone.released_amount, to_freelancer, milestone.fee_amount, milestone.fee_rate_bps or 0
-    )
+    fee = milestone.fee_on_release(to_freelancer)
     post(
         ctx,
         EntryKind.DISPUTE_SPLIT,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Mapper, mapped_column, object_session
 
 from milepost.kit.db import Base, Money, UTCDateTime, increment_at_commit, json_column, str_enum
 from milepost.milestones.state import MilestoneStatus
+from milepost.money import cumulative_fee
 from milepost.projects.models import ProjectTotals
 
 
@@ -121,6 +122,11 @@ class Milestone(Base):
         """What the milestone's escrow holds: funded, less what was released and refunded. The same
         expression in SQL (``Milestone.escrow_balance``), for sums over many milestones."""
         return escrow_of(self.funded_amount, self.released_amount, self.refunded_amount)
+
+    def fee_on_release(self, amount: int) -> int:
+        """The platform fee a release of ``amount`` out of the escrow takes from the freelancer's part
+        (at the rate fixed at funding, on the cumulative amount: see ``money.cumulative_fee``)."""
+        return cumulative_fee(self.released_amount, amount, self.fee_amount, self.fee_rate_bps or 0)
 
     @hybrid_property
     def planned_share(self) -> int:

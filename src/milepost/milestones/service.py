@@ -34,7 +34,7 @@ from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, Submission
 from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, set_status
 from milepost.milestones.terms import validate_terms
-from milepost.money import cumulative_fee, format_money, validate_amount
+from milepost.money import format_money, validate_amount
 from milepost.projects.models import Project
 from milepost.projects.service import check_create_milestone, get_project
 
@@ -425,9 +425,7 @@ def _release(ctx: Context, access: MilestoneAccess, amount: int) -> None:
             f"{format_money(amount, milestone.currency)}.",
             param="amount",
         )
-    fee = cumulative_fee(
-        milestone.released_amount, amount, milestone.fee_amount, milestone.fee_rate_bps or 0
-    )
+    fee = milestone.fee_on_release(amount)
     post(
         ctx,
         EntryKind.RELEASE,

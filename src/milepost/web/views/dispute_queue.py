@@ -23,7 +23,6 @@ from milepost.kit.context import Context
 from milepost.kit.pagination import Page, key_of, keyset
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
-from milepost.money import cumulative_fee
 from milepost.projects.models import Project
 from milepost.users.models import User
 
@@ -32,13 +31,6 @@ def _overdue(ctx: Context, dispute: Dispute) -> bool:
     """Past the mediation window. The scheduler stamps ``overdue_at``; the deadline itself counts too, so
     the queue is right even when the worker has not run since."""
     return dispute.overdue_at is not None or ctx.now >= dispute.mediation_due_at
-
-
-def _fee(milestone: Milestone, to_freelancer: int) -> int:
-    """The platform fee the resolution would take from the freelancer's part (as the split posts it)."""
-    return cumulative_fee(
-        milestone.released_amount, to_freelancer, milestone.fee_amount, milestone.fee_rate_bps or 0
-    )
 
 
 # The queue ------------------------------------------------------------------------------------------------
@@ -232,7 +224,7 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
         escrow=escrow,
         overdue=is_open and _overdue(ctx, dispute),
         fee_rate_bps=milestone.fee_rate_bps or 0,
-        fee_if_all_to_freelancer=_fee(milestone, escrow),
+        fee_if_all_to_freelancer=milestone.fee_on_release(escrow),
         submissions=[
             SubmissionView(
                 revision=submission.revision,
@@ -246,7 +238,7 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
             OfferView(
                 offer,
                 offered_to_client.get(offer.id, escrow - offer.to_freelancer),
-                _fee(milestone, offer.to_freelancer) if is_open else None,
+                milestone.fee_on_release(offer.to_freelancer) if is_open else None,
             )
             for offer in disputes.list_offers(ctx, dispute.id)
         ],

@@ -106,3 +106,20 @@ def log_in(page: Any, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+
+
+def confirm(page: Any) -> str:
+    """On a confirmation page: press its confirming button; returns what the page said would happen."""
+    statement = str(page.locator("#statement").inner_text())
+    page.locator("#confirm button[type=submit]").click()
+    return statement
+
+
+def confirmed_post(http: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
+    """A form that asks for confirmation, sent as a browser would: once, to be told what it will do,
+    then again with the confirmation page's digest."""
+    asked = http.post(path, data=data)
+    assert asked.status_code == 200 and 'id="statement"' in asked.text, asked.text
+    digest = re.search(r'name="confirmed" value="([^"]+)"', asked.text)
+    assert digest, "no confirmation digest on the page"
+    return http.post(path, data={**data, "confirmed": digest.group(1)})

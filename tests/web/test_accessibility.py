@@ -8,9 +8,13 @@ import re
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
+from sqlalchemy import select
 
 from milepost.demo import DEMO_PASSWORD, load_demo
 from milepost.kit.db import Database
+from milepost.milestones.models import Milestone
+from milepost.milestones.state import MilestoneStatus
+from milepost.users.models import User
 from tests.web.conftest import Shots, log_in
 from tests.world import PASSWORD, World
 
@@ -53,8 +57,11 @@ class Tour:
             return
         self.seen.add(path)
         response = self.page.goto(path)
+        self.check(response, f"{name} ({path})", name)
+
+    def check(self, response: Any, where: str, name: str) -> None:
+        """Check the page the browser shows now (``response``: the answer that brought it)."""
         self.shot(self.page, name)
-        where = f"{name} ({path})"
         if response is None or response.status != 200:
             self.problems.append(f"{where}: answered {response and response.status}")
             return
@@ -157,6 +164,25 @@ def test_every_page_of_the_demo_is_accessible(db: Database, new_page: Any, shot:
     phone.visit(project, "phone-project")
     phone.visit(phone.links(r"/milestones/[^/]+")[0], "phone-milestone")
     phone.visit("/notifications", "phone-notifications")
+
+    # The pause before an irreversible action, at desktop and at phone width.
+    with db.read_only() as session:
+        funded = session.scalars(
+            select(Milestone.id)
+            .join(User, User.id == Milestone.client_id)
+            .where(User.email == CLIENT, Milestone.status == MilestoneStatus.FUNDED)
+            .order_by(Milestone.id)
+        ).first()
+    assert funded is not None, "the demo client has no funded milestone"
+    for width in (1024, 390):
+        tour = Tour(new_page(width=width), shot, problems, seen)
+        log_in(tour.page, CLIENT, DEMO_PASSWORD)
+        tour.page.goto(f"/milestones/{funded}")
+        tour.page.get_by_label(re.compile(r"^Release part of the escrow")).fill("1")
+        with tour.page.expect_navigation() as answer:
+            tour.page.get_by_role("button", name="Release this amount").click()
+        tour.check(answer.value, f"confirm-release ({funded}, {width}px)", f"confirm-{width}")
+        assert tour.page.locator("#statement").is_visible()
 
     assert len(seen) > 30, sorted(seen)  # the tour went everywhere, not just the first pages
     assert not problems, "\n".join(problems)

@@ -18,7 +18,7 @@ from milepost.kit.db import Database
 from milepost.ledger.verify import verify_ledger
 from milepost.users.service import get_user_by_email
 from milepost.wallets.service import balances
-from tests.web.conftest import PASSWORD, Shots, csrf_from, log_in, web_sign_up
+from tests.web.conftest import PASSWORD, Shots, confirm, csrf_from, log_in, web_sign_up
 
 _emails = itertools.count(1)
 
@@ -236,6 +236,12 @@ def test_a_dispute_settled_by_an_offer_then_receipt_and_feedback(
 
     client.reload()
     client.get_by_role("button", name="Accept this offer and settle").click()
+    assert confirm(client) == (
+        "$2,500.00 leaves the escrow: freelancer receives $1,350.00, the platform fee is $150.00 "
+        "and you get $1,000.00 back.\n"
+        "The dispute is settled and closed, with every open offer.\n"
+        "This cannot be undone."
+    )
     assert client.locator("#status").inner_text() == "resolved"
     assert client.locator("#dispute-state").inner_text() == "resolved (offer accepted)"
     assert client.locator("#escrow").inner_text() == "$0.00"
@@ -387,7 +393,7 @@ def test_a_decimal_comma_in_the_release_form_is_refused_and_releases_nothing(
 
     for typed in ("12,50", "0,99", "1.234,56"):
         page.get_by_label("Release part of the escrow (EUR)").fill(typed)
-        page.get_by_role("button", name="Release").click()
+        page.get_by_role("button", name="Release this amount").click()
         assert page.locator("#release-error").inner_text() == (
             "Write amounts like 1,234.50 (a point before the cents; commas only between thousands)."
         )
@@ -397,7 +403,8 @@ def test_a_decimal_comma_in_the_release_form_is_refused_and_releases_nothing(
     shot(page, "release-decimal-comma-refused")
 
     page.get_by_label("Release part of the escrow (EUR)").fill("1,250.00")
-    page.get_by_role("button", name="Release").click()
+    page.get_by_role("button", name="Release this amount").click()
+    confirm(page)
     assert page.locator("#escrow").inner_text() == "€1,250.00"
     assert client_api.ok("GET", f"/v1/milestones/{milestone_id}")["released_amount"] == 125000
     assert _available(db, freelancer_email) == {"EUR": 112500}  # less the 10% fee

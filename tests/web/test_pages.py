@@ -14,7 +14,15 @@ from milepost.settings import Settings
 from milepost.users.service import get_user_by_email
 from milepost.wallets.service import balances
 from tests.api.conftest import LiveServer
-from tests.web.conftest import PASSWORD, Shots, csrf_from, log_in, web_sign_up
+from tests.web.conftest import (
+    PASSWORD,
+    Shots,
+    confirm,
+    confirmed_post,
+    csrf_from,
+    log_in,
+    web_sign_up,
+)
 
 _emails = itertools.count(1)
 
@@ -155,11 +163,18 @@ def test_the_milestone_from_funding_to_release_in_two_browsers(
     assert client.get_by_role("button", name="Approve and release").count() == 0
     # A partial release while the freelancer works on the changes.
     client.get_by_label("Release part of the escrow (USD)").fill("1000")
-    client.get_by_role("button", name="Release").click()
+    client.get_by_role("button", name="Release this amount").click()
+    # A pause first, saying exactly what leaves the escrow and who receives what.
+    assert confirm(client) == (
+        "$1,000.00 leaves the escrow: freelancer receives $900.00 and the platform fee is $100.00.\n"
+        "$1,500.00 stays in escrow, for you to release or for the review to settle.\n"
+        "This cannot be undone."
+    )
     assert client.locator("#escrow").inner_text() == "$1,500.00"
     client.get_by_label("Release part of the escrow (USD)").fill("2000")
-    client.get_by_role("button", name="Release").click()
-    assert client.locator("#release-error").is_visible()  # more than the escrow holds
+    client.get_by_role("button", name="Release this amount").click()
+    # More than the escrow holds: refused before any confirmation.
+    assert client.locator("#release-error").is_visible()
     assert client.locator("#escrow").inner_text() == "$1,500.00"
     shot(client, "client-partial-release")
 
@@ -170,6 +185,7 @@ def test_the_milestone_from_funding_to_release_in_two_browsers(
 
     client.reload()
     client.get_by_role("button", name="Approve and release").click()
+    assert "$1,350.00" in confirm(client)  # what the freelancer receives of the $1,500.00 left
     assert client.locator("#status").inner_text() == "released"
     assert client.locator("#escrow").inner_text() == "$0.00"
     shot(client, "client-released")
@@ -423,8 +439,10 @@ def test_cancel_and_request_release_forms(base_url: str, sign_up: Any, db: Datab
     page = freelancer.get(path)
     response = freelancer.post(f"{path}/request-release", data={"csrf_token": csrf_from(page.text)})
     assert response.status_code == 303
-    response = freelancer.post(
-        f"{path}/cancel", data={"reason": "Cannot finish", "csrf_token": csrf_from(page.text)}
+    response = confirmed_post(
+        freelancer,
+        f"{path}/cancel",
+        {"reason": "Cannot finish", "csrf_token": csrf_from(page.text)},
     )
     assert response.status_code == 303
     page = freelancer.get(path)

@@ -14,7 +14,7 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.users.service import get_user_by_email
 from milepost.wallets.service import balances
-from tests.web.conftest import Shots, csrf_from, log_in, web_sign_up
+from tests.web.conftest import Shots, confirm, confirmed_post, csrf_from, log_in, web_sign_up
 
 _emails = itertools.count(1)
 
@@ -133,6 +133,7 @@ def test_post_propose_compare_accept_and_edit_terms(
     assert "Ben" in bens and "$1,200.00" in bens and "due 2027-01-15" in bens
     shot(client, "client-compares-proposals")
     client.get_by_role("button", name="Accept this proposal from Ann").click()
+    confirm(client)
     assert client.locator("#project-status").inner_text() == "awarded"
     assert client.locator("#freelancer").inner_text() == "Ann"
     assert client.get_by_role("button", name=re.compile("^Accept this proposal")).count() == 0
@@ -327,8 +328,8 @@ def test_outsiders_get_404_and_forms_need_their_csrf_token(
     forged = client.post(f"{path}/proposals/{proposal_id}/accept", data={"csrf_token": "x" * 64})
     assert forged.status_code == 403
     assert "None yet: open for proposals" in client.get(path).text
-    response = client.post(
-        f"{path}/proposals/{proposal_id}/accept", data={"csrf_token": csrf_from(page.text)}
+    response = confirmed_post(
+        client, f"{path}/proposals/{proposal_id}/accept", {"csrf_token": csrf_from(page.text)}
     )
     assert response.status_code == 303
 
@@ -354,8 +355,8 @@ def test_outsiders_get_404_and_forms_need_their_csrf_token(
         "/deposits", data={"amount": "80", "currency": "USD", "csrf_token": token}
     )
     assert deposit.status_code == 303
-    response = client.post(
-        f"{path}/bonuses", data={"amount": "50", "note": "Thanks", "csrf_token": token}
+    response = confirmed_post(
+        client, f"{path}/bonuses", {"amount": "50", "note": "Thanks", "csrf_token": token}
     )
     assert response.status_code == 303
     assert _available(db, freelancer_email) == {"USD": 4500}  # less the 10% fee

@@ -22,7 +22,7 @@ from milepost.settings import Settings
 from milepost.users.models import User
 from milepost.wallets import service as wallets
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
-from tests.web.conftest import Shots, csrf_from, log_in
+from tests.web.conftest import Shots, confirm, confirmed_post, csrf_from, log_in
 from tests.world import PASSWORD, World
 
 DAY = timedelta(days=1)
@@ -129,6 +129,20 @@ def test_a_staff_user_resolves_a_dispute(new_page: Any, shot: Shots, world: Worl
     page.get_by_label("To the freelancer (USD)").fill("600.00")
     page.get_by_label("Reasoning, for both parties (optional)").fill("Slow, but it works.")
     page.get_by_role("button", name="Resolve: pay the split").click()
+    # Both parts and the fee, before anything moves; going back changes nothing.
+    statement = page.locator("#statement").inner_text()
+    assert statement.startswith(
+        "$1,000.00 leaves the escrow: Freelancer receives $540.00, the platform fee is $60.00 and "
+        "Client gets $400.00 back."
+    ), statement
+    assert world.snapshot() == before
+    page.get_by_role("link", name="No, go back").click()
+    assert page.locator("#dispute-status").inner_text() == "open"
+    assert world.snapshot() == before
+    page.get_by_label("To the freelancer (USD)").fill("600.00")
+    page.get_by_label("Reasoning, for both parties (optional)").fill("Slow, but it works.")
+    page.get_by_role("button", name="Resolve: pay the split").click()
+    confirm(page)
     expect(page.locator("#dispute-status")).to_have_text("resolved")
     assert "$600.00 to the freelancer (before the fee), $400.00 to the client" in (
         page.locator("#outcome").inner_text()
@@ -390,9 +404,10 @@ def test_staff_who_are_a_party_are_refused_alike_by_the_api_and_the_staff_page(
     page = other.get(f"/staff/disputes/{dispute.id}")
     assert f'action="/staff/disputes/{dispute.id}/resolve"' in page.text
     assert message not in page.text
-    response = other.post(
+    response = confirmed_post(
+        other,
         f"/staff/disputes/{dispute.id}/resolve",
-        data={"to_freelancer": "0.00", "csrf_token": csrf_from(page.text)},
+        {"to_freelancer": "0.00", "csrf_token": csrf_from(page.text)},
     )
     assert response.status_code == 303
     assert _dispute(world, dispute.id).status is DisputeStatus.RESOLVED

@@ -23,7 +23,7 @@ from milepost.settings import Settings
 from milepost.users.service import create_user, get_user_by_email
 from milepost.wallets.service import balances
 from tests.conftest import BACKENDS
-from tests.web.conftest import Shots, log_in
+from tests.web.conftest import Shots, confirm, log_in
 from tests.world import PASSWORD
 
 _emails = itertools.count(1)
@@ -220,6 +220,7 @@ def test_the_crm_milestone_from_posting_to_release(
     assert "Lucas" in lucass and "$58,000.00" in lucass and "in 2 milestones" in lucass
     shot(dana, "dana-compares-proposals")
     dana.get_by_role("button", name="Accept this proposal from Priya").click()
+    confirm(dana)
     assert dana.locator("#project-status").inner_text() == "awarded"
     assert dana.locator("#freelancer").inner_text() == "Priya"
     rows = dana.locator("#milestone-table tbody tr")
@@ -333,11 +334,15 @@ def test_the_crm_milestone_from_posting_to_release(
     _from_notification(dana, shot, "dana", "“Data migration” was delivered: please review")
     assert "Revision 2" in dana.locator("#review").inner_text()
     dana.get_by_label("Release part of the escrow (USD)").fill("4,000")
-    dana.get_by_role("button", name="Release", exact=True).click()
+    dana.get_by_role("button", name="Release this amount").click()
+    assert confirm(dana).startswith(
+        "$4,000.00 leaves the escrow: Priya receives $3,600.00 and the platform fee is $400.00."
+    )
     assert dana.locator("#escrow").inner_text() == "$6,000.00"
     assert dana.locator("#status").inner_text() == "submitted"
     shot(dana, "dana-partial-release")
     dana.get_by_role("button", name="Approve and release").click()
+    confirm(dana)
     assert dana.locator("#status").inner_text() == "released"
     assert dana.locator("#escrow").inner_text() == "$0.00"
     assert dana.locator(".receipts > li").count() == 2
@@ -377,6 +382,7 @@ def _funded_and_submitted(new_page: Any, shot: Shots) -> tuple[Any, Any, str, st
     _propose(priya, shot, "Priya", "One milestone to start.", [(title, amount, criteria)])
     dana.reload()
     dana.get_by_role("button", name="Accept this proposal from Priya").click()
+    confirm(dana)
     assert dana.locator("#project-status").inner_text() == "awarded"
     _deposit(dana, shot, amount)
     _from_dashboard(dana, "Outgoing", title)
@@ -451,6 +457,7 @@ def test_staff_resolves_a_dispute_in_the_browser(
         "Most of the data arrived; 6,800 contacts did not."
     )
     staff.get_by_role("button", name="Resolve: pay the split").click()
+    confirm(staff)
     assert staff.locator("#dispute-status").inner_text() == "resolved"
     assert "$6,000.00 to the freelancer (before the fee), $4,000.00 to the client" in (
         staff.locator("#outcome").inner_text()
@@ -481,6 +488,7 @@ def test_an_outsider_sees_404_for_the_milestone_page(new_page: Any, shot: Shots)
     _propose(priya, shot, "Priya", "One milestone to start.", [(title, amount, criteria)])
     dana.reload()
     dana.get_by_role("button", name="Accept this proposal from Priya").click()
+    confirm(dana)
     dana.get_by_role("link", name=title, exact=True).click()
     milestone_path = _path(dana)
     shot(dana, "dana-milestone")

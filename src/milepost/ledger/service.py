@@ -215,9 +215,12 @@ def _defer(ctx: Context, account: Account, delta: int) -> None:
 
 # Entries posted for a milestone in this unit of work that no audit event names yet, by milestone id.
 _UNLINKED = "milepost_ledger_unlinked_entries"
+# Every entry posted in this unit of work, in order (what a rehearsed action would move: web.confirm).
+_POSTED = "milepost_ledger_posted_entries"
 
 
 def _keep_unlinked(ctx: Context, entry: JournalEntry) -> None:
+    ctx.session.info.setdefault(_POSTED, []).append(entry)
     if entry.milestone_id is not None:
         unlinked: dict[str, list[JournalEntry]] = ctx.session.info.setdefault(_UNLINKED, {})
         unlinked.setdefault(entry.milestone_id, []).append(entry)
@@ -228,6 +231,11 @@ def take_unlinked(session: Session, milestone_id: str) -> list[JournalEntry]:
     next call returns none of them). ``audit.record`` links them to the event it appends."""
     unlinked: dict[str, list[JournalEntry]] = session.info.get(_UNLINKED, {})
     return unlinked.pop(milestone_id, [])
+
+
+def posted_in(session: Session) -> list[JournalEntry]:
+    """The entries posted in this unit of work so far, in the order they were posted."""
+    return list(session.info.get(_POSTED, []))
 
 
 @event.listens_for(Session, "before_commit")
@@ -242,11 +250,13 @@ def _unname_untaken(session: Session) -> None:
 @event.listens_for(Session, "after_commit")
 def _forget_unlinked(session: Session) -> None:
     session.info.pop(_UNLINKED, None)
+    session.info.pop(_POSTED, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_unlinked_after_rollback(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_UNLINKED, None)
+    session.info.pop(_POSTED, None)
 
 
 def post(

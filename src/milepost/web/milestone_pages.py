@@ -21,7 +21,9 @@ from milepost.milestones import service as milestones
 from milepost.milestones.state import Action
 from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
+from milepost.web import confirm
 from milepost.web.common import FormText, not_found
+from milepost.web.confirm import Confirm
 from milepost.web.forms import milestone as milestone_forms
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import SignedOut, Web, WebDep
@@ -71,9 +73,17 @@ def _refused(web: Web, posted: Posted, error: MilepostError) -> Response:
     )
 
 
-def _form(path: str, form: str, call: Callable[..., object], *fields: str) -> Post:
+def _form(
+    path: str,
+    form: str,
+    call: Callable[..., object],
+    *fields: str,
+    confirm: Confirm | None = None,
+) -> Post:
     """A form of the milestone page: back to the page when it is taken, or when it is refused."""
-    return Post(MILESTONE + path, call, MILESTONE, _refused, form=form, fields=fields)
+    return Post(
+        MILESTONE + path, call, MILESTONE, _refused, form=form, fields=fields, confirm=confirm
+    )
 
 
 # Every form of the page but the delivery (whose files are staged before its unit of work, below): the
@@ -83,10 +93,27 @@ register(
     (
         _form("/fund", Action.FUND, milestones.fund),
         _form("/request-changes", Action.REQUEST_CHANGES, milestones.request_changes, "reason"),
-        _form("/release", Action.RELEASE, milestone_forms.release, "amount"),
-        _form("/approve", Action.APPROVE, milestones.approve),
+        _form(
+            "/release",
+            Action.RELEASE,
+            milestone_forms.release,
+            "amount",
+            confirm=confirm.RELEASE,
+        ),
+        _form(
+            "/approve",
+            Action.APPROVE,
+            milestones.approve,
+            confirm=confirm.APPROVE,
+        ),
         _form("/request-release", Action.REQUEST_RELEASE, milestones.request_release),
-        _form("/cancel", Action.CANCEL, milestone_forms.cancel, "reason"),
+        _form(
+            "/cancel",
+            Action.CANCEL,
+            milestone_forms.cancel,
+            "reason",
+            confirm=confirm.CANCEL,
+        ),
         _form(
             "/cancellation-request",
             Action.REQUEST_CANCELLATION,
@@ -97,6 +124,7 @@ register(
             "/cancellation-request/accept",
             Action.ANSWER_CANCELLATION,
             partial(milestones.answer_cancellation, accept=True),
+            confirm=confirm.ACCEPT_CANCELLATION,
         ),
         _form(
             "/cancellation-request/decline",
@@ -105,7 +133,12 @@ register(
         ),
         _form("/dispute", Action.OPEN_DISPUTE, disputes.open_dispute, "reason"),
         _form("/dispute/offers", Form.MAKE_OFFER, milestone_forms.make_offer, "amount"),
-        _form("/dispute/offers/{offer_id}/accept", Form.ACCEPT_OFFER, milestone_forms.accept_offer),
+        _form(
+            "/dispute/offers/{offer_id}/accept",
+            Form.ACCEPT_OFFER,
+            milestone_forms.accept_offer,
+            confirm=confirm.ACCEPT_OFFER,
+        ),
         _form("/dispute/withdraw", Form.WITHDRAW_DISPUTE, milestone_forms.withdraw_dispute),
         _form(
             "/feedback", Form.LEAVE_FEEDBACK, milestone_forms.leave_feedback, "rating", "comment"

@@ -19,8 +19,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound
 from milepost.web.common import FormList, FormText
+from milepost.web.confirm import FIELD, Confirm, Statement
 from milepost.web.session import Web, WebDep
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -58,6 +60,8 @@ class Post:
     lists: tuple[str, ...] = ()  # fields sent once per row (a proposal's milestone titles)
     places: tuple[str, ...] | None = None  # where a message may stand; by default, by ``fields``
     hidden: tuple[type[Exception], ...] = (NotFound,)  # answered with the 404 page
+    # Irreversible: the form is first answered with what it would do, to confirm (``web.confirm``).
+    confirm: Confirm | None = None
 
     @property
     def params(self) -> list[str]:
@@ -72,7 +76,7 @@ def register(router: APIRouter, posts: Iterable[Post]) -> None:
 def endpoint(post: Post) -> Callable[..., Response]:
     """The endpoint of one form, with the signature FastAPI reads its parameters from."""
 
-    def handle(web: Web, csrf_token: str = "", **sent: Any) -> Response:
+    def handle(web: Web, csrf_token: str = "", confirmed: str = "", **sent: Any) -> Response:
         path = {name: sent.pop(name) for name in post.params}
         posted = Posted(
             form=post.form.format(**path),
@@ -84,12 +88,34 @@ def endpoint(post: Post) -> Callable[..., Response]:
         def done(result: object) -> str:
             return post.done.format(**path) if isinstance(post.done, str) else post.done(result)
 
+        def call(ctx: Context) -> object:
+            return post.call(ctx, *path.values(), **sent)
+
+        action: Callable[[Context], Any] = call
+        rehearsed: Callable[[Statement], Response] | None = None
+        if post.confirm is not None:
+            confirm = post.confirm
+            if not confirmed:
+                # First the call is rehearsed, and what it did said on the confirmation page.
+                def action(ctx: Context) -> Statement:
+                    return confirm.statement(ctx, call(ctx))
+
+                def rehearsed(statement: Statement) -> Response:
+                    return _confirmation_page(web, statement, done(None), sent)
+            else:
+
+                def action(ctx: Context) -> object:
+                    result = call(ctx)
+                    confirm.check(ctx, result, confirmed)
+                    return result
+
         return web.act(
             csrf_token,
-            lambda ctx: post.call(ctx, *path.values(), **sent),
+            action,
             done=done,
             refused=lambda error: post.refused(web, posted, error),
             hidden=post.hidden,
+            rehearsed=rehearsed,
         )
 
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -106,8 +132,33 @@ def endpoint(post: Post) -> Callable[..., Response]:
                 for name in post.lists
             ),
             inspect.Parameter("csrf_token", keyword, annotation=FormText, default=""),
+            *(
+                [inspect.Parameter(FIELD, keyword, annotation=FormText, default="")]
+                if post.confirm is not None
+                else []
+            ),
         ],
         return_annotation=Response,
     )
     handle.__name__ = getattr(post.call, "__name__", "post")
     return handle
+
+
+def _confirmation_page(
+    web: Web, statement: Statement, back: str, sent: Mapping[str, Any]
+) -> Response:
+    """What the form would do, with a form that sends the same fields again to do it, and a way back
+    that changes nothing."""
+    fields = [
+        (name, value)
+        for name, typed in sent.items()
+        for value in (typed if isinstance(typed, list) else [typed])
+    ]
+    return web.render(
+        "confirm.html",
+        statement=statement,
+        action=web.request.url.path,
+        back=back,
+        fields=fields,
+        confirm_field=FIELD,
+    )

@@ -14,7 +14,9 @@ from milepost.kit.errors import MilepostError
 from milepost.milestones.models import Milestone
 from milepost.projects import service as projects
 from milepost.projects.models import Project
+from milepost.web import confirm
 from milepost.web.common import form_errors
+from milepost.web.confirm import Confirm
 from milepost.web.forms import project as forms
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import Web, WebDep
@@ -137,6 +139,7 @@ def _form(
     *fields: str,
     lists: tuple[str, ...] = (),
     places: tuple[str, ...] | None = None,
+    confirm: Confirm | None = None,
 ) -> Post:
     """A form of the project page: back to the page when it is taken, or when it is refused."""
     return Post(
@@ -148,6 +151,7 @@ def _form(
         fields=fields,
         lists=lists,
         places=places,
+        confirm=confirm,
     )
 
 
@@ -179,7 +183,12 @@ register(
             lists=PROPOSAL_COLUMNS,
             places=PROPOSAL_FIELDS,
         ),
-        _form("/proposals/{proposal_id}/accept", ProjectForm.ACCEPT, _accept),
+        _form(
+            "/proposals/{proposal_id}/accept",
+            ProjectForm.ACCEPT,
+            _accept,
+            confirm=confirm.ACCEPT_PROPOSAL,
+        ),
         _form("/pause", ProjectForm.PAUSE, projects.pause_project),
         _form("/resume", ProjectForm.RESUME, projects.resume_project),
         _form(
@@ -193,7 +202,14 @@ register(
             "acceptance_criteria",
             places=TERMS_FIELDS,
         ),
-        _form("/bonuses", ProjectForm.BONUS, forms.give_bonus, "amount", "note"),
+        _form(
+            "/bonuses",
+            ProjectForm.BONUS,
+            forms.give_bonus,
+            "amount",
+            "note",
+            confirm=confirm.BONUS,
+        ),
     ),
 )
 

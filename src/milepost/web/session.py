@@ -115,6 +115,17 @@ class Web:
                 ctx.actor = self._actor(ctx)
             return action(ctx)
 
+    def rehearse(self, action: Callable[[Context], T]) -> T:
+        """Run a state-changing call as ``write`` does, then roll it all back (``Database.rehearsal``):
+        what it would do, without doing it. ``action`` must return plain values: what it loaded is
+        expired by the rollback. The header's viewer is then loaded as for any page."""
+        with self.db.rehearsal() as session:
+            ctx = Context(session, None, settings=self.settings)
+            ctx.actor = self._actor(ctx)
+            result = action(ctx)
+        self.read(lambda ctx: None)
+        return result
+
     def start_session(self, response: Response, token: str) -> None:
         response.set_cookie(
             SESSION_COOKIE,
@@ -225,13 +236,15 @@ class Web:
         done: Callable[[T], str],
         refused: Callable[[MilepostError], Response],
         hidden: tuple[type[Exception], ...] = (NotFound,),
+        rehearsed: Callable[[T], Response] | None = None,
     ) -> Response:
         """One form's service call in one unit of work: a redirect to ``done(result)`` when it is taken;
-        when the service refuses, ``refused(error)`` (the page again, the message by the form)."""
+        when the service refuses, ``refused(error)`` (the page again, the message by the form). With
+        ``rehearsed``, the call is only rehearsed (``rehearse``) and ``rehearsed(result)`` answers."""
         if not self.csrf_ok(csrf_token, signed_in=True):
             return self.forbidden()
         try:
-            result = self.write(action)
+            result = self.write(action) if rehearsed is None else self.rehearse(action)
         except SignedOut:
             return self.to_login()
         except hidden:
@@ -240,7 +253,7 @@ class Web:
             if error.status >= 500:  # not a refusal of the form: an outage, or an unknown outcome
                 raise
             return refused(error)
-        return self.redirect(done(result))
+        return self.redirect(done(result)) if rehearsed is None else rehearsed(result)
 
     def not_found(self) -> HTMLResponse:
         return self.render(

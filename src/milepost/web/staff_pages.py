@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
 from milepost.wallets import service as wallets
+from milepost.web import confirm
 from milepost.web.common import form_errors
 from milepost.web.forms import dispute as dispute_forms
 from milepost.web.posts import Post, Posted, register
@@ -157,6 +158,7 @@ register(
             "/staff/disputes/{dispute_id}",
             _dispute_refused,
             fields=("to_freelancer", "note"),
+            confirm=confirm.RESOLVE,
             # A refusal re-renders the page, which is the 404 for anyone but staff; staff who are a party
             # see why they may not resolve it (403 staff_is_party, as over the API).
             hidden=(NotFound,),

@@ -10,6 +10,7 @@ import httpx
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from milepost.demo import DEMO_PASSWORD, load_demo
 from milepost.kit.db import Database
 from milepost.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from milepost.milestones import service as milestones
@@ -324,3 +325,55 @@ def test_charts_and_wallet_fit_a_phone(new_page: Any, shot: Shots, world: World)
     box = page.locator("svg#forecast-USD").bounding_box()
     assert box is not None and box["width"] <= 375
     shot(page, "dashboard-phone-charts")
+
+
+# Who in the demo finds what first, the link that deals with it, and the form it leads to.
+DEMO_NEEDS = [
+    (
+        "dana@northwind.example",
+        "outgoing",
+        "Review the delivery of “Customizations and integrations”",
+        "Approve and release",
+    ),
+    (
+        "yuki@kobe-apps.example",
+        "outgoing",
+        "Answer the settlement offer on “Portuguese (Brazil)”",
+        "Accept this offer and settle",
+    ),
+    (
+        "lucas@freelance.example",
+        "incoming",
+        "The client asks to cancel “Catalogue and search”",
+        "Accept: cancel and refund the client",
+    ),
+    ("staff@milepost.example", "outgoing", "2 bank transfers to confirm or send", None),
+]
+
+
+def test_each_person_of_the_demo_finds_what_needs_them_on_the_first_screen(
+    db: Database, new_page: Any, shot: Shots
+) -> None:
+    load_demo(db)
+    for email, tab, first, button in DEMO_NEEDS:
+        page = new_page(width=390)
+        log_in(page, email, DEMO_PASSWORD)
+        who = email.split("@")[0]
+        shot(page, f"{who}-needs-you")
+        # The dashboard opens on the side the person works on, with what needs them on top.
+        assert page.locator(".tabs [aria-current=page]").get_attribute("href") == f"/?tab={tab}"
+        needs = page.locator("#needs-you li")
+        link = needs.get_by_role("link", name=first)
+        assert link.is_visible(), page.locator("#needs-you").inner_text()
+        box = page.locator("#needs-you").bounding_box()
+        assert box is not None and box["y"] < 800, box  # on the first screen of a phone
+        link.click()
+        if button is None:
+            assert page.get_by_role("heading", name="Staff").is_visible()
+        else:
+            assert page.get_by_role("button", name=button).is_visible()
+    # Priya waits for the client only: nothing needs her, and her dashboard says so.
+    page = new_page()
+    log_in(page, "priya@freelance.example", DEMO_PASSWORD)
+    assert page.locator("#needs-you").inner_text().endswith("Nothing needs you right now.")
+    assert page.locator(".tabs [aria-current=page]").get_attribute("href") == "/?tab=incoming"

@@ -26,6 +26,7 @@ from milepost.milestones.state import TERMINAL, MilestoneStatus
 from milepost.projects.models import Project
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.service import Balance, balances
+from milepost.web.views.attention import Item, Side, needs_you
 
 S = MilestoneStatus
 DASHBOARD_LIMIT = 200
@@ -63,6 +64,7 @@ class Totals:
 @dataclass(frozen=True)
 class Dashboard:
     tab: Tab
+    needs_you: list[Item]  # what waits for the viewer, on any side (``attention.needs_you``)
     milestones: list[MilestoneLine]  # overdue first, then by the next date
     upcoming: list[MilestoneLine]  # open milestones with a date still ahead, soonest first
     totals: list[Totals]
@@ -121,10 +123,30 @@ def dashboard_party(user_id: str, tab: object) -> ColumnElement[bool]:
     return Project.freelancer_id == user_id
 
 
+def default_tab(ctx: Context, user_id: str, waiting: list[Item]) -> Tab:
+    """The side the person uses: the side of what needs them first; else incoming for someone who only
+    works as a freelancer; else outgoing."""
+    for item in waiting:
+        if item.side is Side.FREELANCER:
+            return Tab.INCOMING
+        if item.side is Side.CLIENT:
+            return Tab.OUTGOING
+    pays = ctx.session.scalar(select(Milestone.id).where(Milestone.client_id == user_id).limit(1))
+    if pays is None:
+        works = ctx.session.scalar(
+            select(Project.id).where(Project.freelancer_id == user_id).limit(1)
+        )
+        if works is not None:
+            return Tab.INCOMING
+    return Tab.OUTGOING
+
+
 def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
-    """The signed-in user's dashboard for one tab; wallet balances are the user's, whatever the tab."""
+    """The signed-in user's dashboard for one tab (by default the side they use: ``default_tab``);
+    what needs them and their wallet balances, whatever the tab."""
     actor = ctx.require_actor()
-    chosen = parse_tab(tab)
+    waiting = needs_you(ctx)
+    chosen = default_tab(ctx, actor.id, waiting) if tab in (None, "") else parse_tab(tab)
     zone = ZoneInfo(actor.time_zone or "UTC")
     party = dashboard_party(actor.id, chosen)
     today = ctx.now.date()
@@ -144,6 +166,7 @@ def dashboard(ctx: Context, *, tab: object = None) -> Dashboard:
     )[:5]
     return Dashboard(
         tab=chosen,
+        needs_you=waiting,
         milestones=ordered,
         upcoming=upcoming,
         totals=_totals(ctx, party, ctx.now),

@@ -87,13 +87,18 @@ def test_post_propose_compare_accept_and_edit_terms(
     )
     total_line = ann.locator("#proposal-sum")
     assert total_line.inner_text() == (
-        "Milestones add up to $1,100.00 of $1,500.00: $400.00 short."
+        "Milestones add up to $1,100.00 of $1,500.00: $400.00 short. "
+        "You would receive $990.00 after the platform fee."
     )
     assert "mismatch" in (total_line.get_attribute("class") or "")
     assert total_line.get_attribute("aria-live") == "polite"
     shot(ann, "ann-proposal-mismatch")
     ann.get_by_label("Amount of milestone 3 (USD)").fill("400")
-    assert total_line.inner_text() == "Milestones add up to $1,500.00 of $1,500.00: they match."
+    assert total_line.inner_text() == (
+        "Milestones add up to $1,500.00 of $1,500.00: they match. "
+        "You would receive $1,350.00 after the platform fee."
+    )
+    assert ann.locator("#m2-net").inner_text() == "You would receive $360.00."
     assert "mismatch" not in (total_line.get_attribute("class") or "")
     # The live line reads amounts as the server does: a decimal comma is unreadable, never 40,000.
     ann.get_by_label("Amount of milestone 3 (USD)").fill("400,00")
@@ -101,13 +106,18 @@ def test_post_propose_compare_accept_and_edit_terms(
         "A milestone amount cannot be read: write amounts like 1,234.50."
     )
     ann.get_by_label("Amount of milestone 3 (USD)").fill("$400.00")
-    assert total_line.inner_text() == "Milestones add up to $1,500.00 of $1,500.00: they match."
+    assert total_line.inner_text().startswith(
+        "Milestones add up to $1,500.00 of $1,500.00: they match."
+    )
     assert ann.evaluate("document.documentElement.scrollWidth") <= 375
     shot(ann, "ann-proposal-match")
     ann.get_by_role("button", name="Send the proposal").click()
     assert urlpath(ann.url) == project_path
     assert ann.get_by_role("heading", name="Your proposals").is_visible()
     assert "$1,500.00" in ann.locator(".proposal").inner_text()
+    assert "You would receive $1,350.00 after the platform fee." in (
+        ann.locator(".proposal-net").inner_text()
+    )
     shot(ann, "ann-proposal-sent")
 
     project_id = project_path.rsplit("/", 1)[1]
@@ -129,7 +139,7 @@ def test_post_propose_compare_accept_and_edit_terms(
     anns, bens = cards.nth(0).inner_text(), cards.nth(1).inner_text()
     assert "Ann" in anns and "$1,500.00" in anns and "I have built twelve shops." in anns
     assert "Checkout: $400.00" in anns and "Card payments work" in anns
-    assert "Design: $500.00, due 2026-12-01" in anns
+    assert "Design: $500.00 ($450.00 after the fee), due 2026-12-01" in anns
     assert "Ben" in bens and "$1,200.00" in bens and "due 2027-01-15" in bens
     shot(client, "client-compares-proposals")
     client.get_by_role("button", name="Accept this proposal from Ann").click()

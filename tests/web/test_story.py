@@ -139,8 +139,11 @@ def _propose(
                 "\n".join(criteria)
             )
     # The live line under the amounts confirms they add up before sending.
+    # What the freelancer would receive: each milestone less its 10% fee, as the server takes it.
+    received = sum(amount - fee_on(amount, 1000) for _, amount, _ in rows)
     assert page.locator("#proposal-sum").inner_text() == (
-        f"Milestones add up to {_usd(total)} of {_usd(total)}: they match."
+        f"Milestones add up to {_usd(total)} of {_usd(total)}: they match. "
+        f"You would receive {_usd(received)} after the platform fee."
     )
     shot(page, f"{name.lower()}-proposal")
     page.get_by_role("button", name="Send the proposal").click()

@@ -66,9 +66,10 @@ def test_the_project_page_offers_each_viewer_only_their_forms(world: World) -> N
     assert as_client.forms == {Form.MILESTONE, Form.ACCEPT}
     assert [card.freelancer.id for card in as_client.proposals] == [freelancer.id, rival.id]
     assert as_client.proposals[0].milestones == [
-        views.ProposedMilestone("Design", 500, date(2026, 12, 1), []),
-        views.ProposedMilestone("Build", 1000, None, ["Checkout works"]),
+        views.ProposedMilestone("Design", 500, date(2026, 12, 1), [], net=450),
+        views.ProposedMilestone("Build", 1000, None, ["Checkout works"], net=900),
     ]
+    assert as_client.proposals[0].net == 1350  # ¥1,500 less the 10% fee, milestone by milestone
 
     # Someone who is not a party sees an open project, may propose, and sees only their own proposal.
     as_freelancer = world.act(freelancer, views.project_page, project.id)

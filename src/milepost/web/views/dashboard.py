@@ -59,6 +59,12 @@ class Totals:
     in_escrow: int
     awaiting_review: int  # escrow of milestones delivered and waiting for the client's decision
     released_this_month: int  # gross, fee included
+    fees_this_month: int  # the platform fee those releases took
+
+    @property
+    def received_this_month(self) -> int:
+        """What the freelancer received of this month's releases, after the fee."""
+        return self.released_this_month - self.fees_this_month
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,24 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
             .group_by(Posting.currency)
         ).all()
     }
+    # The platform fee those releases took: the freelancer received the rest.
+    fees = {
+        currency: int(total)
+        for currency, total in ctx.session.execute(
+            select(Posting.currency, func.sum(Posting.amount))
+            .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+            .join(Account, Account.id == Posting.account_id)
+            .join(Milestone, Milestone.id == JournalEntry.milestone_id)
+            .join(Project, Project.id == Milestone.project_id)
+            .where(
+                JournalEntry.kind == EntryKind.RELEASE,
+                JournalEntry.created_at >= month_start,
+                Account.kind == AccountKind.PLATFORM_FEE,
+                party,
+            )
+            .group_by(Posting.currency)
+        ).all()
+    }
     currencies = sorted(
         {c for c, v in in_escrow.items() if v} | {c for c, v in released.items() if v}
     )
@@ -252,6 +276,7 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
             in_escrow=in_escrow.get(currency, 0),
             awaiting_review=awaiting.get(currency, 0),
             released_this_month=released.get(currency, 0),
+            fees_this_month=fees.get(currency, 0),
         )
         for currency in currencies
     ]

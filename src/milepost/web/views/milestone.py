@@ -27,6 +27,7 @@ from milepost.milestones.guards import available_actions_for
 from milepost.milestones.models import Milestone
 from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import Action, MilestoneStatus, Role
+from milepost.money import fee_on
 from milepost.projects.models import Project
 from milepost.receipts.service import Receipt, list_receipts
 from milepost.review.service import ReviewContext, Revision, review_context
@@ -58,6 +59,36 @@ class DisputePanel:
 
 
 @dataclass(frozen=True)
+class NetPay:
+    """What the freelancer is paid of the milestone, after the platform fee: received so far, and still
+    to come from what the escrow holds (or will hold once funded, the late fee included)."""
+
+    received: int
+    to_come: int
+    fee_to_come: int
+
+    @property
+    def total(self) -> int:
+        return self.received + self.to_come
+
+
+def net_pay(ctx: Context, milestone: Milestone) -> NetPay:
+    """The fee is the release's own (``Milestone.fee_on_release``); before funding, at today's rate,
+    on what funding would take now."""
+    received = milestone.released_amount - milestone.fee_amount
+    if milestone.status is S.DRAFT:
+        gross = amount_to_fund(milestone, ctx)[0]
+        fee = fee_on(gross, ctx.settings.fee_bps)
+    elif milestone.status in (S.CANCELLED, S.RELEASED, S.RESOLVED, S.DISPUTED):
+        # Ended; or frozen, for the dispute to decide (its panel shows the offers).
+        gross, fee = 0, 0
+    else:
+        gross = milestone.escrow_balance
+        fee = milestone.fee_on_release(gross)
+    return NetPay(received=received, to_come=gross - fee, fee_to_come=fee)
+
+
+@dataclass(frozen=True)
 class MilestonePage:
     milestone: Milestone
     project: Project
@@ -67,6 +98,7 @@ class MilestonePage:
     # guards, as the services run them).
     actions: frozenset[Action]
     to_fund: int | None  # what funding would take now (amount + accrued late fee), while a draft
+    net: NetPay | None  # what the freelancer is paid, after the fee (the freelancer's page only)
     forms: frozenset[Form]  # the other forms the viewer may use now
     submissions: list[Revision]  # newest first
     review: ReviewContext | None  # the checklist, while the delivery awaits review
@@ -107,6 +139,7 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
         events=list_events(ctx, milestone.id),
         actions=available_actions_for(access),
         to_fund=amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else None,
+        net=net_pay(ctx, milestone) if role is Role.FREELANCER else None,
         forms=frozenset(forms),
         submissions=list(reversed(context.revisions)),
         review=context if under_review and context.submission is not None else None,

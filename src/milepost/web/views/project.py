@@ -19,7 +19,7 @@ from milepost.kit.pagination import keyset
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
-from milepost.money import currency_symbol, exponent
+from milepost.money import currency_symbol, exponent, fee_on
 from milepost.projects import service as projects
 from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
 from milepost.projects.state import ProjectAction, ProposalAction
@@ -70,6 +70,7 @@ class ProposedMilestone:
     amount: int
     due_date: date | None
     acceptance_criteria: list[str]
+    net: int  # what the freelancer would receive of it, after the platform fee at today's rate
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class ProposalCard:
     freelancer: User
     milestones: list[ProposedMilestone]
     forms: frozenset[str]  # the forms (``Form``) this viewer is offered on this proposal now
+
+    @property
+    def net(self) -> int:
+        """What the freelancer would receive in all (the fee is taken milestone by milestone)."""
+        return sum(item.net for item in self.milestones)
 
 
 class Form:
@@ -125,6 +131,7 @@ class ProjectPage:
     )
     exponent: int  # the currency's decimal places, for typed amounts
     symbol: str  # the currency's symbol, which a typed amount may start with
+    fee_bps: int  # the platform fee's rate today, for what a proposal would pay the freelancer
 
 
 def project_page(
@@ -158,6 +165,7 @@ def project_page(
         is_party=role is not None,
         exponent=exponent(project.currency),
         symbol=currency_symbol(project.currency),
+        fee_bps=ctx.settings.fee_bps,
     )
 
 
@@ -195,6 +203,7 @@ def _proposals(ctx: Context, project: Project) -> list[ProposalCard]:
                     amount=int(item["amount"]),
                     due_date=date.fromisoformat(item["due_date"]) if item["due_date"] else None,
                     acceptance_criteria=list(item["acceptance_criteria"]),
+                    net=int(item["amount"]) - fee_on(int(item["amount"]), ctx.settings.fee_bps),
                 )
                 for item in proposal.milestones
             ],

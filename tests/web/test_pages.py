@@ -179,6 +179,14 @@ def test_the_milestone_from_funding_to_release_in_two_browsers(
     shot(client, "client-partial-release")
 
     freelancer.reload()
+    # What the client asked comes first, with the delivery form under it, above terms and actions.
+    changes = freelancer.locator("#changes-requested")
+    assert changes.locator("#changes-reason").inner_text() == "Duplicates are imported twice."
+    assert changes.get_by_role("button", name="Submit delivery").is_visible()
+    top = changes.bounding_box()
+    terms = freelancer.locator("#terms-heading").bounding_box()
+    assert top is not None and terms is not None and top["y"] < terms["y"]
+    shot(freelancer, "freelancer-changes-requested")
     freelancer.get_by_label("Delivery note").fill("Duplicates fixed.")
     freelancer.get_by_role("button", name="Submit delivery").click()
     assert freelancer.locator("#status").inner_text() == "submitted"

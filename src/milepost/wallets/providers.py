@@ -23,6 +23,9 @@ class Outcome:
 
 class PaymentProvider(Protocol):
     name: str
+    settles_at_once: (
+        bool  # a deposit is credited in the same request (else: pending, confirmed later)
+    )
 
     def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome: ...
 
@@ -31,6 +34,7 @@ class PaymentProvider(Protocol):
 
 class SandboxProvider:
     name = "sandbox"
+    settles_at_once = True
 
     def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome:
         return Outcome(settled=True, reference=f"sandbox-{deposit_id}")
@@ -41,6 +45,7 @@ class SandboxProvider:
 
 class ManualProvider:
     name = "manual"
+    settles_at_once = False
 
     def start_deposit(self, *, deposit_id: str, amount: int, currency: str) -> Outcome:
         # Short enough to type into a bank transfer's reference field, unambiguous characters only.
@@ -54,6 +59,11 @@ class ManualProvider:
 PROVIDERS: dict[str, PaymentProvider] = {
     provider.name: provider for provider in (SandboxProvider(), ManualProvider())
 }
+
+
+def instant_providers(enabled: tuple[str, ...]) -> tuple[str, ...]:
+    """The enabled providers whose deposits are credited at once, in the installation's order."""
+    return tuple(name for name in enabled if name in PROVIDERS and PROVIDERS[name].settles_at_once)
 
 
 def get_provider(name: object, enabled: tuple[str, ...]) -> PaymentProvider:

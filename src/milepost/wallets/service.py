@@ -174,6 +174,14 @@ class Balance:
     escrow_incoming: int  # held in escrow for milestones this user works on as freelancer
 
 
+def available_balance(ctx: Context, user_id: str, currency: str) -> int:
+    """What the user's wallet holds free to spend in ``currency``."""
+    balance = ctx.session.scalar(
+        select(Account.balance).where(Account.key == user_account(user_id, currency).key)
+    )
+    return int(balance or 0)
+
+
 def balances(ctx: Context, user_id: str) -> list[Balance]:
     """The user's available balance and what escrow holds for them either way, per currency. The escrow
     sums read only the milestones whose escrow holds money (the others add nothing), through a partial

@@ -92,6 +92,7 @@ register(
     router,
     (
         _form("/fund", Action.FUND, milestones.fund),
+        _form("/deposit-and-fund", Action.FUND, milestone_forms.deposit_and_fund, "provider"),
         _form("/request-changes", Action.REQUEST_CHANGES, milestones.request_changes, "reason"),
         _form(
             "/release",

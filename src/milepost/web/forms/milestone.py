@@ -14,11 +14,15 @@ from milepost.feedback import service as feedback
 from milepost.feedback.models import Feedback
 from milepost.files import service as files
 from milepost.kit.context import Context
-from milepost.kit.errors import InvalidState
+from milepost.kit.errors import InvalidState, ValidationFailed
 from milepost.milestones import service as milestones
 from milepost.milestones.access import load_milestone
+from milepost.milestones.guards import authorize_action
 from milepost.milestones.models import Milestone, Submission
+from milepost.milestones.state import Action
 from milepost.money import parse_amount
+from milepost.wallets import service as wallets
+from milepost.wallets.providers import instant_providers
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,28 @@ def open_dispute_id(ctx: Context, milestone_id: str) -> str:
     if dispute_id is None:
         raise InvalidState("This milestone has no open dispute.", code="no_open_dispute")
     return dispute_id
+
+
+def deposit_and_fund(ctx: Context, milestone_id: str, *, provider: str) -> Milestone:
+    """Fund with what the wallet holds, depositing first what it lacks, in one unit of work: a deposit
+    that does not settle at once (a bank transfer) cannot pay for a funding now, so it is refused, and a
+    refused funding keeps no deposit either."""
+    access = load_milestone(ctx, milestone_id, lock=False)
+    authorize_action(access, Action.FUND)
+    milestone = access.milestone
+    short = milestones.amount_to_fund(milestone, ctx)[0] - wallets.available_balance(
+        ctx, milestone.client_id, milestone.currency
+    )
+    if short > 0:
+        if provider not in instant_providers(ctx.settings.enabled_providers):
+            raise ValidationFailed(
+                "A bank transfer arrives in a day or two: deposit it from the dashboard, and fund "
+                "this milestone once staff have confirmed it.",
+                code="deposit_not_instant",
+                param="provider",
+            )
+        wallets.create_deposit(ctx, amount=short, currency=milestone.currency, provider=provider)
+    return milestones.fund(ctx, milestone_id)
 
 
 def release(ctx: Context, milestone_id: str, *, amount: str) -> Milestone:

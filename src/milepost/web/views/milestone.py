@@ -31,6 +31,8 @@ from milepost.money import fee_on
 from milepost.projects.models import Project
 from milepost.receipts.service import Receipt, list_receipts
 from milepost.review.service import ReviewContext, Revision, review_context
+from milepost.wallets.providers import ManualProvider, instant_providers
+from milepost.wallets.service import available_balance
 
 S = MilestoneStatus
 
@@ -99,6 +101,11 @@ class MilestonePage:
     actions: frozenset[Action]
     to_fund: int | None  # what funding would take now (amount + accrued late fee), while a draft
     net: NetPay | None  # what the freelancer is paid, after the fee (the freelancer's page only)
+    # While the viewer may fund: what their wallet holds in the milestone's currency, and the enabled
+    # providers that credit a deposit at once (to deposit what it lacks and fund in one step).
+    wallet: int | None
+    instant_providers: tuple[str, ...]
+    bank_transfers: bool  # deposits by bank transfer are enabled (staff confirm them)
     forms: frozenset[Form]  # the other forms the viewer may use now
     submissions: list[Revision]  # newest first
     review: ReviewContext | None  # the checklist, while the delivery awaits review
@@ -122,6 +129,8 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
     seconds_left = context.review_time.seconds_left
     panel, dispute_actions = _dispute_panel(ctx, milestone)
     feedback = list_feedback(ctx, milestone.id)
+    actions = available_actions_for(access)
+    may_fund = Action.FUND in actions
     forms: set[Form] = set()
     if dispute_actions is not None:
         if DisputeAction.MAKE_OFFER in dispute_actions.actions:
@@ -137,9 +146,14 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
         project=project,
         role=role,
         events=list_events(ctx, milestone.id),
-        actions=available_actions_for(access),
+        actions=actions,
         to_fund=amount_to_fund(milestone, ctx)[0] if milestone.status is S.DRAFT else None,
         net=net_pay(ctx, milestone) if role is Role.FREELANCER else None,
+        wallet=(
+            available_balance(ctx, milestone.client_id, milestone.currency) if may_fund else None
+        ),
+        instant_providers=instant_providers(ctx.settings.enabled_providers),
+        bank_transfers=ManualProvider.name in ctx.settings.enabled_providers,
         forms=frozenset(forms),
         submissions=list(reversed(context.revisions)),
         review=context if under_review and context.submission is not None else None,

@@ -130,6 +130,12 @@ def parse_amount(
             param=param,
         )
     minor = int(whole) * 10**places + int(fraction.ljust(places, "0") or "0")
+    if minor > MAX_AMOUNT:  # said in the currency the person typed in, not in minor units
+        raise ValidationFailed(
+            f"Amounts go up to {format_money(MAX_AMOUNT, code)}.",
+            code="invalid_amount",
+            param=param,
+        )
     return validate_amount(minor, param=param, allow_zero=allow_zero)
 
 

@@ -358,7 +358,7 @@ def test_outsiders_get_404_and_forms_need_their_csrf_token(
     token = csrf_from(page.text)
     response = client.post(f"{path}/bonuses", data={"amount": "50", "csrf_token": token})
     assert response.status_code == 402
-    assert "The available balance holds $0.00; $50.00 is needed." in response.text
+    assert "The wallet holds $0.00; $50.00 is needed." in response.text
     assert 'aria-describedby="bonus-hint amount-error" aria-invalid="true"' in response.text
     assert _available(db, freelancer_email) == {}
     deposit = client.post(

@@ -285,7 +285,7 @@ def post(
     for key, delta in deltas.items():
         account = accounts[key]
         if account.kind in NON_NEGATIVE_KINDS and account.balance + delta < 0:
-            whose = "escrow" if account.kind is AccountKind.ESCROW else "available balance"
+            whose = "escrow" if account.kind is AccountKind.ESCROW else "wallet"
             raise InsufficientFunds(
                 f"The {whose} holds {format_money(account.balance, account.currency)}; "
                 f"{format_money(-delta, account.currency)} is needed.",

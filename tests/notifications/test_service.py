@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -349,3 +350,19 @@ def test_a_template_that_cannot_render_falls_back_to_generic() -> None:
     message = render_message("funding_escalated", {"kind": "funding_escalated", "data": {}})
     assert message.title == "Update from Milepost"
     assert message.body == "Funding escalated."
+
+
+def test_times_in_a_notification_are_on_the_recipients_clock(world: World) -> None:
+    """The client in Tokyo reads the review deadline in JST, as the header of every page shows it."""
+    client, freelancer, milestone = world.funded(100_000)
+    with world.db.unit_of_work() as session:
+        user = session.get(User, client.id)
+        assert user is not None
+        user.time_zone = "Asia/Tokyo"
+    world.act(freelancer, milestones.submit, milestone.id, note="Done", evidence=EVIDENCE)
+    due = world.get(milestone.id).review_due_at
+    assert due is not None
+    [delivered] = [n for n in notifications(world.db, client) if n.kind == "submitted"]
+    tokyo = due.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
+    assert tokyo in " ".join(delivered.body.split()), delivered.body
+    assert "UTC" not in delivered.body

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -25,6 +26,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context as TemplateContext
 
+from milepost.kit.time import local_day, local_time
 from milepost.money import format_money
 
 log = logging.getLogger("milepost.notifications")
@@ -49,6 +51,17 @@ def _money(context: TemplateContext, value: object, currency: str | None = None)
         return f"{value} {code} (minor units)"
 
 
+@pass_context
+def _when(context: TemplateContext, moment: datetime | str | None) -> str:
+    """An instant on the recipient's clock (``time_zone``: theirs; UTC for an address with no account)."""
+    return local_time(moment, context.get("time_zone"))
+
+
+@pass_context
+def _day(context: TemplateContext, moment: datetime | None) -> str:
+    return local_day(moment, context.get("time_zone"))
+
+
 def _plural(count: object, singular: str, plural: str | None = None) -> str:
     word = singular if count == 1 else (plural or singular + "s")
     return f"{count} {word}"
@@ -66,6 +79,8 @@ def _environment(*, html: bool) -> Environment:
     )
     environment.filters["money"] = _money
     environment.filters["plural"] = _plural
+    environment.filters["when"] = _when
+    environment.filters["day"] = _day
     return environment
 
 

@@ -85,6 +85,7 @@ def notify(
             **values,
             "recipient_name": user.name,
             "recipient_role": _role(user.id, project),
+            "time_zone": user.time_zone,  # times in the text on the recipient's clock
         }
         message = render_message(kind, personal)
         notification = Notification(

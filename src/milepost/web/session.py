@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +30,7 @@ from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.errors import AuthenticationFailed, MilepostError, NotFound
 from milepost.kit.proxies import client_address
+from milepost.kit.time import local_time
 from milepost.money import format_money
 from milepost.notifications.service import unread_count
 from milepost.settings import Settings
@@ -47,12 +47,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 @pass_context
 def _when(context: Any, moment: datetime | None) -> str:
-    """An instant in the viewer's time zone (the ``time_zone`` the page renders with), e.g.
-    "2026-11-23 16:04 CET"; the zone's abbreviation says which clock it is."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(ZoneInfo(context.get("time_zone") or "UTC"))
-    return local.strftime("%Y-%m-%d %H:%M %Z")
+    """An instant in the viewer's time zone (the ``time_zone`` the page renders with)."""
+    return local_time(moment, context.get("time_zone"))
 
 
 templates.env.filters["money"] = format_money

@@ -162,6 +162,13 @@ def test_every_page_of_the_demo_is_accessible(db: Database, new_page: Any, shot:
     phone.visit("/projects", "phone-projects")
     project = phone.links(r"/projects/(?!new$)[^/]+")[0]
     phone.visit(project, "phone-project")
+    # The milestone table fits the phone: nothing of it is cut off, nor left to scroll to sideways.
+    table, box = phone.page.evaluate(
+        "[document.querySelector('#milestone-table').scrollWidth,"
+        " document.querySelector('.table-scroll').clientWidth]"
+    )
+    if table > box:
+        problems.append(f"phone-project: the milestone table is {table}px wide in a {box}px box")
     phone.visit(phone.links(r"/milestones/[^/]+")[0], "phone-milestone")
     phone.visit("/notifications", "phone-notifications")
 

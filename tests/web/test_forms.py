@@ -46,3 +46,30 @@ def test_every_form_with_a_control_character_is_a_422_page(base_url: str) -> Non
         response = http.post(path, data={"note": "a\u0000b", "csrf_token": token})
         assert response.status_code == 422, path
         assert response.headers["content-type"].startswith("text/html"), path
+
+
+def test_a_form_out_of_date_says_why_and_keeps_what_was_typed(base_url: str) -> None:
+    """A form opened before the session changed (log-in again, a restart with a new secret key) is
+    refused with the reasons, a way back to its page, and what was typed to copy."""
+    http = web_sign_up(base_url, f"forms{next(_emails)}@example.com")
+    stale = csrf_from(http.get("/settings").text)
+    http.post("/logout", data={"csrf_token": stale})
+    again = web_sign_up(base_url, f"forms{next(_emails)}@example.com")
+    refused = again.post(
+        "/projects/new",
+        data={"title": "A shop", "description": "Two pages, one cart.", "csrf_token": stale},
+        headers={"Referer": f"{base_url}/projects/new"},
+    )
+    assert refused.status_code == 403
+    page = refused.text
+    assert "Nothing was changed" in page and "MILEPOST_SECRET_KEY" in page
+    assert 'href="/projects/new" id="back"' in page
+    assert "Two pages, one cart." in page and "A shop" in page
+    # Another site's page is not linked to.
+    refused = again.post(
+        "/deposits",
+        data={"amount": "5,000", "currency": "USD", "csrf_token": stale},
+        headers={"Referer": "https://elsewhere.example/phish"},
+    )
+    assert refused.status_code == 403 and "5,000" in refused.text
+    assert 'href="/" id="back"' in refused.text

@@ -159,9 +159,9 @@ def submit(
     csrf_token: FormText = "",
 ) -> Response:
     """The delivery: note, links, text and uploaded files, as one submission."""
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden()
     typed = {"note": note, "links": links, "text": text}
+    if not web.csrf_ok(csrf_token, signed_in=True):
+        return web.forbidden(typed)
     posted = Posted(Action.SUBMIT, {"milestone_id": milestone_id}, typed, tuple(typed))
     try:
         # Signed in before anything is written to storage (as the API's upload does).

@@ -116,6 +116,7 @@ def endpoint(post: Post) -> Callable[..., Response]:
             refused=lambda error: post.refused(web, posted, error),
             hidden=post.hidden,
             rehearsed=rehearsed,
+            typed=sent,
         )
 
     keyword = inspect.Parameter.KEYWORD_ONLY

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -233,12 +234,13 @@ class Web:
         refused: Callable[[MilepostError], Response],
         hidden: tuple[type[Exception], ...] = (NotFound,),
         rehearsed: Callable[[T], Response] | None = None,
+        typed: Mapping[str, Any] | None = None,
     ) -> Response:
         """One form's service call in one unit of work: a redirect to ``done(result)`` when it is taken;
         when the service refuses, ``refused(error)`` (the page again, the message by the form). With
         ``rehearsed``, the call is only rehearsed (``rehearse``) and ``rehearsed(result)`` answers."""
         if not self.csrf_ok(csrf_token, signed_in=True):
-            return self.forbidden()
+            return self.forbidden(typed)
         try:
             result = self.write(action) if rehearsed is None else self.rehearse(action)
         except SignedOut:
@@ -269,14 +271,30 @@ class Web:
             self.end_session(response)  # a revoked or unknown session: drop the dead cookie
         return response
 
-    def forbidden(self) -> HTMLResponse:
+    def forbidden(self, typed: Mapping[str, Any] | None = None) -> HTMLResponse:
+        """A form whose CSRF token does not hold (sent from another site, or expired: the session ended
+        in another tab, or the server's secret key changed): nothing was done. What was typed in it is
+        shown back to copy, passwords never; it is not offered to send again, since the form may not have
+        been the person's own."""
+        shown = [
+            (name, value)
+            for name, value in (typed or {}).items()
+            if isinstance(value, str) and value.strip() and "password" not in name
+        ]
         return self.render(
-            "error.html",
+            "expired.html",
             status=403,
-            title="Form refused",
-            message="This form was not sent from a page of this site, or it has expired. "
-            "Nothing was changed; go back, reload the page and try again.",
+            typed=shown,
+            back=self._same_site_referer() or "/",
         )
+
+    def _same_site_referer(self) -> str | None:
+        """The path of the page the form was on, when it is a page of this site."""
+        referer = self.request.headers.get("referer", "")
+        parsed = urlsplit(referer)
+        if parsed.netloc != self.request.url.netloc or not parsed.path.startswith("/"):
+            return None
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
 def get_web(request: Request) -> Web:

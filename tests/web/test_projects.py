@@ -9,9 +9,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
+from milepost.projects.models import Project
 from milepost.users.service import get_user_by_email
 from milepost.wallets.service import balances
 from tests.web.conftest import Shots, confirm, confirmed_post, csrf_from, log_in, web_sign_up
@@ -390,3 +392,52 @@ def test_outsiders_get_404_and_forms_need_their_csrf_token(
     assert "Reports" in client.get(path).text
     assert _user_id(db, client_email) in client.get(path).text  # the client's profile link
     assert project_id in client.get("/projects").text
+
+
+def test_a_refused_form_tells_every_problem_at_once_in_words(base_url: str, db: Database) -> None:
+    client = web_sign_up(base_url, f"client{next(_emails)}@example.com")
+    page = client.get("/projects/new")
+    refused = client.post(
+        "/projects/new",
+        data={
+            "title": "",
+            "currency": "XYZ",
+            "billing_contact_email": "not an address",
+            "csrf_token": csrf_from(page.text),
+        },
+    )
+    assert refused.status_code == 422
+    errors = dict(
+        re.findall(r'<p class="error" id="([^"]+)-error" role="alert">([^<]+)</p>', refused.text)
+    )
+    assert set(errors) == {"title", "currency", "billing_contact_email"}, errors
+    assert errors["title"] == "The title is required."
+    with db.read_only() as session:
+        assert session.scalar(select(func.count()).select_from(Project)) == 0
+
+    project = client.post(
+        "/projects/new",
+        data={"title": "Shop", "currency": "USD", "csrf_token": csrf_from(page.text)},
+    )
+    path = project.headers["location"]
+    freelancer = web_sign_up(base_url, f"freelancer{next(_emails)}@example.com")
+    token = csrf_from(freelancer.get(path).text)
+    refused = freelancer.post(
+        f"{path}/proposals",
+        data={
+            "amount": "1,000",
+            "csrf_token": token,
+            **_rows(("", "12,50"), ("Build", "abc"), ("", "300")),
+        },
+    )
+    assert refused.status_code == 422
+    errors = dict(
+        re.findall(r'<p class="error" id="([^"]+)-error" role="alert">([^<]+)</p>', refused.text)
+    )
+    how = "Write amounts like 1,234.50 (a point before the cents; commas only between thousands)."
+    assert errors == {
+        "milestones[0].amount": how,
+        "milestones[1].amount": how,
+        "milestones[0].title": "The title of milestone 1 is required.",
+        "milestones[2].title": "The title of milestone 3 is required.",
+    }, errors

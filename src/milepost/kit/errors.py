@@ -27,6 +27,13 @@ class MilepostError(Exception):
         if code is not None:
             self.code = code
         self.param = param
+        # Refusals of other fields found with this one (``validate.Problems``): the API answers with
+        # this one; a form shows them all, each by its field.
+        self.others: tuple[MilepostError, ...] = ()
+
+    @property
+    def all(self) -> tuple[MilepostError, ...]:
+        return (self, *self.others)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from milepost.kit.errors import ValidationFailed
+from milepost.kit.errors import MilepostError, ValidationFailed
+
+T = TypeVar("T")
+
+
+class Problems:
+    """The refusals of independent checks, gathered to be refused all at once: ``check`` runs one and
+    keeps its refusal, ``done`` raises the first with the others attached (``MilepostError.others``)."""
+
+    def __init__(self) -> None:
+        self.found: list[MilepostError] = []
+
+    def check(self, run: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run(*args, **kwargs)``, or, when it refuses, None in its place (the caller ends with
+        ``done``, which raises before any None is used)."""
+        try:
+            return run(*args, **kwargs)
+        except ValidationFailed as error:
+            self.found.extend(error.all)
+            return None  # type: ignore[return-value]
+
+    def done(self) -> None:
+        if self.found:
+            first, *others = self.found
+            first.others = tuple(others)
+            raise first
+
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

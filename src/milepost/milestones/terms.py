@@ -44,25 +44,35 @@ def validate_terms(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             "release_delay_days": DEFAULT_RELEASE_DELAY_DAYS,
             **values,
         }
+    problems = validate.Problems()
+    if creating:
         for required in ("title", "amount"):
             if values.get(required) is None:
-                raise ValidationFailed(f"{required} is required.", code="missing", param=required)
+                problems.found.append(
+                    ValidationFailed(f"{required} is required.", code="missing", param=required)
+                )
     terms: dict[str, Any] = {}
     for name, value in values.items():
-        if name == "title":
-            terms[name] = validate.text(value, name, max_length=200)
-        elif name == "description":
-            terms[name] = validate.text(value, name, max_length=20_000, required=False)
-        elif name == "amount":
-            terms[name] = validate_amount(value)
-        elif name in ("due_date", "fund_by"):
-            terms[name] = validate.optional_date(value, name)
-        elif name in ("acceptance_criteria", "required_evidence", "exclusions", "dependencies"):
-            terms[name] = validate.text_list(value, name)
-        elif name == "review_period_days":
-            terms[name] = validate.integer(value, name, minimum=1, maximum=90)
-        elif name == "release_delay_days":
-            terms[name] = validate.integer(value, name, minimum=0, maximum=30)
-        elif name == "late_fee":
-            terms[name] = validate_late_fee(value)
+        if creating and value is None and name in ("title", "amount"):
+            continue  # said above
+        terms[name] = problems.check(_term, name, value)
+    problems.done()
     return terms
+
+
+def _term(name: str, value: Any) -> Any:
+    if name == "title":
+        return validate.text(value, name, max_length=200)
+    if name == "description":
+        return validate.text(value, name, max_length=20_000, required=False)
+    if name == "amount":
+        return validate_amount(value)
+    if name in ("due_date", "fund_by"):
+        return validate.optional_date(value, name)
+    if name in ("acceptance_criteria", "required_evidence", "exclusions", "dependencies"):
+        return validate.text_list(value, name)
+    if name == "review_period_days":
+        return validate.integer(value, name, minimum=1, maximum=90)
+    if name == "release_delay_days":
+        return validate.integer(value, name, minimum=0, maximum=30)
+    return validate_late_fee(value)

@@ -60,16 +60,24 @@ def create_project(
             raise ValidationFailed(
                 "A client cannot be the freelancer of their own project.", param="freelancer_id"
             )
+    problems = validate.Problems()
+    valid_title = problems.check(lambda: validate.text(title, "title", max_length=200))
+    valid_description = problems.check(
+        lambda: validate.text(description, "description", max_length=20_000, required=False)
+    )
+    valid_currency = problems.check(lambda: validate_currency(currency))
+    valid_email = problems.check(
+        lambda: validate.optional_email(billing_contact_email, "billing_contact_email")
+    )
+    problems.done()
     project = Project(
         id=new_id("prj"),
         client_id=client.id,
         freelancer_id=freelancer.id if freelancer else None,
-        title=validate.text(title, "title", max_length=200),
-        description=validate.text(description, "description", max_length=20_000, required=False),
-        currency=validate_currency(currency),
-        billing_contact_email=validate.optional_email(
-            billing_contact_email, "billing_contact_email"
-        ),
+        title=valid_title,
+        description=valid_description,
+        currency=valid_currency,
+        billing_contact_email=valid_email,
         status=ProjectStatus.AWARDED if freelancer else ProjectStatus.OPEN,
         created_at=ctx.now,
         updated_at=ctx.now,
@@ -158,7 +166,11 @@ def list_projects(
     return paginate(ctx.session, query, Project.id, limit=limit, starting_after=starting_after)
 
 
-def _validate_proposed_milestones(value: Any, amount: int, currency: str) -> list[dict[str, Any]]:
+def _validate_proposed_milestones(
+    value: Any, amount: int | None, currency: str
+) -> list[dict[str, Any]]:
+    """The proposal's milestones, each field checked (all refusals at once); then, when the proposal's
+    ``amount`` is valid, that they add up to it."""
     if not isinstance(value, list) or not value:
         raise ValidationFailed(
             "A proposal needs at least one milestone.", code="missing", param="milestones"
@@ -170,6 +182,7 @@ def _validate_proposed_milestones(value: Any, amount: int, currency: str) -> lis
             param="milestones",
         )
     milestones: list[dict[str, Any]] = []
+    problems = validate.Problems()
     for index, item in enumerate(value):
         param = f"milestones[{index}]"
         if not isinstance(item, dict):
@@ -178,19 +191,26 @@ def _validate_proposed_milestones(value: Any, amount: int, currency: str) -> lis
             {f"{param}.{key}": v for key, v in item.items()},
             {f"{param}.{key}" for key in ("title", "amount", "due_date", "acceptance_criteria")},
         )
-        due_date = validate.optional_date(item.get("due_date"), f"{param}.due_date")
+        due_date = problems.check(validate.optional_date, item.get("due_date"), f"{param}.due_date")
         milestones.append(
             {
-                "title": validate.text(item.get("title"), f"{param}.title", max_length=200),
-                "amount": validate_amount(item.get("amount"), param=f"{param}.amount"),
+                "title": problems.check(
+                    validate.text, item.get("title"), f"{param}.title", max_length=200
+                ),
+                "amount": problems.check(
+                    validate_amount, item.get("amount"), param=f"{param}.amount"
+                ),
                 "due_date": due_date.isoformat() if due_date else None,
-                "acceptance_criteria": validate.text_list(
-                    item.get("acceptance_criteria"), f"{param}.acceptance_criteria"
+                "acceptance_criteria": problems.check(
+                    validate.text_list,
+                    item.get("acceptance_criteria"),
+                    f"{param}.acceptance_criteria",
                 ),
             }
         )
+    problems.done()
     total = sum(int(milestone["amount"]) for milestone in milestones)
-    if total != amount:
+    if amount is not None and total != amount:
         raise ValidationFailed(
             f"The milestones add up to {format_money(total, currency)}, not to the proposal's "
             f"amount of {format_money(amount, currency)}.",
@@ -221,15 +241,25 @@ def create_proposal(
     freelancer = ctx.require_actor()
     project = get_project(ctx, project_id)
     check_propose(ctx, project)
-    total = validate_amount(amount)
+    problems = validate.Problems()
+    total = problems.check(lambda: validate_amount(amount))
+    letter = problems.check(
+        lambda: validate.text(cover_letter, "cover_letter", max_length=20_000, required=False)
+    )
+    # The milestones are checked even when the total is not, so that every refusal is told at once;
+    # whether they add up to the total only once it is valid.
+    proposed = problems.check(
+        lambda: _validate_proposed_milestones(milestones, total, project.currency)
+    )
+    problems.done()
     proposal = Proposal(
         id=new_id("prp"),
         project_id=project.id,
         freelancer_id=freelancer.id,
         amount=total,
         currency=project.currency,
-        cover_letter=validate.text(cover_letter, "cover_letter", max_length=20_000, required=False),
-        milestones=_validate_proposed_milestones(milestones, total, project.currency),
+        cover_letter=letter,
+        milestones=proposed,
         status=ProposalStatus.PENDING,
         created_at=ctx.now,
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from itertools import zip_longest
 from typing import Any
 
+from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, ValidationFailed
 from milepost.milestones import service as milestones
@@ -124,29 +125,39 @@ def propose(
     currency = projects.get_project(ctx, project_id).currency
     filled = [(index, row) for index, row in enumerate(rows) if not row.blank]
     try:
+        # Every typed amount is read, and all that cannot be are refused together.
+        typed = validate.Problems()
+        total = typed.check(parse_amount, amount, currency)
         proposed = [
             {
                 "title": row.title,
-                "amount": parse_amount(
-                    row.amount, currency, param=f"milestones[{position}].amount"
+                "amount": typed.check(
+                    parse_amount, row.amount, currency, param=f"milestones[{position}].amount"
                 ),
                 "due_date": row.due_date.strip() or None,
                 "acceptance_criteria": lines(row.acceptance_criteria),
             }
             for position, (_, row) in enumerate(filled)
         ]
-        return projects.create_proposal(
-            ctx,
-            project_id,
-            amount=parse_amount(amount, currency),
-            milestones=proposed,
-            cover_letter=cover_letter,
-        )
+        try:
+            # Asked even when an amount could not be read (it goes as none), so that what the service
+            # refuses of the rest is told too; by a field, what was typed is refused once.
+            proposal = projects.create_proposal(
+                ctx, project_id, amount=total, milestones=proposed, cover_letter=cover_letter
+            )
+        except ValidationFailed as refused:
+            told = {problem.param for problem in typed.found}
+            typed.found.extend(each for each in refused.all if each.param not in told)
+            typed.done()
+            raise
+        typed.done()
+        return proposal
     except MilepostError as error:
-        param = _form_row_param(error.param, [index for index, _ in filled])
-        if error.param and param != error.param:
-            error.message = error.message.replace(error.param, param or "")
-            error.param = param
+        for each in error.all:
+            param = _form_row_param(each.param, [index for index, _ in filled])
+            if each.param and param != each.param:
+                each.message = each.message.replace(each.param, param or "")
+                each.param = param
         raise
 
 

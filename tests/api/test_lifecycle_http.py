@@ -88,3 +88,23 @@ def test_outsider_sees_404_and_client_cannot_cancel_a_funded_milestone(sign_up: 
     cancelled = freelancer.ok("POST", f"/v1/milestones/{milestone['id']}/cancel")
     assert (cancelled["status"], cancelled["refunded_amount"]) == ("cancelled", 300_000)
     assert client.ok("GET", "/v1/balances")["data"][0]["available"] == 300_000
+
+
+def test_a_proposal_is_withdrawn_or_replaced_over_http(sign_up: Any) -> None:
+    client, freelancer = sign_up("client"), sign_up("freelancer")
+    project = client.ok("POST", "/v1/projects", {"title": "Shop", "currency": "USD"})
+    path = f"/v1/projects/{project['id']}/proposals"
+    plan = {"amount": 50_000, "milestones": [{"title": "All", "amount": 50_000}]}
+    first = freelancer.ok("POST", path, plan)
+    second = freelancer.ok("POST", path, plan)
+    statuses = {p["id"]: p["status"] for p in client.ok("GET", path)["data"]}
+    assert statuses == {first["id"]: "withdrawn", second["id"]: "pending"}
+
+    refused = client.request("POST", f"/v1/proposals/{second['id']}/withdraw")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "only_author_can_withdraw"
+    withdrawn = freelancer.ok("POST", f"/v1/proposals/{second['id']}/withdraw")
+    assert withdrawn["status"] == "withdrawn"
+    again = freelancer.request("POST", f"/v1/proposals/{second['id']}/withdraw")
+    assert again.status_code == 409
+    assert client.request("POST", f"/v1/proposals/{second['id']}/accept").status_code == 409

@@ -148,6 +148,48 @@ def test_who_may_propose(world: World) -> None:
     assert world.snapshot() == before
 
 
+def test_a_newer_proposal_replaces_the_older_and_a_freelancer_may_withdraw_one(
+    world: World,
+) -> None:
+    client, freelancer, rival = world.user("client"), world.user("freelancer"), world.user("rival")
+    project = world.act(client, projects.create_project, title="Open", currency="USD")
+    first = world.act(
+        freelancer, projects.create_proposal, project.id, amount=500, milestones=plan(500)
+    )
+    theirs = world.act(
+        rival, projects.create_proposal, project.id, amount=450, milestones=plan(450)
+    )
+    second = world.act(
+        freelancer, projects.create_proposal, project.id, amount=400, milestones=plan(400)
+    )
+    statuses = {p.id: p.status for p in world.act(client, projects.list_proposals, project.id).data}
+    assert statuses == {
+        first.id: ProposalStatus.WITHDRAWN,  # replaced by the newer one
+        theirs.id: ProposalStatus.PENDING,  # another freelancer's stays
+        second.id: ProposalStatus.PENDING,
+    }
+    # A replaced proposal can no longer be accepted.
+    before = world.snapshot()
+    with pytest.raises(InvalidState):
+        world.act(client, projects.accept_proposal, first.id)
+    # Only its freelancer withdraws a proposal: the client is refused, an outsider finds none.
+    with pytest.raises(PermissionDenied) as refused:
+        world.act(client, projects.withdraw_proposal, second.id)
+    assert refused.value.code == "only_author_can_withdraw"
+    with pytest.raises(NotFound):
+        world.act(world.user("outsider"), projects.withdraw_proposal, second.id)
+    assert world.snapshot() == before
+
+    withdrawn = world.act(freelancer, projects.withdraw_proposal, second.id)
+    assert withdrawn.status is ProposalStatus.WITHDRAWN
+    with pytest.raises(InvalidState):
+        world.act(freelancer, projects.withdraw_proposal, second.id)
+    world.act(client, projects.accept_proposal, theirs.id)
+    # Accepted proposals are past withdrawing too.
+    with pytest.raises(InvalidState):
+        world.act(rival, projects.withdraw_proposal, theirs.id)
+
+
 def test_accepting_a_proposal_awards_the_project_and_creates_its_milestones(
     world: World,
 ) -> None:

@@ -150,6 +150,19 @@ async def accept_proposal(proposal_id: str, api: ApiDep) -> Response:
 
 
 @router.post(
+    "/proposals/{proposal_id}/withdraw",
+    response_model=ProposalOut,
+    summary="Withdraw a proposal",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def withdraw_proposal(proposal_id: str, api: ApiDep) -> Response:
+    """The freelancer who made a pending proposal takes it back: it is `withdrawn` and can no longer
+    be accepted. (A newer proposal from the same freelancer on the same project withdraws their pending
+    one too.) 409 once it was accepted or declined; 403 for anyone else who can see it."""
+    return await api.write(lambda ctx: service.withdraw_proposal(ctx, proposal_id), ProposalOut.of)
+
+
+@router.post(
     "/projects/{project_id}/milestones",
     status_code=201,
     response_model=MilestoneOut,

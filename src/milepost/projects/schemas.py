@@ -91,7 +91,14 @@ class ProposalOut(BaseModel):
         description="The proposed milestones: title, amount (minor units), due_date, "
         "acceptance_criteria."
     )
-    status: Annotated[str, one_of(ProposalStatus, "`pending`, `accepted` or `declined`.")]
+    status: Annotated[
+        str,
+        one_of(
+            ProposalStatus,
+            "`pending`, `accepted`, `declined` (another was accepted) or `withdrawn` (by its "
+            "freelancer, or replaced by a newer proposal of theirs).",
+        ),
+    ]
     created_at: datetime
     decided_at: datetime | None
 

@@ -252,6 +252,18 @@ def create_proposal(
         lambda: _validate_proposed_milestones(milestones, total, project.currency)
     )
     problems.done()
+    # The newest proposal of a freelancer replaces their pending one: the client compares one each.
+    for older in ctx.session.scalars(
+        select(Proposal)
+        .where(
+            Proposal.project_id == project.id,
+            Proposal.freelancer_id == freelancer.id,
+            Proposal.status == ProposalStatus.PENDING,
+        )
+        .with_for_update()
+    ):
+        PROPOSALS.move(older, ProposalStatus.WITHDRAWN)
+        older.decided_at = ctx.now
     proposal = Proposal(
         id=new_id("prp"),
         project_id=project.id,
@@ -495,8 +507,42 @@ def available_actions(ctx: Context, project: Project) -> frozenset[ProjectAction
     )
 
 
+def check_withdraw(ctx: Context, project: Project, proposal: Proposal) -> None:
+    """Only its freelancer withdraws a proposal, while it is pending; anyone else who may not see it is
+    told it does not exist."""
+    actor = ctx.require_actor()
+    if actor.id != proposal.freelancer_id:
+        if actor.id != project.client_id and not actor.is_staff:
+            raise NotFound("No such proposal.", param="id")
+        raise PermissionDenied(
+            "Only the freelancer who made a proposal can withdraw it.",
+            code="only_author_can_withdraw",
+        )
+    if proposal.status is not ProposalStatus.PENDING:
+        raise InvalidState(f"This proposal is {proposal.status}.")
+
+
+def withdraw_proposal(ctx: Context, proposal_id: str) -> Proposal:
+    """The freelancer takes back a pending proposal (it can no longer be accepted)."""
+    ctx.require_actor()
+    proposal = ctx.session.get(Proposal, proposal_id, with_for_update=True)
+    if proposal is None:
+        raise NotFound("No such proposal.", param="id")
+    check_withdraw(ctx, get_project(ctx, proposal.project_id), proposal)
+    PROPOSALS.move(proposal, ProposalStatus.WITHDRAWN)
+    proposal.decided_at = ctx.now
+    ctx.session.flush()
+    return proposal
+
+
 def available_proposal_actions(
     ctx: Context, project: Project, proposal: Proposal
 ) -> frozenset[ProposalAction]:
-    """What the actor may do to ``proposal`` (of ``project``) now: accept it, or nothing."""
-    return available({ProposalAction.ACCEPT: lambda: check_accept(ctx, project, proposal)})
+    """What the actor may do to ``proposal`` (of ``project``) now: accept it (the client), withdraw it
+    (its freelancer), or nothing."""
+    return available(
+        {
+            ProposalAction.ACCEPT: lambda: check_accept(ctx, project, proposal),
+            ProposalAction.WITHDRAW: lambda: check_withdraw(ctx, project, proposal),
+        }
+    )

@@ -21,6 +21,7 @@ class ProposalStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     DECLINED = "declined"  # another proposal on the project was accepted
+    WITHDRAWN = "withdrawn"  # by its freelancer, or replaced by a newer proposal of theirs
 
 
 PROJECTS = StateTable(
@@ -31,9 +32,14 @@ PROJECTS = StateTable(
 PROPOSALS = StateTable(
     "proposal",
     {
-        ProposalStatus.PENDING: {ProposalStatus.ACCEPTED, ProposalStatus.DECLINED},
+        ProposalStatus.PENDING: {
+            ProposalStatus.ACCEPTED,
+            ProposalStatus.DECLINED,
+            ProposalStatus.WITHDRAWN,
+        },
         ProposalStatus.ACCEPTED: (),
         ProposalStatus.DECLINED: (),
+        ProposalStatus.WITHDRAWN: (),
     },
 )
 
@@ -53,3 +59,4 @@ class ProposalAction(StrEnum):
     """What can be done to one proposal (``projects.service.available_proposal_actions``)."""
 
     ACCEPT = "accept"
+    WITHDRAW = "withdraw"

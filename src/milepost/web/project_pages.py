@@ -159,6 +159,10 @@ def _accept(ctx: Context, project_id: str, proposal_id: str) -> Project:
     return projects.accept_proposal(ctx, proposal_id)
 
 
+def _withdraw(ctx: Context, project_id: str, proposal_id: str) -> object:
+    return projects.withdraw_proposal(ctx, proposal_id)
+
+
 def _add_milestone(ctx: Context, project_id: str, **typed: str) -> Milestone:
     return forms.add_milestone(ctx, project_id, forms.TermsForm(**typed))
 
@@ -189,6 +193,7 @@ register(
             _accept,
             confirm=confirm.ACCEPT_PROPOSAL,
         ),
+        _form("/proposals/{proposal_id}/withdraw", ProjectForm.WITHDRAW, _withdraw),
         _form("/pause", ProjectForm.PAUSE, projects.pause_project),
         _form("/resume", ProjectForm.RESUME, projects.resume_project),
         _form(

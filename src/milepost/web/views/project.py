@@ -91,6 +91,7 @@ class Form:
 
     PROPOSE = "propose"
     ACCEPT = "accept"
+    WITHDRAW = "withdraw"
     PAUSE = "pause"
     RESUME = "resume"
     MILESTONE = "milestone"
@@ -107,7 +108,7 @@ FORM_OF = {
     ProjectAction.CREATE_MILESTONE: Form.MILESTONE,
     ProjectAction.ADD_BONUS: Form.BONUS,
 }
-PROPOSAL_FORM_OF = {ProposalAction.ACCEPT: Form.ACCEPT}
+PROPOSAL_FORM_OF = {ProposalAction.ACCEPT: Form.ACCEPT, ProposalAction.WITHDRAW: Form.WITHDRAW}
 
 
 @dataclass(frozen=True)

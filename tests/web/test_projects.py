@@ -445,10 +445,10 @@ def test_a_refused_form_tells_every_problem_at_once_in_words(base_url: str, db: 
 
 def test_the_freelancer_withdraws_a_proposal_from_its_card(base_url: str) -> None:
     client = web_sign_up(base_url, f"client{next(_emails)}@example.com")
-    page = client.get("/projects/new")
+    form = client.get("/projects/new")
     path = client.post(
         "/projects/new",
-        data={"title": "Shop", "currency": "USD", "csrf_token": csrf_from(page.text)},
+        data={"title": "Shop", "currency": "USD", "csrf_token": csrf_from(form.text)},
     ).headers["location"]
     freelancer = web_sign_up(base_url, f"freelancer{next(_emails)}@example.com")
     token = csrf_from(freelancer.get(path).text)
@@ -456,14 +456,14 @@ def test_the_freelancer_withdraws_a_proposal_from_its_card(base_url: str) -> Non
         f"{path}/proposals", data={"amount": "100", "csrf_token": token, **_rows(("All", "100"))}
     )
     assert sent.status_code == 303
-    page = freelancer.get(path).text
-    assert "Withdraw this proposal" in page
-    [proposal_id] = re.findall(r"/proposals/(prp_[^/]+)/withdraw", page)
+    text = freelancer.get(path).text
+    assert "Withdraw this proposal" in text
+    [proposal_id] = re.findall(r"/proposals/(prp_[^/]+)/withdraw", text)
     assert (
         "Withdraw this proposal" not in client.get(path).text
     )  # the client accepts, not withdraws
     done = freelancer.post(f"{path}/proposals/{proposal_id}/withdraw", data={"csrf_token": token})
     assert done.status_code == 303
-    page = freelancer.get(path).text
-    assert "status-withdrawn" in page and "Withdraw this proposal" not in page
+    text = freelancer.get(path).text
+    assert "status-withdrawn" in text and "Withdraw this proposal" not in text
     assert f"/proposals/{proposal_id}/accept" not in client.get(path).text

@@ -39,6 +39,7 @@ DEMO_STATES = {
     "resolved",
     "cancelled",
 }
+PHONE = 360
 _axe = Axe()
 
 
@@ -151,12 +152,12 @@ def test_every_page_of_the_demo_is_accessible(db: Database, new_page: Any, shot:
     for index, dispute in enumerate(disputes):
         staff.visit(dispute, f"staff-dispute-{index}")
 
-    # At phone width: the pages with the widest content (tables, charts, forms) fit without scrolling.
-    phone = Tour(new_page(width=375), shot, problems, set())
+    # At phone width (360 px, the narrowest common): every page kind fits without scrolling sideways.
+    phone = Tour(new_page(width=PHONE), shot, problems, set())
     log_in(phone.page, STAFF, DEMO_PASSWORD)
     phone.visit("/staff", "phone-staff")
     phone.visit(disputes[0], "phone-staff-dispute")
-    phone = Tour(new_page(width=375), shot, problems, set())
+    phone = Tour(new_page(width=PHONE), shot, problems, set())
     log_in(phone.page, CLIENT, DEMO_PASSWORD)
     phone.visit("/?tab=outgoing", "phone-dashboard")
     phone.visit("/projects", "phone-projects")
@@ -171,6 +172,24 @@ def test_every_page_of_the_demo_is_accessible(db: Database, new_page: Any, shot:
         problems.append(f"phone-project: the milestone table is {table}px wide in a {box}px box")
     phone.visit(phone.links(r"/milestones/[^/]+")[0], "phone-milestone")
     phone.visit("/notifications", "phone-notifications")
+    phone.visit("/settings", "phone-settings")
+    phone.visit("/projects/new", "phone-project-new")
+    phone.visit(phone.links(r"/users/[^/]+")[0], "phone-profile")
+    phone.page.goto(project)
+    for terms in phone.links(r"/milestones/[^/]+/terms")[:1]:
+        phone.visit(terms, "phone-terms")
+    phone = Tour(new_page(width=PHONE), shot, problems, set())
+    log_in(phone.page, FREELANCERS[1], DEMO_PASSWORD)
+    phone.visit("/", "phone-freelancer-dashboard")
+    phone.visit("/projects", "phone-freelancer-projects")
+    phone.page.goto(phone.links(r"/projects/(?!new$)[^/]+")[0])
+    for milestone in phone.links(r"/milestones/[^/]+")[:2]:
+        phone.visit(milestone, f"phone-freelancer-{milestone.rsplit('/', 1)[1]}")
+        for receipt in phone.links(r"/receipts/[^/.]+")[:1]:
+            phone.visit(receipt, "phone-receipt")
+    anonymous = Tour(new_page(width=PHONE), shot, problems, set())
+    anonymous.visit("/login", "phone-login")
+    anonymous.visit("/signup", "phone-signup")
 
     # The pause before an irreversible action, at desktop and at phone width.
     with db.read_only() as session:
@@ -181,7 +200,7 @@ def test_every_page_of_the_demo_is_accessible(db: Database, new_page: Any, shot:
             .order_by(Milestone.id)
         ).first()
     assert funded is not None, "the demo client has no funded milestone"
-    for width in (1024, 390):
+    for width in (1024, PHONE):
         tour = Tour(new_page(width=width), shot, problems, seen)
         log_in(tour.page, CLIENT, DEMO_PASSWORD)
         tour.page.goto(f"/milestones/{funded}")

@@ -123,7 +123,7 @@ def test_a_payout_larger_than_the_balance_is_refused_then_a_valid_one_goes_throu
     form = page.locator("#payout-form")
     before = world.snapshot()
     for typed, message in (
-        ("450.01", "available balance"),
+        ("450.01", "The wallet holds $450.00; $450.01 is needed."),
         ("12,3.4.5", "Write amounts like 1,234.50"),
     ):
         form.get_by_label("Amount to withdraw").fill(typed)

@@ -275,10 +275,19 @@ def test_staff_confirm_a_manual_deposit_and_mark_a_payout_paid(
     page.get_by_role(
         "button", name=f"Confirm received: $2,500.00 from Ann ({deposit.reference})"
     ).click()
+    # A pause first: crediting money that has not arrived cannot be taken back.
+    assert world.balance(ann) == 0
+    assert confirm(page) == (
+        "$2,500.00 comes into Milepost from outside: Ann receives $2,500.00.\n"
+        "Confirm it only once the bank shows Ann's transfer of $2,500.00 with the reference "
+        f"{deposit.reference}.\n"
+        "This cannot be undone."
+    )
     expect(page.get_by_text("No deposits waiting.")).to_be_visible()
     assert world.balance(ann) == 250_000
 
     page.get_by_role("button", name=f"Mark paid: $200.00 to Bob ({payout.reference})").click()
+    assert "Mark it paid only once you have sent $200.00" in confirm(page)
     expect(page.get_by_text("No payouts waiting.")).to_be_visible()
     with world.db.read_only() as session:
         confirmed, paid = session.get(Deposit, deposit.id), session.get(Payout, payout.id)

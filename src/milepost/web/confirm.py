@@ -31,6 +31,7 @@ from milepost.money import format_money
 from milepost.projects.models import Project, Proposal
 from milepost.projects.state import ProposalStatus
 from milepost.users.models import User
+from milepost.wallets.models import Deposit, Payout
 
 FIELD = "confirmed"  # the confirmation form's field: the digest of what was confirmed
 
@@ -83,10 +84,23 @@ class Confirm:
             button = self.moving.format(moved=_moved(ctx, entries[0]))
         return Statement(self.title, tuple(lines), button, self.danger)
 
-    def check(self, ctx: Context, result: object, confirmed: str) -> None:
-        """Raise ``Changed`` unless the call did what the person confirmed."""
-        if self.statement(ctx, result).digest != confirmed:
-            raise Changed()
+    def saying(self, call: Callable[[Context], object]) -> Callable[[Context], Statement]:
+        """``call``, then what it did in words (to be rehearsed: run and rolled back)."""
+        return lambda ctx: self.statement(ctx, call(ctx))
+
+    def held_to(
+        self, call: Callable[[Context], object], confirmed: str
+    ) -> Callable[[Context], object]:
+        """``call``, refused (``Changed``) unless it did what the person confirmed (the digest of the
+        words they were shown), in the same unit of work, so that nothing else is kept."""
+
+        def run(ctx: Context) -> object:
+            result = call(ctx)
+            if self.statement(ctx, result).digest != confirmed:
+                raise Changed()
+            return result
+
+        return run
 
 
 # Money moved, in words -----------------------------------------------------------------------------------
@@ -109,9 +123,11 @@ def _entry_sentence(ctx: Context, entry: JournalEntry) -> str:
         for account, amount in legs
         if amount > 0
     ]
-    currency = sources[0].currency
+    money = format_money(total, sources[0].currency)
+    if any(account.kind is AccountKind.EXTERNAL for account in sources):
+        return f"{money} comes into Milepost from outside: {_and(parts)}."
     leaves = _and([_whose(ctx, account) for account in sources])
-    return f"{format_money(total, currency)} leaves {leaves}: {_and(parts)}."
+    return f"{money} leaves {leaves}: {_and(parts)}."
 
 
 def _moved(ctx: Context, entry: JournalEntry) -> str:
@@ -150,6 +166,8 @@ def _whose(ctx: Context, account: Account) -> str:
     if account.kind is AccountKind.USER:
         name = person(ctx, account.user_id)
         return "your wallet" if name == "you" else f"{name}'s wallet"
+    if account.kind is AccountKind.PAYOUT_CLEARING:
+        return "the payouts on their way"
     return "the platform's account"
 
 
@@ -157,6 +175,8 @@ def _receives(ctx: Context, account: Account, amount: int, *, refunded: bool) ->
     money = format_money(amount, account.currency)
     if account.kind is AccountKind.PLATFORM_FEE:
         return f"the platform fee is {money}"
+    if account.kind is AccountKind.EXTERNAL:
+        return f"{money} goes out of Milepost, to the bank account"
     if account.kind is not AccountKind.USER:
         return f"{money} goes to the platform's account"
     name = person(ctx, account.user_id)
@@ -244,6 +264,21 @@ def _after_bonus(ctx: Context, result: object) -> list[str]:
     return ["A bonus is paid at once, from your wallet: there is no escrow and no review."]
 
 
+def _after_confirming_deposit(ctx: Context, deposit: Deposit) -> list[str]:
+    return [
+        f"Confirm it only once the bank shows {person(ctx, deposit.user_id)}'s transfer of "
+        f"{format_money(deposit.amount, deposit.currency)} with the reference {deposit.reference}."
+    ]
+
+
+def _after_paying_out(ctx: Context, payout: Payout) -> list[str]:
+    to = f" to {payout.destination.label}" if payout.destination is not None else ""
+    return [
+        f"Mark it paid only once you have sent {format_money(payout.amount, payout.currency)}{to} "
+        f"with the reference {payout.reference}."
+    ]
+
+
 # The irreversible forms ------------------------------------------------------------------------------------
 
 APPROVE = Confirm(
@@ -272,3 +307,9 @@ RESOLVE = Confirm(
 )
 ACCEPT_PROPOSAL = Confirm("Accept the proposal", "Accept the proposal", _after_awarding)
 BONUS = Confirm("Pay a bonus", "Pay the bonus", _after_bonus, moving="Pay {moved}")
+CONFIRM_DEPOSIT = Confirm(
+    "Confirm the deposit", "Confirm", _after_confirming_deposit, moving="Confirm {moved} arrived"
+)
+MARK_PAYOUT_PAID = Confirm(
+    "Mark the payout paid", "Mark paid", _after_paying_out, moving="Mark {moved} paid"
+)

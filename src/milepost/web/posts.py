@@ -93,21 +93,15 @@ def endpoint(post: Post) -> Callable[..., Response]:
 
         action: Callable[[Context], Any] = call
         rehearsed: Callable[[Statement], Response] | None = None
-        if post.confirm is not None:
-            confirm = post.confirm
-            if not confirmed:
-                # First the call is rehearsed, and what it did said on the confirmation page.
-                def action(ctx: Context) -> Statement:
-                    return confirm.statement(ctx, call(ctx))
+        if post.confirm is not None and not confirmed:
+            # First only rehearsed: what the call did is said on the confirmation page.
+            action = post.confirm.saying(call)
 
-                def rehearsed(statement: Statement) -> Response:
-                    return _confirmation_page(web, statement, done(None), sent)
-            else:
+            def rehearsed(statement: Statement) -> Response:
+                return _confirmation_page(web, statement, done(None), sent)
 
-                def action(ctx: Context) -> object:
-                    result = call(ctx)
-                    confirm.check(ctx, result, confirmed)
-                    return result
+        elif post.confirm is not None:
+            action = post.confirm.held_to(call, confirmed)
 
         return web.act(
             csrf_token,

@@ -16,6 +16,7 @@ from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
 from milepost.wallets import service as wallets
 from milepost.web import confirm
 from milepost.web.common import form_errors
+from milepost.web.confirm import Confirm
 from milepost.web.forms import dispute as dispute_forms
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import Web, WebDep
@@ -86,16 +87,34 @@ def _transfer_refused(web: Web, posted: Posted, error: MilepostError) -> Respons
     )
 
 
-def _transfer(path: str, form: str, call: Callable[..., object], *fields: str) -> Post:
+def _transfer(
+    path: str,
+    form: str,
+    call: Callable[..., object],
+    *fields: str,
+    confirm: Confirm | None = None,
+) -> Post:
     """Confirm, reject, mark paid or fail a transfer: back to the staff page."""
-    return Post(path, call, "/staff", _transfer_refused, form=form, fields=fields, hidden=HIDDEN)
+    return Post(
+        path,
+        call,
+        "/staff",
+        _transfer_refused,
+        form=form,
+        fields=fields,
+        hidden=HIDDEN,
+        confirm=confirm,
+    )
 
 
 register(
     router,
     (
         _transfer(
-            "/staff/deposits/{deposit_id}/confirm", staff.CONFIRM_DEPOSIT, wallets.confirm_deposit
+            "/staff/deposits/{deposit_id}/confirm",
+            staff.CONFIRM_DEPOSIT,
+            wallets.confirm_deposit,
+            confirm=confirm.CONFIRM_DEPOSIT,
         ),
         _transfer(
             "/staff/deposits/{deposit_id}/reject",
@@ -107,7 +126,10 @@ register(
             "/staff/payouts/{payout_id}/fail", staff.FAIL_PAYOUT, wallets.fail_payout, "reason"
         ),
         _transfer(
-            "/staff/payouts/{payout_id}/mark-paid", staff.MARK_PAYOUT_PAID, wallets.mark_payout_paid
+            "/staff/payouts/{payout_id}/mark-paid",
+            staff.MARK_PAYOUT_PAID,
+            wallets.mark_payout_paid,
+            confirm=confirm.MARK_PAYOUT_PAID,
         ),
     ),
 )

@@ -231,42 +231,29 @@ def _totals(ctx: Context, party: ColumnElement[bool], now: datetime) -> list[Tot
         in_escrow[currency] = int(held or 0)
         awaiting[currency] = int(submitted or 0)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    # What left the escrow accounts to the freelancer this month (a release takes it out of escrow).
-    released = {
-        currency: -int(total)
-        for currency, total in ctx.session.execute(
-            select(Posting.currency, func.sum(Posting.amount))
-            .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-            .join(Account, Account.id == Posting.account_id)
-            .join(Milestone, Milestone.id == Account.milestone_id)
-            .join(Project, Project.id == Milestone.project_id)
-            .where(
-                JournalEntry.kind == EntryKind.RELEASE,
-                JournalEntry.created_at >= month_start,
-                Account.kind == AccountKind.ESCROW,
-                party,
-            )
-            .group_by(Posting.currency)
-        ).all()
-    }
-    # The platform fee those releases took: the freelancer received the rest.
-    fees = {
-        currency: int(total)
-        for currency, total in ctx.session.execute(
-            select(Posting.currency, func.sum(Posting.amount))
-            .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-            .join(Account, Account.id == Posting.account_id)
-            .join(Milestone, Milestone.id == JournalEntry.milestone_id)
-            .join(Project, Project.id == Milestone.project_id)
-            .where(
-                JournalEntry.kind == EntryKind.RELEASE,
-                JournalEntry.created_at >= month_start,
-                Account.kind == AccountKind.PLATFORM_FEE,
-                party,
-            )
-            .group_by(Posting.currency)
-        ).all()
-    }
+    # What this month's releases took out of the escrow accounts (gross), and the platform fee they
+    # took of it (the freelancer received the rest): one pass over their postings.
+    released: dict[str, int] = {}
+    fees: dict[str, int] = {}
+    for currency, gross, fee in ctx.session.execute(
+        select(
+            Posting.currency,
+            func.sum(case((Account.kind == AccountKind.ESCROW, -Posting.amount), else_=0)),
+            func.sum(case((Account.kind == AccountKind.PLATFORM_FEE, Posting.amount), else_=0)),
+        )
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .join(Account, Account.id == Posting.account_id)
+        .join(Milestone, Milestone.id == JournalEntry.milestone_id)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(
+            JournalEntry.kind == EntryKind.RELEASE,
+            JournalEntry.created_at >= month_start,
+            Account.kind.in_([AccountKind.ESCROW, AccountKind.PLATFORM_FEE]),
+            party,
+        )
+        .group_by(Posting.currency)
+    ).all():
+        released[currency], fees[currency] = int(gross or 0), int(fee or 0)
     currencies = sorted(
         {c for c, v in in_escrow.items() if v} | {c for c, v in released.items() if v}
     )

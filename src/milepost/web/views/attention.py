@@ -10,7 +10,6 @@ guards. Overdue first, then by deadline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -65,19 +64,6 @@ def needs_you(ctx: Context) -> list[Item]:
     return sorted(items, key=lambda item: (not item.overdue, item.due or latest))
 
 
-def _rows(
-    ctx: Context, party: ColumnElement[bool], statuses: Iterable[S]
-) -> list[tuple[Milestone, str]]:
-    query = (
-        select(Milestone, Project.title)
-        .join(Project, Project.id == Milestone.project_id)
-        .where(party, Milestone.status.in_(list(statuses)))
-        .order_by(Milestone.created_at, Milestone.id)
-        .limit(LIMIT)
-    )
-    return [(milestone, title) for milestone, title in ctx.session.execute(query).all()]
-
-
 def _title(milestone: Milestone) -> str:
     return f"“{milestone.title}”"
 
@@ -90,19 +76,46 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, tzinfo=UTC)
 
 
-def _as_client(ctx: Context, user_id: str) -> list[Item]:
-    items: list[Item] = []
-    now, soon = ctx.now, ctx.now.date() + SOON
-    open_rows = _rows(
-        ctx, Milestone.client_id == user_id, (S.DRAFT, S.FUNDED, S.SUBMITTED, S.CHANGES_REQUESTED)
+def _asked_to_release() -> ColumnElement[bool]:
+    """The freelancer asked for the release since the last delivery (or since funding, before any)."""
+    return (
+        select(MilestoneEvent.id)
+        .where(
+            MilestoneEvent.milestone_id == Milestone.id,
+            MilestoneEvent.action == EventAction.RELEASE_REQUESTED,
+            MilestoneEvent.created_at >= func.coalesce(Milestone.submitted_at, Milestone.funded_at),
+        )
+        .exists()
     )
-    asked = _release_requested(ctx, user_id)
-    asked_ids = {milestone.id for milestone, _ in asked}
-    for milestone, project in open_rows:
+
+
+def _as_client(ctx: Context, user_id: str) -> list[Item]:
+    """One read: the client's deliveries to review, fundings due soon, and release requests. Filtered in
+    SQL on the (client, status) index, without an order to sort all their milestones by (the list is
+    sorted by deadline afterwards)."""
+    now, soon = ctx.now, ctx.now.date() + SOON
+    asked = _asked_to_release()
+    query = (
+        select(Milestone, Project.title, asked.label("asked"))
+        .join(Project, Project.id == Milestone.project_id)
+        .where(
+            Milestone.client_id == user_id,
+            # The open statuses first, for the index to find; then which of them need the client.
+            Milestone.status.in_([S.SUBMITTED, S.DRAFT, S.FUNDED, S.CHANGES_REQUESTED]),
+            or_(
+                Milestone.status == S.SUBMITTED,
+                and_(Milestone.status == S.DRAFT, Milestone.fund_by <= soon),
+                and_(Milestone.status.in_([S.FUNDED, S.CHANGES_REQUESTED]), asked),
+            ),
+        )
+        .limit(LIMIT)
+    )
+    items: list[Item] = []
+    for milestone, project, was_asked in ctx.session.execute(query).all():
         href = f"/milestones/{milestone.id}"
         if milestone.status is S.SUBMITTED and milestone.review_due_at is not None:
             left = max(0, int((milestone.review_due_at - now).total_seconds()))
-            nudged = " The freelancer asks you to release it." if milestone.id in asked_ids else ""
+            nudged = " The freelancer asks you to release it." if was_asked else ""
             items.append(
                 Item(
                     Side.CLIENT,
@@ -116,7 +129,7 @@ def _as_client(ctx: Context, user_id: str) -> list[Item]:
                     timed=True,
                 )
             )
-        elif milestone.status is S.DRAFT and milestone.fund_by and milestone.fund_by <= soon:
+        elif milestone.status is S.DRAFT and milestone.fund_by is not None:
             late = milestone.fund_by <= now.date()
             total = amount_to_fund(milestone, ctx)[0]
             items.append(
@@ -130,51 +143,39 @@ def _as_client(ctx: Context, user_id: str) -> list[Item]:
                     late,
                 )
             )
-    for milestone, project in asked:
-        if milestone.status is S.SUBMITTED:
-            continue  # said on its review item
-        items.append(
-            Item(
-                Side.CLIENT,
-                f"The freelancer asks you to release {_title(milestone)}",
-                f"{project}: {_money(milestone, milestone.escrow_balance)} in escrow.",
-                f"/milestones/{milestone.id}",
-                None,
-                False,
+        elif was_asked:
+            items.append(
+                Item(
+                    Side.CLIENT,
+                    f"The freelancer asks you to release {_title(milestone)}",
+                    f"{project}: {_money(milestone, milestone.escrow_balance)} in escrow.",
+                    href,
+                    None,
+                    False,
+                )
             )
-        )
     return items
-
-
-def _release_requested(ctx: Context, user_id: str) -> list[tuple[Milestone, str]]:
-    """The client's milestones holding escrow whose freelancer asked for the release since the last
-    delivery (or since funding, before any)."""
-    since = func.coalesce(Milestone.submitted_at, Milestone.funded_at)
-    query = (
-        select(Milestone, Project.title)
-        .join(Project, Project.id == Milestone.project_id)
-        .where(
-            Milestone.client_id == user_id,
-            Milestone.status.in_([S.FUNDED, S.SUBMITTED, S.CHANGES_REQUESTED]),
-            select(MilestoneEvent.id)
-            .where(
-                MilestoneEvent.milestone_id == Milestone.id,
-                MilestoneEvent.action == EventAction.RELEASE_REQUESTED,
-                MilestoneEvent.created_at >= since,
-            )
-            .exists(),
-        )
-        .order_by(Milestone.created_at, Milestone.id)
-        .limit(LIMIT)
-    )
-    return [(milestone, title) for milestone, title in ctx.session.execute(query).all()]
 
 
 def _as_freelancer(ctx: Context, user_id: str) -> list[Item]:
     items: list[Item] = []
     today, soon = ctx.now.date(), ctx.now.date() + SOON
-    rows = _rows(ctx, Project.freelancer_id == user_id, (S.FUNDED, S.CHANGES_REQUESTED))
-    for milestone, project in rows:
+    query = (
+        select(Milestone, Project.title)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(
+            Project.freelancer_id == user_id,
+            or_(
+                Milestone.status == S.CHANGES_REQUESTED,
+                and_(
+                    Milestone.status == S.FUNDED,
+                    or_(Milestone.cancellation_requested, Milestone.due_date <= soon),
+                ),
+            ),
+        )
+        .limit(LIMIT)
+    )
+    for milestone, project in ctx.session.execute(query).all():
         href = f"/milestones/{milestone.id}"
         due = milestone.due_date
         late = due is not None and due < today

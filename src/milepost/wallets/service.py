@@ -13,6 +13,7 @@ from milepost.kit.ids import new_id
 from milepost.ledger.models import Account, AccountKind, EntryKind
 from milepost.ledger.service import clearing_account, post, user_account
 from milepost.milestones.models import Milestone, escrow_held, holds_escrow
+from milepost.milestones.service import amount_to_fund
 from milepost.money import validate_amount, validate_currency
 from milepost.projects.models import Project
 from milepost.wallets.destinations import own_destination
@@ -180,6 +181,13 @@ def available_balance(ctx: Context, user_id: str, currency: str) -> int:
         select(Account.balance).where(Account.key == user_account(user_id, currency).key)
     )
     return int(balance or 0)
+
+
+def funding_shortfall(ctx: Context, milestone: Milestone) -> int:
+    """What the client's wallet lacks to fund the milestone now (its amount and any late fee accrued);
+    0 when it holds enough."""
+    needed = amount_to_fund(milestone, ctx)[0]
+    return max(0, needed - available_balance(ctx, milestone.client_id, milestone.currency))
 
 
 def balances(ctx: Context, user_id: str) -> list[Balance]:

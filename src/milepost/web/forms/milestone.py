@@ -78,10 +78,8 @@ def deposit_and_fund(ctx: Context, milestone_id: str, *, provider: str) -> Miles
     access = load_milestone(ctx, milestone_id, lock=False)
     authorize_action(access, Action.FUND)
     milestone = access.milestone
-    short = milestones.amount_to_fund(milestone, ctx)[0] - wallets.available_balance(
-        ctx, milestone.client_id, milestone.currency
-    )
-    if short > 0:
+    short = wallets.funding_shortfall(ctx, milestone)
+    if short:
         if provider not in instant_providers(ctx.settings.enabled_providers):
             raise ValidationFailed(
                 "A bank transfer arrives in a day or two: deposit it from the dashboard, and fund "

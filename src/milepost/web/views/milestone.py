@@ -30,9 +30,9 @@ from milepost.milestones.state import Action, MilestoneStatus, Role
 from milepost.money import fee_on
 from milepost.projects.models import Project
 from milepost.receipts.service import Receipt, list_receipts
-from milepost.review.service import ReviewContext, Revision, review_context
+from milepost.review.service import ChangeRequest, ReviewContext, Revision, review_context
 from milepost.wallets.providers import ManualProvider, instant_providers
-from milepost.wallets.service import available_balance
+from milepost.wallets.service import available_balance, funding_shortfall
 
 S = MilestoneStatus
 
@@ -101,13 +101,16 @@ class MilestonePage:
     actions: frozenset[Action]
     to_fund: int | None  # what funding would take now (amount + accrued late fee), while a draft
     net: NetPay | None  # what the freelancer is paid, after the fee (the freelancer's page only)
-    # While the viewer may fund: what their wallet holds in the milestone's currency, and the enabled
+    # While the viewer may fund: what their wallet holds in the milestone's currency and what it lacks
+    # to fund now (0: enough), and the enabled
     # providers that credit a deposit at once (to deposit what it lacks and fund in one step).
     wallet: int | None
+    shortfall: int | None
     instant_providers: tuple[str, ...]
     bank_transfers: bool  # deposits by bank transfer are enabled (staff confirm them)
     forms: frozenset[Form]  # the other forms the viewer may use now
     submissions: list[Revision]  # newest first
+    changes_asked: ChangeRequest | None  # what the client asked to change, while they wait for it
     review: ReviewContext | None  # the checklist, while the delivery awaits review
     review_time_left: str | None  # "3 days 4 hours", while under review
     dispute: DisputePanel | None  # the latest dispute, if there ever was one
@@ -152,10 +155,16 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
         wallet=(
             available_balance(ctx, milestone.client_id, milestone.currency) if may_fund else None
         ),
+        shortfall=funding_shortfall(ctx, milestone) if may_fund else None,
         instant_providers=instant_providers(ctx.settings.enabled_providers),
         bank_transfers=ManualProvider.name in ctx.settings.enabled_providers,
         forms=frozenset(forms),
         submissions=list(reversed(context.revisions)),
+        changes_asked=(
+            context.revisions[-1].changes_requested
+            if milestone.status is S.CHANGES_REQUESTED and context.revisions
+            else None
+        ),
         review=context if under_review and context.submission is not None else None,
         review_time_left=(
             duration_text(seconds_left) if under_review and seconds_left is not None else None

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Executable, Select, event, select, union_all
+from sqlalchemy import Executable, Select, bindparam, event, select, union_all
 from sqlalchemy.orm import Session
 
 from milepost.kit.context import Context
@@ -122,25 +122,47 @@ def _new_account_row(ctx: Context, ref: AccountRef) -> dict[str, object]:
     }
 
 
+def _keyed(name: str) -> Select[Account]:
+    return select(Account).where(Account.key.in_(bindparam(name, expanding=True)))
+
+
+# Built once (a statement built per call cost more CPU than its execution); the keys are bound.
+_READ_ALL = _keyed("unlocked").execution_options(populate_existing=True)
+_READ_HELD = (
+    _keyed("locked")
+    .order_by(Account.key)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_READ_HELD_AND_OTHERS = (
+    select(Account)
+    .from_statement(
+        union_all(
+            select(_keyed("locked").order_by(Account.key).with_for_update().subquery()),
+            _keyed("unlocked"),
+        )
+    )
+    .execution_options(populate_existing=True)
+)
+
+
 def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[Account]:
     """The accounts with the keys ``locked`` (locked, in key order) and ``unlocked``, in one statement.
 
     PostgreSQL: ``SELECT … FROM (SELECT … ORDER BY key FOR UPDATE) UNION ALL SELECT …``, the lock taken
     only on the rows that need it. SQLite takes no row locks (a write transaction holds the database).
     """
-
-    def of(keys: Sequence[str]) -> Select[Account]:
-        return select(Account).where(Account.key.in_(sorted(keys)))
-
+    query: Executable
     if not locked or is_sqlite(ctx.session):
-        query: Executable = of([*locked, *unlocked])
+        query, keys = _READ_ALL, {"unlocked": sorted([*locked, *unlocked])}
+    elif unlocked:
+        query, keys = (
+            _READ_HELD_AND_OTHERS,
+            {"locked": sorted(locked), "unlocked": sorted(unlocked)},
+        )
     else:
-        held = of(locked).order_by(Account.key).with_for_update()
-        if unlocked:
-            query = select(Account).from_statement(union_all(select(held.subquery()), of(unlocked)))
-        else:
-            query = held
-    return list(ctx.session.scalars(query.execution_options(populate_existing=True)))
+        query, keys = _READ_HELD, {"locked": sorted(locked)}
+    return list(ctx.session.scalars(query, keys))
 
 
 def _accounts(

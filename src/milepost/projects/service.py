@@ -127,17 +127,22 @@ def project_role(actor: User | None, project: Project) -> Role | None:
     return None
 
 
+# A project's two parties, as aliases of the users table made once. SQLAlchemy adapts an alias's columns
+# the first time a query uses them; for an alias made per query that was about 1 ms of CPU every time.
+CLIENT = aliased(User, name="client")
+FREELANCER = aliased(User, name="freelancer")
+
+
 def get_project(ctx: Context, project_id: str, *, lock: bool = False) -> Project:
     """The project if the actor may see it: a party, staff, or anyone while it is open for proposals.
 
     With ``lock`` the project row is locked, and both parties (whom the events of a change notify) are
     read in the same statement and kept for the unit of work."""
     if lock:
-        client, freelancer = aliased(User), aliased(User)
         row = ctx.session.execute(
-            select(Project, client, freelancer)
-            .join(client, client.id == Project.client_id)
-            .outerjoin(freelancer, freelancer.id == Project.freelancer_id)
+            select(Project, CLIENT, FREELANCER)
+            .join(CLIENT, CLIENT.id == Project.client_id)
+            .outerjoin(FREELANCER, FREELANCER.id == Project.freelancer_id)
             .where(Project.id == project_id)
             .with_for_update(of=Project.__table__)
             .execution_options(populate_existing=True)

@@ -347,7 +347,11 @@ async def generate(port: int, indices: list[int], run: str, keys: bool, pipe: An
 
 
 def generator_process(port: int, indices: list[int], run: str, keys: bool, pipe: Any) -> None:
-    tally = asyncio.run(generate(port, indices, run, keys, pipe))
+    try:
+        tally = asyncio.run(generate(port, indices, run, keys, pipe))
+    except BaseException as error:  # say so, or the parent would wait for "ready" for ever
+        pipe.send(f"failed: {error}")
+        raise
     pipe.send(
         (dict(tally.latencies), dict(tally.errors), tally.cpu_seconds, tally.started, tally.ended)
     )
@@ -383,8 +387,11 @@ def drive(
         pipes.append(parent_end)
         children.append(child)
     for pipe in pipes:
-        if pipe.recv() != "ready":
-            raise SystemExit("a load generator failed to set up")
+        answer = pipe.recv()
+        if answer != "ready":
+            for child in children:
+                child.terminate()
+            raise SystemExit(f"a load generator failed to set up ({answer})")
     start_at = time.monotonic() + 0.2
     for pipe in pipes:
         pipe.send((start_at, start_at + seconds))

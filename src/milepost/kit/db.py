@@ -22,6 +22,7 @@ own there.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -569,9 +570,20 @@ def insert_ignoring_conflicts(
         return 0
     # Count the rows RETURNING gives back: the driver's rowcount for this statement is -1 on PostgreSQL
     # (psycopg 3 under SQLAlchemy 2.1), which would count every conflict as an insert.
+    if len(rows) == 1:
+        # The usual case (an idempotency key's claim, a notification's e-mail): one statement built
+        # once per table, its values bound, so it is compiled once; values() inlines every row's
+        # values into the statement, which is then compiled anew each time.
+        return len(session.execute(_keeping_one(model, is_sqlite(session)), rows[0]).all())
     primary_key = list(inspect(model).primary_key)
     result = session.execute(_insert_or_keep(session, model).values(rows).returning(*primary_key))
     return len(result.all())
+
+
+@functools.cache
+def _keeping_one(model: type[Base], on_sqlite: bool) -> Any:
+    dialect_insert = sqlite.insert if on_sqlite else postgresql.insert
+    return dialect_insert(model).on_conflict_do_nothing().returning(*inspect(model).primary_key)
 
 
 def _insert_or_keep(session: Session, model: type[Base]) -> Any:

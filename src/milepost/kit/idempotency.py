@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from milepost.kit import liveness
@@ -146,13 +146,18 @@ def _abandoned(
     return not alive
 
 
+# Built once (every keyed write runs it); the SET values are bound by column name.
+_STORE = (
+    update(IdempotencyKey)
+    .where(IdempotencyKey.scope_key == bindparam("claimed"))
+    .execution_options(synchronize_session=False, **QUEUED)
+)
+
+
 def store(session: Session, scope_key: str, status: int, body: Any) -> None:
     """Record the response in the request's own transaction (a write that waits for the COMMIT)."""
     session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.scope_key == scope_key)
-        .values(response_status=status, response_body=body)
-        .execution_options(synchronize_session=False, **QUEUED)
+        _STORE, {"claimed": scope_key, "response_status": status, "response_body": body}
     )
 
 

@@ -134,16 +134,6 @@ _READ_HELD = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_READ_HELD_AND_OTHERS = (
-    select(Account)
-    .from_statement(
-        union_all(
-            select(_keyed("locked").order_by(Account.key).with_for_update().subquery()),
-            _keyed("unlocked"),
-        )
-    )
-    .execution_options(populate_existing=True)
-)
 
 
 def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[Account]:
@@ -156,10 +146,16 @@ def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[
     if not locked or is_sqlite(ctx.session):
         query, keys = _READ_ALL, {"unlocked": sorted([*locked, *unlocked])}
     elif unlocked:
-        query, keys = (
-            _READ_HELD_AND_OTHERS,
-            {"locked": sorted(locked), "unlocked": sorted(unlocked)},
+        # Built per call: one built once and shared by the threads of a process was, now and then,
+        # read wrongly by two threads using it for the first time at once (SQLAlchemy's ORM could not
+        # find the subquery's columns in the row).
+        held = _keyed("locked").order_by(Account.key).with_for_update().subquery()
+        query = (
+            select(Account)
+            .from_statement(union_all(select(held), _keyed("unlocked")))
+            .execution_options(populate_existing=True)
         )
+        keys = {"locked": sorted(locked), "unlocked": sorted(unlocked)}
     else:
         query, keys = _READ_HELD, {"locked": sorted(locked)}
     return list(ctx.session.scalars(query, keys))

@@ -50,6 +50,8 @@ class EventAction(StrEnum):
     CANCELLATION_REQUESTED = "cancellation_requested"
     CANCELLATION_ACCEPTED = "cancellation_accepted"
     CANCELLATION_DECLINED = "cancellation_declined"
+    CANCELLATION_REMINDER = "cancellation_reminder"  # the freelancer has not answered yet
+    CANCELLATION_AUTO_ACCEPTED = "cancellation_auto_accepted"  # unanswered in time: granted
     # Disputes.
     DISPUTE_OPENED = "dispute_opened"
     SETTLEMENT_OFFERED = "settlement_offered"

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     funding_escalation_days: int = Field(default=10, ge=0)
     # Review overdue: reminders to the client this many days before the review period ends.
     review_reminder_days: list[int] = Field(default_factory=lambda: [3, 1])
+    # A cancellation request the freelancer leaves unanswered this many days is granted (the escrow goes
+    # back to the client), as on Upwork; a reminder goes to the freelancer this many days before.
+    cancellation_answer_days: int = Field(default=7, ge=1)
+    cancellation_reminder_days: list[int] = Field(default_factory=lambda: [2])
     # How often the background worker (in ``serve``, or ``milepost worker``) runs the due work.
     schedule_interval_seconds: float = Field(default=5.0, gt=0)
     # HTTP: the largest JSON body accepted, and the largest uploaded file.
@@ -191,6 +195,14 @@ class Settings(BaseSettings):
             )
         if any(day <= 0 for day in self.review_reminder_days):
             raise ValueError("review_reminder_days must be positive (days before the period ends)")
+        if any(
+            day <= 0 or day >= self.cancellation_answer_days
+            for day in self.cancellation_reminder_days
+        ):
+            raise ValueError(
+                "cancellation_reminder_days must be between 0 and cancellation_answer_days "
+                "(exclusive: days before the request is granted)"
+            )
         self._check_providers()
         self._check_review_llm()
         from milepost.kit.macs import ledger_keys

@@ -9,6 +9,7 @@ request changes nothing: the milestone, its events and both parties' balances st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -88,6 +89,9 @@ def milestone_in(cast: Cast, state: str, *, amount: int = AMOUNT) -> Any:
     if state == "cancellation_requested":
         milestone = client.ok("POST", f"{path}/cancellation-request", {"reason": "Budget cut"})
         assert milestone["cancellation_requested"] is True
+        # Unanswered, it is granted after the answer period (7 days by default).
+        left = datetime.fromisoformat(milestone["cancellation_answer_due_at"]) - datetime.now(UTC)
+        assert timedelta(days=6, hours=23) < left <= timedelta(days=7)
     if state in ("submitted", "approved"):
         freelancer.ok("POST", f"{path}/submissions", SUBMISSION)
     if state == "approved":

@@ -185,6 +185,9 @@ def test_the_client_requests_cancellation_and_the_freelancer_declines(
     log_in(freelancer, freelancer_api.user["email"])
     freelancer.goto(path)
     assert freelancer.locator("#cancellation-reason").inner_text() == "Budget cut"
+    deadline = freelancer.locator("#cancellation-deadline").inner_text()
+    assert deadline.startswith("Without an answer by ")
+    assert deadline.endswith("the cancellation is granted and the escrow refunded to the client.")
     shot(freelancer, "freelancer-cancellation-request")
     freelancer.get_by_role("button", name="Decline the cancellation").click()
     assert freelancer.get_by_role("heading", name="Cancellation requested").count() == 0

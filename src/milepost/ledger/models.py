@@ -47,7 +47,13 @@ class EntryKind(StrEnum):
 ENTRY_ACTIONS: dict[EntryKind, frozenset[EventAction]] = {
     EntryKind.FUND: frozenset({EventAction.FUNDED}),
     EntryKind.RELEASE: frozenset({EventAction.RELEASED, EventAction.RELEASED_PART}),
-    EntryKind.REFUND: frozenset({EventAction.CANCELLED, EventAction.CANCELLATION_ACCEPTED}),
+    EntryKind.REFUND: frozenset(
+        {
+            EventAction.CANCELLED,
+            EventAction.CANCELLATION_ACCEPTED,
+            EventAction.CANCELLATION_AUTO_ACCEPTED,
+        }
+    ),
     EntryKind.DISPUTE_SPLIT: frozenset({EventAction.DISPUTE_RESOLVED}),
 }
 

@@ -101,6 +101,8 @@ class Milestone(Base):
 
     cancellation_requested: Mapped[bool] = mapped_column(default=False)
     cancellation_reason: Mapped[str | None] = mapped_column(Text)
+    # While a request is pending: when it is granted if the freelancer has not answered (fixed when asked).
+    cancellation_answer_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

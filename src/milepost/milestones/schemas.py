@@ -161,6 +161,10 @@ class MilestoneOut(BaseModel):
     late_fee: dict[str, Any] | None
     cancellation_requested: bool
     cancellation_reason: str | None
+    cancellation_answer_due_at: datetime | None = Field(
+        description="While a cancellation request is pending: when it is granted (and the escrow "
+        "refunded) if the freelancer has not answered."
+    )
     funded_at: datetime | None
     submitted_at: datetime | None
     review_due_at: datetime | None

@@ -11,7 +11,7 @@ anything raised.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,7 +32,14 @@ from milepost.milestones.factory import new_milestone
 from milepost.milestones.guards import authorize_action
 from milepost.milestones.late_fees import accrued_late_fee
 from milepost.milestones.models import Milestone, Submission
-from milepost.milestones.state import TERMINAL, Action, MilestoneStatus, Role, set_status
+from milepost.milestones.state import (
+    IN_PROGRESS,
+    TERMINAL,
+    Action,
+    MilestoneStatus,
+    Role,
+    set_status,
+)
 from milepost.milestones.terms import validate_terms
 from milepost.money import format_money, validate_amount
 from milepost.projects.models import Project
@@ -52,13 +59,17 @@ def transition(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Move the locked milestone to ``to_status`` (refused unless the state table allows it) and record
-    ``action`` as its audit event. A milestone that ends drops any pending cancellation request."""
+    ``action`` as its audit event. A milestone that ends drops any pending cancellation request, and so
+    does a dispute: what happens to the escrow is then the dispute's to decide (the freelancer could not
+    answer the request meanwhile, so its answer period must not run out behind the dispute)."""
     milestone = access.milestone
     from_status = set_status(milestone, to_status)
     milestone.updated_at = ctx.now
     if to_status in TERMINAL:
         milestone.ended_at = ctx.now
+    if to_status in TERMINAL or to_status is S.DISPUTED:
         milestone.cancellation_requested = False
+        milestone.cancellation_answer_due_at = None
     audit.record(
         ctx,
         milestone,
@@ -496,6 +507,24 @@ def _cancel(ctx: Context, access: MilestoneAccess, *, action: EventAction, reaso
     transition(ctx, access, S.CANCELLED, action, amount=refund, data={"reason": reason})
 
 
+def _drop_cancellation_request(milestone: Milestone) -> None:
+    milestone.cancellation_requested = False
+    milestone.cancellation_reason = None
+    milestone.cancellation_answer_due_at = None
+
+
+def cancellation_lapsed(milestone: Milestone, now: datetime) -> bool:
+    """Whether the milestone's pending cancellation request has gone unanswered past its answer period,
+    while the freelancer could still answer it (so the system may grant it)."""
+    due = milestone.cancellation_answer_due_at
+    return (
+        milestone.cancellation_requested
+        and due is not None
+        and now >= due
+        and milestone.status in IN_PROGRESS
+    )
+
+
 def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> Milestone:
     """The client asks the freelancer to agree to cancel a funded milestone."""
     access = load_milestone(ctx, milestone_id, lock=True)
@@ -504,6 +533,9 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
     why = validate.text(reason, "reason", max_length=20_000)
     milestone.cancellation_requested = True
     milestone.cancellation_reason = why
+    milestone.cancellation_answer_due_at = ctx.now + timedelta(
+        days=ctx.settings.cancellation_answer_days
+    )
     milestone.updated_at = ctx.now
     record_in_place(
         ctx,
@@ -514,16 +546,25 @@ def request_cancellation(ctx: Context, milestone_id: str, *, reason: object) -> 
     return milestone
 
 
-def answer_cancellation(ctx: Context, milestone_id: str, *, accept: bool) -> Milestone:
-    """The freelancer accepts (cancelled, refund) or declines (unchanged) the client's request."""
+def answer_cancellation(
+    ctx: Context, milestone_id: str, *, accept: bool, automatic: bool = False
+) -> Milestone:
+    """The freelancer accepts (cancelled, refund) or declines (unchanged) the client's request.
+
+    ``automatic``: the system grants a request left unanswered past its answer period (the
+    time-driven work decides when; see ``cancellation_lapsed``)."""
     access = load_milestone(ctx, milestone_id, lock=True)
     authorize_action(access, Action.ANSWER_CANCELLATION)
     milestone = access.milestone
     reason = milestone.cancellation_reason or ""
-    milestone.cancellation_requested = False
-    milestone.cancellation_reason = None
+    _drop_cancellation_request(milestone)
     if accept:
-        _cancel(ctx, access, action=EventAction.CANCELLATION_ACCEPTED, reason=reason)
+        action = (
+            EventAction.CANCELLATION_AUTO_ACCEPTED
+            if automatic
+            else EventAction.CANCELLATION_ACCEPTED
+        )
+        _cancel(ctx, access, action=action, reason=reason)
     else:
         milestone.updated_at = ctx.now
         record_in_place(

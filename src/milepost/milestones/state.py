@@ -99,7 +99,11 @@ ACTION_ROLES: Mapping[Action, tuple[frozenset[Role], str]] = {
         "not_allowed_to_cancel",
     ),
     A.REQUEST_CANCELLATION: (frozenset({Role.CLIENT}), "only_client_can_request_cancellation"),
-    A.ANSWER_CANCELLATION: (frozenset({Role.FREELANCER}), "only_freelancer_can_answer"),
+    # The system answers for a freelancer who let the answer period pass (schedule.service).
+    A.ANSWER_CANCELLATION: (
+        frozenset({Role.FREELANCER, Role.SYSTEM}),
+        "only_freelancer_can_answer",
+    ),
     A.OPEN_DISPUTE: (frozenset({Role.CLIENT, Role.FREELANCER}), "only_parties_can_dispute"),
 }
 

@@ -46,6 +46,8 @@ RECIPIENTS: dict[EventAction, frozenset[Party]] = {
     EventAction.CANCELLATION_REQUESTED: FREELANCER,
     EventAction.CANCELLATION_ACCEPTED: CLIENT,
     EventAction.CANCELLATION_DECLINED: CLIENT,
+    EventAction.CANCELLATION_REMINDER: FREELANCER,
+    EventAction.CANCELLATION_AUTO_ACCEPTED: BOTH,
     # Disputes. Overdue disputes go to the staff queue, which is not a notification.
     EventAction.DISPUTE_OPENED: BOTH,
     EventAction.SETTLEMENT_OFFERED: BOTH,

@@ -18,6 +18,7 @@ from milepost.settings import Settings
 
 FUNDING = "funding"
 REVIEW = "review"
+CANCELLATION = "cancellation"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ def review_ladder(settings: Settings) -> list[Step]:
     """Reminders before the review period ends (the lapse itself approves: see schedule.service)."""
     days_before = sorted(set(settings.review_reminder_days), reverse=True)
     return [Step(-day, EventAction.REVIEW_REMINDER) for day in days_before]
+
+
+def cancellation_ladder(settings: Settings) -> list[Step]:
+    """Reminders to the freelancer before an unanswered cancellation request is granted."""
+    days_before = sorted(set(settings.cancellation_reminder_days), reverse=True)
+    return [Step(-day, EventAction.CANCELLATION_REMINDER) for day in days_before]
 
 
 def start_of_day(day: date) -> datetime:

@@ -44,7 +44,7 @@ from milepost.kit.db import Database, is_sqlite
 from milepost.kit.time import as_utc, utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone, funding_overdue
-from milepost.milestones.state import MilestoneStatus, Role
+from milepost.milestones.state import IN_PROGRESS, MilestoneStatus, Role
 from milepost.money import format_money
 from milepost.notifications.mail import deliver_due_emails
 from milepost.notifications.models import EmailStatus, OutgoingEmail
@@ -233,6 +233,7 @@ def _run_jobs(db: Database, settings: Settings, now: datetime, *, rehearse: bool
         ("review", lambda: _review_candidates(db, settings, now), _review_overdue),
         ("release", lambda: _release_candidates(db, now), _release_delay_passed),
         ("dispute", lambda: _dispute_candidates(db, now), _dispute_deadlines),
+        ("cancellation", lambda: _cancellation_candidates(db, settings, now), _cancellation_due),
     ]
     for name, candidates, job in jobs:
         for milestone_id in candidates():
@@ -467,6 +468,63 @@ def _released(milestone: Milestone) -> Happening:
         f"{_money(milestone.released_amount, milestone)} released "
         f"(fee {_money(milestone.fee_amount, milestone)})",
     )
+
+
+# Cancellation requests nobody answers: reminders, then granted when the answer period ends ----------------
+
+
+def _cancellation_candidates(db: Database, settings: Settings, now: datetime) -> list[str]:
+    earliest = ladders.earliest_step_days(ladders.cancellation_ladder(settings))
+    horizon = now - timedelta(days=min(earliest, 0))
+    with db.read_only() as session:
+        return list(
+            session.scalars(
+                select(Milestone.id)
+                .where(
+                    Milestone.cancellation_answer_due_at <= horizon,
+                    Milestone.cancellation_requested,
+                    Milestone.status.in_(IN_PROGRESS),
+                )
+                .order_by(Milestone.id)
+            )
+        )
+
+
+def _cancellation_due(ctx: Context, milestone: Milestone) -> list[Happening]:
+    due = milestone.cancellation_answer_due_at
+    if not milestone.cancellation_requested or due is None or milestone.status not in IN_PROGRESS:
+        return []
+    if milestones.cancellation_lapsed(milestone, ctx.now):
+        # Unanswered in time: granted by the system, through the same code as the freelancer's "yes".
+        refund = milestone.escrow_balance
+        milestones.answer_cancellation(ctx, milestone.id, accept=True, automatic=True)
+        return [
+            Happening(
+                EventAction.CANCELLATION_AUTO_ACCEPTED,
+                milestone.id,
+                f"cancelled, {_money(refund, milestone)} refunded to the client: the request was "
+                f"not answered by {due.isoformat()}",
+            )
+        ]
+    deadline = due.isoformat()
+    step = ladders.step_due(
+        ladders.cancellation_ladder(ctx.settings),
+        due,
+        ctx.now,
+        _steps_taken(ctx, milestone.id, ladders.CANCELLATION, deadline),
+    )
+    if step is None:
+        return []
+    days_left = ceil((due - ctx.now) / DAY)
+    _take_step(
+        ctx,
+        milestone,
+        ladders.CANCELLATION,
+        deadline,
+        step,
+        {"days_left": days_left, "answer_due_at": deadline, "step": step.days},
+    )
+    return [Happening(step.action, milestone.id, f"{days_left} days left to answer")]
 
 
 # Release delay ---------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class EventAction(StrEnum):
     CANCELLATION_AUTO_ACCEPTED = "cancellation_auto_accepted"  # unanswered in time: granted
     # Disputes.
     DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_MESSAGE = "dispute_message"  # a party or staff wrote in the dispute's conversation
     SETTLEMENT_OFFERED = "settlement_offered"
     DISPUTE_WITHDRAWN = "dispute_withdrawn"
     DISPUTE_RESOLVED = "dispute_resolved"

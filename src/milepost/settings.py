@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     fee_bps: int = Field(default=1000, ge=0, le=10_000)
     # Disputes: the other party must answer within this many days, or the opener wins.
     dispute_response_days: int = Field(default=7, ge=1)
+    # A window of its own for the client or the freelancer when they are the one to answer (unset: the
+    # one above), as Freelancer.com gives the two sides different ones.
+    dispute_client_response_days: int | None = Field(default=None, ge=1)
+    dispute_freelancer_response_days: int | None = Field(default=None, ge=1)
     # An unresolved dispute goes to the staff queue as overdue after this many days.
     dispute_mediation_days: int = Field(default=14, ge=1)
     # Funding overdue: reminders to the client this many days after the fund-by date, then an escalation to

@@ -229,3 +229,46 @@ def test_upload_needs_a_token(base_url: str) -> None:
         "POST", "/v1/files", files={"file": ("a.txt", b"hi", "text/plain")}
     )
     assert response.status_code == 401
+
+
+def test_a_file_attached_in_a_dispute_is_for_its_parties_and_staff(
+    sign_up: Any, db: Database
+) -> None:
+    world = World(db)
+    client, freelancer = sign_up("client"), sign_up("freelancer")
+    outsider, staff = sign_up("outsider"), sign_up("staff", staff=True)
+    world.deposit(user(db, client), 500_000)
+    project = world.project(user(db, client), user(db, freelancer))
+    milestone = world.milestone(user(db, client), project, 100_000)
+    world.act(user(db, client), milestones.fund, milestone.id)
+    dispute = client.ok("POST", f"/v1/milestones/{milestone.id}/disputes", {"reason": "Late"})
+    did = dispute["id"]
+    assert (dispute["awaiting_response_from"], dispute["overdue"]) == ("freelancer", False)
+
+    name, data = SAMPLES["application/pdf"]
+    file_id = upload(client, name, data).json()["id"]
+    assert freelancer.get(f"/v1/files/{file_id}").status_code == 404
+    attachment = {"type": "file", "file_id": file_id}
+    message = client.ok(
+        "POST",
+        f"/v1/disputes/{did}/messages",
+        {"body": "The contract", "attachments": [attachment]},
+    )
+    assert (message["author_role"], message["attachments"]) == ("client", [attachment])
+    for someone in (freelancer, staff):
+        response = someone.get(f"/v1/files/{file_id}")
+        assert response.status_code == 200 and response.content == data
+    assert outsider.get(f"/v1/files/{file_id}").status_code == 404
+
+    queue = staff.ok("GET", "/v1/staff/disputes?awaiting_answer=true&currency=USD")["data"]
+    assert [item["id"] for item in queue] == [did]
+    assert freelancer.get("/v1/staff/disputes").status_code == 403
+
+    freelancer.ok("POST", f"/v1/disputes/{did}/messages", {"body": "It was on time"})
+    assert freelancer.ok("GET", f"/v1/disputes/{did}")["awaiting_response_from"] is None
+    assert staff.ok("GET", "/v1/staff/disputes?awaiting_answer=true")["data"] == []
+    said = staff.ok("GET", f"/v1/disputes/{did}/messages")["data"]
+    assert [(item["author_role"], item["body"]) for item in said] == [
+        ("client", "The contract"),
+        ("freelancer", "It was on time"),
+    ]

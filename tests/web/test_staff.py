@@ -420,3 +420,53 @@ def test_staff_who_are_a_party_are_refused_alike_by_the_api_and_the_staff_page(
     )
     assert response.status_code == 303
     assert _dispute(world, dispute.id).status is DisputeStatus.RESOLVED
+
+
+def test_the_parties_and_staff_talk_in_the_dispute(
+    new_page: Any, shot: Shots, world: World
+) -> None:
+    client, freelancer, dispute, file_id = _disputed(world, "Slow report")
+    world.act(
+        freelancer,
+        disputes.post_message,
+        dispute.id,
+        body="The timings were measured on their old server",
+        attachments=[{"type": "file", "file_id": file_id}],
+    )
+    staff = _staff(world)
+
+    page = new_page()
+    log_in(page, client.email)
+    page.goto(f"/milestones/{dispute.milestone_id}")
+    conversation = page.locator("#conversation")
+    assert "The timings were measured on their old server" in conversation.inner_text()
+    assert "the freelancer" in conversation.inner_text()
+    attached = conversation.get_by_role("link", name="timings.txt")
+    assert attached.get_attribute("href") == f"/files/{file_id}"
+    before = world.snapshot()
+    page.get_by_role("button", name="Send the message").click(no_wait_after=True)
+    # An empty message is stopped (by the browser, or refused by the server): nothing is kept.
+    assert world.snapshot() == before
+    page.get_by_label("Write to the other party and staff").fill("We moved it in March")
+    page.get_by_role("button", name="Send the message").click()
+    expect(page.locator("#conversation > li")).to_have_count(2)
+    shot(page, "client-conversation")
+
+    staff_page = new_page()
+    log_in(staff_page, staff.email)
+    staff_page.goto(f"/staff/disputes/{dispute.id}")
+    assert "We moved it in March" in staff_page.locator("#conversation").inner_text()
+    staff_page.get_by_label("Write to the other party and staff").fill("Send the March invoice")
+    staff_page.get_by_role("button", name="Send the message").click()
+    expect(staff_page.locator("#conversation > li")).to_have_count(3)
+    assert (
+        f"{staff.name}, the staff" in staff_page.locator("#conversation > li").nth(2).inner_text()
+    )
+    shot(staff_page, "staff-conversation")
+
+    said = world.act(client, disputes.list_messages, dispute.id)
+    assert [(m.author_role, m.body) for m in said] == [
+        ("freelancer", "The timings were measured on their old server"),
+        ("client", "We moved it in March"),
+        ("staff", "Send the March invoice"),
+    ]

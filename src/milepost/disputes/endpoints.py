@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.disputes import service
-from milepost.disputes.schemas import DisputeOut, OfferIn, OfferOut, ResolveIn
+from milepost.disputes.models import DisputeStatus
+from milepost.disputes.schemas import (
+    DisputeOut,
+    MessageIn,
+    MessageOut,
+    OfferIn,
+    OfferOut,
+    ResolveIn,
+)
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf, error_responses
+from milepost.kit.schemas import Limit, ListOf, error_responses
 
 router = APIRouter(tags=["disputes"])
 
@@ -36,6 +46,76 @@ def list_offers(dispute_id: str, api: ApiDep) -> Response:
     return api.read(
         lambda ctx: service.list_offers(ctx, dispute_id),
         lambda rows: ListOf[OfferOut](data=[OfferOut.of(row) for row in rows], has_more=False),
+    )
+
+
+@router.get(
+    "/disputes/{dispute_id}/messages",
+    response_model=ListOf[MessageOut],
+    summary="List a dispute's messages",
+    responses=error_responses(401, 404, 422),
+)
+def list_messages(dispute_id: str, api: ApiDep) -> Response:
+    """The dispute's conversation, oldest first: the parties and staff."""
+    return api.read(
+        lambda ctx: service.list_messages(ctx, dispute_id),
+        lambda rows: ListOf[MessageOut](data=[MessageOut.of(row) for row in rows], has_more=False),
+    )
+
+
+@router.post(
+    "/disputes/{dispute_id}/messages",
+    status_code=201,
+    response_model=MessageOut,
+    summary="Write in a dispute",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def post_message(dispute_id: str, body: MessageIn, api: ApiDep) -> Response:
+    """A party or staff writes in an open dispute, with attachments (evidence items as for a delivery;
+    files must be the author's own uploads, and the parties and staff may then download them). A message
+    from the party who must answer stops the response window. The parties are notified, and their
+    webhooks get `milestone.dispute_message`. 409 once the dispute has ended."""
+    return await api.write(
+        lambda ctx: service.post_message(
+            ctx, dispute_id, body=body.body, attachments=body.attachment_items()
+        ),
+        MessageOut.of,
+        status=201,
+    )
+
+
+@router.get(
+    "/staff/disputes",
+    response_model=ListOf[DisputeOut],
+    summary="List disputes (staff)",
+    responses=error_responses(400, 401, 403, 422),
+)
+def list_staff_disputes(
+    api: ApiDep,
+    status: Literal["open", "withdrawn", "resolved", "all"] = "open",
+    overdue: bool | None = None,
+    awaiting_answer: bool | None = None,
+    currency: str | None = None,
+    limit: Limit = 20,
+    starting_after: str | None = None,
+) -> Response:
+    """Staff only: disputes, newest first; by default the open ones (`status`: `open`, `withdrawn`,
+    `resolved` or `all`). `overdue=true`: past the
+    mediation window (flagged by the time-driven work); `awaiting_answer=true`: open with the response
+    window running; `currency`: the milestone's."""
+    return api.read(
+        lambda ctx: service.list_for_staff(
+            ctx,
+            status=None if status == "all" else DisputeStatus(status),
+            overdue=overdue,
+            awaiting_answer=awaiting_answer,
+            currency=currency,
+            limit=limit,
+            starting_after=starting_after,
+        ),
+        lambda page: ListOf[DisputeOut](
+            data=[DisputeOut.of(row) for row in page.data], has_more=page.has_more
+        ),
     )
 
 

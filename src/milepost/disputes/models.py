@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from milepost.kit.db import Base, Money, UTCDateTime, str_enum
+from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
 from milepost.milestones.state import MilestoneStatus
 
 
@@ -68,3 +68,20 @@ class SettlementOffer(Base):
     status: Mapped[OfferStatus] = mapped_column(str_enum(OfferStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DisputeMessage(Base):
+    """A message in a dispute's conversation, from a party or staff, with attachments (evidence items as
+    for a delivery: text, links, uploaded files). Messages are never edited or deleted; each is also an
+    audit event of the milestone (``dispute_message``), whose hash covers its text."""
+
+    __tablename__ = "dispute_messages"
+    __table_args__ = (Index("ix_dispute_messages_dispute_id_id", "dispute_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dispute_id: Mapped[str] = mapped_column(ForeignKey("disputes.id"))
+    author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    author_role: Mapped[str] = mapped_column(String(20))  # client, freelancer or staff
+    body: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, str]]] = mapped_column(json_column())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,23 +1,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from milepost.disputes.models import (
     Dispute,
+    DisputeMessage,
     DisputeStatus,
     OfferStatus,
     Resolution,
     SettlementOffer,
 )
+from milepost.disputes.service import awaiting_response_from
 from milepost.kit.schemas import Body, amount_in, amount_out, one_of
-from milepost.milestones.schemas import MilestoneStatusName
+from milepost.milestones.schemas import EvidenceIn, MilestoneStatusName
 
 
 class DisputeIn(Body):
     reason: StrictStr = Field(description="What is wrong; shown to the other party and to staff.")
+
+
+class MessageIn(Body):
+    body: StrictStr = Field(description="The message, shown to both parties and staff.")
+    attachments: list[EvidenceIn] = Field(
+        default_factory=list,
+        description="Evidence items, as for a delivery: links, texts and files uploaded by the author "
+        "(`POST /v1/files`), which the parties and staff may then download.",
+    )
+
+    def attachment_items(self) -> list[dict[str, Any]]:
+        return [item.model_dump(exclude_none=True) for item in self.attachments]
 
 
 class OfferIn(Body):
@@ -100,8 +114,47 @@ class DisputeOut(BaseModel):
     resolution_note: str | None
     created_at: datetime
     ended_at: datetime | None
+    overdue: bool = Field(
+        description="Past the mediation window while open: in staff's overdue queue (`overdue_at`)."
+    )
+    overdue_at: datetime | None
+    awaiting_response_from: PartyRole | None = Field(
+        description="While open and unanswered: the party whose answer the response window waits for "
+        "(by `respond_by`; a message or an offer from them answers)."
+    )
 
     @classmethod
     def of(cls, dispute: Dispute) -> DisputeOut:
-        fields = {name: getattr(dispute, name) for name in cls.model_fields if name != "object"}
-        return cls(**fields)
+        computed = {"object", "overdue", "awaiting_response_from"}
+        fields = {name: getattr(dispute, name) for name in cls.model_fields if name not in computed}
+        waiting = awaiting_response_from(dispute)
+        return cls(
+            **fields,
+            overdue=dispute.overdue_at is not None and dispute.status is DisputeStatus.OPEN,
+            awaiting_response_from=None if waiting is None else str(waiting),
+        )
+
+
+class MessageOut(BaseModel):
+    id: str
+    object: Literal["dispute_message"] = "dispute_message"
+    dispute_id: str
+    author_id: str
+    author_role: Annotated[
+        str, one_of(["client", "freelancer", "staff"], "`client`, `freelancer` or `staff`.")
+    ]
+    body: str
+    attachments: list[dict[str, Any]]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, message: DisputeMessage) -> MessageOut:
+        return cls(
+            id=message.id,
+            dispute_id=message.dispute_id,
+            author_id=message.author_id,
+            author_role=message.author_role,
+            body=message.body,
+            attachments=message.attachments,
+            created_at=message.created_at,
+        )

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from milepost.disputes.models import (
     Dispute,
+    DisputeMessage,
     DisputeStatus,
     OfferStatus,
     Resolution,
@@ -28,6 +29,8 @@ from milepost.disputes.models import (
 )
 from milepost.disputes.state import set_offer_status, set_status
 from milepost.events import EventAction
+from milepost.files import service as files
+from milepost.files.models import DisputeMessageFile
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import (
@@ -39,13 +42,16 @@ from milepost.kit.errors import (
 )
 from milepost.kit.ids import new_id
 from milepost.kit.lookup import one_or_404
+from milepost.kit.pagination import Page, paginate
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import escrow_account, fee_account, post, user_account
 from milepost.milestones.access import MilestoneAccess, load_milestone
 from milepost.milestones.guards import authorize_action
-from milepost.milestones.service import record_in_place, transition
+from milepost.milestones.models import Milestone
+from milepost.milestones.service import record_in_place, transition, validate_evidence
 from milepost.milestones.state import Action, MilestoneStatus, Role
-from milepost.money import format_money, validate_amount
+from milepost.money import format_money, validate_amount, validate_currency
+from milepost.settings import Settings
 
 PARTIES = (Role.CLIENT, Role.FREELANCER)
 
@@ -64,7 +70,7 @@ def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
         reason=why,
         status=DisputeStatus.OPEN,
         status_before=milestone.status,
-        respond_by=ctx.now + timedelta(days=ctx.settings.dispute_response_days),
+        respond_by=ctx.now + timedelta(days=response_days(ctx.settings, responder(access.role))),
         mediation_due_at=ctx.now + timedelta(days=ctx.settings.dispute_mediation_days),
         created_at=ctx.now,
     )
@@ -78,6 +84,30 @@ def open_dispute(ctx: Context, milestone_id: str, *, reason: object) -> Dispute:
     )
     ctx.session.flush()
     return dispute
+
+
+def responder(opener_role: str) -> Role:
+    """Who must answer a dispute: the party who did not open it."""
+    return Role.CLIENT if opener_role == Role.FREELANCER else Role.FREELANCER
+
+
+def response_days(settings: Settings, role: Role) -> int:
+    """The response window of the party who must answer, in days: each role's own setting if there is
+    one (``dispute_client_response_days``, ``dispute_freelancer_response_days``), else
+    ``dispute_response_days``."""
+    own = (
+        settings.dispute_client_response_days
+        if role is Role.CLIENT
+        else settings.dispute_freelancer_response_days
+    )
+    return settings.dispute_response_days if own is None else own
+
+
+def awaiting_response_from(dispute: Dispute) -> Role | None:
+    """The party whose answer the open dispute waits for (the response window runs), or None."""
+    if dispute.status is not DisputeStatus.OPEN or dispute.responded_at is not None:
+        return None
+    return responder(dispute.opener_role)
 
 
 @dataclass
@@ -137,6 +167,14 @@ def the_opener(access: DisputeAccess) -> None:
         )
 
 
+def a_party_or_staff(access: DisputeAccess) -> None:
+    """The dispute's conversation is between the parties and staff (anyone else cannot see it: 404)."""
+    if access.role not in (*PARTIES, Role.STAFF):
+        raise PermissionDenied(
+            "Only the parties and staff can write in a dispute.", code="parties_and_staff_only"
+        )
+
+
 def staff_not_a_party(access: DisputeAccess) -> None:
     """Staff rule on disputes, and never on one of their own: a staff member who is the client or the
     freelancer of the milestone may see it, but another staff member must resolve it (403, as for any
@@ -164,6 +202,7 @@ def offer_open(offer: SettlementOffer) -> None:
 
 
 class DisputeAction(StrEnum):
+    POST_MESSAGE = "post_message"
     MAKE_OFFER = "make_offer"
     WITHDRAW = "withdraw"
     RESOLVE = "resolve"  # staff
@@ -171,6 +210,7 @@ class DisputeAction(StrEnum):
 
 # The guards of each action, in the order they are checked (the role first, then the state).
 GUARDS: dict[DisputeAction, tuple[Callable[[DisputeAccess], None], ...]] = {
+    DisputeAction.POST_MESSAGE: (a_party_or_staff, dispute_open),
     DisputeAction.MAKE_OFFER: (a_party, dispute_open),
     DisputeAction.WITHDRAW: (the_opener, dispute_open),
     DisputeAction.RESOLVE: (staff_not_a_party, dispute_open),
@@ -290,6 +330,100 @@ def make_offer(ctx: Context, dispute_id: str, *, to_freelancer: object) -> Settl
     )
     ctx.session.flush()
     return offer
+
+
+MAX_MESSAGE_LENGTH = 20_000
+
+
+def post_message(
+    ctx: Context, dispute_id: str, *, body: object, attachments: object = None
+) -> DisputeMessage:
+    """A party or staff writes in the open dispute, with attachments (evidence items, as for a
+    delivery: files must be the author's own uploads). A message from the party who must answer is
+    their answer: the response window stops. Recorded as the milestone's ``dispute_message`` event
+    (its hash covers the text), which notifies the parties and goes to their webhooks."""
+    access = load_dispute(ctx, dispute_id, lock=True)
+    authorize_dispute_action(access, DisputeAction.POST_MESSAGE)
+    dispute = access.dispute
+    text = validate.text(body, "body", max_length=MAX_MESSAGE_LENGTH)
+    items = validate_evidence(attachments, "attachments", "attachment")
+    file_ids = files.check_evidence_files(ctx, items, "attachments")
+    message = DisputeMessage(
+        id=new_id("dmsg"),
+        dispute_id=dispute.id,
+        author_id=ctx.require_actor().id,
+        author_role=access.role,
+        body=text,
+        attachments=items,
+        created_at=ctx.now,
+    )
+    ctx.session.add(message)
+    if file_ids:
+        ctx.session.flush()  # the message row first: no ORM relationship orders these inserts
+        ctx.session.add_all(
+            DisputeMessageFile(message_id=message.id, file_id=file_id) for file_id in file_ids
+        )
+    if access.role == awaiting_response_from(dispute):
+        dispute.responded_at = ctx.now
+    record_in_place(
+        ctx,
+        access.milestone_access,
+        EventAction.DISPUTE_MESSAGE,
+        data={
+            "dispute_id": dispute.id,
+            "message_id": message.id,
+            "author_role": str(access.role),
+            "body": text,
+            "attachments": items,
+        },
+    )
+    ctx.session.flush()
+    return message
+
+
+def list_messages(ctx: Context, dispute_id: str) -> list[DisputeMessage]:
+    """The dispute's conversation, oldest first: the parties and staff."""
+    access = load_dispute(ctx, dispute_id, lock=False)
+    return list(
+        ctx.session.scalars(
+            select(DisputeMessage)
+            .where(DisputeMessage.dispute_id == access.dispute.id)
+            .order_by(DisputeMessage.id)
+        )
+    )
+
+
+def list_for_staff(
+    ctx: Context,
+    *,
+    status: DisputeStatus | None = DisputeStatus.OPEN,
+    overdue: bool | None = None,
+    awaiting_answer: bool | None = None,
+    currency: str | None = None,
+    limit: int = 20,
+    starting_after: str | None = None,
+) -> Page[Dispute]:
+    """Staff's queue over the API, newest first: by status (default open; None: all), overdue (past
+    the mediation window, flagged by the time-driven work), awaiting an answer (open, the response
+    window running) and the milestone's currency."""
+    ctx.require_staff("see the dispute queue")
+    query = select(Dispute)
+    if status is not None:
+        query = query.where(Dispute.status == status)
+    if overdue is not None:
+        query = query.where(
+            Dispute.overdue_at.is_not(None) if overdue else Dispute.overdue_at.is_(None)
+        )
+    if awaiting_answer is not None:
+        waiting = (Dispute.status == DisputeStatus.OPEN) & Dispute.responded_at.is_(None)
+        query = query.where(waiting if awaiting_answer else ~waiting)
+    if currency is not None:
+        query = query.where(
+            Dispute.milestone_id.in_(
+                select(Milestone.id).where(Milestone.currency == validate_currency(currency))
+            )
+        )
+    return paginate(ctx.session, query, Dispute.id, limit=limit, starting_after=starting_after)
 
 
 def list_offers(ctx: Context, dispute_id: str) -> list[SettlementOffer]:

@@ -31,3 +31,12 @@ class SubmissionFile(Base):
 
     submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
     file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)
+
+
+class DisputeMessageFile(Base):
+    """A dispute message attaches this file: the milestone's parties and staff may download it."""
+
+    __tablename__ = "dispute_message_files"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("dispute_messages.id"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)

@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 import filetype
 from sqlalchemy import or_, select
 
-from milepost.files.models import StoredFile, SubmissionFile
+from milepost.disputes.models import Dispute, DisputeMessage
+from milepost.files.models import DisputeMessageFile, StoredFile, SubmissionFile
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound, ValidationFailed
 from milepost.kit.ids import new_id
@@ -185,9 +186,25 @@ def get_for_download(ctx: Context, file_id: str) -> StoredFile:
     )
     if not actor.is_staff:
         used = used.where(or_(Milestone.client_id == actor.id, Project.freelancer_id == actor.id))
-    if ctx.session.scalar(used.limit(1)) is None:
+    if ctx.session.scalar(used.limit(1)) is None and not _attached_in_dispute(ctx, file_id):
         raise NotFound("No such file.", param="id")
     return stored
+
+
+def _attached_in_dispute(ctx: Context, file_id: str) -> bool:
+    """Whether a dispute message the actor may read (a party to its milestone, or staff) attaches it."""
+    actor = ctx.require_actor()
+    used = (
+        select(DisputeMessageFile.file_id)
+        .join(DisputeMessage, DisputeMessage.id == DisputeMessageFile.message_id)
+        .join(Dispute, Dispute.id == DisputeMessage.dispute_id)
+        .join(Milestone, Milestone.id == Dispute.milestone_id)
+        .join(Project, Project.id == Milestone.project_id)
+        .where(DisputeMessageFile.file_id == file_id)
+    )
+    if not actor.is_staff:
+        used = used.where(or_(Milestone.client_id == actor.id, Project.freelancer_id == actor.id))
+    return ctx.session.scalar(used.limit(1)) is not None
 
 
 def open_blob(ctx: Context, stored: StoredFile) -> Path:
@@ -200,7 +217,9 @@ def open_blob(ctx: Context, stored: StoredFile) -> Path:
 # Evidence ------------------------------------------------------------------------------------------------
 
 
-def check_evidence_files(ctx: Context, evidence: list[dict[str, str]]) -> list[str]:
+def check_evidence_files(
+    ctx: Context, evidence: list[dict[str, str]], param: str = "evidence"
+) -> list[str]:
     """The ids of the files the evidence names, each checked to exist and to be the actor's upload."""
     actor = ctx.require_actor()
     file_ids: list[str] = []
@@ -212,7 +231,7 @@ def check_evidence_files(ctx: Context, evidence: list[dict[str, str]]) -> list[s
             raise ValidationFailed(
                 "No such file among your uploads: upload it with POST /v1/files first.",
                 code="unknown_file",
-                param=f"evidence[{index}].file_id",
+                param=f"{param}[{index}].file_id",
             )
         if stored.id not in file_ids:
             file_ids.append(stored.id)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, WithJsonSchema
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
@@ -189,3 +190,7 @@ def error_responses(*statuses: int, write: bool = False) -> dict[int | str, dict
         "description": _OUTCOME_UNKNOWN if write else _INTERNAL_ERROR,
     }
     return dict(sorted(documented.items(), key=lambda item: int(item[0])))
+
+
+# A list endpoint's page size (API.md: 1 to 100, default 20).
+Limit = Annotated[int, Query(ge=1, le=100)]

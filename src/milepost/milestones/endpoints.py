@@ -13,7 +13,7 @@ from milepost.disputes import service as disputes
 from milepost.disputes.schemas import DisputeIn, DisputeOut
 from milepost.kit.context import Context
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf, error_responses
+from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.milestones import service
 from milepost.milestones.models import Milestone
 from milepost.milestones.schemas import (
@@ -30,7 +30,6 @@ from milepost.milestones.schemas import (
 )
 
 router = APIRouter(tags=["milestones"])
-Limit = Annotated[int, Query(ge=1, le=100)]
 # What a lifecycle action on one milestone can answer: not signed in, not the party who may do it, no such
 # milestone (or not a party), not in this state (or held by a concurrent request), a wrong field or a
 # control character in the id (422).

@@ -259,37 +259,43 @@ def fund(ctx: Context, milestone_id: str) -> Milestone:
 # Delivery and review -----------------------------------------------------------------------------------
 
 
-def _validate_evidence(value: Any) -> list[dict[str, str]]:
+def validate_evidence(
+    value: Any, param: str = "evidence", noun: str = "evidence item"
+) -> list[dict[str, str]]:
+    """Evidence items (a delivery's evidence, a dispute message's attachments), each checked: a link
+    (http or https), an uploaded file (its id) or a text."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValidationFailed("evidence must be a list.", param="evidence")
+        raise ValidationFailed(f"{param} must be a list.", param=param)
     if len(value) > MAX_EVIDENCE_ITEMS:
-        raise ValidationFailed(f"At most {MAX_EVIDENCE_ITEMS} evidence items.", param="evidence")
+        raise ValidationFailed(f"At most {MAX_EVIDENCE_ITEMS} {noun}s.", param=param)
     items = []
     for index, item in enumerate(value):
-        param = f"evidence[{index}]"
+        item_param = f"{param}[{index}]"
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "link":
-            url = validate.text(item.get("url"), f"{param}.url", max_length=2000)
+            url = validate.text(item.get("url"), f"{item_param}.url", max_length=2000)
             if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
-                raise ValidationFailed("A link must be an http(s) URL.", param=f"{param}.url")
+                raise ValidationFailed("A link must be an http(s) URL.", param=f"{item_param}.url")
             items.append({"type": "link", "url": url})
         elif kind == "file":
-            file_id = validate.text(item.get("file_id"), f"{param}.file_id", max_length=40)
+            file_id = validate.text(item.get("file_id"), f"{item_param}.file_id", max_length=40)
             if not file_id.startswith("file_"):
-                raise ValidationFailed("file_id must be a file id.", param=f"{param}.file_id")
+                raise ValidationFailed("file_id must be a file id.", param=f"{item_param}.file_id")
             items.append({"type": "file", "file_id": file_id})
         elif kind == "text":
             items.append(
                 {
                     "type": "text",
-                    "text": validate.text(item.get("text"), f"{param}.text", max_length=20_000),
+                    "text": validate.text(
+                        item.get("text"), f"{item_param}.text", max_length=20_000
+                    ),
                 }
             )
         else:
             raise ValidationFailed(
-                "Each evidence item's type must be link, file or text.", param=param
+                f"Each {noun}'s type must be link, file or text.", param=item_param
             )
     return items
 
@@ -302,7 +308,7 @@ def submit(
     authorize_action(access, Action.SUBMIT)
     milestone = access.milestone
     text = validate.text(note, "note", max_length=20_000, required=False)
-    items = _validate_evidence(evidence)
+    items = validate_evidence(evidence)
     file_ids = files.check_evidence_files(ctx, items)
     if not text and not items:
         raise ValidationFailed(

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf, error_responses
+from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.notifications import service
 from milepost.notifications.schemas import MarkedReadOut, NotificationOut, UnreadCountOut
 
 router = APIRouter(tags=["notifications"])
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get(

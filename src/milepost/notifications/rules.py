@@ -50,6 +50,7 @@ RECIPIENTS: dict[EventAction, frozenset[Party]] = {
     EventAction.CANCELLATION_AUTO_ACCEPTED: BOTH,
     # Disputes. Overdue disputes go to the staff queue, which is not a notification.
     EventAction.DISPUTE_OPENED: BOTH,
+    EventAction.DISPUTE_MESSAGE: BOTH,
     EventAction.SETTLEMENT_OFFERED: BOTH,
     EventAction.DISPUTE_WITHDRAWN: BOTH,
     EventAction.DISPUTE_RESOLVED: BOTH,

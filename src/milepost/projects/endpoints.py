@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf, error_responses
+from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.milestones import service as milestones
 from milepost.milestones.schemas import MilestoneCreate, MilestoneOut
 from milepost.projects import service
@@ -23,7 +21,6 @@ from milepost.projects.schemas import (
 )
 
 router = APIRouter(tags=["projects"])
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import Deleted, ListOf, error_responses
+from milepost.kit.schemas import Deleted, Limit, ListOf, error_responses
 from milepost.wallets import destinations, service
 from milepost.wallets.schemas import (
     BalanceOut,
@@ -23,7 +21,6 @@ from milepost.wallets.schemas import (
 )
 
 router = APIRouter(tags=["wallets"])
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get(

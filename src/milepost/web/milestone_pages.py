@@ -141,6 +141,7 @@ register(
             confirm=confirm.ACCEPT_OFFER,
         ),
         _form("/dispute/withdraw", Form.WITHDRAW_DISPUTE, milestone_forms.withdraw_dispute),
+        _form("/dispute/messages", Form.POST_MESSAGE, milestone_forms.post_dispute_message, "body"),
         _form(
             "/feedback", Form.LEAVE_FEEDBACK, milestone_forms.leave_feedback, "rating", "comment"
         ),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from milepost.disputes import service as disputes
 from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
 from milepost.wallets import service as wallets
 from milepost.web import confirm
@@ -171,9 +172,27 @@ def _dispute_refused(web: Web, posted: Posted, error: MilepostError) -> Response
     )
 
 
+def _message_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    # Every refusal of the message form stands by it (the partial's "post_message").
+    words = form_errors(error, ())
+    return _dispute(
+        web,
+        posted.params["dispute_id"],
+        status=error.status,
+        errors={"post_message": " ".join(words.values())},
+    )
+
+
 register(
     router,
     (
+        Post(
+            "/staff/disputes/{dispute_id}/messages",
+            disputes.post_message,
+            "/staff/disputes/{dispute_id}#conversation",
+            _message_refused,
+            fields=("body",),
+        ),
         Post(
             "/staff/disputes/{dispute_id}/resolve",
             dispute_forms.resolve_with_freelancer_part,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from milepost.kit.http import ApiDep
-from milepost.kit.schemas import ListOf, error_responses
+from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.webhooks import service
 from milepost.webhooks.schemas import (
     DeletedEndpointOut,
@@ -19,7 +17,6 @@ from milepost.webhooks.schemas import (
 )
 
 router = APIRouter(tags=["webhooks"])
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from milepost.disputes import service as disputes
-from milepost.disputes.models import Dispute, DisputeStatus, SettlementOffer
+from milepost.disputes.models import Dispute, DisputeMessage, DisputeStatus, SettlementOffer
 from milepost.feedback import service as feedback
 from milepost.feedback.models import Feedback
 from milepost.files import service as files
@@ -115,6 +115,11 @@ def make_offer(ctx: Context, milestone_id: str, *, amount: str) -> SettlementOff
 
 def accept_offer(ctx: Context, milestone_id: str, offer_id: str) -> Dispute:
     return disputes.accept_offer(ctx, open_dispute_id(ctx, milestone_id), offer_id)
+
+
+def post_dispute_message(ctx: Context, milestone_id: str, *, body: str) -> DisputeMessage:
+    """Write in the milestone's open dispute (attachments: over the API)."""
+    return disputes.post_message(ctx, open_dispute_id(ctx, milestone_id), body=body)
 
 
 def withdraw_dispute(ctx: Context, milestone_id: str) -> Dispute:

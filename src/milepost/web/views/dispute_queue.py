@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -25,6 +25,9 @@ from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
 from milepost.users.models import User
+
+if TYPE_CHECKING:  # conversation builds on this module's items
+    from milepost.web.views.conversation import MessageView
 
 
 def _overdue(ctx: Context, dispute: Dispute) -> bool:
@@ -148,6 +151,8 @@ class DisputeDetail:
     submissions: list[SubmissionView]
     offers: list[OfferView]
     events: list[MilestoneEvent]
+    messages: list[MessageView]  # the conversation, oldest first
+    may_write: bool  # the disputes service would take a message from this staff member now
     # Why this staff member may not resolve it now (the disputes service's guard), or None: they may.
     resolve_refused: str | None
 
@@ -162,7 +167,8 @@ class DisputeDetail:
         return f"{whole}" if not rest else f"{whole}.{rest:02d}".rstrip("0")
 
 
-def _evidence(item: dict[str, Any], file_names: dict[str, str]) -> EvidenceItem:
+def evidence_item(item: dict[str, Any], file_names: dict[str, str]) -> EvidenceItem:
+    """An evidence item (of a delivery, or attached to a dispute message) as a page shows it."""
     kind = str(item.get("type", ""))
     if kind == "link":
         return EvidenceItem("link", str(item["url"]), str(item["url"]))
@@ -173,6 +179,8 @@ def _evidence(item: dict[str, Any], file_names: dict[str, str]) -> EvidenceItem:
 
 
 def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
+    from milepost.web.views.conversation import conversation  # it builds on this module's items
+
     """The dispute with the milestone's terms, both parties, every delivery with its evidence, the offers
     and the timeline: what staff need to decide it."""
     ctx.require_staff("mediate disputes")
@@ -230,7 +238,7 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
                 revision=submission.revision,
                 note=submission.note,
                 created_at=submission.created_at,
-                evidence=[_evidence(item, file_names) for item in submission.evidence],
+                evidence=[evidence_item(item, file_names) for item in submission.evidence],
             )
             for submission in submissions
         ],
@@ -243,6 +251,9 @@ def dispute_detail(ctx: Context, dispute_id: str) -> DisputeDetail:
             for offer in disputes.list_offers(ctx, dispute.id)
         ],
         events=events,
+        messages=conversation(ctx, dispute.id),
+        may_write=disputes.DisputeAction.POST_MESSAGE
+        in disputes.available_actions_for(access).actions,
         resolve_refused=_resolve_refused(access),
     )
 

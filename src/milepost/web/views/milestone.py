@@ -33,6 +33,7 @@ from milepost.receipts.service import Receipt, list_receipts
 from milepost.review.service import ChangeRequest, ReviewContext, Revision, review_context
 from milepost.wallets.providers import ManualProvider, instant_providers
 from milepost.wallets.service import available_balance, funding_shortfall
+from milepost.web.views.conversation import MessageView, conversation
 
 S = MilestoneStatus
 
@@ -43,6 +44,7 @@ class Form(StrEnum):
     MAKE_OFFER = "make_offer"
     ACCEPT_OFFER = "accept_offer"
     WITHDRAW_DISPUTE = "withdraw_dispute"
+    POST_MESSAGE = "post_message"  # in the dispute's conversation
     LEAVE_FEEDBACK = "leave_feedback"
 
 
@@ -58,6 +60,7 @@ class DisputePanel:
     dispute: Dispute
     opened_by_viewer: bool
     offers: list[OfferLine]  # newest first
+    messages: list[MessageView]  # the conversation, oldest first
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ def milestone_page(ctx: Context, milestone_id: str) -> MilestonePage:
             forms.add(Form.MAKE_OFFER)
         if DisputeAction.WITHDRAW in dispute_actions.actions:
             forms.add(Form.WITHDRAW_DISPUTE)
+        if DisputeAction.POST_MESSAGE in dispute_actions.actions:
+            forms.add(Form.POST_MESSAGE)
         if dispute_actions.acceptable_offers:
             forms.add(Form.ACCEPT_OFFER)
     if may_leave_feedback(ctx, access):
@@ -206,7 +211,10 @@ def _dispute_panel(
         for offer in reversed(offers)
     ]
     panel = DisputePanel(
-        dispute=dispute, opened_by_viewer=dispute.opened_by == ctx.actor_id, offers=lines
+        dispute=dispute,
+        opened_by_viewer=dispute.opened_by == ctx.actor_id,
+        offers=lines,
+        messages=conversation(ctx, dispute.id),
     )
     return panel, allowed
 

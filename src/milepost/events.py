@@ -76,6 +76,10 @@ class Notice(StrEnum):
     # A project's client: the freelancer paused or resumed work.
     PROJECT_PAUSED = "project_paused"
     PROJECT_RESUMED = "project_resumed"
+    # A project's client: the freelancer asks for a new milestone; the freelancer: the client's answer.
+    MILESTONE_REQUESTED = "milestone_requested"
+    MILESTONE_REQUEST_ACCEPTED = "milestone_request_accepted"
+    MILESTONE_REQUEST_REJECTED = "milestone_request_rejected"
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,16 @@ from milepost.kit.http import ApiDep
 from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.milestones import service as milestones
 from milepost.milestones.schemas import MilestoneCreate, MilestoneOut
-from milepost.projects import service
+from milepost.projects import milestone_requests, service
 from milepost.projects.schemas import (
     BonusIn,
     BonusOut,
+    MilestoneRequestOut,
     ProjectIn,
     ProjectOut,
     ProposalIn,
     ProposalOut,
+    RejectIn,
 )
 
 router = APIRouter(tags=["projects"])
@@ -176,6 +178,81 @@ async def create_milestone(project_id: str, body: MilestoneCreate, api: ApiDep) 
         return MilestoneOut.of(milestone, milestones.freelancer_ids(ctx, [milestone])[milestone.id])
 
     return await api.write(create, lambda out: out, status=201)
+
+
+@router.post(
+    "/projects/{project_id}/milestone-requests",
+    status_code=201,
+    response_model=MilestoneRequestOut,
+    summary="Request a milestone",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def request_milestone(project_id: str, body: MilestoneCreate, api: ApiDep) -> Response:
+    """The project's freelancer asks for a new milestone with these terms (as to create one: title and
+    amount required, every refusal at once). The client is told, and accepts it (a draft milestone with
+    the terms) or rejects it. 409 `not_awarded` on a project without its freelancer."""
+    return await api.write(
+        lambda ctx: milestone_requests.request_milestone(ctx, project_id, **body.given()),
+        MilestoneRequestOut.of,
+        status=201,
+    )
+
+
+@router.get(
+    "/projects/{project_id}/milestone-requests",
+    response_model=ListOf[MilestoneRequestOut],
+    summary="List a project's milestone requests",
+    responses=error_responses(401, 404, 422),
+)
+def list_milestone_requests(project_id: str, api: ApiDep) -> Response:
+    """Every milestone request on the project, oldest first: its parties and staff."""
+    return api.read(
+        lambda ctx: milestone_requests.list_requests(ctx, project_id),
+        lambda rows: ListOf[MilestoneRequestOut](
+            data=[MilestoneRequestOut.of(row) for row in rows], has_more=False
+        ),
+    )
+
+
+@router.post(
+    "/milestone-requests/{request_id}/accept",
+    response_model=MilestoneRequestOut,
+    summary="Accept a milestone request",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def accept_milestone_request(request_id: str, api: ApiDep) -> Response:
+    """The client accepts: a `draft` milestone with the requested terms (`milestone_id`), to fund when
+    ready; its `created` event names the request. 409 once answered or withdrawn."""
+    return await api.write(
+        lambda ctx: milestone_requests.accept_request(ctx, request_id), MilestoneRequestOut.of
+    )
+
+
+@router.post(
+    "/milestone-requests/{request_id}/reject",
+    response_model=MilestoneRequestOut,
+    summary="Reject a milestone request",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def reject_milestone_request(request_id: str, body: RejectIn, api: ApiDep) -> Response:
+    """The client rejects the request, optionally saying why; the freelancer is told."""
+    return await api.write(
+        lambda ctx: milestone_requests.reject_request(ctx, request_id, reason=body.reason),
+        MilestoneRequestOut.of,
+    )
+
+
+@router.post(
+    "/milestone-requests/{request_id}/withdraw",
+    response_model=MilestoneRequestOut,
+    summary="Withdraw a milestone request",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def withdraw_milestone_request(request_id: str, api: ApiDep) -> Response:
+    """The freelancer who asked takes back a pending request."""
+    return await api.write(
+        lambda ctx: milestone_requests.withdraw_request(ctx, request_id), MilestoneRequestOut.of
+    )
 
 
 @router.post(

@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
-from milepost.projects.state import ProjectStatus, ProposalStatus
+from milepost.projects.state import MilestoneRequestStatus, ProjectStatus, ProposalStatus
 
 __all__ = ["Bonus", "Project", "ProjectStatus", "ProjectTotals", "Proposal", "ProposalStatus"]
 
@@ -80,3 +80,21 @@ class Bonus(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     entry_id: Mapped[str] = mapped_column(ForeignKey("ledger_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MilestoneRequest(Base):
+    """A freelancer on an awarded project asks for a new milestone with these terms; the client accepts
+    it (a draft milestone with the terms) or rejects it (as Freelancer.com's milestone requests)."""
+
+    __tablename__ = "milestone_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    freelancer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    # The terms as a milestone's creation takes them (title, amount, criteria, due date, ...), checked.
+    terms: Mapped[dict[str, Any]] = mapped_column(json_column())
+    status: Mapped[MilestoneRequestStatus] = mapped_column(str_enum(MilestoneRequestStatus))
+    reason: Mapped[str | None] = mapped_column(Text)  # why the client rejected it
+    milestone_id: Mapped[str | None] = mapped_column(ForeignKey("milestones.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

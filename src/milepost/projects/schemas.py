@@ -14,7 +14,15 @@ from milepost.kit.schemas import (
     date_text,
     one_of,
 )
-from milepost.projects.models import Bonus, Project, ProjectStatus, Proposal, ProposalStatus
+from milepost.projects.models import (
+    Bonus,
+    MilestoneRequest,
+    Project,
+    ProjectStatus,
+    Proposal,
+    ProposalStatus,
+)
+from milepost.projects.state import MilestoneRequestStatus
 
 
 class ProjectIn(Body):
@@ -148,3 +156,34 @@ class BonusOut(BaseModel):
             note=bonus.note,
             created_at=bonus.created_at,
         )
+
+
+class RejectIn(Body):
+    reason: StrictStr | None = Field(None, description="Why, shown to the freelancer.")
+
+
+class MilestoneRequestOut(BaseModel):
+    id: str
+    object: Literal["milestone_request"] = "milestone_request"
+    project_id: str
+    freelancer_id: str
+    terms: dict[str, Any] = Field(
+        description="The milestone's terms as requested (as to create one)."
+    )
+    status: Annotated[
+        str,
+        one_of(
+            MilestoneRequestStatus,
+            "`pending`, `accepted` (a draft milestone with the terms: `milestone_id`), `rejected` or "
+            "`withdrawn`.",
+        ),
+    ]
+    reason: str | None
+    milestone_id: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, request: MilestoneRequest) -> MilestoneRequestOut:
+        fields = {name: getattr(request, name) for name in cls.model_fields if name != "object"}
+        return cls(**fields)

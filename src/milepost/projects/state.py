@@ -24,6 +24,13 @@ class ProposalStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # by its freelancer, or replaced by a newer proposal of theirs
 
 
+class MilestoneRequestStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"  # the client made it a draft milestone with its terms
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # by its freelancer
+
+
 PROJECTS = StateTable(
     "project",
     {ProjectStatus.OPEN: {ProjectStatus.AWARDED}, ProjectStatus.AWARDED: ()},
@@ -60,3 +67,18 @@ class ProposalAction(StrEnum):
 
     ACCEPT = "accept"
     WITHDRAW = "withdraw"
+
+
+MILESTONE_REQUESTS = StateTable(
+    "milestone request",
+    {
+        MilestoneRequestStatus.PENDING: {
+            MilestoneRequestStatus.ACCEPTED,
+            MilestoneRequestStatus.REJECTED,
+            MilestoneRequestStatus.WITHDRAWN,
+        },
+        MilestoneRequestStatus.ACCEPTED: (),
+        MilestoneRequestStatus.REJECTED: (),
+        MilestoneRequestStatus.WITHDRAWN: (),
+    },
+)

@@ -80,6 +80,10 @@ class Notice(StrEnum):
     MILESTONE_REQUESTED = "milestone_requested"
     MILESTONE_REQUEST_ACCEPTED = "milestone_request_accepted"
     MILESTONE_REQUEST_REJECTED = "milestone_request_rejected"
+    # A freelancer (or an address to invite): a client offers them a project; the client: the answer.
+    PROJECT_OFFERED = "project_offered"
+    PROJECT_OFFER_ACCEPTED = "project_offer_accepted"
+    PROJECT_OFFER_DECLINED = "project_offer_declined"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class NoticeSent:
     project_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
+    emails: tuple[str, ...] = ()  # addresses without an account, told by e-mail only
 
 
 EventSubscriber = Callable[["Context", "Milestone", "MilestoneEvent"], object]
@@ -139,6 +144,7 @@ def notify(
     project_id: str | None = None,
     data: dict[str, Any] | None = None,
     key: str | None = None,
+    emails: Iterable[str] = (),
 ) -> None:
     """Tell ``user_ids`` of ``kind`` (in the app, and by e-mail), in the caller's unit of work.
 
@@ -155,6 +161,7 @@ def notify(
         project_id=project_id,
         data=dict(data or {}),
         key=key,
+        emails=tuple(emails),
     )
     for subscriber in registry.notices:
         subscriber(ctx, notice)

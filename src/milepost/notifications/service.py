@@ -131,6 +131,7 @@ def on_notice(ctx: Context, notice: NoticeSent) -> list[Notification]:
         user_ids=notice.user_ids,
         project_id=notice.project_id,
         data=notice.data,
+        emails=notice.emails,
         key=notice.key,
     )
 

@@ -10,12 +10,14 @@ from milepost.kit.http import ApiDep
 from milepost.kit.schemas import Limit, ListOf, error_responses
 from milepost.milestones import service as milestones
 from milepost.milestones.schemas import MilestoneCreate, MilestoneOut
-from milepost.projects import milestone_requests, service
+from milepost.projects import milestone_requests, offers, service
 from milepost.projects.schemas import (
     BonusIn,
     BonusOut,
     MilestoneRequestOut,
     ProjectIn,
+    ProjectOfferIn,
+    ProjectOfferOut,
     ProjectOut,
     ProposalIn,
     ProposalOut,
@@ -178,6 +180,108 @@ async def create_milestone(project_id: str, body: MilestoneCreate, api: ApiDep) 
         return MilestoneOut.of(milestone, milestones.freelancer_ids(ctx, [milestone])[milestone.id])
 
     return await api.write(create, lambda out: out, status=201)
+
+
+@router.post(
+    "/projects/{project_id}/offers",
+    status_code=201,
+    response_model=ProjectOfferOut,
+    summary="Offer a project to a freelancer",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def offer_project(project_id: str, body: ProjectOfferIn, api: ApiDep) -> Response:
+    """The client offers their open project to one freelancer, by `freelancer_id` or by `email` (an
+    invitation by e-mail; whoever has or makes an account with the address may answer). The freelancer
+    accepts (the project is awarded) or declines; the client may withdraw it unanswered. One offer waits
+    at a time: 409 `offer_pending`; 409 `already_awarded`."""
+    return await api.write(
+        lambda ctx: offers.offer_project(
+            ctx,
+            project_id,
+            freelancer_id=body.freelancer_id,
+            email=body.email,
+            message=body.message,
+        ),
+        ProjectOfferOut.of,
+        status=201,
+    )
+
+
+@router.get(
+    "/projects/{project_id}/offers",
+    response_model=ListOf[ProjectOfferOut],
+    summary="List a project's offers",
+    responses=error_responses(401, 404, 422),
+)
+def list_project_offers(project_id: str, api: ApiDep) -> Response:
+    """The project's offers, oldest first: its client and staff."""
+    return api.read(
+        lambda ctx: offers.list_offers(ctx, project_id),
+        lambda rows: ListOf[ProjectOfferOut](
+            data=[ProjectOfferOut.of(row) for row in rows], has_more=False
+        ),
+    )
+
+
+@router.get(
+    "/project-offers",
+    response_model=ListOf[ProjectOfferOut],
+    summary="List the offers waiting for my answer",
+    responses=error_responses(401, 422),
+)
+def offers_for_me(api: ApiDep) -> Response:
+    """The pending offers made to the caller's account or to their e-mail address."""
+    return api.read(
+        offers.offers_for_me,
+        lambda rows: ListOf[ProjectOfferOut](
+            data=[ProjectOfferOut.of(row) for row in rows], has_more=False
+        ),
+    )
+
+
+@router.get(
+    "/project-offers/{offer_id}",
+    response_model=ProjectOfferOut,
+    summary="Get a project offer",
+    responses=error_responses(401, 404, 422),
+)
+def get_project_offer(offer_id: str, api: ApiDep) -> Response:
+    """An offer: its client, the freelancer it is offered to, staff."""
+    return api.read(lambda ctx: offers.get_offer(ctx, offer_id), ProjectOfferOut.of)
+
+
+@router.post(
+    "/project-offers/{offer_id}/accept",
+    response_model=ProjectOut,
+    summary="Accept a project offer",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def accept_project_offer(offer_id: str, api: ApiDep) -> Response:
+    """The freelancer it is offered to accepts: the project is awarded to them (its pending proposals
+    declined); the client is told. 409 once answered or withdrawn."""
+    return await api.write(lambda ctx: offers.accept_offer(ctx, offer_id), ProjectOut.of)
+
+
+@router.post(
+    "/project-offers/{offer_id}/decline",
+    response_model=ProjectOfferOut,
+    summary="Decline a project offer",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def decline_project_offer(offer_id: str, api: ApiDep) -> Response:
+    """The freelancer it is offered to declines; the client is told."""
+    return await api.write(lambda ctx: offers.decline_offer(ctx, offer_id), ProjectOfferOut.of)
+
+
+@router.post(
+    "/project-offers/{offer_id}/withdraw",
+    response_model=ProjectOfferOut,
+    summary="Withdraw a project offer",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def withdraw_project_offer(offer_id: str, api: ApiDep) -> Response:
+    """The client takes back an unanswered offer."""
+    return await api.write(lambda ctx: offers.withdraw_offer(ctx, offer_id), ProjectOfferOut.of)
 
 
 @router.post(

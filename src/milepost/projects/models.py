@@ -7,7 +7,12 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
-from milepost.projects.state import MilestoneRequestStatus, ProjectStatus, ProposalStatus
+from milepost.projects.state import (
+    MilestoneRequestStatus,
+    OfferStatus,
+    ProjectStatus,
+    ProposalStatus,
+)
 
 __all__ = ["Bonus", "Project", "ProjectStatus", "ProjectTotals", "Proposal", "ProposalStatus"]
 
@@ -96,5 +101,22 @@ class MilestoneRequest(Base):
     status: Mapped[MilestoneRequestStatus] = mapped_column(str_enum(MilestoneRequestStatus))
     reason: Mapped[str | None] = mapped_column(Text)  # why the client rejected it
     milestone_id: Mapped[str | None] = mapped_column(ForeignKey("milestones.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProjectOffer(Base):
+    """The client offers an open project to one freelancer, by account or by e-mail address (an
+    invitation: whoever signs up with that address may answer); the freelancer accepts (the project is
+    awarded to them) or declines, and the client may withdraw it unanswered, as on Upwork."""
+
+    __tablename__ = "project_offers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    freelancer_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)  # lower case
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[OfferStatus] = mapped_column(str_enum(OfferStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

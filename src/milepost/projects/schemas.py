@@ -18,11 +18,12 @@ from milepost.projects.models import (
     Bonus,
     MilestoneRequest,
     Project,
+    ProjectOffer,
     ProjectStatus,
     Proposal,
     ProposalStatus,
 )
-from milepost.projects.state import MilestoneRequestStatus
+from milepost.projects.state import MilestoneRequestStatus, OfferStatus
 
 
 class ProjectIn(Body):
@@ -186,4 +187,31 @@ class MilestoneRequestOut(BaseModel):
     @classmethod
     def of(cls, request: MilestoneRequest) -> MilestoneRequestOut:
         fields = {name: getattr(request, name) for name in cls.model_fields if name != "object"}
+        return cls(**fields)
+
+
+class ProjectOfferIn(Body):
+    freelancer_id: StrictStr | None = Field(None, description="The freelancer's user id; or:")
+    email: StrictStr | None = Field(
+        None,
+        description="An e-mail address: an invitation, which whoever has or makes an account with it "
+        "may answer.",
+    )
+    message: StrictStr | None = Field(None, description="A note to the freelancer.")
+
+
+class ProjectOfferOut(BaseModel):
+    id: str
+    object: Literal["project_offer"] = "project_offer"
+    project_id: str
+    freelancer_id: str | None = Field(description="The freelancer's account, once known.")
+    email: str | None = Field(description="The invited address, while no account has answered.")
+    message: str
+    status: Annotated[str, one_of(OfferStatus, "`pending`, `accepted`, `declined` or `withdrawn`.")]
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, offer: ProjectOffer) -> ProjectOfferOut:
+        fields = {name: getattr(offer, name) for name in cls.model_fields if name != "object"}
         return cls(**fields)

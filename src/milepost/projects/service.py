@@ -314,6 +314,21 @@ def check_accept(ctx: Context, project: Project, proposal: Proposal | None = Non
         raise InvalidState(f"This proposal is {proposal.status}.")
 
 
+def award(ctx: Context, project: Project, freelancer_id: str) -> None:
+    """The locked open project gets its freelancer (an accepted proposal or offer); every proposal still
+    pending on it is declined."""
+    project.freelancer_id = freelancer_id
+    PROJECTS.move(project, ProjectStatus.AWARDED)
+    project.updated_at = ctx.now
+    for other in ctx.session.scalars(
+        select(Proposal).where(
+            Proposal.project_id == project.id, Proposal.status == ProposalStatus.PENDING
+        )
+    ):
+        PROPOSALS.move(other, ProposalStatus.DECLINED)
+        other.decided_at = ctx.now
+
+
 def accept_proposal(ctx: Context, proposal_id: str) -> Project:
     """Award the project to the proposal's freelancer, create its milestones, decline the others."""
     ctx.require_actor()
@@ -324,20 +339,9 @@ def accept_proposal(ctx: Context, proposal_id: str) -> Project:
     ctx.session.refresh(proposal, with_for_update=True)
     check_accept(ctx, project, proposal)
 
-    project.freelancer_id = proposal.freelancer_id
-    PROJECTS.move(project, ProjectStatus.AWARDED)
-    project.updated_at = ctx.now
     PROPOSALS.move(proposal, ProposalStatus.ACCEPTED)
     proposal.decided_at = ctx.now
-    for other in ctx.session.scalars(
-        select(Proposal).where(
-            Proposal.project_id == project.id,
-            Proposal.id != proposal.id,
-            Proposal.status == ProposalStatus.PENDING,
-        )
-    ):
-        PROPOSALS.move(other, ProposalStatus.DECLINED)
-        other.decided_at = ctx.now
+    award(ctx, project, proposal.freelancer_id)
 
     for terms in proposal.milestones:
         new_milestone(

@@ -24,6 +24,13 @@ class ProposalStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # by its freelancer, or replaced by a newer proposal of theirs
 
 
+class OfferStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"  # the freelancer took it: the project is awarded to them
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"  # by the client, before an answer
+
+
 class MilestoneRequestStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"  # the client made it a draft milestone with its terms
@@ -80,5 +87,15 @@ MILESTONE_REQUESTS = StateTable(
         MilestoneRequestStatus.ACCEPTED: (),
         MilestoneRequestStatus.REJECTED: (),
         MilestoneRequestStatus.WITHDRAWN: (),
+    },
+)
+
+OFFERS = StateTable(
+    "offer",
+    {
+        OfferStatus.PENDING: {OfferStatus.ACCEPTED, OfferStatus.DECLINED, OfferStatus.WITHDRAWN},
+        OfferStatus.ACCEPTED: (),
+        OfferStatus.DECLINED: (),
+        OfferStatus.WITHDRAWN: (),
     },
 )

@@ -436,25 +436,44 @@ def _review_overdue(ctx: Context, milestone: Milestone) -> list[Happening]:
         if approved.status is S.RELEASED:
             done.append(_released(approved))
         return done
-    deadline = review_due_at.isoformat()
-    step = ladders.step_due(
-        ladders.review_ladder(ctx.settings),
-        review_due_at,
-        ctx.now,
-        _steps_taken(ctx, milestone.id, ladders.REVIEW, deadline),
-    )
-    if step is None:
-        return []
-    days_left = ceil((review_due_at - ctx.now) / DAY)
-    _take_step(
+    return _reminder_before(
         ctx,
         milestone,
         ladders.REVIEW,
+        ladders.review_ladder(ctx.settings),
+        review_due_at,
+        "review_due_at",
+        "to review",
+    )
+
+
+def _reminder_before(
+    ctx: Context,
+    milestone: Milestone,
+    ladder_name: str,
+    ladder: list[ladders.Step],
+    due: datetime,
+    due_key: str,
+    what: str,
+) -> list[Happening]:
+    """The reminder of ``ladder`` due now before the deadline ``due`` (the review period's end, a
+    cancellation request's answer), once: recorded with the days left and the deadline (``due_key``)."""
+    deadline = due.isoformat()
+    step = ladders.step_due(
+        ladder, due, ctx.now, _steps_taken(ctx, milestone.id, ladder_name, deadline)
+    )
+    if step is None:
+        return []
+    days_left = ceil((due - ctx.now) / DAY)
+    _take_step(
+        ctx,
+        milestone,
+        ladder_name,
         deadline,
         step,
-        {"days_left": days_left, "review_due_at": deadline, "step": step.days},
+        {"days_left": days_left, due_key: deadline, "step": step.days},
     )
-    return [Happening(step.action, milestone.id, f"{days_left} days left to review")]
+    return [Happening(step.action, milestone.id, f"{days_left} days left {what}")]
 
 
 def _money(amount: int, milestone: Milestone) -> str:
@@ -506,25 +525,15 @@ def _cancellation_due(ctx: Context, milestone: Milestone) -> list[Happening]:
                 f"not answered by {due.isoformat()}",
             )
         ]
-    deadline = due.isoformat()
-    step = ladders.step_due(
-        ladders.cancellation_ladder(ctx.settings),
-        due,
-        ctx.now,
-        _steps_taken(ctx, milestone.id, ladders.CANCELLATION, deadline),
-    )
-    if step is None:
-        return []
-    days_left = ceil((due - ctx.now) / DAY)
-    _take_step(
+    return _reminder_before(
         ctx,
         milestone,
         ladders.CANCELLATION,
-        deadline,
-        step,
-        {"days_left": days_left, "answer_due_at": deadline, "step": step.days},
+        ladders.cancellation_ladder(ctx.settings),
+        due,
+        "answer_due_at",
+        "to answer",
     )
-    return [Happening(step.action, milestone.id, f"{days_left} days left to answer")]
 
 
 # Release delay ---------------------------------------------------------------------------------------------

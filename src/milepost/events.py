@@ -69,8 +69,10 @@ class EventAction(StrEnum):
 class Notice(StrEnum):
     """News for one user that is not a milestone event (the notification's ``kind``)."""
 
-    # A wallet's owner: a manual deposit rejected, a manual payout failed or sent.
+    # A wallet's owner: a manual deposit rejected, a card payment that failed or expired unpaid, a
+    # manual payout failed or sent.
     DEPOSIT_REJECTED = "deposit_rejected"
+    CARD_DEPOSIT_FAILED = "card_deposit_failed"
     PAYOUT_FAILED = "payout_failed"
     PAYOUT_PAID = "payout_paid"
     # A project's client: the freelancer paused or resumed work.

@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     # behind it: for demos and tests only, never where the money is real, since anyone could deposit any
     # amount). ``make run`` and ``milepost demo`` enable "sandbox,manual".
     providers: str = "manual"
+    # Stripe (provider "stripe": card deposits through Checkout, payouts to Connect accounts). Required
+    # when MILEPOST_PROVIDERS names it, unused otherwise: the secret API key, the webhook endpoint's
+    # signing secret (whsec_...), how old a signed event may be, in seconds, and the API's address
+    # (Stripe's own unless set: a proxy, or a stand-in in tests).
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    stripe_api_base: str | None = None
 
     @property
     def enabled_providers(self) -> tuple[str, ...]:
@@ -232,6 +240,27 @@ class Settings(BaseSettings):
             )
         if len(set(names)) != len(names):
             raise ValueError(f"MILEPOST_PROVIDERS={self.providers!r} names a provider twice")
+        from milepost.wallets.providers import payout_providers
+
+        if not payout_providers(names):
+            raise ValueError(
+                f"MILEPOST_PROVIDERS={self.providers!r} names no provider that can pay out; add "
+                "manual (bank transfers staff send)"
+            )
+        if "stripe" in names:
+            missing = [
+                name
+                for name, value in (
+                    ("MILEPOST_STRIPE_SECRET_KEY", self.stripe_secret_key),
+                    ("MILEPOST_STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret),
+                )
+                if value is None or not value.get_secret_value().strip()
+            ]
+            if missing:
+                raise ValueError(
+                    f"MILEPOST_PROVIDERS names stripe, but {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not set"
+                )
 
     def _check_review_llm(self) -> None:
         if self.review_llm_url is not None and not self.review_llm_url.strip():

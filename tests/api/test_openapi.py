@@ -17,7 +17,8 @@ from milepost.kit.db import Database
 from milepost.settings import Settings
 from tests.api.conftest import PASSWORD, Client, assert_error
 
-PUBLIC = {("post", "/v1/users"), ("post", "/v1/tokens")}
+# Sign-up, sign-in, and Stripe's webhook (its signature is its authentication).
+PUBLIC = {("post", "/v1/users"), ("post", "/v1/tokens"), ("post", "/v1/providers/stripe/events")}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from milepost.kit.http import ApiDep
+from milepost.kit.http import ApiDep, PublicApiDep
 from milepost.kit.schemas import Deleted, Limit, ListOf, error_responses
-from milepost.wallets import destinations, service
+from milepost.wallets import destinations, service, stripe_provider
 from milepost.wallets.schemas import (
     BalanceOut,
     BalancesOut,
@@ -17,6 +17,7 @@ from milepost.wallets.schemas import (
     MoneyMovement,
     PayoutIn,
     PayoutOut,
+    ProviderEventOut,
     RefusalIn,
 )
 
@@ -57,6 +58,36 @@ async def create_deposit(body: MoneyMovement, api: ApiDep) -> Response:
         ),
         DepositOut.of,
         status=201,
+    )
+
+
+@router.post(
+    "/providers/stripe/events",
+    response_model=ProviderEventOut,
+    summary="Receive a Stripe event (Stripe's webhook)",
+    responses=error_responses(400, 409, 413, 422, write=True),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def stripe_event(request: Request, api: PublicApiDep) -> Response:
+    """Where Stripe sends its events (register this URL as a webhook endpoint in Stripe, with the events
+    `checkout.session.completed`, `checkout.session.async_payment_succeeded`,
+    `checkout.session.async_payment_failed` and `checkout.session.expired`). Only a body signed with
+    the endpoint's secret (`Stripe-Signature`, `MILEPOST_STRIPE_WEBHOOK_SECRET`) within the tolerance is
+    read; any other is 400 `bad_signature` and does nothing. Each event acts once, by its id: a paid
+    session credits its deposit, an expired or failed one closes it uncredited. An error answer (the
+    database unreachable) makes Stripe send the event again later."""
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    return await api.write(
+        lambda ctx: stripe_provider.receive_event(ctx, payload, signature),
+        ProviderEventOut.of,
+        auth=False,
+        idempotent=False,
     )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "Payout",
     "PayoutDestination",
     "PayoutStatus",
+    "ProviderEvent",
 ]
 
 
@@ -51,6 +52,10 @@ class Deposit(Base):
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rejected_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     rejection_reason: Mapped[str | None] = mapped_column(String(500))
+    # A card deposit: the provider's page where the payer pays (Stripe Checkout), and the payment's own id
+    # there once it is paid (a PaymentIntent: what a later chargeback names).
+    payment_url: Mapped[str | None] = mapped_column(String(2000))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class PayoutDestination(Base):
@@ -102,3 +107,17 @@ class Payout(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
 
     destination: Mapped[PayoutDestination | None] = relationship()
+
+
+class ProviderEvent(Base):
+    """An event a payment provider sent (a Stripe webhook), kept by its id: the same event delivered
+    again is answered and does nothing, however often and in whatever order it comes."""
+
+    __tablename__ = "provider_events"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    # What it did: "settled dep_...", "ignored: ...".
+    outcome: Mapped[str] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

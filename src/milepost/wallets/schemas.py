@@ -22,13 +22,15 @@ from milepost.wallets.models import (
     Payout,
     PayoutDestination,
     PayoutStatus,
+    ProviderEvent,
 )
 from milepost.wallets.providers import PROVIDERS
 from milepost.wallets.service import Balance, PayoutView
 
 _PROVIDER = (
-    "The payment provider: `manual` (a bank transfer that staff confirm) or `sandbox` (instant, test "
-    "money; only where the installation enables it). Only the providers in MILEPOST_PROVIDERS are "
+    "The payment provider: `manual` (a bank transfer that staff confirm), `stripe` (a card, paid on "
+    "Stripe's page at the deposit's `payment_url`) or `sandbox` (instant, test money; only where the "
+    "installation enables it). Only the providers in MILEPOST_PROVIDERS are "
     "accepted; another is 422 `unknown_provider`."
 )
 Provider = Annotated[StrictStr, one_of(sorted(PROVIDERS), _PROVIDER)]
@@ -157,8 +159,9 @@ class DepositOut(BaseModel):
         str,
         one_of(
             DepositStatus,
-            "`succeeded` (credited), `pending` (a bank transfer waiting for staff), `rejected` (never "
-            "credited).",
+            "`succeeded` (credited), `pending` (a bank transfer waiting for staff, or a card payment "
+            "not made yet), `rejected` (never credited: staff closed the bank transfer, or the card "
+            "payment failed or its page expired unpaid).",
         ),
     ]
     reference: str
@@ -167,6 +170,11 @@ class DepositOut(BaseModel):
     rejected_at: datetime | None = None
     rejected_by: str | None = None
     rejection_reason: str | None = None
+    payment_url: str | None = Field(
+        default=None,
+        description="A card deposit: the provider's page where the payer pays (send them there); "
+        "null for other providers.",
+    )
 
     @classmethod
     def of(cls, deposit: Deposit) -> DepositOut:
@@ -183,6 +191,21 @@ class DepositOut(BaseModel):
             rejected_at=deposit.rejected_at,
             rejected_by=deposit.rejected_by,
             rejection_reason=deposit.rejection_reason,
+            payment_url=deposit.payment_url,
+        )
+
+
+class ProviderEventOut(BaseModel):
+    object: Literal["provider_event"] = "provider_event"
+    provider: Annotated[str, one_of(sorted(PROVIDERS), "The provider that sent it.")]
+    event_id: str
+    type: str
+    outcome: str = Field(description="What the event did: settled or closed a deposit, or nothing.")
+
+    @classmethod
+    def of(cls, event: ProviderEvent) -> ProviderEventOut:
+        return cls(
+            provider=event.provider, event_id=event.event_id, type=event.type, outcome=event.outcome
         )
 
 

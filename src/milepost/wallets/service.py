@@ -46,9 +46,10 @@ def create_deposit(
         created_at=ctx.now,
     )
     outcome = payment_provider.start_deposit(
-        deposit_id=deposit.id, amount=amount, currency=currency
+        ctx.settings, deposit_id=deposit.id, amount=amount, currency=currency
     )
     deposit.reference = outcome.reference
+    deposit.payment_url = outcome.payment_url
     ctx.session.add(deposit)
     if outcome.settled:
         settle_deposit(ctx, deposit)
@@ -86,7 +87,7 @@ def create_payout(
     user = ctx.require_actor()
     amount = validate_amount(amount)
     currency = validate_currency(currency)
-    payment_provider = get_provider(provider, ctx.settings.enabled_providers)
+    payment_provider = get_provider(provider, ctx.settings.enabled_providers, paying_out=True)
     destination = None
     if destination_id is not None and destination_id != "":
         try:
@@ -124,7 +125,9 @@ def create_payout(
         ],
         memo=f"payout {payout.id}",
     )
-    outcome = payment_provider.start_payout(payout_id=payout.id, amount=amount, currency=currency)
+    outcome = payment_provider.start_payout(
+        ctx.settings, payout_id=payout.id, amount=amount, currency=currency
+    )
     payout.reference = outcome.reference
     ctx.session.add(payout)
     if outcome.settled:

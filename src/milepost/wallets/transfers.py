@@ -104,13 +104,19 @@ class ManualTransfer(Generic[T, A]):
         transfer = self._pending(ctx, transfer_id, self.settle)
         setattr(transfer, self.settled_by, ctx.actor_id)
         self.settle_money(ctx, transfer)
-        self._tell(ctx, transfer, self.settle, {})
+        self._tell(ctx, transfer, self.settle.notice, {})
         return transfer
 
     def run_close(self, ctx: Context, transfer_id: str, reason: object) -> T:
         ctx.require_staff(self.close.what)
         why = validate.text(reason, "reason", max_length=MAX_REASON_LENGTH)
         transfer = self._pending(ctx, transfer_id, self.close)
+        self.close_pending(ctx, transfer, why, self.close.notice)
+        return transfer
+
+    def close_pending(self, ctx: Context, transfer: T, why: str, notice: Notice | None) -> None:
+        """Close a pending transfer (locked by the caller) for ``why``, which the user is told by
+        ``notice``: staff's closing of a bank transfer, or a provider's word that its payment failed."""
         if self.close_money is not None:
             self.close_money(ctx, transfer)
         self.table.move(transfer, self.closed)
@@ -118,20 +124,19 @@ class ManualTransfer(Generic[T, A]):
         setattr(transfer, at, ctx.now)
         setattr(transfer, by, ctx.actor_id)
         setattr(transfer, because, why)
-        self._tell(ctx, transfer, self.close, {"reason": why})
-        return transfer
+        self._tell(ctx, transfer, notice, {"reason": why})
 
     def _tell(
-        self, ctx: Context, transfer: T, step: StaffStep[A], extra: dict[str, object]
+        self, ctx: Context, transfer: T, notice: Notice | None, extra: dict[str, object]
     ) -> None:
-        if step.notice is None:
+        if notice is None:
             return
         notify(
             ctx,
-            step.notice,
+            notice,
             user_ids=[transfer.user_id],
             data={**self.describe(transfer), **extra},
-            key=f"{step.notice.value}:{transfer.id}",
+            key=f"{notice.value}:{transfer.id}",
         )
 
 

@@ -1,0 +1,41 @@
+"""card deposits: a deposit's payment page and the provider's payment id; the provider events received
+(kept by id, so a webhook delivered twice does nothing the second time).
+
+Revision ID: 0023
+Revises: 0022
+Create Date: 2026-12-04 03:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0023"
+down_revision: str | None = "0022"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deposits") as batch:
+        batch.add_column(sa.Column("payment_url", sa.String(length=2000), nullable=True))
+        batch.add_column(sa.Column("provider_payment_id", sa.String(length=100), nullable=True))
+        batch.create_index("ix_deposits_provider_payment_id", ["provider_payment_id"])
+    op.create_table(
+        "provider_events",
+        sa.Column("provider", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("type", sa.String(length=100), nullable=False),
+        sa.Column("outcome", sa.String(length=500), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("provider", "event_id", name="pk_provider_events"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("provider_events")
+    with op.batch_alter_table("deposits") as batch:
+        batch.drop_index("ix_deposits_provider_payment_id")
+        batch.drop_column("provider_payment_id")
+        batch.drop_column("payment_url")

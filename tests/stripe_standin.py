@@ -1,0 +1,219 @@
+"""A stand-in for Stripe's API on loopback: the few endpoints Milepost calls, spoken as Stripe speaks
+them (form-encoded requests with bracketed keys, bearer secret keys, idempotency keys, JSON objects and
+errors), and signed events made with the ``stripe`` library's own signing code.
+
+Stripe is outside this system, so a scripted stand-in is the honest test double: the adapter under test
+is the real ``stripe`` library talking real HTTP. The stand-in does not send events by itself; a test
+asks for one (``paid``, ``expired``, ...) and posts it where Stripe would, so that it can also deliver
+one twice, late, or not at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import stripe
+
+SECRET_KEY = "sk_test_milepost_standin"
+WEBHOOK_SECRET = "whsec_milepost_standin_secret"
+
+
+def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding (``line_items[0][price_data][currency]=usd``) back into objects; lists
+    come back as dicts keyed by index, which is all the stand-in needs."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+@dataclass
+class StandIn:
+    base_url: str = ""
+    down: bool = False  # answer every request with Stripe's 500 api_error
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
+    _replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # The API ----------------------------------------------------------------------------------------
+
+    def answer(
+        self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        if self.down:
+            return 500, _error("api_error", "An unknown error occurred (stand-in outage).")
+        if headers.get("authorization") != f"Bearer {SECRET_KEY}":
+            return 401, _error("invalid_request_error", "Invalid API Key provided.")
+        if method == "POST" and path == "/v1/checkout/sessions":
+            return 200, self._create_session(body)
+        if method == "GET" and path.startswith("/v1/checkout/sessions/"):
+            session = self.sessions.get(path.rsplit("/", 1)[1])
+            return (
+                (200, session)
+                if session
+                else (404, _error("invalid_request_error", "No such session"))
+            )
+        return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path}).")
+
+    def _create_session(self, body: dict[str, Any]) -> dict[str, Any]:
+        line = body["line_items"]["0"]
+        price = line["price_data"]
+        if price["currency"] not in {"usd", "eur", "gbp", "jpy", "kwd"}:
+            raise _Refusal(
+                "invalid_request_error", f"Invalid currency: {price['currency']}.", "currency"
+            )
+        session_id = f"cs_test_{next(self._ids):06d}"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": body["mode"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": int(price["unit_amount"]) * int(line["quantity"]),
+            "currency": price["currency"],
+            "client_reference_id": body.get("client_reference_id"),
+            "metadata": body.get("metadata", {}),
+            "payment_intent": None,
+            "success_url": body["success_url"],
+            "url": f"{self.base_url}/pay/{session_id}",
+            "livemode": False,
+        }
+        self.sessions[session_id] = session
+        return session
+
+    # Events -----------------------------------------------------------------------------------------
+
+    def event(self, kind: str, data: dict[str, Any], *, created: int | None = None) -> bytes:
+        body = {
+            "id": f"evt_test_{next(self._ids):06d}",
+            "object": "event",
+            "api_version": "2025-01-27.acacia",
+            "created": created or int(time.time()),
+            "type": kind,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "data": {"object": data},
+        }
+        return json.dumps(body).encode()
+
+    def paid(self, session_id: str, *, kind: str = "checkout.session.completed") -> bytes:
+        session = self.sessions[session_id]
+        session.update(status="complete", payment_status="paid", payment_intent=f"pi_{session_id}")
+        return self.event(kind, dict(session))
+
+    def completed_unpaid(self, session_id: str) -> bytes:
+        """A delayed method (a bank debit): the session completes, the money is not there yet."""
+        session = self.sessions[session_id]
+        session.update(
+            status="complete", payment_status="unpaid", payment_intent=f"pi_{session_id}"
+        )
+        return self.event("checkout.session.completed", dict(session))
+
+    def expired(self, session_id: str) -> bytes:
+        session = self.sessions[session_id]
+        session.update(status="expired", url=None)
+        return self.event("checkout.session.expired", dict(session))
+
+    def declined(self, session_id: str) -> bytes:
+        """The card was declined on the payment page: Stripe says so about the PaymentIntent."""
+        intent = {
+            "id": f"pi_{session_id}",
+            "object": "payment_intent",
+            "status": "requires_payment_method",
+            "metadata": self.sessions[session_id]["metadata"],
+            "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline"},
+        }
+        return self.event("payment_intent.payment_failed", intent)
+
+    @staticmethod
+    def signature(body: bytes, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
+        """Stripe-Signature as Stripe makes it, by the library's own code."""
+        return str(stripe.WebhookSignature.generate_signature_header(body.decode(), secret, at))
+
+    @staticmethod
+    def deliver(milepost_url: str, body: bytes, signature: str | None = None) -> httpx.Response:
+        """Post an event to Milepost's webhook endpoint, as Stripe would (signed unless told)."""
+        header = StandIn.signature(body) if signature is None else signature
+        return httpx.post(
+            f"{milepost_url}/v1/providers/stripe/events",
+            content=body,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json; charset=utf-8"},
+            timeout=30,
+        )
+
+
+class _Refusal(Exception):
+    def __init__(self, kind: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.body = _error(kind, message, param)
+
+
+def _error(kind: str, message: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message, "param": param}}
+
+
+@contextmanager
+def running() -> Iterator[StandIn]:
+    """The stand-in on a free loopback port, for the length of the block."""
+    standin = StandIn()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, method: str) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            body = unflatten(parse_qsl(raw, keep_blank_values=True))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            key = headers.get("idempotency-key")
+            with standin._lock:
+                standin.requests.append((method, self.path, body, key))
+                if key is not None and key in standin._replies and not standin.down:
+                    status, payload = standin._replies[key]
+                else:
+                    try:
+                        status, answer = standin.answer(method, self.path, body, headers)
+                    except _Refusal as refusal:
+                        status, answer = 400, refusal.body
+                    payload = json.dumps(answer).encode()
+                    if key is not None and status < 500:
+                        standin._replies[key] = (status, payload)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Request-Id", f"req_{len(standin.requests)}")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._reply("GET")
+
+        def do_POST(self) -> None:
+            self._reply("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    standin.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield standin
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -26,6 +26,8 @@ import stripe
 
 SECRET_KEY = "sk_test_milepost_standin"
 WEBHOOK_SECRET = "whsec_milepost_standin_secret"
+# A Connect endpoint has a signing secret of its own.
+CONNECT_WEBHOOK_SECRET = "whsec_milepost_standin_connect"
 
 
 def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -46,6 +48,11 @@ class StandIn:
     base_url: str = ""
     down: bool = False  # answer every request with Stripe's 500 api_error
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse_transfers: str | None = (
+        None  # Stripe's message refusing every transfer (an invalid request)
+    )
     requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
     _replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -69,7 +76,61 @@ class StandIn:
                 if session
                 else (404, _error("invalid_request_error", "No such session"))
             )
+        if method == "POST" and path == "/v1/accounts":
+            return 200, self._create_account(body)
+        if method == "POST" and path == "/v1/account_links":
+            if body.get("account") not in self.accounts:
+                raise _Refusal("invalid_request_error", "No such account.", "account")
+            return 200, {
+                "object": "account_link",
+                "url": f"{self.base_url}/onboard/{body['account']}",
+                "expires_at": int(time.time()) + 300,
+            }
+        if method == "POST" and path == "/v1/transfers":
+            return 200, self._create_transfer(body)
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path}).")
+
+    def _create_account(self, body: dict[str, Any]) -> dict[str, Any]:
+        account_id = f"acct_test_{next(self._ids):06d}"
+        account = {
+            "id": account_id,
+            "object": "account",
+            "type": body["type"],
+            "email": body.get("email"),
+            "metadata": body.get("metadata", {}),
+            "payouts_enabled": False,
+            "charges_enabled": False,
+            "details_submitted": False,
+        }
+        self.accounts[account_id] = account
+        return account
+
+    def _create_transfer(self, body: dict[str, Any]) -> dict[str, Any]:
+        account = self.accounts.get(body["destination"])
+        if account is None:
+            raise _Refusal("invalid_request_error", "No such destination account.", "destination")
+        if self.refuse_transfers is not None:
+            raise _Refusal("invalid_request_error", self.refuse_transfers, None)
+        if not account["payouts_enabled"]:
+            raise _Refusal(
+                "invalid_request_error",
+                "Your destination account needs to have at least one of the following capabilities "
+                "enabled: transfers, crypto_transfers, legacy_payments",
+                "destination",
+            )
+        transfer_id = f"tr_test_{next(self._ids):06d}"
+        transfer = {
+            "id": transfer_id,
+            "object": "transfer",
+            "amount": int(body["amount"]),
+            "currency": body["currency"],
+            "destination": body["destination"],
+            "transfer_group": body.get("transfer_group"),
+            "metadata": body.get("metadata", {}),
+            "reversed": False,
+        }
+        self.transfers[transfer_id] = transfer
+        return transfer
 
     def _create_session(self, body: dict[str, Any]) -> dict[str, Any]:
         line = body["line_items"]["0"]
@@ -99,8 +160,15 @@ class StandIn:
 
     # Events -----------------------------------------------------------------------------------------
 
-    def event(self, kind: str, data: dict[str, Any], *, created: int | None = None) -> bytes:
-        body = {
+    def event(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        created: int | None = None,
+        account: str | None = None,
+    ) -> bytes:
+        body: dict[str, Any] = {
             "id": f"evt_test_{next(self._ids):06d}",
             "object": "event",
             "api_version": "2025-01-27.acacia",
@@ -110,6 +178,8 @@ class StandIn:
             "pending_webhooks": 1,
             "data": {"object": data},
         }
+        if account is not None:  # an event about a connected account (sent to a Connect endpoint)
+            body["account"] = account
         return json.dumps(body).encode()
 
     def paid(self, session_id: str, *, kind: str = "checkout.session.completed") -> bytes:
@@ -141,15 +211,27 @@ class StandIn:
         }
         return self.event("payment_intent.payment_failed", intent)
 
+    def onboarded(self, account_id: str) -> bytes:
+        """The freelancer finished Stripe's pages: the account can be paid (a Connect event)."""
+        account = self.accounts[account_id]
+        account.update(payouts_enabled=True, charges_enabled=True, details_submitted=True)
+        return self.event("account.updated", dict(account), account=account_id)
+
     @staticmethod
     def signature(body: bytes, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
         """Stripe-Signature as Stripe makes it, by the library's own code."""
         return str(stripe.WebhookSignature.generate_signature_header(body.decode(), secret, at))
 
     @staticmethod
-    def deliver(milepost_url: str, body: bytes, signature: str | None = None) -> httpx.Response:
+    def deliver(
+        milepost_url: str,
+        body: bytes,
+        signature: str | None = None,
+        *,
+        secret: str = WEBHOOK_SECRET,
+    ) -> httpx.Response:
         """Post an event to Milepost's webhook endpoint, as Stripe would (signed unless told)."""
-        header = StandIn.signature(body) if signature is None else signature
+        header = StandIn.signature(body, secret=secret) if signature is None else signature
         return httpx.post(
             f"{milepost_url}/v1/providers/stripe/events",
             content=body,

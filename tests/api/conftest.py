@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from milepost.app import create_app
 from milepost.kit.db import Database
 from milepost.kit.logs import JsonFormatter
 from milepost.settings import Settings
+from tests.stripe_standin import StandIn, running
 
 _emails = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -176,3 +178,19 @@ def assert_error(
     assert "Traceback" not in response.text
     assert response.headers["x-request-id"].startswith("req_")
     return error
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    """A stand-in of Stripe's API on loopback (tests/stripe_standin.py)."""
+    with running() as standin:
+        yield standin
+
+
+@pytest.fixture
+def stripe_url(db: Database, tmp_path: Path, standin: StandIn) -> Iterator[str]:
+    """A live server with Stripe enabled, talking to the stand-in."""
+    from tests.api.stripe_support import stripe_settings
+
+    with LiveServer(db, stripe_settings(tmp_path, standin)) as address:
+        yield address

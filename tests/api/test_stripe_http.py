@@ -6,77 +6,30 @@ event acts once; a bad signature moves nothing; an outage on either side loses n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from milepost.kit.db import Database
-from milepost.ledger.models import JournalEntry
 from milepost.settings import Settings
 from milepost.wallets.models import Deposit
-from tests.api.conftest import PASSWORD, Client, LiveServer, assert_error
-from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StandIn, running
-
-USD = "USD"
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with running() as standin:
-        yield standin
-
-
-def stripe_settings(tmp_path: Path, standin: StandIn) -> Settings:
-    return Settings(
-        fee_bps=1000,
-        providers="stripe,manual",
-        files_dir=str(tmp_path / "files"),
-        stripe_secret_key=SECRET_KEY,
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=standin.base_url,
-        public_url="https://milepost.example",
-    )
-
-
-@pytest.fixture
-def url(db: Database, tmp_path: Path, standin: StandIn) -> Iterator[str]:
-    with LiveServer(db, stripe_settings(tmp_path, standin)) as address:
-        yield address
-
-
-def person(url: str, name: str) -> Client:
-    email = f"{name}@example.com"
-    Client(url).ok("POST", "/v1/users", {"email": email, "name": name, "password": PASSWORD})
-    token = Client(url).ok("POST", "/v1/tokens", {"email": email, "password": PASSWORD})
-    return Client(url, token["token"], token["user"])
-
-
-def available(client: Client, currency: str = USD) -> int:
-    for balance in client.ok("GET", "/v1/balances")["data"]:
-        if balance["currency"] == currency:
-            return int(balance["available"])
-    return 0
-
-
-def entries(db: Database) -> int:
-    with db.read_only() as session:
-        return int(session.scalar(select(func.count()).select_from(JournalEntry)) or 0)
-
-
-def card_deposit(client: Client, amount: int, currency: str = USD) -> dict[str, Any]:
-    deposit: dict[str, Any] = client.ok(
-        "POST", "/v1/deposits", {"amount": amount, "currency": currency, "provider": "stripe"}
-    )
-    return deposit
+from tests.api.conftest import Client, LiveServer, assert_error
+from tests.api.stripe_support import (
+    USD,
+    available,
+    card_deposit,
+    entries,
+    person,
+    stripe_settings,
+)
+from tests.stripe_standin import StandIn
 
 
 def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    ana = person(url, "ana")
+    ana = person(stripe_url, "ana")
     deposit = card_deposit(ana, 250_000)
     assert (deposit["status"], deposit["provider"]) == ("pending", "stripe")
     session_id = deposit["reference"]
@@ -91,7 +44,7 @@ def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
     assert available(ana) == 0 and entries(db) == 0
 
     event = standin.paid(session_id)
-    answer = standin.deliver(url, event)
+    answer = standin.deliver(stripe_url, event)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == f"settled {deposit['id']}"
     assert available(ana) == 250_000
@@ -101,25 +54,25 @@ def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
         assert (stored.status, stored.provider_payment_id) == ("succeeded", f"pi_{session_id}")
 
     # Stripe delivers at least once: the same event again is answered and does nothing.
-    again = standin.deliver(url, event)
+    again = standin.deliver(stripe_url, event)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "duplicate: already received"
     assert available(ana) == 250_000 and entries(db) == 1
 
 
 def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    bo = person(url, "bo")
+    bo = person(stripe_url, "bo")
     deposit = card_deposit(bo, 9_900)
     session_id = deposit["reference"]
 
-    declined = standin.deliver(url, standin.declined(session_id))
+    declined = standin.deliver(stripe_url, standin.declined(session_id))
     assert declined.status_code == 200, declined.text
     assert declined.json()["outcome"] == "ignored: not an event Milepost acts on"
     assert available(bo) == 0
 
-    closed = standin.deliver(url, standin.expired(session_id))
+    closed = standin.deliver(stripe_url, standin.expired(session_id))
     assert closed.json()["outcome"] == f"closed {deposit['id']}"
     with db.read_only() as session:
         stored = session.get(Deposit, deposit["id"])
@@ -132,35 +85,35 @@ def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
 
     # A payment event that comes after the page expired (late, or forged into the wrong order) finds the
     # deposit decided and credits nothing.
-    late = standin.deliver(url, standin.paid(session_id))
+    late = standin.deliver(stripe_url, standin.paid(session_id))
     assert late.json()["outcome"] == f"ignored: deposit {deposit['id']} is rejected already"
     assert available(bo) == 0 and entries(db) == 0
 
 
 def test_a_delayed_payment_settles_whichever_of_its_events_comes_first(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    cy = person(url, "cy")
+    cy = person(stripe_url, "cy")
     in_order = card_deposit(cy, 10_000)
-    waiting = standin.deliver(url, standin.completed_unpaid(in_order["reference"]))
+    waiting = standin.deliver(stripe_url, standin.completed_unpaid(in_order["reference"]))
     assert waiting.json()["outcome"].startswith("waiting:")
     assert available(cy) == 0
     succeeded = standin.paid(in_order["reference"], kind="checkout.session.async_payment_succeeded")
-    assert standin.deliver(url, succeeded).json()["outcome"] == f"settled {in_order['id']}"
+    assert standin.deliver(stripe_url, succeeded).json()["outcome"] == f"settled {in_order['id']}"
 
     # Out of order: the money's event first, then the session's completion (still "unpaid" as sent).
     reversed_ = card_deposit(cy, 20_000)
     late_completion = standin.completed_unpaid(reversed_["reference"])
     first = standin.paid(reversed_["reference"], kind="checkout.session.async_payment_succeeded")
-    assert standin.deliver(url, first).json()["outcome"] == f"settled {reversed_['id']}"
-    assert standin.deliver(url, late_completion).json()["outcome"].startswith("ignored:")
+    assert standin.deliver(stripe_url, first).json()["outcome"] == f"settled {reversed_['id']}"
+    assert standin.deliver(stripe_url, late_completion).json()["outcome"].startswith("ignored:")
     assert available(cy) == 30_000 and entries(db) == 2
 
 
 def test_an_event_not_signed_by_the_endpoints_secret_moves_nothing(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    di = person(url, "di")
+    di = person(stripe_url, "di")
     deposit = card_deposit(di, 5_000)
     event = standin.paid(deposit["reference"])
     forged = {
@@ -170,29 +123,29 @@ def test_an_event_not_signed_by_the_endpoints_secret_moves_nothing(
         "another body": standin.signature(event.replace(b"5000", b"9000")),
     }
     for what, header in forged.items():
-        refused = standin.deliver(url, event, signature=header)
+        refused = standin.deliver(stripe_url, event, signature=header)
         error = assert_error(refused, 400, "invalid_request", "bad_signature")
         assert "nothing was done" in error["message"], what
     tampered = event.replace(b'"amount_total": 5000', b'"amount_total": 9000')
     assert tampered != event
     assert_error(
-        standin.deliver(url, tampered, signature=standin.signature(event)),
+        standin.deliver(stripe_url, tampered, signature=standin.signature(event)),
         400,
         "invalid_request",
         "bad_signature",
     )
     assert available(di) == 0 and entries(db) == 0
     # The genuine event still works: refusals kept nothing, not even its id.
-    assert standin.deliver(url, event).json()["outcome"] == f"settled {deposit['id']}"
+    assert standin.deliver(stripe_url, event).json()["outcome"] == f"settled {deposit['id']}"
 
 
 def test_a_payment_that_is_not_the_deposits_amount_is_left_for_staff(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    ed = person(url, "ed")
+    ed = person(stripe_url, "ed")
     deposit = card_deposit(ed, 7_000)
     standin.sessions[deposit["reference"]]["amount_total"] = 700
-    answer = standin.deliver(url, standin.paid(deposit["reference"]))
+    answer = standin.deliver(stripe_url, standin.paid(deposit["reference"]))
     assert answer.json()["outcome"].startswith("refused: the payment is not the deposit's amount")
     assert available(ed) == 0 and entries(db) == 0
 
@@ -201,8 +154,8 @@ def test_a_stripe_outage_refuses_the_deposit_with_nothing_kept_and_a_missed_even
     db: Database, tmp_path: Path, standin: StandIn
 ) -> None:
     settings = stripe_settings(tmp_path, standin)
-    with LiveServer(db, settings) as url:
-        fay = person(url, "fay")
+    with LiveServer(db, settings) as stripe_url:
+        fay = person(stripe_url, "fay")
         standin.down = True
         refused = fay.post("/v1/deposits", {"amount": 4_000, "currency": USD, "provider": "stripe"})
         error = assert_error(refused, 503, "service_unavailable")
@@ -219,16 +172,16 @@ def test_a_stripe_outage_refuses_the_deposit_with_nothing_kept_and_a_missed_even
 def available_after_restart(
     db: Database, settings: Settings, client: Client, event: bytes, deposit_id: str
 ) -> int:
-    with LiveServer(db, settings) as url:
-        answer = StandIn.deliver(url, event)
+    with LiveServer(db, settings) as stripe_url:
+        answer = StandIn.deliver(stripe_url, event)
         assert answer.json()["outcome"] == f"settled {deposit_id}"
-        return available(Client(url, client.token, client.user))
+        return available(Client(stripe_url, client.token, client.user))
 
 
 def test_an_unsupported_currency_is_stripes_refusal_in_the_error_shape(
-    url: str, standin: StandIn, db: Database
+    stripe_url: str, standin: StandIn, db: Database
 ) -> None:
-    gus = person(url, "gus")
+    gus = person(stripe_url, "gus")
     refused = gus.post("/v1/deposits", {"amount": 4_000, "currency": "CHF", "provider": "stripe"})
     error = assert_error(refused, 422, "validation", "provider_refused")
     assert "Stripe refused this deposit" in error["message"]
@@ -236,16 +189,6 @@ def test_an_unsupported_currency_is_stripes_refusal_in_the_error_shape(
         assert session.scalar(select(func.count()).select_from(Deposit)) == 0
 
 
-def test_stripe_needs_its_keys_and_a_provider_beside_it_for_payouts() -> None:
+def test_stripe_needs_its_keys() -> None:
     with pytest.raises(ValueError, match="MILEPOST_STRIPE_SECRET_KEY and MILEPOST_STRIPE_WEBHOOK"):
-        Settings(providers="stripe,manual")
-    with pytest.raises(ValueError, match="no provider that can pay out"):
         Settings(providers="stripe")
-
-
-def test_payouts_do_not_go_through_stripe_yet(url: str, standin: StandIn, db: Database) -> None:
-    """Card money comes in through Stripe; it goes out by bank transfer until Connect payouts exist."""
-    hal = person(url, "hal")
-    refused = hal.post("/v1/payouts", {"amount": 100, "currency": USD, "provider": "stripe"})
-    error = assert_error(refused, 422, "validation", "unknown_provider", "provider")
-    assert error["message"].endswith("use one of: manual.")

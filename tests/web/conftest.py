@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import PASSWORD as PASSWORD  # used by the page tests
-from tests.api.conftest import base_url, settings, sign_up  # noqa: F401 (fixtures)
+from tests.api.conftest import base_url, settings, sign_up, standin  # noqa: F401 (fixtures)
 from tests.system import require_program
 
 CHROMIUM = "/usr/bin/chromium"

@@ -4,7 +4,6 @@ event says it was paid. The payout form does not offer Stripe (no Connect payout
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,10 @@ import pytest
 
 from milepost.kit.db import Database
 from milepost.settings import Settings
-from tests.api.test_stripe_http import stripe_settings
-from tests.stripe_standin import StandIn, running
+from tests.api.stripe_support import stripe_settings
+from tests.stripe_standin import StandIn
 from tests.web.conftest import Shots, log_in
 from tests.world import World
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with running() as standin:
-        yield standin
 
 
 @pytest.fixture

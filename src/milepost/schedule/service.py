@@ -86,6 +86,9 @@ class TickReport:
     failed: list[Failure] = field(default_factory=list)
     emails_sent: int = 0
     webhooks_sent: int = 0
+    payouts_sent: int = (
+        0  # Stripe payouts sent (or refused by Stripe and failed back to the wallet)
+    )
     rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
     # A dry run's count of messages already queued and due, that a real run would send.
     emails_due: int = 0
@@ -102,6 +105,7 @@ class TickReport:
             or self.failed
             or self.emails_sent
             or self.webhooks_sent
+            or self.payouts_sent
             or self.emails_due
             or self.webhooks_due
         )
@@ -120,6 +124,8 @@ class TickReport:
             counts.append(f"{self.emails_sent} e-mails sent")
         if self.webhooks_sent:
             counts.append(f"{self.webhooks_sent} webhooks sent")
+        if self.payouts_sent:
+            counts.append(f"{self.payouts_sent} Stripe payouts sent or refused")
         if self.emails_due:
             counts.append(f"{self.emails_due} queued e-mails to send")
         if self.webhooks_due:
@@ -168,6 +174,7 @@ def run_due(
     """
     report = _run_jobs(db, settings, as_utc(now), rehearse=False)
     _purge_idempotency_keys(db, report.now)
+    report.payouts_sent = _send_payouts(db, settings)
     if deliver_emails:
         report.emails_sent = deliver_due_emails(db, settings, report.now)
     if deliver_webhooks:
@@ -177,6 +184,19 @@ def run_due(
             )
         )
     return report
+
+
+def _send_payouts(db: Database, settings: Settings) -> int:
+    """Pending payouts through a provider that sends them itself (Stripe Connect): sent now, whatever
+    moment the run is for (money goes out when it is asked for, not on a schedule). A failure is logged
+    and does not stop the run; the next run tries again."""
+    from milepost.wallets.stripe_provider import send_due_payouts
+
+    try:
+        return send_due_payouts(db, settings)
+    except Exception:
+        log.exception("sending provider payouts failed")
+        return 0
 
 
 def _purge_idempotency_keys(db: Database, now: datetime) -> None:

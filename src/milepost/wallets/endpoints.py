@@ -15,6 +15,7 @@ from milepost.wallets.schemas import (
     DestinationIn,
     DestinationOut,
     MoneyMovement,
+    PayoutAccountOut,
     PayoutIn,
     PayoutOut,
     ProviderEventOut,
@@ -88,6 +89,40 @@ async def stripe_event(request: Request, api: PublicApiDep) -> Response:
         ProviderEventOut.of,
         auth=False,
         idempotent=False,
+    )
+
+
+@router.post(
+    "/payout-accounts/stripe",
+    response_model=PayoutAccountOut,
+    summary="Set up my Stripe account for payouts",
+    responses=error_responses(401, 409, 422, write=True),
+)
+async def open_stripe_payout_account(api: ApiDep) -> Response:
+    """The caller's Stripe Connect (Express) account, made on the first call, with a fresh
+    `onboarding_url` to Stripe's pages where they give their details and bank account. Payouts with
+    `provider: stripe` are accepted once Stripe says the account can be paid (`payouts_enabled`). Any
+    signed-in user; 422 where Stripe is not enabled; 503 when Stripe cannot be reached."""
+    return await api.write(
+        stripe_provider.open_payout_account,
+        lambda view: PayoutAccountOut.of(view.account, view.onboarding_url),
+    )
+
+
+@router.get(
+    "/payout-accounts",
+    response_model=ListOf[PayoutAccountOut],
+    summary="My payout accounts at providers",
+    responses=error_responses(401),
+)
+def payout_accounts(api: ApiDep) -> Response:
+    """The caller's accounts at providers that pay them (Stripe Connect), with whether each can be paid
+    now."""
+    return api.read(
+        stripe_provider.list_payout_accounts,
+        lambda accounts: ListOf[PayoutAccountOut](
+            data=[PayoutAccountOut.of(account) for account in accounts], has_more=False
+        ),
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -16,6 +16,7 @@ __all__ = [
     "Payout",
     "PayoutDestination",
     "PayoutStatus",
+    "ProviderAccount",
     "ProviderEvent",
 ]
 
@@ -121,3 +122,18 @@ class ProviderEvent(Base):
     # What it did: "settled dep_...", "ignored: ...".
     outcome: Mapped[str] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProviderAccount(Base):
+    """A user's own account at a payment provider that pays them (a Stripe Connect account): made once,
+    onboarded on the provider's pages, and able to receive payouts once the provider says so."""
+
+    __tablename__ = "provider_accounts"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # As the provider last said (Stripe's account.updated): payouts may be sent to it.
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,8 +13,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from milepost.kit.context import Context
 from milepost.kit.errors import ValidationFailed
-from milepost.settings import Settings
 from milepost.wallets.stripe_provider import StripeProvider
 
 
@@ -30,48 +30,41 @@ class PaymentProvider(Protocol):
     settles_at_once: (
         bool  # a deposit is credited in the same request (else: pending, confirmed later)
     )
-    pays_out: bool  # it can send money out (a payout), not only take it in
 
     def start_deposit(
-        self, settings: Settings, *, deposit_id: str, amount: int, currency: str
+        self, ctx: Context, *, deposit_id: str, amount: int, currency: str
     ) -> Outcome: ...
 
     def start_payout(
-        self, settings: Settings, *, payout_id: str, amount: int, currency: str
+        self, ctx: Context, *, payout_id: str, amount: int, currency: str
     ) -> Outcome: ...
 
 
 class SandboxProvider:
     name = "sandbox"
     settles_at_once = True
-    pays_out = True
 
     def start_deposit(
-        self, settings: Settings, *, deposit_id: str, amount: int, currency: str
+        self, ctx: Context, *, deposit_id: str, amount: int, currency: str
     ) -> Outcome:
         return Outcome(settled=True, reference=f"sandbox-{deposit_id}")
 
-    def start_payout(
-        self, settings: Settings, *, payout_id: str, amount: int, currency: str
-    ) -> Outcome:
+    def start_payout(self, ctx: Context, *, payout_id: str, amount: int, currency: str) -> Outcome:
         return Outcome(settled=True, reference=f"sandbox-{payout_id}")
 
 
 class ManualProvider:
     name = "manual"
     settles_at_once = False
-    pays_out = True
 
     def start_deposit(
-        self, settings: Settings, *, deposit_id: str, amount: int, currency: str
+        self, ctx: Context, *, deposit_id: str, amount: int, currency: str
     ) -> Outcome:
         # Short enough to type into a bank transfer's reference field, unambiguous characters only.
         code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(10))
         return Outcome(settled=False, reference=f"MP-{code}")
 
-    def start_payout(
-        self, settings: Settings, *, payout_id: str, amount: int, currency: str
-    ) -> Outcome:
+    def start_payout(self, ctx: Context, *, payout_id: str, amount: int, currency: str) -> Outcome:
         return Outcome(settled=False, reference=f"payout-{payout_id}")
 
 
@@ -85,19 +78,10 @@ def instant_providers(enabled: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in enabled if name in PROVIDERS and PROVIDERS[name].settles_at_once)
 
 
-def payout_providers(enabled: tuple[str, ...]) -> tuple[str, ...]:
-    """The enabled providers that can pay money out, in the installation's order."""
-    return tuple(name for name in enabled if name in PROVIDERS and PROVIDERS[name].pays_out)
-
-
-def get_provider(
-    name: object, enabled: tuple[str, ...], *, paying_out: bool = False
-) -> PaymentProvider:
-    """The provider called ``name`` if this installation enables it (``MILEPOST_PROVIDERS``) and, for a
-    payout, it can pay out; None: the first such one. A provider that is not enabled is refused like an
-    unknown one: a production installation must never let ``sandbox`` create money."""
-    if paying_out:
-        enabled = payout_providers(enabled)
+def get_provider(name: object, enabled: tuple[str, ...]) -> PaymentProvider:
+    """The provider called ``name`` if this installation enables it (``MILEPOST_PROVIDERS``); None: the
+    first enabled one. A provider that is not enabled is refused like an unknown one: a production
+    installation must never let ``sandbox`` create money."""
     if name is None:
         name = enabled[0]
     provider = PROVIDERS.get(name) if isinstance(name, str) and name in enabled else None

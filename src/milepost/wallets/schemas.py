@@ -22,6 +22,7 @@ from milepost.wallets.models import (
     Payout,
     PayoutDestination,
     PayoutStatus,
+    ProviderAccount,
     ProviderEvent,
 )
 from milepost.wallets.providers import PROVIDERS
@@ -192,6 +193,35 @@ class DepositOut(BaseModel):
             rejected_by=deposit.rejected_by,
             rejection_reason=deposit.rejection_reason,
             payment_url=deposit.payment_url,
+        )
+
+
+class PayoutAccountOut(BaseModel):
+    """The caller's own account at a provider that pays them (a Stripe Connect account)."""
+
+    object: Literal["payout_account"] = "payout_account"
+    provider: Annotated[str, one_of(sorted(PROVIDERS), "The provider.")]
+    account_id: str = Field(description="The account's id at the provider (acct_...).")
+    payouts_enabled: bool = Field(
+        description="Payouts can be sent to it now (the provider says so once its details are done)."
+    )
+    onboarding_url: str | None = Field(
+        default=None,
+        description="Setting it up: a link to the provider's pages to finish or update the account's "
+        "details; it works for a few minutes and once (ask again for a new one). Null in lists.",
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, account: ProviderAccount, onboarding_url: str | None = None) -> PayoutAccountOut:
+        return cls(
+            provider=account.provider,
+            account_id=account.account_id,
+            payouts_enabled=account.payouts_enabled,
+            onboarding_url=onboarding_url,
+            created_at=account.created_at,
+            updated_at=account.updated_at,
         )
 
 

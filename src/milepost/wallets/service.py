@@ -46,7 +46,7 @@ def create_deposit(
         created_at=ctx.now,
     )
     outcome = payment_provider.start_deposit(
-        ctx.settings, deposit_id=deposit.id, amount=amount, currency=currency
+        ctx, deposit_id=deposit.id, amount=amount, currency=currency
     )
     deposit.reference = outcome.reference
     deposit.payment_url = outcome.payment_url
@@ -87,7 +87,7 @@ def create_payout(
     user = ctx.require_actor()
     amount = validate_amount(amount)
     currency = validate_currency(currency)
-    payment_provider = get_provider(provider, ctx.settings.enabled_providers, paying_out=True)
+    payment_provider = get_provider(provider, ctx.settings.enabled_providers)
     destination = None
     if destination_id is not None and destination_id != "":
         try:
@@ -126,7 +126,7 @@ def create_payout(
         memo=f"payout {payout.id}",
     )
     outcome = payment_provider.start_payout(
-        ctx.settings, payout_id=payout.id, amount=amount, currency=currency
+        ctx, payout_id=payout.id, amount=amount, currency=currency
     )
     payout.reference = outcome.reference
     ctx.session.add(payout)

@@ -1,4 +1,4 @@
-"""Stripe: card deposits through Checkout, told by signed webhooks.
+"""Stripe: card deposits through Checkout, payouts to Connect accounts, told by signed webhooks.
 
 A deposit by card is a Checkout Session of one line, the deposit's amount, made with the deposit's id as
 its idempotency key: the deposit is ``pending`` with the session's page as its ``payment_url``, and
@@ -14,26 +14,42 @@ decided the deposit (out of order) finds it no longer pending and does nothing. 
 here (the database unreachable, a conflict) is answered with an error and Stripe sends it again later, so
 an outage loses nothing: the deposit settles when the event gets through.
 
-The call to Stripe happens before the unit of work writes anything (no lock is held while it waits) and
-is idempotent by the deposit's id; if the deposit's own commit then fails, the session exists with
-nobody sent to it, and expires.
+Payouts go to the freelancer's own Stripe account (an Express Connect account, made on request and
+onboarded on Stripe's pages; payable once ``account.updated`` says so). A payout moves the money to the
+provider's clearing account and waits; the worker then sends it as a transfer and settles it, or fails
+it back to the wallet if Stripe refuses the transfer (``send_due_payouts``).
+
+The call to Stripe for a deposit happens before the unit of work writes anything (no lock is held while
+it waits) and is idempotent by the deposit's id; if the deposit's own commit then fails, the session
+exists with nobody sent to it, and expires.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import stripe
+from sqlalchemy import select
 
 from milepost.events import Notice
 from milepost.kit.context import Context
-from milepost.kit.db import insert_ignoring_conflicts
+from milepost.kit.db import Database, insert_ignoring_conflicts
 from milepost.kit.errors import InvalidRequest, ServiceUnavailable, ValidationFailed
 from milepost.money import exponent, format_money
 from milepost.settings import Settings
-from milepost.wallets.models import Deposit, DepositStatus, ProviderEvent
+from milepost.wallets.models import (
+    Deposit,
+    DepositStatus,
+    Payout,
+    PayoutStatus,
+    ProviderAccount,
+    ProviderEvent,
+)
 
 if TYPE_CHECKING:
     from milepost.wallets.providers import Outcome
@@ -64,11 +80,9 @@ def client(settings: Settings) -> stripe.StripeClient:
 class StripeProvider:
     name = NAME
     settles_at_once = False
-    # Not yet: payouts to Stripe Connect accounts are still to be built (get_provider refuses them).
-    pays_out = False
 
     def start_deposit(
-        self, settings: Settings, *, deposit_id: str, amount: int, currency: str
+        self, ctx: Context, *, deposit_id: str, amount: int, currency: str
     ) -> Outcome:
         from milepost.wallets.providers import Outcome
 
@@ -78,7 +92,7 @@ class StripeProvider:
                 f"Card deposits in {currency} go in steps of {format_money(10, currency)}.",
                 param="amount",
             )
-        back = settings.public_url.rstrip("/") + "/"
+        back = ctx.settings.public_url.rstrip("/") + "/"
         params: dict[str, Any] = {
             "mode": "payment",
             "client_reference_id": deposit_id,
@@ -97,29 +111,184 @@ class StripeProvider:
             "success_url": back,
             "cancel_url": back,
         }
-        try:
-            session = client(settings).v1.checkout.sessions.create(
+        with _refusals("deposit"):
+            session = client(ctx.settings).v1.checkout.sessions.create(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": f"milepost-deposit-{deposit_id}"},
             )
-        except stripe.InvalidRequestError as error:
-            # Stripe's own words about this request (an unsupported currency, an amount too small).
-            raise ValidationFailed(
-                f"Stripe refused this deposit: {error.user_message or _message(error)}",
-                code="provider_refused",
-                param="amount" if getattr(error, "param", None) else None,
-            ) from None
-        except stripe.StripeError as error:
-            log.warning(
-                "Stripe did not take a deposit", extra={"fields": {"error": type(error).__name__}}
-            )
-            raise ServiceUnavailable(UNREACHABLE) from None
         return Outcome(settled=False, reference=str(session.id), payment_url=session.url)
 
-    def start_payout(
-        self, settings: Settings, *, payout_id: str, amount: int, currency: str
-    ) -> Outcome:
-        raise AssertionError("get_provider offers no payout through a provider that cannot pay out")
+    def start_payout(self, ctx: Context, *, payout_id: str, amount: int, currency: str) -> Outcome:
+        """A payout waits for the worker to send it (``send_due_payouts``), after this unit of work has
+        committed the money's move to the clearing account: Stripe is never asked to send money that
+        Milepost has not recorded as leaving."""
+        from milepost.wallets.providers import Outcome
+
+        account = ctx.session.get(ProviderAccount, (ctx.require_actor().id, NAME))
+        if account is None or not account.payouts_enabled:
+            raise ValidationFailed(
+                "Your Stripe account cannot be paid yet: set it up first (POST "
+                "/v1/payout-accounts/stripe, then finish Stripe's pages), or choose a bank transfer.",
+                code="payout_account_not_ready",
+                param="provider",
+            )
+        return Outcome(settled=False, reference=f"stripe-{payout_id}")
+
+
+@contextmanager
+def _refusals(what: str) -> Iterator[None]:
+    """Stripe's refusal of a request in the API's words: its own message (422) for a request it will
+    not take, 503 with nothing kept when it cannot be reached or fails."""
+    try:
+        yield
+    except stripe.InvalidRequestError as error:
+        raise ValidationFailed(
+            f"Stripe refused this {what}: {error.user_message or _message(error)}",
+            code="provider_refused",
+            param="amount" if getattr(error, "param", None) else None,
+        ) from None
+    except stripe.StripeError as error:
+        log.warning(
+            "Stripe did not answer", extra={"fields": {"what": what, "error": type(error).__name__}}
+        )
+        raise ServiceUnavailable(UNREACHABLE) from None
+
+
+# Connect: the accounts freelancers are paid to ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutAccountView:
+    account: ProviderAccount
+    onboarding_url: str | None = None  # a fresh link to Stripe's onboarding pages (minutes long)
+
+
+def open_payout_account(ctx: Context) -> PayoutAccountView:
+    """The caller's Stripe Connect account (an Express account, made on first call with the user's
+    id as the idempotency key) and a link to Stripe's pages to finish or update its details. Payouts
+    can go to it once Stripe says so (``account.updated``)."""
+    user = ctx.require_actor()
+    if NAME not in ctx.settings.enabled_providers:
+        raise ValidationFailed(
+            "Stripe is not enabled here.", code="unknown_provider", param="provider"
+        )
+    stripe_client = client(ctx.settings)
+    # Read first: a second account must never be made for the same user. (On SQLite this read opens
+    # the write transaction, held while Stripe answers: set-up is rare.)
+    account = ctx.session.get(ProviderAccount, (user.id, NAME))
+    if account is None:
+        with _refusals("account"):
+            made = stripe_client.v1.accounts.create(
+                {
+                    "type": "express",
+                    "email": user.email,
+                    "capabilities": {"transfers": {"requested": True}},
+                    "metadata": {"user_id": user.id},
+                },
+                {"idempotency_key": f"milepost-account-{user.id}"},
+            )
+        insert_ignoring_conflicts(
+            ctx.session,
+            ProviderAccount,
+            [
+                {
+                    "user_id": user.id,
+                    "provider": NAME,
+                    "account_id": str(made.id),
+                    "payouts_enabled": bool(made.payouts_enabled),
+                    "created_at": ctx.now,
+                    "updated_at": ctx.now,
+                }
+            ],
+        )
+        account = ctx.session.get(ProviderAccount, (user.id, NAME))
+        assert account is not None
+    back = ctx.settings.public_url.rstrip("/") + "/settings"
+    with _refusals("account"):
+        link = stripe_client.v1.account_links.create(
+            {
+                "account": account.account_id,
+                "refresh_url": back,
+                "return_url": back,
+                "type": "account_onboarding",
+            }
+        )
+    return PayoutAccountView(account, onboarding_url=str(link.url))
+
+
+def list_payout_accounts(ctx: Context) -> list[ProviderAccount]:
+    user = ctx.require_actor()
+    return list(
+        ctx.session.scalars(
+            select(ProviderAccount)
+            .where(ProviderAccount.user_id == user.id)
+            .order_by(ProviderAccount.provider)
+        )
+    )
+
+
+def send_due_payouts(db: Database, settings: Settings) -> int:
+    """Send the pending Stripe payouts as Connect transfers, each with its payout's id as the
+    idempotency key, outside any transaction; then settle it (``paid``) in a unit of work of its own, or,
+    if Stripe refuses the transfer, fail it and give the money back to the wallet. A payout Stripe
+    could not be reached for stays pending for the next run, and the same key makes sure that a
+    transfer sent but not recorded (a crash in between) is not sent twice. Returns how many were
+    settled or failed."""
+    if NAME not in settings.enabled_providers:
+        return 0
+    with db.read_only() as session:
+        due = session.execute(
+            select(Payout.id, Payout.amount, Payout.currency, ProviderAccount.account_id)
+            .join(
+                ProviderAccount,
+                (ProviderAccount.user_id == Payout.user_id) & (ProviderAccount.provider == NAME),
+            )
+            .where(Payout.provider == NAME, Payout.status == PayoutStatus.PENDING)
+            .order_by(Payout.created_at, Payout.id)
+            .limit(100)
+        ).all()
+    done = 0
+    for payout_id, amount, currency, account_id in due:
+        try:
+            transfer = client(settings).v1.transfers.create(
+                {
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "destination": account_id,
+                    "transfer_group": payout_id,
+                    "metadata": {"payout_id": payout_id},
+                },
+                {"idempotency_key": f"milepost-payout-{payout_id}"},
+            )
+        except stripe.InvalidRequestError as error:
+            reason = f"Stripe refused the transfer: {error.user_message or _message(error)}"
+            done += _finish_payout(db, settings, payout_id, None, reason[:500])
+        except stripe.StripeError as error:
+            log.warning(
+                "a Stripe payout could not be sent; it is tried again on the next run",
+                extra={"fields": {"payout": payout_id, "error": type(error).__name__}},
+            )
+        else:
+            done += _finish_payout(db, settings, payout_id, str(transfer.id), None)
+    return done
+
+
+def _finish_payout(
+    db: Database, settings: Settings, payout_id: str, transfer_id: str | None, refusal: str | None
+) -> int:
+    from milepost.wallets.transfers import MANUAL_PAYOUT
+
+    with db.unit_of_work() as session:
+        ctx = Context(session, None, settings=settings)
+        payout = session.get(Payout, payout_id, with_for_update=True)
+        if payout is None or payout.status is not PayoutStatus.PENDING:
+            return 0  # another worker settled it (the same transfer, by the same key)
+        if transfer_id is None:
+            MANUAL_PAYOUT.close_pending(ctx, payout, refusal or "", Notice.PAYOUT_FAILED)
+        else:
+            payout.reference = transfer_id
+            MANUAL_PAYOUT.settle_pending(ctx, payout)
+    return 1
 
 
 def _message(error: stripe.StripeError) -> str:
@@ -139,27 +308,37 @@ _CLOSES = {
 
 
 def verified_event(settings: Settings, payload: bytes, signature: str | None) -> stripe.Event:
-    """The event in ``payload`` if ``signature`` (the Stripe-Signature header) signs it with this
-    endpoint's secret within the tolerance; else InvalidRequest, and nothing is read from it."""
-    secret = settings.stripe_webhook_secret
-    if secret is None:
+    """The event in ``payload`` if ``signature`` (the Stripe-Signature header) signs it with one of this
+    installation's endpoint secrets (the account's endpoint and the Connect endpoint each have one)
+    within the tolerance; else InvalidRequest, and nothing is read from it."""
+    secrets = webhook_secrets(settings)
+    if not secrets:
         raise InvalidRequest("Stripe events are not expected here.", code="not_configured")
-    try:
-        event: stripe.Event = stripe.Webhook.construct_event(
-            payload,
-            signature or "",
-            secret.get_secret_value(),
-            tolerance=settings.stripe_webhook_tolerance_seconds,
-        )
-    except stripe.SignatureVerificationError:
-        raise InvalidRequest(
-            "The Stripe-Signature header does not sign this body with this endpoint's secret (or is "
-            "too old); nothing was done.",
-            code="bad_signature",
-        ) from None
-    except ValueError:
-        raise InvalidRequest("The body is not a Stripe event.", code="bad_event") from None
-    return event
+    for secret in secrets:
+        try:
+            event: stripe.Event = stripe.Webhook.construct_event(
+                payload,
+                signature or "",
+                secret,
+                tolerance=settings.stripe_webhook_tolerance_seconds,
+            )
+        except stripe.SignatureVerificationError:
+            continue
+        except ValueError:
+            raise InvalidRequest("The body is not a Stripe event.", code="bad_event") from None
+        return event
+    raise InvalidRequest(
+        "The Stripe-Signature header does not sign this body with this endpoint's secret (or is too "
+        "old); nothing was done.",
+        code="bad_signature",
+    )
+
+
+def webhook_secrets(settings: Settings) -> list[str]:
+    given = settings.stripe_webhook_secret
+    if given is None:
+        return []
+    return [part.strip() for part in given.get_secret_value().split(",") if part.strip()]
 
 
 def receive_event(ctx: Context, payload: bytes, signature: str | None) -> ProviderEvent:
@@ -200,6 +379,8 @@ def receive_event(ctx: Context, payload: bytes, signature: str | None) -> Provid
 
 def _act(ctx: Context, event: stripe.Event) -> str:
     kind = str(event.type)
+    if kind == "account.updated":
+        return _account_updated(ctx, event.data.object.to_dict())
     if kind not in _SETTLES and kind not in _CLOSES:
         return "ignored: not an event Milepost acts on"
     session: dict[str, Any] = event.data.object.to_dict()
@@ -227,6 +408,20 @@ def _act(ctx: Context, event: stripe.Event) -> str:
     deposit.provider_payment_id = _id_of(session.get("payment_intent"))
     settle_deposit(ctx, deposit)
     return f"settled {deposit.id}"
+
+
+def _account_updated(ctx: Context, account: dict[str, Any]) -> str:
+    """A connected account's details changed on Stripe: whether it can be paid now."""
+    mine = ctx.session.scalar(
+        select(ProviderAccount)
+        .where(ProviderAccount.provider == NAME, ProviderAccount.account_id == account.get("id"))
+        .with_for_update()
+    )
+    if mine is None:
+        return "ignored: no payout account of this installation"
+    mine.payouts_enabled = bool(account.get("payouts_enabled"))
+    mine.updated_at = ctx.now
+    return f"account {mine.account_id} {'can' if mine.payouts_enabled else 'cannot'} be paid"
 
 
 def _deposit_of(ctx: Context, session: dict[str, Any]) -> Deposit | None:

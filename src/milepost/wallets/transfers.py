@@ -49,8 +49,6 @@ class StaffStep(Generic[A]):
 
     action: A
     what: str  # for "Only staff can <what>."
-    # Another provider's pending transfer is that provider's to settle or refuse, not staff's.
-    manual_only: bool
     notice: Notice | None  # the notification the user gets, if any
 
 
@@ -72,11 +70,13 @@ class ManualTransfer(Generic[T, A]):
     describe: Callable[[T], dict[str, object]]  # what the user's notices say about it
 
     def check(self, ctx: Context, transfer: T, step: StaffStep[A]) -> None:
-        """The guard of ``step``: staff only, on a pending transfer (a manual one, where it says)."""
+        """The guard of ``step``: staff only, on a pending bank transfer. Another provider's pending
+        transfer is that provider's to settle or refuse (a card payment is credited on Stripe's word
+        alone, and a Stripe payout is sent by the worker), never staff's."""
         ctx.require_staff(step.what)
         if transfer.status is not self.pending:
             raise InvalidState(self.finished[transfer.status])
-        if step.manual_only and transfer.provider != ManualProvider.name:
+        if transfer.provider != ManualProvider.name:
             raise InvalidState(self.not_manual)
 
     def available_actions(self, ctx: Context, transfer: T) -> frozenset[A]:
@@ -102,10 +102,15 @@ class ManualTransfer(Generic[T, A]):
 
     def run_settle(self, ctx: Context, transfer_id: str) -> T:
         transfer = self._pending(ctx, transfer_id, self.settle)
+        self.settle_pending(ctx, transfer)
+        return transfer
+
+    def settle_pending(self, ctx: Context, transfer: T) -> None:
+        """Settle a pending transfer (locked by the caller): staff's confirmation of a bank transfer, or
+        a provider's word that its payment or payout went through."""
         setattr(transfer, self.settled_by, ctx.actor_id)
         self.settle_money(ctx, transfer)
         self._tell(ctx, transfer, self.settle.notice, {})
-        return transfer
 
     def run_close(self, ctx: Context, transfer_id: str, reason: object) -> T:
         ctx.require_staff(self.close.what)
@@ -188,14 +193,12 @@ MANUAL_DEPOSIT: ManualTransfer[Deposit, DepositAction] = ManualTransfer(
     settle=StaffStep(
         DepositAction.CONFIRM,
         "confirm deposits",
-        manual_only=False,
         notice=None,
     ),
     # Nothing was credited, so no money moves; the user is told why.
     close=StaffStep(
         DepositAction.REJECT,
         "reject deposits",
-        manual_only=True,
         notice=Notice.DEPOSIT_REJECTED,
     ),
     settled_by="confirmed_by",
@@ -261,13 +264,11 @@ MANUAL_PAYOUT: ManualTransfer[Payout, PayoutAction] = ManualTransfer(
     settle=StaffStep(
         PayoutAction.MARK_PAID,
         "mark payouts paid",
-        manual_only=False,
         notice=Notice.PAYOUT_PAID,
     ),
     close=StaffStep(
         PayoutAction.FAIL,
         "mark payouts failed",
-        manual_only=True,
         notice=Notice.PAYOUT_FAILED,
     ),
     settled_by="marked_paid_by",

@@ -13,7 +13,6 @@ from markupsafe import Markup
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.money import format_money
-from milepost.wallets.providers import payout_providers
 from milepost.web import charts
 from milepost.web.common import form_errors
 from milepost.web.forms import wallet as wallet_forms
@@ -94,7 +93,6 @@ def _dashboard(
         values=values or {"currency": "USD"},
         # Only the providers this installation enables (MILEPOST_PROVIDERS), the default first.
         providers=web.settings.enabled_providers,
-        payout_providers=payout_providers(web.settings.enabled_providers),
         bank_accounts=accounts,
     )
 

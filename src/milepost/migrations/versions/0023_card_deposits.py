@@ -1,5 +1,6 @@
-"""card deposits: a deposit's payment page and the provider's payment id; the provider events received
-(kept by id, so a webhook delivered twice does nothing the second time).
+"""card payments: a deposit's payment page and the provider's payment id; the provider events received
+(kept by id, so a webhook delivered twice does nothing the second time); users' accounts at a provider
+that pays them (Stripe Connect).
 
 Revision ID: 0023
 Revises: 0022
@@ -31,9 +32,24 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("provider", "event_id", name="pk_provider_events"),
     )
+    op.create_table(
+        "provider_accounts",
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("provider", sa.String(length=40), nullable=False),
+        sa.Column("account_id", sa.String(length=100), nullable=False),
+        sa.Column("payouts_enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_provider_accounts_user_id_users"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "provider", name="pk_provider_accounts"),
+        sa.UniqueConstraint("account_id", name="uq_provider_accounts_account_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("provider_accounts")
     op.drop_table("provider_events")
     with op.batch_alter_table("deposits") as batch:
         batch.drop_index("ix_deposits_provider_payment_id")

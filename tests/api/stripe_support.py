@@ -1,0 +1,56 @@
+"""Helpers of the Stripe tests: the settings of a server that talks to the stand-in, people signed up on
+it, and what they hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from milepost.kit.db import Database
+from milepost.ledger.models import JournalEntry
+from milepost.settings import Settings
+from tests.api.conftest import PASSWORD, Client
+from tests.stripe_standin import CONNECT_WEBHOOK_SECRET, SECRET_KEY, WEBHOOK_SECRET, StandIn
+
+USD = "USD"
+
+
+def stripe_settings(tmp_path: Path, standin: StandIn) -> Settings:
+    return Settings(
+        fee_bps=1000,
+        providers="stripe,manual",
+        files_dir=str(tmp_path / "files"),
+        stripe_secret_key=SECRET_KEY,
+        # The account's endpoint and the Connect endpoint each sign with their own secret.
+        stripe_webhook_secret=f"{WEBHOOK_SECRET},{CONNECT_WEBHOOK_SECRET}",
+        stripe_api_base=standin.base_url,
+        public_url="https://milepost.example",
+    )
+
+
+def person(url: str, name: str) -> Client:
+    email = f"{name}@example.com"
+    Client(url).ok("POST", "/v1/users", {"email": email, "name": name, "password": PASSWORD})
+    token = Client(url).ok("POST", "/v1/tokens", {"email": email, "password": PASSWORD})
+    return Client(url, token["token"], token["user"])
+
+
+def available(client: Client, currency: str = USD) -> int:
+    for balance in client.ok("GET", "/v1/balances")["data"]:
+        if balance["currency"] == currency:
+            return int(balance["available"])
+    return 0
+
+
+def entries(db: Database) -> int:
+    with db.read_only() as session:
+        return int(session.scalar(select(func.count()).select_from(JournalEntry)) or 0)
+
+
+def card_deposit(client: Client, amount: int, currency: str = USD) -> dict[str, Any]:
+    deposit: dict[str, Any] = client.ok(
+        "POST", "/v1/deposits", {"amount": amount, "currency": currency, "provider": "stripe"}
+    )
+    return deposit

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     stripe_api_base: str | None = None
+    # Money that can be reversed weeks later (a card can be charged back) waits in the wallet's pending
+    # balance this many days per provider before it can be paid out (JSON: {"stripe": 5}, as Upwork
+    # holds earnings 5 days); a provider not named clears at once. Whether pending money may fund
+    # escrow meanwhile: off by default, because escrow released to a freelancer who is then paid out
+    # is beyond recovery if the card is charged back; on, clients fund at once and the platform carries
+    # that risk (a chargeback takes back what it can and records the rest as the platform's loss).
+    clearing_days: dict[str, int] = Field(default_factory=lambda: {"stripe": 5})
+    fund_from_pending: bool = False
 
     @property
     def enabled_providers(self) -> tuple[str, ...]:
@@ -234,6 +242,12 @@ class Settings(BaseSettings):
                 f"MILEPOST_PROVIDERS={self.providers!r}: name at least one provider, comma-separated "
                 f"(known: {known})"
             )
+        for provider, days in self.clearing_days.items():
+            if provider not in PROVIDERS or not 0 <= days <= 120:
+                raise ValueError(
+                    f"MILEPOST_CLEARING_DAYS: {provider!r}: {days!r}; give known providers "
+                    f"({known}) and days from 0 to 120"
+                )
         unknown = [name for name in names if name not in PROVIDERS]
         if unknown:
             raise ValueError(

@@ -17,7 +17,7 @@ from tests.stripe_standin import CONNECT_WEBHOOK_SECRET, SECRET_KEY, WEBHOOK_SEC
 USD = "USD"
 
 
-def stripe_settings(tmp_path: Path, standin: StandIn) -> Settings:
+def stripe_settings(tmp_path: Path, standin: StandIn, **more: Any) -> Settings:
     return Settings(
         fee_bps=1000,
         providers="stripe,manual",
@@ -27,6 +27,7 @@ def stripe_settings(tmp_path: Path, standin: StandIn) -> Settings:
         stripe_webhook_secret=f"{WEBHOOK_SECRET},{CONNECT_WEBHOOK_SECRET}",
         stripe_api_base=standin.base_url,
         public_url="https://milepost.example",
+        **more,
     )
 
 
@@ -37,11 +38,21 @@ def person(url: str, name: str) -> Client:
     return Client(url, token["token"], token["user"])
 
 
-def available(client: Client, currency: str = USD) -> int:
+def available(client: Client, currency: str = USD, field: str = "available") -> int:
     for balance in client.ok("GET", "/v1/balances")["data"]:
         if balance["currency"] == currency:
-            return int(balance["available"])
+            return int(balance[field])
     return 0
+
+
+def pending(client: Client, currency: str = USD) -> int:
+    """Card money not cleared yet."""
+    return available(client, currency, "pending")
+
+
+def credited(client: Client, currency: str = USD) -> int:
+    """Available or not cleared yet: anything at all credited."""
+    return available(client, currency) + pending(client, currency)
 
 
 def entries(db: Database) -> int:

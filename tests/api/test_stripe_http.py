@@ -17,9 +17,10 @@ from milepost.wallets.models import Deposit
 from tests.api.conftest import Client, LiveServer, assert_error
 from tests.api.stripe_support import (
     USD,
-    available,
     card_deposit,
+    credited,
     entries,
+    pending,
     person,
     stripe_settings,
 )
@@ -41,13 +42,13 @@ def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
     assert session["success_url"] == "https://milepost.example/"
     (created,) = [r for r in standin.requests if r[1] == "/v1/checkout/sessions"]
     assert created[3] == f"milepost-deposit-{deposit['id']}"  # idempotent by the deposit
-    assert available(ana) == 0 and entries(db) == 0
+    assert credited(ana) == 0 and entries(db) == 0
 
     event = standin.paid(session_id)
     answer = standin.deliver(stripe_url, event)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == f"settled {deposit['id']}"
-    assert available(ana) == 250_000
+    assert pending(ana) == 250_000
     with db.read_only() as session_:
         stored = session_.get(Deposit, deposit["id"])
         assert stored is not None
@@ -57,7 +58,7 @@ def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
     again = standin.deliver(stripe_url, event)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "duplicate: already received"
-    assert available(ana) == 250_000 and entries(db) == 1
+    assert pending(ana) == 250_000 and entries(db) == 1
 
 
 def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
@@ -70,7 +71,7 @@ def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
     declined = standin.deliver(stripe_url, standin.declined(session_id))
     assert declined.status_code == 200, declined.text
     assert declined.json()["outcome"] == "ignored: not an event Milepost acts on"
-    assert available(bo) == 0
+    assert credited(bo) == 0
 
     closed = standin.deliver(stripe_url, standin.expired(session_id))
     assert closed.json()["outcome"] == f"closed {deposit['id']}"
@@ -87,7 +88,7 @@ def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
     # deposit decided and credits nothing.
     late = standin.deliver(stripe_url, standin.paid(session_id))
     assert late.json()["outcome"] == f"ignored: deposit {deposit['id']} is rejected already"
-    assert available(bo) == 0 and entries(db) == 0
+    assert credited(bo) == 0 and entries(db) == 0
 
 
 def test_a_delayed_payment_settles_whichever_of_its_events_comes_first(
@@ -97,7 +98,7 @@ def test_a_delayed_payment_settles_whichever_of_its_events_comes_first(
     in_order = card_deposit(cy, 10_000)
     waiting = standin.deliver(stripe_url, standin.completed_unpaid(in_order["reference"]))
     assert waiting.json()["outcome"].startswith("waiting:")
-    assert available(cy) == 0
+    assert credited(cy) == 0
     succeeded = standin.paid(in_order["reference"], kind="checkout.session.async_payment_succeeded")
     assert standin.deliver(stripe_url, succeeded).json()["outcome"] == f"settled {in_order['id']}"
 
@@ -107,7 +108,7 @@ def test_a_delayed_payment_settles_whichever_of_its_events_comes_first(
     first = standin.paid(reversed_["reference"], kind="checkout.session.async_payment_succeeded")
     assert standin.deliver(stripe_url, first).json()["outcome"] == f"settled {reversed_['id']}"
     assert standin.deliver(stripe_url, late_completion).json()["outcome"].startswith("ignored:")
-    assert available(cy) == 30_000 and entries(db) == 2
+    assert pending(cy) == 30_000 and entries(db) == 2
 
 
 def test_an_event_not_signed_by_the_endpoints_secret_moves_nothing(
@@ -134,7 +135,7 @@ def test_an_event_not_signed_by_the_endpoints_secret_moves_nothing(
         "invalid_request",
         "bad_signature",
     )
-    assert available(di) == 0 and entries(db) == 0
+    assert credited(di) == 0 and entries(db) == 0
     # The genuine event still works: refusals kept nothing, not even its id.
     assert standin.deliver(stripe_url, event).json()["outcome"] == f"settled {deposit['id']}"
 
@@ -147,7 +148,7 @@ def test_a_payment_that_is_not_the_deposits_amount_is_left_for_staff(
     standin.sessions[deposit["reference"]]["amount_total"] = 700
     answer = standin.deliver(stripe_url, standin.paid(deposit["reference"]))
     assert answer.json()["outcome"].startswith("refused: the payment is not the deposit's amount")
-    assert available(ed) == 0 and entries(db) == 0
+    assert credited(ed) == 0 and entries(db) == 0
 
 
 def test_a_stripe_outage_refuses_the_deposit_with_nothing_kept_and_a_missed_event_is_sent_again(
@@ -175,7 +176,7 @@ def available_after_restart(
     with LiveServer(db, settings) as stripe_url:
         answer = StandIn.deliver(stripe_url, event)
         assert answer.json()["outcome"] == f"settled {deposit_id}"
-        return available(Client(stripe_url, client.token, client.user))
+        return pending(Client(stripe_url, client.token, client.user))
 
 
 def test_an_unsupported_currency_is_stripes_refusal_in_the_error_shape(

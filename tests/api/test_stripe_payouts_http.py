@@ -6,7 +6,7 @@ story of the issue: card money in, through escrow, out by Connect, the ledger ve
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,30 @@ from tests.stripe_standin import CONNECT_WEBHOOK_SECRET, StandIn
 
 
 def earn(
-    stripe_url: str, standin: StandIn, client: Client, freelancer: Client, amount: int
+    stripe_url: str,
+    standin: StandIn,
+    db: Database,
+    tmp_path: Path,
+    client: Client,
+    freelancer: Client,
+    amount: int,
 ) -> None:
-    """The client pays by card, funds a milestone of ``amount`` and approves it: the freelancer's wallet
-    holds the amount less the 10% fee."""
-    deposit = card_deposit(client, amount)
-    assert standin.deliver(stripe_url, standin.paid(deposit["reference"])).status_code == 200
+    """The client pays by card, the money clears, funds a milestone of ``amount`` and the client
+    approves it: the freelancer's wallet holds the amount less the 10% fee."""
     project = client.ok(
         "POST", "/v1/projects", {"title": "Site", "currency": USD, "freelancer_id": freelancer.id}
     )
     milestone = client.ok(
         "POST", f"/v1/projects/{project['id']}/milestones", {"title": "M1", "amount": amount}
     )
+    deposit = card_deposit(client, amount)
+    assert standin.deliver(stripe_url, standin.paid(deposit["reference"])).status_code == 200
+    # Card money waits out its clearing hold (5 days) before it may fund escrow (the default).
+    assert available(client, field="pending") == amount and available(client) == 0
+    refused = client.post(f"/v1/milestones/{milestone['id']}/fund")
+    assert_error(refused, 402, "insufficient_funds")
+    assert tick(db, tmp_path, standin, days=5) == (1, 0)
+    assert available(client) == amount and available(client, field="pending") == 0
     client.ok("POST", f"/v1/milestones/{milestone['id']}/fund")
     freelancer.ok(
         "POST",
@@ -50,22 +62,23 @@ def onboard(stripe_url: str, standin: StandIn, freelancer: Client) -> str:
     return str(account["account_id"])
 
 
-def tick(db: Database, tmp_path: Path, standin: StandIn) -> int:
+def tick(db: Database, tmp_path: Path, standin: StandIn, days: int = 0) -> tuple[int, int]:
+    """The worker's run, ``days`` from now: (deposits cleared, Stripe payouts sent or refused)."""
     report = run_due(
         db,
         stripe_settings(tmp_path, standin),
-        datetime.now(UTC),
+        datetime.now(UTC) + timedelta(days=days),
         deliver_emails=False,
         deliver_webhooks=False,
     )
-    return report.payouts_sent
+    return report.deposits_cleared, report.payouts_sent
 
 
 def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_account(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
     dana, priya = person(stripe_url, "dana"), person(stripe_url, "priya")
-    earn(stripe_url, standin, dana, priya, 100_000)
+    earn(stripe_url, standin, db, tmp_path, dana, priya, 100_000)
     assert available(priya) == 90_000
 
     # No Stripe account yet: refused, nothing moves.
@@ -95,7 +108,7 @@ def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_accoun
     assert (payout["status"], payout["provider"]) == ("pending", "stripe")
     assert available(priya) == 0 and standin.transfers == {}  # recorded first, sent by the worker
 
-    assert tick(db, tmp_path, standin) == 1
+    assert tick(db, tmp_path, standin) == (0, 1)
     [transfer] = standin.transfers.values()
     assert (transfer["amount"], transfer["currency"], transfer["destination"]) == (
         90_000,
@@ -108,7 +121,7 @@ def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_accoun
     assert (paid["status"], paid["reference"]) == ("paid", transfer["id"])
     assert priya.ok("GET", "/v1/notifications")["data"][0]["kind"] == "payout_paid"
 
-    assert tick(db, tmp_path, standin) == 0  # nothing sent twice
+    assert tick(db, tmp_path, standin) == (0, 0)  # nothing sent twice
     assert len(standin.transfers) == 1
 
 
@@ -116,13 +129,13 @@ def test_a_transfer_stripe_refuses_fails_the_payout_and_gives_the_money_back(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
     eli, fay = person(stripe_url, "eli"), person(stripe_url, "fay")
-    earn(stripe_url, standin, eli, fay, 20_000)
+    earn(stripe_url, standin, db, tmp_path, eli, fay, 20_000)
     onboard(stripe_url, standin, fay)
     payout = fay.ok(
         "POST", "/v1/payouts", {"amount": 18_000, "currency": USD, "provider": "stripe"}
     )
     standin.refuse_transfers = "Insufficient funds in Stripe account."
-    assert tick(db, tmp_path, standin) == 1
+    assert tick(db, tmp_path, standin) == (0, 1)
     failed = fay.ok("GET", f"/v1/payouts/{payout['id']}")
     assert failed["status"] == "failed"
     assert failed["failure_reason"] == (
@@ -137,16 +150,16 @@ def test_a_stripe_outage_keeps_the_payout_pending_until_it_can_be_sent_once(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
     gil, hana = person(stripe_url, "gil"), person(stripe_url, "hana")
-    earn(stripe_url, standin, gil, hana, 10_000)
+    earn(stripe_url, standin, db, tmp_path, gil, hana, 10_000)
     onboard(stripe_url, standin, hana)
     payout = hana.ok(
         "POST", "/v1/payouts", {"amount": 9_000, "currency": USD, "provider": "stripe"}
     )
     standin.down = True
-    assert tick(db, tmp_path, standin) == 0
+    assert tick(db, tmp_path, standin) == (0, 0)
     assert hana.ok("GET", f"/v1/payouts/{payout['id']}")["status"] == "pending"
     standin.down = False
-    assert tick(db, tmp_path, standin) == 1
+    assert tick(db, tmp_path, standin) == (0, 1)
     assert hana.ok("GET", f"/v1/payouts/{payout['id']}")["status"] == "paid"
     assert len(standin.transfers) == 1 and available(hana) == 0
 
@@ -155,7 +168,7 @@ def test_two_workers_sending_at_once_send_each_payout_once(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
     ivy, jon = person(stripe_url, "ivy"), person(stripe_url, "jon")
-    earn(stripe_url, standin, ivy, jon, 50_000)
+    earn(stripe_url, standin, db, tmp_path, ivy, jon, 50_000)
     onboard(stripe_url, standin, jon)
     payouts = [
         jon.ok("POST", "/v1/payouts", {"amount": 15_000, "currency": USD, "provider": "stripe"})
@@ -188,7 +201,7 @@ def test_staff_cannot_mark_a_stripe_payout_paid_by_hand(
     from tests.api.conftest import PASSWORD
 
     kim, lou = person(stripe_url, "kim"), person(stripe_url, "lou")
-    earn(stripe_url, standin, kim, lou, 10_000)
+    earn(stripe_url, standin, db, tmp_path, kim, lou, 10_000)
     onboard(stripe_url, standin, lou)
     payout = lou.ok("POST", "/v1/payouts", {"amount": 9_000, "currency": USD, "provider": "stripe"})
     with db.unit_of_work() as session:

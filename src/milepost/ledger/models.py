@@ -19,6 +19,9 @@ from milepost.kit.db import Base, Money, UTCDateTime, str_enum
 
 class AccountKind(StrEnum):
     USER = "user"  # a user's available balance in one currency
+    # A user's money that came in by a method that can still be reversed (a card) and has not cleared
+    # yet (``MILEPOST_CLEARING_DAYS``): it cannot be paid out until it moves to their available balance.
+    PENDING = "pending"
     ESCROW = "escrow"  # one per milestone
     PLATFORM_FEE = "platform_fee"  # fee revenue per currency
     EXTERNAL = "external"  # the outside world, per payment provider and currency
@@ -26,11 +29,15 @@ class AccountKind(StrEnum):
 
 
 # Accounts that hold somebody's money and therefore may never go negative.
-NON_NEGATIVE_KINDS = frozenset({AccountKind.USER, AccountKind.ESCROW, AccountKind.PAYOUT_CLEARING})
+NON_NEGATIVE_KINDS = frozenset(
+    {AccountKind.USER, AccountKind.PENDING, AccountKind.ESCROW, AccountKind.PAYOUT_CLEARING}
+)
 
 
 class EntryKind(StrEnum):
     DEPOSIT = "deposit"
+    # A deposit's money that waited in the pending balance has cleared: pending -> available.
+    CLEARED = "cleared"
     PAYOUT = "payout"
     PAYOUT_PAID = "payout_paid"
     # A payout that did not reach the user: from the provider's clearing account back to their balance.

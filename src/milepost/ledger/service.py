@@ -51,6 +51,7 @@ class AccountRef:
     def key(self) -> str:
         owner = {
             AccountKind.USER: self.user_id,
+            AccountKind.PENDING: self.user_id,
             AccountKind.ESCROW: self.milestone_id,
             AccountKind.PLATFORM_FEE: None,
             AccountKind.EXTERNAL: self.provider,
@@ -61,6 +62,11 @@ class AccountRef:
 
 def user_account(user_id: str, currency: str) -> AccountRef:
     return AccountRef(AccountKind.USER, currency, user_id=user_id)
+
+
+def pending_account(user_id: str, currency: str) -> AccountRef:
+    """The user's money in ``currency`` that has not cleared yet (wallets/clearing.py)."""
+    return AccountRef(AccountKind.PENDING, currency, user_id=user_id)
 
 
 def escrow_account(milestone_id: str, currency: str) -> AccountRef:

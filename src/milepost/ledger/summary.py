@@ -14,6 +14,7 @@ from milepost.money import format_money
 
 _LABELS = {
     AccountKind.USER: "user wallets",
+    AccountKind.PENDING: "not cleared yet",
     AccountKind.ESCROW: "in escrow",
     AccountKind.PLATFORM_FEE: "platform fees",
     AccountKind.PAYOUT_CLEARING: "payouts on the way",

@@ -12,6 +12,8 @@ Checks, each reported as a readable problem:
 - a ledger entry and the audit event of the same change name each other, and are of one change: the
   same milestone, the same moment, an action that records that kind of entry (the link is made after
   the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
+- each user's pending account (money not cleared yet) holds exactly what their deposits have not
+  cleared;
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -442,6 +444,29 @@ def _check_transfers(session: Session, report: VerifyReport, progress: Progress)
             report.problems.append(
                 f"payout clearing for {provider} holds {held} {currency} but pending payouts "
                 f"come to {waiting}"
+            )
+    uncleared = {
+        (user_id, currency): int(total or 0)
+        for user_id, currency, total in session.execute(
+            select(Deposit.user_id, Deposit.currency, func.sum(Deposit.uncleared))
+            .where(Deposit.uncleared > 0)
+            .group_by(Deposit.user_id, Deposit.currency)
+        )
+    }
+    held_pending: dict[tuple[str, str], int] = {
+        (user_id or "", currency): balance
+        for user_id, currency, balance in session.execute(
+            select(Account.user_id, Account.currency, Account.balance).where(
+                Account.kind == AccountKind.PENDING, Account.balance != 0
+            )
+        )
+    }
+    for user_id, currency in sorted(set(uncleared) | set(held_pending)):
+        held, owed = held_pending.get((user_id, currency), 0), uncleared.get((user_id, currency), 0)
+        if held != owed:
+            report.problems.append(
+                f"user {user_id}'s money not cleared holds {held} {currency} but their deposits "
+                f"not cleared come to {owed}"
             )
     for deposit_id in session.scalars(
         select(Deposit.id).where(

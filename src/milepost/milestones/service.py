@@ -44,6 +44,7 @@ from milepost.milestones.terms import validate_terms
 from milepost.money import format_money, validate_amount
 from milepost.projects.models import Project
 from milepost.projects.service import check_create_milestone, get_project
+from milepost.wallets.clearing import funding_legs
 
 S = MilestoneStatus
 MAX_EVIDENCE_ITEMS = 50
@@ -242,7 +243,7 @@ def fund(ctx: Context, milestone_id: str) -> Milestone:
         ctx,
         EntryKind.FUND,
         [
-            (user_account(milestone.client_id, milestone.currency), -total),
+            *funding_legs(ctx, milestone.client_id, milestone.currency, total),
             (escrow_account(milestone.id, milestone.currency), total),
         ],
         milestone_id=milestone.id,

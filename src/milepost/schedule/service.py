@@ -86,9 +86,10 @@ class TickReport:
     failed: list[Failure] = field(default_factory=list)
     emails_sent: int = 0
     webhooks_sent: int = 0
-    payouts_sent: int = (
-        0  # Stripe payouts sent (or refused by Stripe and failed back to the wallet)
-    )
+    # Stripe payouts sent (or refused by Stripe and failed back to the wallet).
+    payouts_sent: int = 0
+    # Deposits whose clearing hold ended: their money moved from pending to available.
+    deposits_cleared: int = 0
     rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
     # A dry run's count of messages already queued and due, that a real run would send.
     emails_due: int = 0
@@ -106,6 +107,7 @@ class TickReport:
             or self.emails_sent
             or self.webhooks_sent
             or self.payouts_sent
+            or self.deposits_cleared
             or self.emails_due
             or self.webhooks_due
         )
@@ -124,6 +126,8 @@ class TickReport:
             counts.append(f"{self.emails_sent} e-mails sent")
         if self.webhooks_sent:
             counts.append(f"{self.webhooks_sent} webhooks sent")
+        if self.deposits_cleared:
+            counts.append(f"{self.deposits_cleared} deposits cleared")
         if self.payouts_sent:
             counts.append(f"{self.payouts_sent} Stripe payouts sent or refused")
         if self.emails_due:
@@ -174,6 +178,7 @@ def run_due(
     """
     report = _run_jobs(db, settings, as_utc(now), rehearse=False)
     _purge_idempotency_keys(db, report.now)
+    report.deposits_cleared = _clear_deposits(db, settings, report.now)
     report.payouts_sent = _send_payouts(db, settings)
     if deliver_emails:
         report.emails_sent = deliver_due_emails(db, settings, report.now)
@@ -184,6 +189,17 @@ def run_due(
             )
         )
     return report
+
+
+def _clear_deposits(db: Database, settings: Settings, now: datetime) -> int:
+    """Deposits whose clearing hold is over at ``now``: their money moves to the available balance."""
+    from milepost.wallets.clearing import clear_due
+
+    try:
+        return clear_due(db, settings, now)
+    except Exception:
+        log.exception("clearing deposits failed")
+        return 0
 
 
 def _send_payouts(db: Database, settings: Settings) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from milepost.kit.db import Base, Money, UTCDateTime, str_enum
@@ -36,6 +36,14 @@ class Deposit(Base):
         ),
         # A user's pending deposits (the dashboard), not every deposit they ever made.
         Index("ix_deposits_user_id_status", "user_id", "status"),
+        # The deposits whose money has not cleared, by when it clears (the worker; funding from them).
+        Index(
+            "ix_deposits_uncleared_clears_at",
+            "clears_at",
+            postgresql_where=text("uncleared > 0"),
+            sqlite_where=text("uncleared > 0"),
+        ),
+        CheckConstraint("uncleared >= 0 AND uncleared <= amount", name="uncleared_within_amount"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -57,6 +65,12 @@ class Deposit(Base):
     # there once it is paid (a PaymentIntent: what a later chargeback names).
     payment_url: Mapped[str | None] = mapped_column(String(2000))
     provider_payment_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Money that can still be reversed (wallets/clearing.py): credited to the pending balance, of which
+    # ``uncleared`` is still this deposit's, until ``clears_at``, when what is left moves to the
+    # available balance (``cleared_at``).
+    clears_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uncleared: Mapped[int] = mapped_column(Money, default=0)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PayoutDestination(Base):

@@ -132,6 +132,10 @@ class BalanceOut(BaseModel):
     escrow_incoming: int = amount_out(
         "Held in escrow for milestones the user is paid for (as freelancer)."
     )
+    pending: int = amount_out(
+        "Deposited by a method that can still be reversed (a card) and not cleared yet: it moves to "
+        "`available` when it clears (MILEPOST_CLEARING_DAYS) and cannot be paid out before."
+    )
 
     @classmethod
     def of(cls, balance: Balance) -> BalanceOut:
@@ -140,6 +144,7 @@ class BalanceOut(BaseModel):
             available=balance.available,
             escrow_outgoing=balance.escrow_outgoing,
             escrow_incoming=balance.escrow_incoming,
+            pending=balance.pending,
         )
 
 

@@ -16,6 +16,7 @@ from milepost.milestones.models import Milestone, escrow_held, holds_escrow
 from milepost.milestones.service import amount_to_fund
 from milepost.money import validate_amount, validate_currency
 from milepost.projects.models import Project
+from milepost.wallets.clearing import pending_balances
 from milepost.wallets.destinations import own_destination
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.providers import ManualProvider, get_provider
@@ -176,6 +177,9 @@ class Balance:
     available: int
     escrow_outgoing: int  # held in escrow for milestones this user funds as client
     escrow_incoming: int  # held in escrow for milestones this user works on as freelancer
+    pending: int = (
+        0  # arrived by a method that can be reversed, not cleared yet (wallets/clearing.py)
+    )
 
 
 def available_balance(ctx: Context, user_id: str, currency: str) -> int:
@@ -190,7 +194,10 @@ def funding_shortfall(ctx: Context, milestone: Milestone) -> int:
     """What the client's wallet lacks to fund the milestone now (its amount and any late fee accrued);
     0 when it holds enough."""
     needed = amount_to_fund(milestone, ctx)[0]
-    return max(0, needed - available_balance(ctx, milestone.client_id, milestone.currency))
+    spendable = available_balance(ctx, milestone.client_id, milestone.currency)
+    if ctx.settings.fund_from_pending:
+        spendable += pending_balances(ctx, milestone.client_id).get(milestone.currency, 0)
+    return max(0, needed - spendable)
 
 
 def balances(ctx: Context, user_id: str) -> list[Balance]:
@@ -220,8 +227,10 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             .group_by(Milestone.currency)
         ).all()
     )
+    pending = pending_balances(ctx, user_id)
     currencies = sorted(
         set(available)
+        | set(pending)
         | {c for c, v in outgoing.items() if v}
         | {c for c, v in incoming.items() if v}
     )
@@ -231,6 +240,7 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             available=int(available.get(currency) or 0),
             escrow_outgoing=int(outgoing.get(currency) or 0),
             escrow_incoming=int(incoming.get(currency) or 0),
+            pending=pending.get(currency, 0),
         )
         for currency in currencies
     ]

@@ -155,13 +155,16 @@ def _bind(
 
 
 def settle_deposit(ctx: Context, deposit: Deposit) -> None:
-    """The money arrived: credit it to the user's available balance."""
+    """The money arrived: credit it to the user's available balance, or to their pending balance until
+    it clears where the provider's money can still be reversed (wallets/clearing.py)."""
+    from milepost.wallets.clearing import credit
+
     entry = post(
         ctx,
         EntryKind.DEPOSIT,
         [
             (external_account(deposit.provider, deposit.currency), -deposit.amount),
-            (user_account(deposit.user_id, deposit.currency), deposit.amount),
+            credit(ctx, deposit),
         ],
         memo=f"deposit {deposit.id} ({deposit.reference})",
     )

@@ -166,6 +166,9 @@ def _whose(ctx: Context, account: Account) -> str:
     if account.kind is AccountKind.USER:
         name = person(ctx, account.user_id)
         return "your wallet" if name == "you" else f"{name}'s wallet"
+    if account.kind is AccountKind.PENDING:
+        name = person(ctx, account.user_id)
+        return "your money not cleared yet" if name == "you" else f"{name}'s money not cleared yet"
     if account.kind is AccountKind.PAYOUT_CLEARING:
         return "the payouts on their way"
     return "the platform's account"

@@ -1,6 +1,8 @@
 """card payments: a deposit's payment page and the provider's payment id; the provider events received
 (kept by id, so a webhook delivered twice does nothing the second time); users' accounts at a provider
-that pays them (Stripe Connect).
+that pays them (Stripe Connect); a deposit's money that has not cleared yet (the pending balance). The
+new account kind ``pending`` is kept non-negative by the ledger and checked by ``ledger verify``; the
+table's CHECK on balances is not widened to it (on SQLite that means rebuilding ledger_accounts).
 
 Revision ID: 0023
 Revises: 0022
@@ -23,6 +25,26 @@ def upgrade() -> None:
         batch.add_column(sa.Column("payment_url", sa.String(length=2000), nullable=True))
         batch.add_column(sa.Column("provider_payment_id", sa.String(length=100), nullable=True))
         batch.create_index("ix_deposits_provider_payment_id", ["provider_payment_id"])
+        batch.add_column(sa.Column("clears_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column(
+                "uncleared",
+                sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"),
+                nullable=False,
+                server_default="0",
+            )
+        )
+        batch.add_column(sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True))
+        batch.create_check_constraint(
+            "uncleared_within_amount", "uncleared >= 0 AND uncleared <= amount"
+        )
+    op.create_index(
+        "ix_deposits_uncleared_clears_at",
+        "deposits",
+        ["clears_at"],
+        postgresql_where=sa.text("uncleared > 0"),
+        sqlite_where=sa.text("uncleared > 0"),
+    )
     op.create_table(
         "provider_events",
         sa.Column("provider", sa.String(length=40), nullable=False),
@@ -51,7 +73,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("provider_accounts")
     op.drop_table("provider_events")
+    op.drop_index("ix_deposits_uncleared_clears_at", table_name="deposits")
     with op.batch_alter_table("deposits") as batch:
+        batch.drop_constraint("uncleared_within_amount", type_="check")
+        batch.drop_column("cleared_at")
+        batch.drop_column("uncleared")
+        batch.drop_column("clears_at")
         batch.drop_index("ix_deposits_provider_payment_id")
         batch.drop_column("provider_payment_id")
         batch.drop_column("payment_url")

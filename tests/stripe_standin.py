@@ -211,6 +211,23 @@ class StandIn:
         }
         return self.event("payment_intent.payment_failed", intent)
 
+    def disputed(
+        self, session_id: str, *, amount: int | None = None, reason: str = "fraudulent"
+    ) -> bytes:
+        """The cardholder disputed the payment with their bank: Stripe takes the money back at once."""
+        session = self.sessions[session_id]
+        dispute = {
+            "id": f"dp_test_{next(self._ids):06d}",
+            "object": "dispute",
+            "amount": session["amount_total"] if amount is None else amount,
+            "currency": session["currency"],
+            "charge": f"ch_{session_id}",
+            "payment_intent": session["payment_intent"],
+            "reason": reason,
+            "status": "needs_response",
+        }
+        return self.event("charge.dispute.created", dispute)
+
     def onboarded(self, account_id: str) -> bytes:
         """The freelancer finished Stripe's pages: the account can be paid (a Connect event)."""
         account = self.accounts[account_id]

@@ -73,6 +73,9 @@ class Notice(StrEnum):
     # manual payout failed or sent.
     DEPOSIT_REJECTED = "deposit_rejected"
     CARD_DEPOSIT_FAILED = "card_deposit_failed"
+    # A credited deposit taken back (a chargeback, a bounce): its owner, and every staff member.
+    DEPOSIT_REVERSED = "deposit_reversed"
+    STAFF_DEPOSIT_REVERSED = "staff_deposit_reversed"
     PAYOUT_FAILED = "payout_failed"
     PAYOUT_PAID = "payout_paid"
     # A project's client: the freelancer paused or resumed work.

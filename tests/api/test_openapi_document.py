@@ -214,7 +214,7 @@ def test_statuses_providers_currencies_and_event_types_are_closed_sets(
         return values
 
     assert enum("MilestoneOut", "status") == [str(status) for status in MilestoneStatus]
-    assert set(enum("DepositOut", "status")) == {"pending", "succeeded", "rejected"}
+    assert set(enum("DepositOut", "status")) == {"pending", "succeeded", "rejected", "reversed"}
     assert set(enum("PayoutOut", "status")) == {"pending", "paid", "failed"}
     assert set(enum("ProjectOut", "status")) == {"open", "awarded"}
     assert set(enum("DisputeOut", "status")) == {"open", "withdrawn", "resolved"}

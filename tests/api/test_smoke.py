@@ -31,5 +31,6 @@ def test_sign_up_sign_in_deposit_and_see_the_balance(sign_up: Any) -> None:
             "available": 12_345,
             "escrow_outgoing": 0,
             "escrow_incoming": 0,
+            "pending": 0,
         }
     ]

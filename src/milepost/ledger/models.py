@@ -26,6 +26,9 @@ class AccountKind(StrEnum):
     PLATFORM_FEE = "platform_fee"  # fee revenue per currency
     EXTERNAL = "external"  # the outside world, per payment provider and currency
     PAYOUT_CLEARING = "payout_clearing"  # payouts requested but not yet paid out by the provider
+    # What the platform lost, per currency: the part of a reversed deposit (a chargeback) that could not
+    # be taken back from its owner. Negative by design, like the outside world's accounts.
+    PLATFORM_LOSS = "platform_loss"
 
 
 # Accounts that hold somebody's money and therefore may never go negative.
@@ -38,6 +41,9 @@ class EntryKind(StrEnum):
     DEPOSIT = "deposit"
     # A deposit's money that waited in the pending balance has cleared: pending -> available.
     CLEARED = "cleared"
+    # A deposit taken back after it was credited (a chargeback, a bounced transfer): from its money not
+    # cleared, the owner's wallet and pending payouts, and the rest as the platform's loss.
+    DEPOSIT_REVERSED = "deposit_reversed"
     PAYOUT = "payout"
     PAYOUT_PAID = "payout_paid"
     # A payout that did not reach the user: from the provider's clearing account back to their balance.

@@ -54,6 +54,7 @@ class AccountRef:
             AccountKind.PENDING: self.user_id,
             AccountKind.ESCROW: self.milestone_id,
             AccountKind.PLATFORM_FEE: None,
+            AccountKind.PLATFORM_LOSS: None,
             AccountKind.EXTERNAL: self.provider,
             AccountKind.PAYOUT_CLEARING: self.provider,
         }[self.kind]
@@ -75,6 +76,11 @@ def escrow_account(milestone_id: str, currency: str) -> AccountRef:
 
 def fee_account(currency: str) -> AccountRef:
     return AccountRef(AccountKind.PLATFORM_FEE, currency)
+
+
+def loss_account(currency: str) -> AccountRef:
+    """What the platform lost in ``currency`` to deposits taken back (wallets/reversals.py)."""
+    return AccountRef(AccountKind.PLATFORM_LOSS, currency)
 
 
 def external_account(provider: str, currency: str) -> AccountRef:

@@ -18,6 +18,7 @@ _LABELS = {
     AccountKind.ESCROW: "in escrow",
     AccountKind.PLATFORM_FEE: "platform fees",
     AccountKind.PAYOUT_CLEARING: "payouts on the way",
+    AccountKind.PLATFORM_LOSS: "platform losses",
     AccountKind.EXTERNAL: "outside world",
 }
 

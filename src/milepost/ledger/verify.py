@@ -14,6 +14,7 @@ Checks, each reported as a readable problem:
   the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
 - each user's pending account (money not cleared yet) holds exactly what their deposits have not
   cleared;
+- the platform's loss account holds exactly what reversed deposits could not recover;
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -86,7 +87,7 @@ from milepost.ledger.verify_hashes import (
 from milepost.milestones.models import Milestone
 from milepost.projects.models import Project, ProjectTotals
 from milepost.settings import get_settings
-from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
+from milepost.wallets.models import Deposit, DepositReversal, DepositStatus, Payout, PayoutStatus
 
 
 @dataclass
@@ -467,6 +468,28 @@ def _check_transfers(session: Session, report: VerifyReport, progress: Progress)
             report.problems.append(
                 f"user {user_id}'s money not cleared holds {held} {currency} but their deposits "
                 f"not cleared come to {owed}"
+            )
+    lost = {
+        currency: int(total or 0)
+        for currency, total in session.execute(
+            select(DepositReversal.currency, func.sum(DepositReversal.loss)).group_by(
+                DepositReversal.currency
+            )
+        )
+    }
+    recorded = {
+        currency: -balance
+        for currency, balance in session.execute(
+            select(Account.currency, Account.balance).where(
+                Account.kind == AccountKind.PLATFORM_LOSS
+            )
+        )
+    }
+    for currency in sorted(set(lost) | set(recorded)):
+        if lost.get(currency, 0) != recorded.get(currency, 0):
+            report.problems.append(
+                f"the platform's losses in {currency} come to {recorded.get(currency, 0)} but the "
+                f"reversed deposits' losses to {lost.get(currency, 0)}"
             )
     for deposit_id in session.scalars(
         select(Deposit.id).where(

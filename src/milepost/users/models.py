@@ -22,3 +22,6 @@ class User(Base):
     # the events of a milestone whose parties have none queue nothing, without a query for endpoints.
     webhook_endpoints: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Why this user's payouts are held (a deposit of theirs was charged back or bounced), until staff
+    # lift it; None: not held.
+    payouts_held_reason: Mapped[str | None] = mapped_column(String(500))

@@ -7,11 +7,12 @@ from fastapi.responses import Response
 
 from milepost.kit.http import ApiDep, PublicApiDep
 from milepost.kit.schemas import Deleted, Limit, ListOf, error_responses
-from milepost.wallets import destinations, service, stripe_provider
+from milepost.wallets import destinations, reversals, service, stripe_provider
 from milepost.wallets.schemas import (
     BalanceOut,
     BalancesOut,
     DepositOut,
+    DepositReversalOut,
     DestinationIn,
     DestinationOut,
     MoneyMovement,
@@ -150,6 +151,35 @@ async def reject_deposit(deposit_id: str, body: RefusalIn, api: ApiDep) -> Respo
     return await api.write(
         lambda ctx: service.reject_deposit(ctx, deposit_id, reason=body.reason), DepositOut.of
     )
+
+
+@router.post(
+    "/deposits/{deposit_id}/bounce",
+    response_model=DepositReversalOut,
+    summary="Record a bank-transfer deposit that bounced (staff)",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, write=True),
+)
+async def bounce_deposit(deposit_id: str, body: RefusalIn, api: ApiDep) -> Response:
+    """Staff only: a confirmed bank transfer came back (the payer's bank returned it). The deposit is
+    `reversed`: its amount is taken back from the user's wallet (their pending bank-transfer payouts
+    called back first), and what is not there is the platform's loss; never a negative balance. The
+    user's payouts are held until staff lift the hold; the user and staff are told. Not a succeeded
+    manual deposit: 409."""
+    return await api.write(
+        lambda ctx: reversals.bounce_deposit(ctx, deposit_id, reason=body.reason),
+        DepositReversalOut.of,
+    )
+
+
+@router.delete(
+    "/users/{user_id}/payout-hold",
+    status_code=204,
+    summary="Lift a user's payout hold (staff)",
+    responses=error_responses(401, 403, 404, 409, 422, write=True),
+)
+async def lift_payout_hold(user_id: str, api: ApiDep) -> Response:
+    """Staff only: the user's payouts, held since a deposit of theirs was taken back, may go again."""
+    return await api.write(lambda ctx: reversals.lift_payout_hold(ctx, user_id), None, status=204)
 
 
 @router.post(

@@ -11,6 +11,7 @@ from milepost.wallets.state import DepositStatus, PayoutStatus
 
 __all__ = [
     "Deposit",
+    "DepositReversal",
     "DepositStatus",
     "DestinationKind",
     "Payout",
@@ -151,3 +152,34 @@ class ProviderAccount(Base):
     payouts_enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DepositReversal(Base):
+    """A deposit taken back after it was credited, and where the money came from: its own money not
+    cleared yet, its owner's available balance (with their pending payouts called back into it), and
+    what could not be recovered, the platform's loss. The four add up to ``amount``."""
+
+    __tablename__ = "deposit_reversals"
+    __table_args__ = (
+        CheckConstraint(
+            "from_pending + from_available + loss = amount AND amount > 0",
+            name="parts_add_up",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    deposit_id: Mapped[str] = mapped_column(ForeignKey("deposits.id"), unique=True)
+    # The provider's name for it (a Stripe dispute, dp_...), or None when staff record a bounce.
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(500))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(Money)
+    from_pending: Mapped[int] = mapped_column(Money)
+    from_available: Mapped[int] = mapped_column(Money)  # payouts called back included
+    payouts_failed: Mapped[int] = mapped_column(
+        Money
+    )  # how much of it came back from pending payouts
+    loss: Mapped[int] = mapped_column(Money)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("ledger_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

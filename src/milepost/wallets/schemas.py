@@ -17,6 +17,7 @@ from milepost.kit.schemas import (
 from milepost.wallets.destinations import formatted_iban, masked
 from milepost.wallets.models import (
     Deposit,
+    DepositReversal,
     DepositStatus,
     DestinationKind,
     Payout,
@@ -167,7 +168,8 @@ class DepositOut(BaseModel):
             DepositStatus,
             "`succeeded` (credited), `pending` (a bank transfer waiting for staff, or a card payment "
             "not made yet), `rejected` (never credited: staff closed the bank transfer, or the card "
-            "payment failed or its page expired unpaid).",
+            "payment failed or its page expired unpaid), `reversed` (credited, then taken back: a "
+            "chargeback, a bounced transfer).",
         ),
     ]
     reference: str
@@ -198,6 +200,43 @@ class DepositOut(BaseModel):
             rejected_by=deposit.rejected_by,
             rejection_reason=deposit.rejection_reason,
             payment_url=deposit.payment_url,
+        )
+
+
+class DepositReversalOut(BaseModel):
+    """A deposit taken back after it was credited, and where the money came from."""
+
+    id: str
+    object: Literal["deposit_reversal"] = "deposit_reversal"
+    deposit_id: str
+    currency: Currency
+    amount: int = amount_out("Taken back in all.")
+    from_pending: int = amount_out("From the deposit's own money not cleared yet.")
+    from_available: int = amount_out(
+        "From the owner's available balance (pending bank-transfer payouts called back into it)."
+    )
+    payouts_failed: int = amount_out("How much of it came back from pending payouts.")
+    loss: int = amount_out("What could not be recovered: the platform's loss.")
+    reason: str
+    provider_reference: str | None = Field(
+        description="The provider's id for it (a Stripe dispute)."
+    )
+    created_at: datetime
+
+    @classmethod
+    def of(cls, reversal: DepositReversal) -> DepositReversalOut:
+        return cls(
+            id=reversal.id,
+            deposit_id=reversal.deposit_id,
+            currency=reversal.currency,
+            amount=reversal.amount,
+            from_pending=reversal.from_pending,
+            from_available=reversal.from_available,
+            payouts_failed=reversal.payouts_failed,
+            loss=reversal.loss,
+            reason=reversal.reason,
+            provider_reference=reversal.provider_reference,
+            created_at=reversal.created_at,
         )
 
 

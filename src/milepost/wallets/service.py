@@ -20,6 +20,7 @@ from milepost.wallets.clearing import pending_balances
 from milepost.wallets.destinations import own_destination
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.providers import ManualProvider, get_provider
+from milepost.wallets.reversals import check_payouts_allowed
 from milepost.wallets.state import DepositAction, PayoutAction
 from milepost.wallets.transfers import (
     MANUAL_DEPOSIT,
@@ -86,6 +87,7 @@ def create_payout(
     balance at once (402 if it is not there). A ``manual`` payout names one of the user's payout
     destinations, the bank account staff send it to."""
     user = ctx.require_actor()
+    check_payouts_allowed(user)
     amount = validate_amount(amount)
     currency = validate_currency(currency)
     payment_provider = get_provider(provider, ctx.settings.enabled_providers)

@@ -15,6 +15,8 @@ class DepositStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     REJECTED = "rejected"  # staff: the money never arrived; nothing was credited
+    # Credited, then taken back: a card payment charged back, a bank transfer that bounced.
+    REVERSED = "reversed"
 
 
 class PayoutStatus(StrEnum):
@@ -27,8 +29,9 @@ DEPOSITS = StateTable(
     "deposit",
     {
         DepositStatus.PENDING: {DepositStatus.SUCCEEDED, DepositStatus.REJECTED},
-        DepositStatus.SUCCEEDED: (),
+        DepositStatus.SUCCEEDED: {DepositStatus.REVERSED},
         DepositStatus.REJECTED: (),
+        DepositStatus.REVERSED: (),
     },
 )
 

@@ -8,6 +8,8 @@ was paid (``checkout.session.completed`` with ``payment_status`` ``paid``, or
 unpaid, or whose delayed payment fails, closes the deposit with nothing credited, and its owner is told.
 A declined card changes nothing: the payer may try another card on the same page until it expires.
 
+A chargeback (``charge.dispute.created``) takes the deposit back as wallets/reversals.py says.
+
 Events are kept by id (``ProviderEvent``), in the unit of work that acts on them: the same event
 delivered twice does nothing the second time, and an event that arrives after another one already
 decided the deposit (out of order) finds it no longer pending and does nothing. A delivery that fails
@@ -381,6 +383,8 @@ def _act(ctx: Context, event: stripe.Event) -> str:
     kind = str(event.type)
     if kind == "account.updated":
         return _account_updated(ctx, event.data.object.to_dict())
+    if kind == "charge.dispute.created":
+        return _charged_back(ctx, event.data.object.to_dict())
     if kind not in _SETTLES and kind not in _CLOSES:
         return "ignored: not an event Milepost acts on"
     session: dict[str, Any] = event.data.object.to_dict()
@@ -408,6 +412,43 @@ def _act(ctx: Context, event: stripe.Event) -> str:
     deposit.provider_payment_id = _id_of(session.get("payment_intent"))
     settle_deposit(ctx, deposit)
     return f"settled {deposit.id}"
+
+
+def _charged_back(ctx: Context, dispute: dict[str, Any]) -> str:
+    """The cardholder disputed a card deposit with their bank: Stripe has taken the money back from
+    the platform's account, so Milepost takes it back from the deposit's owner as far as it can
+    (wallets/reversals.py)."""
+    from milepost.wallets.reversals import reverse_deposit
+
+    intent = _id_of(dispute.get("payment_intent"))
+    deposit = (
+        ctx.session.scalar(
+            select(Deposit)
+            .where(Deposit.provider == NAME, Deposit.provider_payment_id == intent)
+            .with_for_update()
+        )
+        if intent
+        else None
+    )
+    if deposit is None:
+        return "ignored: no deposit of this installation was paid with it"
+    if deposit.status is not DepositStatus.SUCCEEDED:
+        return f"ignored: deposit {deposit.id} is {deposit.status.value}"
+    if str(dispute.get("currency") or "").upper() != deposit.currency:
+        log.error(
+            "a Stripe dispute is not in its deposit's currency",
+            extra={"fields": {"deposit": deposit.id}},
+        )
+        return f"refused: the dispute is not in {deposit.id}'s currency; left for staff"
+    why = str(dispute.get("reason") or "no reason given").replace("_", " ")
+    reversal = reverse_deposit(
+        ctx,
+        deposit,
+        amount=int(dispute.get("amount") or deposit.amount),
+        reason=f"the card payment was disputed ({why})",
+        provider_reference=str(dispute.get("id")),
+    )
+    return f"reversed {deposit.id}: {reversal.loss} lost"
 
 
 def _account_updated(ctx: Context, account: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from milepost.kit.db import Database
 from milepost.ledger.models import JournalEntry
 from milepost.settings import Settings
+from milepost.wallets.models import Deposit
 from tests.api.conftest import PASSWORD, Client
 from tests.stripe_standin import CONNECT_WEBHOOK_SECRET, SECRET_KEY, WEBHOOK_SECRET, StandIn
 
@@ -65,3 +66,10 @@ def card_deposit(client: Client, amount: int, currency: str = USD) -> dict[str, 
         "POST", "/v1/deposits", {"amount": amount, "currency": currency, "provider": "stripe"}
     )
     return deposit
+
+
+def stored_deposit(db: Database, deposit_id: str) -> Deposit:
+    with db.read_only() as session:
+        deposit = session.get(Deposit, deposit_id)
+        assert deposit is not None
+        return deposit

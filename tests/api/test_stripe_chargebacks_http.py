@@ -16,9 +16,17 @@ from sqlalchemy import select
 from milepost.kit.db import Database
 from milepost.schedule.service import run_due
 from milepost.users.service import create_user
-from milepost.wallets.models import Deposit, DepositReversal
+from milepost.wallets.models import DepositReversal
 from tests.api.conftest import PASSWORD, Client, assert_error
-from tests.api.stripe_support import USD, available, card_deposit, pending, person, stripe_settings
+from tests.api.stripe_support import (
+    USD,
+    available,
+    card_deposit,
+    pending,
+    person,
+    stored_deposit,
+    stripe_settings,
+)
 from tests.stripe_standin import StandIn
 
 IBAN = "DE89370400440532013000"
@@ -50,13 +58,6 @@ def reversal_of(db: Database, deposit_id: str) -> DepositReversal:
         return reversal
 
 
-def status_of(db: Database, deposit_id: str) -> str:
-    with db.read_only() as session:
-        deposit = session.get(Deposit, deposit_id)
-        assert deposit is not None
-        return str(deposit.status)
-
-
 def test_a_chargeback_on_money_not_cleared_takes_that_money_back_and_holds_payouts(
     stripe_url: str, standin: StandIn, db: Database
 ) -> None:
@@ -70,7 +71,7 @@ def test_a_chargeback_on_money_not_cleared_takes_that_money_back_and_holds_payou
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == f"reversed {deposit['id']}: 0 lost"
     assert (pending(ana), available(ana)) == (0, 0)
-    assert status_of(db, deposit["id"]) == "reversed"
+    assert stored_deposit(db, deposit["id"]).status == "reversed"
     reversal = reversal_of(db, deposit["id"])
     assert (reversal.from_pending, reversal.from_available, reversal.loss) == (40_000, 0, 0)
     assert reversal.provider_reference is not None and reversal.provider_reference.startswith("dp_")

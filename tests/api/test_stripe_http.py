@@ -6,12 +6,14 @@ event acts once; a bad signature moves nothing; an outage on either side loses n
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from milepost.kit.db import Database
+from milepost.schedule.service import run_due
 from milepost.settings import Settings
 from milepost.wallets.models import Deposit
 from tests.api.conftest import Client, LiveServer, assert_error
@@ -22,6 +24,7 @@ from tests.api.stripe_support import (
     entries,
     pending,
     person,
+    stored_deposit,
     stripe_settings,
 )
 from tests.stripe_standin import StandIn
@@ -49,10 +52,8 @@ def test_a_card_deposit_is_credited_once_when_the_signed_event_says_it_was_paid(
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == f"settled {deposit['id']}"
     assert pending(ana) == 250_000
-    with db.read_only() as session_:
-        stored = session_.get(Deposit, deposit["id"])
-        assert stored is not None
-        assert (stored.status, stored.provider_payment_id) == ("succeeded", f"pi_{session_id}")
+    stored = stored_deposit(db, deposit["id"])
+    assert (stored.status, stored.provider_payment_id) == ("succeeded", f"pi_{session_id}")
 
     # Stripe delivers at least once: the same event again is answered and does nothing.
     again = standin.deliver(stripe_url, event)
@@ -75,11 +76,9 @@ def test_a_declined_card_credits_nothing_and_an_expired_page_closes_the_deposit(
 
     closed = standin.deliver(stripe_url, standin.expired(session_id))
     assert closed.json()["outcome"] == f"closed {deposit['id']}"
-    with db.read_only() as session:
-        stored = session.get(Deposit, deposit["id"])
-        assert stored is not None
-        assert stored.status == "rejected"
-        assert stored.rejection_reason == "The payment page expired before it was paid."
+    stored = stored_deposit(db, deposit["id"])
+    assert stored.status == "rejected"
+    assert stored.rejection_reason == "The payment page expired before it was paid."
     news = bo.ok("GET", "/v1/notifications")["data"][0]
     assert news["kind"] == "card_deposit_failed"
     assert "$99.00" in news["title"] and "expired" in news["body"]
@@ -193,3 +192,35 @@ def test_an_unsupported_currency_is_stripes_refusal_in_the_error_shape(
 def test_stripe_needs_its_keys() -> None:
     with pytest.raises(ValueError, match="MILEPOST_STRIPE_SECRET_KEY and MILEPOST_STRIPE_WEBHOOK"):
         Settings(providers="stripe")
+
+
+def test_a_deposit_whose_events_never_come_is_decided_by_looking_it_up(
+    stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
+) -> None:
+    ivy = person(stripe_url, "ivy")
+    paid = card_deposit(ivy, 6_000)
+    lost_event = standin.paid(paid["reference"])  # paid on Stripe; the event never arrives
+    expired = card_deposit(ivy, 3_000)
+    standin.expired(expired["reference"])
+    still_open = card_deposit(ivy, 1_000)
+    settings = stripe_settings(tmp_path, standin)
+
+    def look_up(minutes: int) -> int:
+        report = run_due(
+            db,
+            settings,
+            datetime.now(UTC) + timedelta(minutes=minutes),
+            deliver_emails=False,
+            deliver_webhooks=False,
+        )
+        return report.deposits_looked_up
+
+    assert look_up(0) == 0  # too recent: the events may still come
+    assert look_up(16) == 2
+    assert pending(ivy) == 6_000
+    assert stored_deposit(db, expired["id"]).status == "rejected"
+    assert stored_deposit(db, still_open["id"]).status == "pending"
+    # The event, arriving at last, finds the deposit decided.
+    late = standin.deliver(stripe_url, lost_event)
+    assert late.json()["outcome"] == f"ignored: deposit {paid['id']} is succeeded already"
+    assert look_up(16) == 0 and pending(ivy) == 6_000 and entries(db) == 1

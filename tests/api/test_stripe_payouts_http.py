@@ -62,6 +62,20 @@ def onboard(stripe_url: str, standin: StandIn, freelancer: Client) -> str:
     return str(account["account_id"])
 
 
+def waiting_payout(
+    stripe_url: str, standin: StandIn, db: Database, tmp_path: Path, earned: int, paid: int
+) -> tuple[Client, dict[str, Any]]:
+    """A freelancer who earned ``earned`` (less the fee), set up for Stripe, with a Stripe payout of
+    ``paid`` waiting for the worker."""
+    client, freelancer = person(stripe_url, "client"), person(stripe_url, "freelancer")
+    earn(stripe_url, standin, db, tmp_path, client, freelancer, earned)
+    onboard(stripe_url, standin, freelancer)
+    payout: dict[str, Any] = freelancer.ok(
+        "POST", "/v1/payouts", {"amount": paid, "currency": USD, "provider": "stripe"}
+    )
+    return freelancer, payout
+
+
 def tick(db: Database, tmp_path: Path, standin: StandIn, days: int = 0) -> tuple[int, int]:
     """The worker's run, ``days`` from now: (deposits cleared, Stripe payouts sent or refused)."""
     report = run_due(
@@ -128,12 +142,7 @@ def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_accoun
 def test_a_transfer_stripe_refuses_fails_the_payout_and_gives_the_money_back(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
-    eli, fay = person(stripe_url, "eli"), person(stripe_url, "fay")
-    earn(stripe_url, standin, db, tmp_path, eli, fay, 20_000)
-    onboard(stripe_url, standin, fay)
-    payout = fay.ok(
-        "POST", "/v1/payouts", {"amount": 18_000, "currency": USD, "provider": "stripe"}
-    )
+    fay, payout = waiting_payout(stripe_url, standin, db, tmp_path, 20_000, 18_000)
     standin.refuse_transfers = "Insufficient funds in Stripe account."
     assert tick(db, tmp_path, standin) == (0, 1)
     failed = fay.ok("GET", f"/v1/payouts/{payout['id']}")
@@ -149,12 +158,7 @@ def test_a_transfer_stripe_refuses_fails_the_payout_and_gives_the_money_back(
 def test_a_stripe_outage_keeps_the_payout_pending_until_it_can_be_sent_once(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
 ) -> None:
-    gil, hana = person(stripe_url, "gil"), person(stripe_url, "hana")
-    earn(stripe_url, standin, db, tmp_path, gil, hana, 10_000)
-    onboard(stripe_url, standin, hana)
-    payout = hana.ok(
-        "POST", "/v1/payouts", {"amount": 9_000, "currency": USD, "provider": "stripe"}
-    )
+    hana, payout = waiting_payout(stripe_url, standin, db, tmp_path, 10_000, 9_000)
     standin.down = True
     assert tick(db, tmp_path, standin) == (0, 0)
     assert hana.ok("GET", f"/v1/payouts/{payout['id']}")["status"] == "pending"

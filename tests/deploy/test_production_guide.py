@@ -372,6 +372,7 @@ def use_it(machine: Machine, staff_password: str) -> dict[str, object]:
                 "available": 0,
                 "escrow_outgoing": 1_500_000,
                 "escrow_incoming": 0,
+                "pending": 0,
             }
         ]
         return {"milestone_id": milestone.json()["id"], "sha256": upload.json()["sha256"]}

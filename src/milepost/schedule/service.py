@@ -90,6 +90,8 @@ class TickReport:
     payouts_sent: int = 0
     # Deposits whose clearing hold ended: their money moved from pending to available.
     deposits_cleared: int = 0
+    # Card deposits decided by asking Stripe, their events having not come.
+    deposits_looked_up: int = 0
     rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
     # A dry run's count of messages already queued and due, that a real run would send.
     emails_due: int = 0
@@ -99,18 +101,21 @@ class TickReport:
         """How many of each action, in the order they first happened."""
         return dict(Counter(happening.action for happening in self.done))
 
+    def _tallies(self) -> list[tuple[int, str]]:
+        """The counts of what was sent or moved besides the milestones' work, with their words."""
+        return [
+            (self.emails_sent, "e-mails sent"),
+            (self.webhooks_sent, "webhooks sent"),
+            (self.deposits_looked_up, "card deposits decided by looking them up"),
+            (self.deposits_cleared, "deposits cleared"),
+            (self.payouts_sent, "Stripe payouts sent or refused"),
+            (self.emails_due, "queued e-mails to send"),
+            (self.webhooks_due, "queued webhooks to send"),
+        ]
+
     @property
     def nothing_done(self) -> bool:
-        return not (
-            self.done
-            or self.failed
-            or self.emails_sent
-            or self.webhooks_sent
-            or self.payouts_sent
-            or self.deposits_cleared
-            or self.emails_due
-            or self.webhooks_due
-        )
+        return not (self.done or self.failed or any(count for count, _ in self._tallies()))
 
     def lines(self) -> list[str]:
         """A readable summary: counts per kind, then one line per thing done."""
@@ -122,18 +127,7 @@ class TickReport:
         counts = [f"{count} {action}" for action, count in self.counts().items()]
         if self.rehearsal:
             counts = [f"due {', '.join(counts)}"] if counts else []
-        if self.emails_sent:
-            counts.append(f"{self.emails_sent} e-mails sent")
-        if self.webhooks_sent:
-            counts.append(f"{self.webhooks_sent} webhooks sent")
-        if self.deposits_cleared:
-            counts.append(f"{self.deposits_cleared} deposits cleared")
-        if self.payouts_sent:
-            counts.append(f"{self.payouts_sent} Stripe payouts sent or refused")
-        if self.emails_due:
-            counts.append(f"{self.emails_due} queued e-mails to send")
-        if self.webhooks_due:
-            counts.append(f"{self.webhooks_due} queued webhooks to send")
+        counts += [f"{count} {words}" for count, words in self._tallies() if count]
         if self.failed:
             counts.append(f"{len(self.failed)} {'would fail' if self.rehearsal else 'failed'}")
         lines = [when + ", ".join(counts)]
@@ -179,6 +173,7 @@ def run_due(
     report = _run_jobs(db, settings, as_utc(now), rehearse=False)
     _purge_idempotency_keys(db, report.now)
     report.deposits_cleared = _clear_deposits(db, settings, report.now)
+    report.deposits_looked_up = _look_up_deposits(db, settings, report.now)
     report.payouts_sent = _send_payouts(db, settings)
     if deliver_emails:
         report.emails_sent = deliver_due_emails(db, settings, report.now)
@@ -199,6 +194,17 @@ def _clear_deposits(db: Database, settings: Settings, now: datetime) -> int:
         return clear_due(db, settings, now)
     except Exception:
         log.exception("clearing deposits failed")
+        return 0
+
+
+def _look_up_deposits(db: Database, settings: Settings, now: datetime) -> int:
+    """Card deposits whose provider's events are late: asked about directly."""
+    from milepost.wallets.stripe_provider import look_up_pending_deposits
+
+    try:
+        return look_up_pending_deposits(db, settings, now)
+    except Exception:
+        log.exception("looking up pending card deposits failed")
         return 0
 
 

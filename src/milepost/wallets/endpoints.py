@@ -67,7 +67,8 @@ async def create_deposit(body: MoneyMovement, api: ApiDep) -> Response:
     "/providers/stripe/events",
     response_model=ProviderEventOut,
     summary="Receive a Stripe event (Stripe's webhook)",
-    responses=error_responses(400, 409, 413, 422, write=True),
+    # 401: like every operation, a bearer token that is sent must be valid (Stripe sends none).
+    responses=error_responses(400, 401, 409, 413, 422, write=True),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -14,7 +14,9 @@ Events are kept by id (``ProviderEvent``), in the unit of work that acts on them
 delivered twice does nothing the second time, and an event that arrives after another one already
 decided the deposit (out of order) finds it no longer pending and does nothing. A delivery that fails
 here (the database unreachable, a conflict) is answered with an error and Stripe sends it again later, so
-an outage loses nothing: the deposit settles when the event gets through.
+an outage loses nothing: the deposit settles when the event gets through. Should the events never come,
+the worker looks up a card deposit still pending after 15 minutes and acts on what its session says
+(``look_up_pending_deposits``).
 
 Payouts go to the freelancer's own Stripe account (an Express Connect account, made on request and
 onboarded on Stripe's pages; payable once ``account.updated`` says so). A payout moves the money to the
@@ -32,6 +34,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +232,58 @@ def list_payout_accounts(ctx: Context) -> list[ProviderAccount]:
     )
 
 
+# How long a card deposit may stay pending before the worker asks Stripe about it itself, in case its
+# events never arrive (a webhook endpoint misconfigured or down for longer than Stripe retries).
+LOOK_UP_AFTER = timedelta(minutes=15)
+
+
+def look_up_pending_deposits(db: Database, settings: Settings, now: datetime) -> int:
+    """Ask Stripe about card deposits pending for longer than ``LOOK_UP_AFTER`` and act on what each
+    session says of itself, as its event would have: a deposit never depends on a webhook arriving.
+    Each is decided under its row lock, so a late event and this lookup never both act. Returns how
+    many were settled or closed."""
+    if NAME not in settings.enabled_providers:
+        return 0
+    with db.read_only() as session:
+        due = session.execute(
+            select(Deposit.id, Deposit.reference)
+            .where(
+                Deposit.provider == NAME,
+                Deposit.status == DepositStatus.PENDING,
+                Deposit.created_at <= now - LOOK_UP_AFTER,
+            )
+            .order_by(Deposit.created_at, Deposit.id)
+            .limit(100)
+        ).all()
+    decided = 0
+    for deposit_id, session_id in due:
+        try:
+            found = client(settings).v1.checkout.sessions.retrieve(session_id).to_dict()
+        except stripe.StripeError as error:
+            log.warning(
+                "a pending card deposit could not be looked up; tried again on the next run",
+                extra={"fields": {"deposit": deposit_id, "error": type(error).__name__}},
+            )
+            continue
+        kind = {
+            "complete": "checkout.session.completed",
+            "expired": "checkout.session.expired",
+        }.get(str(found.get("status")))
+        if kind is None:
+            continue  # still open: the payer may yet pay
+        with db.unit_of_work() as session:
+            outcome = _decide_deposit(
+                Context(session, None, now=now, settings=settings), kind, found
+            )
+        if outcome.startswith(("settled", "closed")):
+            decided += 1
+            log.info(
+                "a pending card deposit was decided by looking it up",
+                extra={"fields": {"deposit": deposit_id, "outcome": outcome}},
+            )
+    return decided
+
+
 def send_due_payouts(db: Database, settings: Settings) -> int:
     """Send the pending Stripe payouts as Connect transfers, each with its payout's id as the
     idempotency key, outside any transaction; then settle it (``paid``) in a unit of work of its own, or,
@@ -387,7 +442,12 @@ def _act(ctx: Context, event: stripe.Event) -> str:
         return _charged_back(ctx, event.data.object.to_dict())
     if kind not in _SETTLES and kind not in _CLOSES:
         return "ignored: not an event Milepost acts on"
-    session: dict[str, Any] = event.data.object.to_dict()
+    return _decide_deposit(ctx, kind, event.data.object.to_dict())
+
+
+def _decide_deposit(ctx: Context, kind: str, session: dict[str, Any]) -> str:
+    """What a Checkout Session's news (an event's ``kind``, or what the session says of itself when
+    it is looked up) does to its deposit: settle it when paid, close it when expired or failed."""
     deposit = _deposit_of(ctx, session)
     if deposit is None:
         return "ignored: no deposit of this installation"

@@ -15,6 +15,7 @@ import pytest
 from milepost.kit.context import Context
 from milepost.kit.errors import NotFound
 from milepost.milestones import service as milestones
+from milepost.projects import milestone_requests, offers
 from milepost.projects import service as projects
 from milepost.projects.models import Project, Proposal
 from milepost.projects.state import ProjectAction
@@ -126,6 +127,12 @@ def _tries(scene: Scene) -> dict[str, list[Callable[[Context], object]]]:
             )
         ],
         Form.BONUS: [lambda ctx: projects.create_bonus(ctx, project_id, amount=100)],
+        Form.OFFER: [lambda ctx: offers.offer_project(ctx, project_id, email="new@example.com")],
+        Form.REQUEST: [
+            lambda ctx: milestone_requests.request_milestone(
+                ctx, project_id, title="More", amount=300, acceptance_criteria=["Done"]
+            )
+        ],
     }
 
 
@@ -174,9 +181,15 @@ def test_pause_is_offered_exactly_while_a_payment_is_overdue(world: World) -> No
     assert refusal is not None and (refusal.status, refusal.code) == (409, "nothing_overdue")
 
     world.milestone(client, scene.project, 1_000, fund_by=LONG_AGO)
-    assert world.act(freelancer, views.project_page, scene.project.id).forms == {Form.PAUSE}
+    assert world.act(freelancer, views.project_page, scene.project.id).forms == {
+        Form.PAUSE,
+        Form.REQUEST,
+    }
     world.act(freelancer, projects.pause_project, scene.project.id)
-    assert world.act(freelancer, views.project_page, scene.project.id).forms == {Form.RESUME}
+    assert world.act(freelancer, views.project_page, scene.project.id).forms == {
+        Form.RESUME,
+        Form.REQUEST,
+    }
     assert world.act(client, views.project_page, scene.project.id).forms == {
         Form.MILESTONE,
         Form.BONUS,
@@ -195,3 +208,47 @@ def test_available_actions_name_the_project_actions(world: World) -> None:
         ProjectAction.ADD_BONUS,
     }
     assert world.act(scene.people["staff"], actions) == frozenset()
+
+
+def test_each_offer_and_request_offers_exactly_what_the_service_accepts(world: World) -> None:
+    """The answers to an offer and to a milestone request, per viewer, against the services."""
+    client, freelancer, other = world.user("client"), world.user("freelancer"), world.user("other")
+    staff = world.user("staff", staff=True)
+    open_project = world.project(client)
+    offer = world.act(client, offers.offer_project, open_project.id, freelancer_id=freelancer.id)
+    awarded = world.project(client, freelancer)
+    request = world.act(
+        freelancer,
+        milestone_requests.request_milestone,
+        awarded.id,
+        title="More",
+        amount=300,
+        acceptance_criteria=["Done"],
+    )
+    offer_tries = {
+        views.Form.OFFER_ACCEPT: offers.accept_offer,
+        views.Form.OFFER_DECLINE: offers.decline_offer,
+        views.Form.OFFER_WITHDRAW: offers.withdraw_offer,
+    }
+    request_tries = {
+        views.Form.REQUEST_ACCEPT: milestone_requests.accept_request,
+        views.Form.REQUEST_REJECT: milestone_requests.reject_request,
+        views.Form.REQUEST_WITHDRAW: milestone_requests.withdraw_request,
+    }
+    for user in (client, freelancer, other, staff):
+        page = _offered(world, user, open_project.id)
+        cards = [] if page is None else page.offers
+        shown = {form for card in cards if card.offer.id == offer.id for form in card.forms}
+        accepted = {
+            form for form, act in offer_tries.items() if world.attempt(user, act, offer.id) is None
+        }
+        assert shown == accepted, ("offer", user.name)
+        page = _offered(world, user, awarded.id)
+        cards_r = [] if page is None else page.requests
+        shown = {form for card in cards_r if card.request.id == request.id for form in card.forms}
+        accepted = {
+            form
+            for form, act in request_tries.items()
+            if world.attempt(user, act, request.id) is None
+        }
+        assert shown == accepted, ("request", user.name)

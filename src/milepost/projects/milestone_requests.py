@@ -15,6 +15,7 @@ from milepost.events import Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied
+from milepost.kit.guards import available
 from milepost.kit.ids import new_id
 from milepost.kit.lookup import one_or_404
 from milepost.milestones.factory import new_milestone
@@ -22,7 +23,12 @@ from milepost.milestones.state import Role
 from milepost.milestones.terms import validate_terms
 from milepost.projects.models import MilestoneRequest, Project
 from milepost.projects.service import check_create_milestone, get_project, project_role
-from milepost.projects.state import MILESTONE_REQUESTS, MilestoneRequestStatus, ProjectStatus
+from milepost.projects.state import (
+    MILESTONE_REQUESTS,
+    MilestoneRequestStatus,
+    ProjectStatus,
+    RequestAction,
+)
 
 R = MilestoneRequestStatus
 
@@ -31,13 +37,7 @@ def request_milestone(ctx: Context, project_id: str, **terms: Any) -> MilestoneR
     """The project's freelancer asks for a new milestone with ``terms`` (checked as a creation checks
     them: every refusal at once); the client is told."""
     project = get_project(ctx, project_id, lock=True)
-    if project_role(ctx.actor, project) is not Role.FREELANCER:
-        raise PermissionDenied(
-            "Only the project's freelancer can request a milestone.",
-            code="only_freelancer_can_request",
-        )
-    if project.status is not ProjectStatus.AWARDED:
-        raise InvalidState("Milestones are requested on an awarded project.", code="not_awarded")
+    check_request(ctx, project)
     validate_terms(terms, creating=True)
     request = MilestoneRequest(
         id=new_id("mreq"),
@@ -51,6 +51,54 @@ def request_milestone(ctx: Context, project_id: str, **terms: Any) -> MilestoneR
     ctx.session.flush()
     _tell(ctx, project, project.client_id, Notice.MILESTONE_REQUESTED, request)
     return request
+
+
+def check_request(ctx: Context, project: Project) -> None:
+    """The freelancer of an awarded project may ask for a milestone."""
+    if project_role(ctx.actor, project) is not Role.FREELANCER:
+        raise PermissionDenied(
+            "Only the project's freelancer can request a milestone.",
+            code="only_freelancer_can_request",
+        )
+    if project.status is not ProjectStatus.AWARDED:
+        raise InvalidState("Milestones are requested on an awarded project.", code="not_awarded")
+
+
+def check_reject(ctx: Context, project: Project, request: MilestoneRequest) -> None:
+    if project_role(ctx.actor, project) is not Role.CLIENT:
+        raise PermissionDenied(
+            "Only the project's client can answer a milestone request.",
+            code="only_client_can_answer",
+        )
+    _pending(request)
+
+
+def check_accept_request(ctx: Context, project: Project, request: MilestoneRequest) -> Role:
+    role = check_create_milestone(ctx, project)
+    _pending(request)
+    return role
+
+
+def check_withdraw_request(ctx: Context, request: MilestoneRequest) -> None:
+    if ctx.actor_id != request.freelancer_id:
+        raise PermissionDenied(
+            "Only the freelancer who asked can withdraw a milestone request.",
+            code="only_requester_can_withdraw",
+        )
+    _pending(request)
+
+
+def available_request_actions(
+    ctx: Context, project: Project, request: MilestoneRequest
+) -> frozenset[RequestAction]:
+    """What the actor may do to ``request`` now: the guards the actions below run."""
+    return available(
+        {
+            RequestAction.ACCEPT: lambda: check_accept_request(ctx, project, request),
+            RequestAction.REJECT: lambda: check_reject(ctx, project, request),
+            RequestAction.WITHDRAW: lambda: check_withdraw_request(ctx, request),
+        }
+    )
 
 
 def list_requests(ctx: Context, project_id: str) -> list[MilestoneRequest]:
@@ -70,8 +118,7 @@ def list_requests(ctx: Context, project_id: str) -> list[MilestoneRequest]:
 def accept_request(ctx: Context, request_id: str) -> MilestoneRequest:
     """The client accepts: a draft milestone with the requested terms (checked again, as of now)."""
     project, request = _load(ctx, request_id)
-    role = check_create_milestone(ctx, project)
-    _pending(request)
+    role = check_accept_request(ctx, project, request)
     milestone = new_milestone(
         ctx,
         project,
@@ -89,12 +136,7 @@ def accept_request(ctx: Context, request_id: str) -> MilestoneRequest:
 def reject_request(ctx: Context, request_id: str, *, reason: object = None) -> MilestoneRequest:
     """The client rejects, saying why if they wish; the freelancer is told."""
     project, request = _load(ctx, request_id)
-    if project_role(ctx.actor, project) is not Role.CLIENT:
-        raise PermissionDenied(
-            "Only the project's client can answer a milestone request.",
-            code="only_client_can_answer",
-        )
-    _pending(request)
+    check_reject(ctx, project, request)
     MILESTONE_REQUESTS.move(request, R.REJECTED)
     request.reason = validate.text(reason, "reason", max_length=20_000, required=False) or None
     request.decided_at = ctx.now
@@ -105,12 +147,7 @@ def reject_request(ctx: Context, request_id: str, *, reason: object = None) -> M
 def withdraw_request(ctx: Context, request_id: str) -> MilestoneRequest:
     """The freelancer takes back a pending request."""
     _project, request = _load(ctx, request_id)
-    if ctx.actor_id != request.freelancer_id:
-        raise PermissionDenied(
-            "Only the freelancer who asked can withdraw a milestone request.",
-            code="only_requester_can_withdraw",
-        )
-    _pending(request)
+    check_withdraw_request(ctx, request)
     MILESTONE_REQUESTS.move(request, R.WITHDRAWN)
     request.decided_at = ctx.now
     return request

@@ -12,12 +12,13 @@ from milepost.events import Notice, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from milepost.kit.guards import available
 from milepost.kit.ids import new_id
 from milepost.kit.lookup import one_or_404
 from milepost.milestones.state import Role
 from milepost.projects.models import Project, ProjectOffer
 from milepost.projects.service import award, get_project, project_role
-from milepost.projects.state import OFFERS, OfferStatus, ProjectStatus
+from milepost.projects.state import OFFERS, OfferAction, OfferStatus, ProjectStatus
 from milepost.users.models import User
 
 
@@ -33,12 +34,7 @@ def offer_project(
     address with an account is that account's offer). They are told (an address without an account by
     e-mail, with a link to sign up)."""
     project = get_project(ctx, project_id, lock=True)
-    if project_role(ctx.actor, project) is not Role.CLIENT:
-        raise PermissionDenied(
-            "Only the project's client can offer it.", code="only_client_can_offer"
-        )
-    if project.status is not ProjectStatus.OPEN:
-        raise InvalidState("This project has its freelancer already.", code="already_awarded")
+    check_offer(ctx, project)
     if (freelancer_id is None) == (email is None):
         raise ValidationFailed(
             "Name the freelancer by freelancer_id or by email (one of the two).",
@@ -56,16 +52,6 @@ def offer_project(
         raise ValidationFailed(
             "A client cannot offer their own project to themselves.",
             param="freelancer_id" if freelancer_id is not None else "email",
-        )
-    pending = ctx.session.scalar(
-        select(ProjectOffer.id).where(
-            ProjectOffer.project_id == project.id, ProjectOffer.status == OfferStatus.PENDING
-        )
-    )
-    if pending is not None:
-        raise InvalidState(
-            "An offer on this project is waiting for its answer: withdraw it first.",
-            code="offer_pending",
         )
     offer = ProjectOffer(
         id=new_id("poff"),
@@ -88,6 +74,54 @@ def offer_project(
         key=f"{Notice.PROJECT_OFFERED}:{offer.id}",
     )
     return offer
+
+
+def check_offer(ctx: Context, project: Project) -> None:
+    """The client may offer their project while it is open and no other offer of it waits."""
+    if project_role(ctx.actor, project) is not Role.CLIENT:
+        raise PermissionDenied(
+            "Only the project's client can offer it.", code="only_client_can_offer"
+        )
+    if project.status is not ProjectStatus.OPEN:
+        raise InvalidState("This project has its freelancer already.", code="already_awarded")
+    pending = ctx.session.scalar(
+        select(ProjectOffer.id).where(
+            ProjectOffer.project_id == project.id, ProjectOffer.status == OfferStatus.PENDING
+        )
+    )
+    if pending is not None:
+        raise InvalidState(
+            "An offer on this project is waiting for its answer: withdraw it first.",
+            code="offer_pending",
+        )
+
+
+def check_answer(ctx: Context, offer: ProjectOffer, what: str) -> User:
+    """The freelancer it is offered to may accept or decline a pending offer; returns them."""
+    user = _the_offered(ctx, offer, what)
+    _pending(offer)
+    return user
+
+
+def check_withdraw_offer(ctx: Context, project: Project, offer: ProjectOffer) -> None:
+    if project_role(ctx.actor, project) is not Role.CLIENT:
+        raise PermissionDenied(
+            "Only the project's client can withdraw its offer.", code="only_client_can_withdraw"
+        )
+    _pending(offer)
+
+
+def available_offer_actions(
+    ctx: Context, project: Project, offer: ProjectOffer
+) -> frozenset[OfferAction]:
+    """What the actor may do to ``offer`` now: the guards the actions below run."""
+    return available(
+        {
+            OfferAction.ACCEPT: lambda: check_answer(ctx, offer, "accept"),
+            OfferAction.DECLINE: lambda: check_answer(ctx, offer, "decline"),
+            OfferAction.WITHDRAW: lambda: check_withdraw_offer(ctx, project, offer),
+        }
+    )
 
 
 def offers_for_me(ctx: Context) -> list[ProjectOffer]:
@@ -128,8 +162,7 @@ def get_offer(ctx: Context, offer_id: str) -> ProjectOffer:
 def accept_offer(ctx: Context, offer_id: str) -> Project:
     """The offered freelancer accepts: the project is awarded to them; the client is told."""
     project, offer = _load(ctx, offer_id, lock=True)
-    user = _the_offered(ctx, offer, "accept")
-    _pending(offer)
+    user = check_answer(ctx, offer, "accept")
     OFFERS.move(offer, OfferStatus.ACCEPTED)
     offer.freelancer_id = user.id
     offer.decided_at = ctx.now
@@ -141,8 +174,7 @@ def accept_offer(ctx: Context, offer_id: str) -> Project:
 def decline_offer(ctx: Context, offer_id: str) -> ProjectOffer:
     """The offered freelancer declines; the client is told, and may offer the project to someone else."""
     project, offer = _load(ctx, offer_id, lock=True)
-    user = _the_offered(ctx, offer, "decline")
-    _pending(offer)
+    user = check_answer(ctx, offer, "decline")
     OFFERS.move(offer, OfferStatus.DECLINED)
     offer.freelancer_id = user.id
     offer.decided_at = ctx.now
@@ -153,11 +185,7 @@ def decline_offer(ctx: Context, offer_id: str) -> ProjectOffer:
 def withdraw_offer(ctx: Context, offer_id: str) -> ProjectOffer:
     """The client takes back an unanswered offer."""
     project, offer = _load(ctx, offer_id, lock=True)
-    if project_role(ctx.actor, project) is not Role.CLIENT:
-        raise PermissionDenied(
-            "Only the project's client can withdraw its offer.", code="only_client_can_withdraw"
-        )
-    _pending(offer)
+    check_withdraw_offer(ctx, project, offer)
     OFFERS.move(offer, OfferStatus.WITHDRAWN)
     offer.decided_at = ctx.now
     return offer

@@ -69,6 +69,22 @@ class ProjectAction(StrEnum):
     ADD_BONUS = "add_bonus"
 
 
+class OfferAction(StrEnum):
+    """What can be done to one offer (``projects.offers.available_offer_actions``)."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    WITHDRAW = "withdraw"
+
+
+class RequestAction(StrEnum):
+    """What can be done to one milestone request (``available_request_actions``)."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    WITHDRAW = "withdraw"
+
+
 class ProposalAction(StrEnum):
     """What can be done to one proposal (``projects.service.available_proposal_actions``)."""
 

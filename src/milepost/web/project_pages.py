@@ -1,5 +1,6 @@
-"""Projects: posting, proposals and their acceptance, the milestone table, pause and resume, bonuses, and
-editing a draft milestone's terms."""
+"""Projects: posting, proposals and their acceptance, offers to a freelancer and their answers, milestone
+requests and theirs, the milestone table, pause and resume, bonuses, and editing a draft milestone's
+terms."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
 from milepost.milestones.models import Milestone
+from milepost.projects import milestone_requests, offers
 from milepost.projects import service as projects
 from milepost.projects.models import Project
 from milepost.web import confirm
@@ -167,6 +169,38 @@ def _add_milestone(ctx: Context, project_id: str, **typed: str) -> Milestone:
     return forms.add_milestone(ctx, project_id, forms.TermsForm(**typed))
 
 
+def _offer(ctx: Context, project_id: str, *, email: str, message: str) -> object:
+    return offers.offer_project(ctx, project_id, email=email, message=message)
+
+
+def _accept_offer(ctx: Context, project_id: str, offer_id: str) -> object:
+    return offers.accept_offer(ctx, offer_id)
+
+
+def _decline_offer(ctx: Context, project_id: str, offer_id: str) -> object:
+    return offers.decline_offer(ctx, offer_id)
+
+
+def _withdraw_offer(ctx: Context, project_id: str, offer_id: str) -> object:
+    return offers.withdraw_offer(ctx, offer_id)
+
+
+def _request(ctx: Context, project_id: str, **typed: str) -> object:
+    return forms.request_milestone(ctx, project_id, forms.TermsForm(**typed))
+
+
+def _accept_request(ctx: Context, project_id: str, request_id: str) -> object:
+    return milestone_requests.accept_request(ctx, request_id)
+
+
+def _reject_request(ctx: Context, project_id: str, request_id: str, *, reason: str) -> object:
+    return milestone_requests.reject_request(ctx, request_id, reason=reason)
+
+
+def _withdraw_request(ctx: Context, project_id: str, request_id: str) -> object:
+    return milestone_requests.withdraw_request(ctx, request_id)
+
+
 # The new-project form, and every form of the project page: path, form name, call, fields.
 register(
     router,
@@ -206,6 +240,34 @@ register(
             "fund_by",
             "acceptance_criteria",
             places=TERMS_FIELDS,
+        ),
+        _form("/offers", ProjectForm.OFFER, _offer, "email", "message"),
+        _form("/offers/{offer_id}/accept", ProjectForm.OFFER_ACCEPT, _accept_offer),
+        _form("/offers/{offer_id}/decline", ProjectForm.OFFER_DECLINE, _decline_offer),
+        _form("/offers/{offer_id}/withdraw", ProjectForm.OFFER_WITHDRAW, _withdraw_offer),
+        _form(
+            "/milestone-requests",
+            ProjectForm.REQUEST,
+            _request,
+            "title",
+            "amount",
+            "due_date",
+            "acceptance_criteria",
+            places=TERMS_FIELDS,
+        ),
+        _form(
+            "/milestone-requests/{request_id}/accept", ProjectForm.REQUEST_ACCEPT, _accept_request
+        ),
+        _form(
+            "/milestone-requests/{request_id}/reject",
+            ProjectForm.REQUEST_REJECT,
+            _reject_request,
+            "reason",
+        ),
+        _form(
+            "/milestone-requests/{request_id}/withdraw",
+            ProjectForm.REQUEST_WITHDRAW,
+            _withdraw_request,
         ),
         _form(
             "/bonuses",

@@ -63,7 +63,7 @@ def test_the_project_page_offers_each_viewer_only_their_forms(world: World) -> N
 
     as_client = world.act(client, views.project_page, project.id)
     assert as_client.role is Role.CLIENT and as_client.exponent == 0
-    assert as_client.forms == {Form.MILESTONE, Form.ACCEPT}
+    assert as_client.forms == {Form.MILESTONE, Form.ACCEPT, Form.OFFER}
     assert [card.freelancer.id for card in as_client.proposals] == [freelancer.id, rival.id]
     assert as_client.proposals[0].milestones == [
         views.ProposedMilestone("Design", 500, date(2026, 12, 1), [], net=450),
@@ -98,9 +98,10 @@ def test_the_project_page_offers_each_viewer_only_their_forms(world: World) -> N
     # The accepted proposal stays listed before the declined one; both are decided.
     assert [card.proposal.status for card in awarded.proposals] == ["accepted", "declined"]
 
-    # Nothing is overdue: the freelancer is offered nothing (pausing would be refused).
+    # Nothing is overdue: the freelancer may not pause (it would be refused); they may ask for a
+    # new milestone.
     as_awarded_freelancer = world.act(freelancer, views.project_page, project.id)
-    assert as_awarded_freelancer.forms == frozenset()
+    assert as_awarded_freelancer.forms == {Form.REQUEST}
     assert as_awarded_freelancer.editable_milestone_ids == frozenset()
     with pytest.raises(NotFound):
         world.act(outsider, views.project_page, project.id)
@@ -185,7 +186,10 @@ def test_a_paused_project_offers_its_freelancer_resume(world: World) -> None:
     client, freelancer, project = world.parties()
     world.milestone(client, project, 1_000, fund_by=date(2020, 1, 1))  # long overdue
     world.act(freelancer, projects.pause_project, project.id)
-    assert world.act(freelancer, views.project_page, project.id).forms == {Form.RESUME}
+    assert world.act(freelancer, views.project_page, project.id).forms == {
+        Form.RESUME,
+        Form.REQUEST,
+    }
     assert world.act(client, views.project_page, project.id).project.paused
 
 

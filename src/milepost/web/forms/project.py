@@ -16,8 +16,9 @@ from milepost.kit.errors import MilepostError, ValidationFailed
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.money import parse_amount, to_decimal
+from milepost.projects import milestone_requests
 from milepost.projects import service as projects
-from milepost.projects.models import Bonus, Project, Proposal
+from milepost.projects.models import Bonus, MilestoneRequest, Project, Proposal
 
 PROPOSAL_ROWS = projects.MAX_PROPOSAL_MILESTONES
 
@@ -96,6 +97,11 @@ def edit_terms(ctx: Context, milestone_id: str, form: TermsForm) -> Milestone:
 def add_milestone(ctx: Context, project_id: str, form: TermsForm) -> Milestone:
     currency = projects.get_project(ctx, project_id).currency
     return milestones.create_milestone(ctx, project_id, **form.terms(currency))
+
+
+def request_milestone(ctx: Context, project_id: str, form: TermsForm) -> MilestoneRequest:
+    currency = projects.get_project(ctx, project_id).currency
+    return milestone_requests.request_milestone(ctx, project_id, **form.terms(currency))
 
 
 def give_bonus(ctx: Context, project_id: str, *, amount: str, note: str) -> Bonus:

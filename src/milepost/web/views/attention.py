@@ -1,6 +1,7 @@
 """What needs the signed-in person now, first thing on the dashboard: as a client (a delivery to review,
 a release asked for, a funding due, a dispute to answer), as a freelancer (changes asked for, a
-cancellation asked for, a delivery due, a dispute to answer) and as staff (disputes past mediation,
+cancellation asked for, a delivery due, a dispute to answer), offers and milestone requests to answer,
+and as staff (disputes past mediation,
 transfers to confirm).
 
 Each item is read from the state the services keep (statuses, deadlines, open disputes and their
@@ -24,7 +25,9 @@ from milepost.milestones.models import Milestone
 from milepost.milestones.service import amount_to_fund
 from milepost.milestones.state import MilestoneStatus, Role
 from milepost.money import format_money
-from milepost.projects.models import Project
+from milepost.projects import offers
+from milepost.projects.models import MilestoneRequest, Project
+from milepost.projects.state import MilestoneRequestStatus
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.web.views.milestone import duration_text
 from milepost.web.views.pending_transfers import STAFF_CONFIRMED
@@ -58,6 +61,7 @@ def needs_you(ctx: Context) -> list[Item]:
         *_as_client(ctx, actor.id),
         *_as_freelancer(ctx, actor.id),
         *_disputes_to_answer(ctx, actor.id),
+        *_project_answers(ctx, actor.id),
         *(_as_staff(ctx) if actor.is_staff else []),
     ]
     latest = datetime.max.replace(tzinfo=UTC)
@@ -214,6 +218,47 @@ def _as_freelancer(ctx: Context, user_id: str) -> list[Item]:
                     late,
                 )
             )
+    return items
+
+
+def _project_answers(ctx: Context, user_id: str) -> list[Item]:
+    """Offers of a project waiting for this person's answer (made to their account or their address),
+    and milestone requests waiting for theirs as a project's client."""
+    items = [
+        Item(
+            Side.FREELANCER,
+            f"Answer the offer of “{project.title}”",
+            "The client offers you this project: accept it to become its freelancer, or decline.",
+            f"/projects/{project.id}#offers",
+            None,
+            False,
+        )
+        for offer in offers.offers_for_me(ctx)[:LIMIT]
+        if (project := ctx.session.get(Project, offer.project_id)) is not None
+    ]
+    requests = (
+        select(MilestoneRequest, Project)
+        .join(Project, Project.id == MilestoneRequest.project_id)
+        .where(
+            Project.client_id == user_id,
+            MilestoneRequest.status == MilestoneRequestStatus.PENDING,
+        )
+        .order_by(MilestoneRequest.created_at, MilestoneRequest.id)
+        .limit(LIMIT)
+    )
+    items += [
+        Item(
+            Side.CLIENT,
+            f"Answer the milestone request “{request.terms.get('title')}”",
+            f"{project.title}: the freelancer asks for a new milestone of "
+            f"{format_money(int(request.terms.get('amount') or 0), project.currency)}. Accept it as "
+            "a draft, or reject it.",
+            f"/projects/{project.id}#milestone-requests",
+            None,
+            False,
+        )
+        for request, project in ctx.session.execute(requests).all()
+    ]
     return items
 
 

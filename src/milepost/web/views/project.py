@@ -15,14 +15,23 @@ from sqlalchemy import select
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError
+from milepost.kit.guards import passes
 from milepost.kit.pagination import keyset
 from milepost.milestones.access import load_milestone
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action, MilestoneStatus, Role, allowed_actions, authorize
 from milepost.money import currency_symbol, exponent, fee_on
+from milepost.projects import milestone_requests, offers
 from milepost.projects import service as projects
-from milepost.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
-from milepost.projects.state import ProjectAction, ProposalAction
+from milepost.projects.models import (
+    MilestoneRequest,
+    Project,
+    ProjectOffer,
+    ProjectStatus,
+    Proposal,
+    ProposalStatus,
+)
+from milepost.projects.state import OfferAction, ProjectAction, ProposalAction, RequestAction
 from milepost.users.models import User
 from milepost.web.forms.project import TermsForm
 
@@ -89,6 +98,14 @@ class ProposalCard:
 class Form:
     """The names of the forms a project page may offer (and a refused one is re-shown by)."""
 
+    OFFER = "offer"
+    OFFER_ACCEPT = "offer-accept"
+    OFFER_DECLINE = "offer-decline"
+    OFFER_WITHDRAW = "offer-withdraw"
+    REQUEST = "request"
+    REQUEST_ACCEPT = "request-accept"
+    REQUEST_REJECT = "request-reject"
+    REQUEST_WITHDRAW = "request-withdraw"
     PROPOSE = "propose"
     ACCEPT = "accept"
     WITHDRAW = "withdraw"
@@ -109,6 +126,29 @@ FORM_OF = {
     ProjectAction.ADD_BONUS: Form.BONUS,
 }
 PROPOSAL_FORM_OF = {ProposalAction.ACCEPT: Form.ACCEPT, ProposalAction.WITHDRAW: Form.WITHDRAW}
+OFFER_FORM_OF = {
+    OfferAction.ACCEPT: Form.OFFER_ACCEPT,
+    OfferAction.DECLINE: Form.OFFER_DECLINE,
+    OfferAction.WITHDRAW: Form.OFFER_WITHDRAW,
+}
+REQUEST_FORM_OF = {
+    RequestAction.ACCEPT: Form.REQUEST_ACCEPT,
+    RequestAction.REJECT: Form.REQUEST_REJECT,
+    RequestAction.WITHDRAW: Form.REQUEST_WITHDRAW,
+}
+
+
+@dataclass(frozen=True)
+class OfferCard:
+    offer: ProjectOffer
+    to: str  # the freelancer's name, or the address invited
+    forms: frozenset[str]  # the forms (``Form``) this viewer is offered on it now
+
+
+@dataclass(frozen=True)
+class RequestCard:
+    request: MilestoneRequest
+    forms: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -125,6 +165,8 @@ class ProjectPage:
     proposals: list[
         ProposalCard
     ]  # the client's (and staff's) to compare; anyone else sees their own
+    offers: list[OfferCard]  # the client's and staff's; a freelancer sees the one made to them
+    requests: list[RequestCard]  # milestone requests, for the parties and staff
     forms: frozenset[str]  # the forms (``Form``) this viewer is offered now
     editable_milestone_ids: frozenset[str]  # drafts whose terms the viewer may edit
     is_party: (
@@ -151,6 +193,10 @@ def project_page(
     )
     rows: list[Milestone] = [milestone for (milestone,) in page.data]
     forms = frozenset(FORM_OF[action] for action in projects.available_actions(ctx, project))
+    if passes(lambda: offers.check_offer(ctx, project)):
+        forms |= {Form.OFFER}
+    if passes(lambda: milestone_requests.check_request(ctx, project)):
+        forms |= {Form.REQUEST}
     return ProjectPage(
         project=project,
         client=_user(ctx, project.client_id),
@@ -161,6 +207,8 @@ def project_page(
         after=after,
         totals=projects.milestone_totals(ctx, project.id),
         proposals=_proposals(ctx, project),
+        offers=_offers(ctx, project, role),
+        requests=_requests(ctx, project, role),
         forms=forms,
         editable_milestone_ids=_editable(role, project, rows),
         is_party=role is not None,
@@ -186,6 +234,44 @@ def _user(ctx: Context, user_id: str) -> User:
     user = ctx.session.get(User, user_id)
     assert user is not None  # foreign key
     return user
+
+
+def _offers(ctx: Context, project: Project, role: Role | None) -> list[OfferCard]:
+    """The client and staff see the project's offers; anyone else, the pending one made to them."""
+    if role in (Role.CLIENT, Role.STAFF):
+        shown = offers.list_offers(ctx, project.id)
+    else:
+        shown = [offer for offer in offers.offers_for_me(ctx) if offer.project_id == project.id]
+    return [
+        OfferCard(
+            offer=offer,
+            to=(
+                _user(ctx, offer.freelancer_id).name
+                if offer.freelancer_id is not None
+                else offer.email or ""
+            ),
+            forms=frozenset(
+                OFFER_FORM_OF[action]
+                for action in offers.available_offer_actions(ctx, project, offer)
+            ),
+        )
+        for offer in shown
+    ]
+
+
+def _requests(ctx: Context, project: Project, role: Role | None) -> list[RequestCard]:
+    if role is None:
+        return []
+    return [
+        RequestCard(
+            request=request,
+            forms=frozenset(
+                REQUEST_FORM_OF[action]
+                for action in milestone_requests.available_request_actions(ctx, project, request)
+            ),
+        )
+        for request in milestone_requests.list_requests(ctx, project.id)
+    ]
 
 
 def _proposals(ctx: Context, project: Project) -> list[ProposalCard]:

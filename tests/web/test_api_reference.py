@@ -95,7 +95,9 @@ def test_swagger_ui_renders_offline_and_authorize_makes_try_it_out_work(
     # A POST shows the Idempotency-Key header among its parameters.
     deposit = page.locator("#operations-wallets-create_deposit")
     deposit.locator(".opblock-summary").click()
-    assert deposit.locator("tr[data-param-name='Idempotency-Key']").is_visible()
+    header = deposit.locator("tr[data-param-name='Idempotency-Key']")
+    header.wait_for()  # the operation opens after the click: wait for it rather than look at once
+    assert header.is_visible()
 
     assert offline.blocked == []
     assert offline.errors == []

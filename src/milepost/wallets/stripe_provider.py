@@ -23,8 +23,9 @@ onboarded on Stripe's pages; payable once ``account.updated`` says so). A payout
 provider's clearing account and waits; the worker then sends it as a transfer and settles it, or fails
 it back to the wallet if Stripe refuses the transfer (``send_due_payouts``).
 
-The call to Stripe for a deposit happens before the unit of work writes anything (no lock is held while
-it waits) and is idempotent by the deposit's id; if the deposit's own commit then fails, the session
+The call to Stripe for a deposit happens before the unit of work writes anything (on PostgreSQL no lock
+is held while it waits; on SQLite the write lock may be, for at most ``TIMEOUT_SECONDS``) and is
+idempotent by the deposit's id; if the deposit's own commit then fails, the session
 exists with nobody sent to it, and expires.
 """
 
@@ -68,11 +69,22 @@ UNREACHABLE = (
 )
 
 
+# How long one call to Stripe may take, in seconds (the library's own default is 80). A deposit's call is
+# made in its request, where on SQLite the unit of work may already hold the write lock (the token read
+# begins it), so a slow Stripe must not hold every writer for long.
+TIMEOUT_SECONDS = 15
+
+
 @cache
 def _client(secret_key: str, api_base: str | None) -> stripe.StripeClient:
     base = {"api": api_base.rstrip("/")} if api_base else None
     # No retries of its own: a failure is answered at once and the request may be sent again.
-    return stripe.StripeClient(secret_key, base_addresses=base, max_network_retries=0)  # type: ignore[arg-type]
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+    )
 
 
 def client(settings: Settings) -> stripe.StripeClient:

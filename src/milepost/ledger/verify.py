@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -423,80 +423,80 @@ def _link_problems(row: Row[*tuple[Any, ...]]) -> list[str]:
 
 def _check_transfers(session: Session, report: VerifyReport, progress: Progress) -> None:
     progress.stage("payouts and deposits")
-    pending = {
-        (provider, currency): int(total or 0)
-        for provider, currency, total in session.execute(
-            select(Payout.provider, Payout.currency, func.sum(Payout.amount))
-            .where(Payout.status == PayoutStatus.PENDING)
-            .group_by(Payout.provider, Payout.currency)
+    # Each account kept for rows elsewhere must hold exactly what those rows come to.
+    pending_payouts = _totals(
+        session,
+        select(Payout.provider, Payout.currency, func.sum(Payout.amount))
+        .where(Payout.status == PayoutStatus.PENDING)
+        .group_by(Payout.provider, Payout.currency),
+    )
+    clearing = _totals(
+        session,
+        select(Account.provider, Account.currency, Account.balance).where(
+            Account.kind == AccountKind.PAYOUT_CLEARING
+        ),
+    )
+    for (provider, currency), held, waiting in _mismatches(clearing, pending_payouts):
+        report.problems.append(
+            f"payout clearing for {provider} holds {held} {currency} but pending payouts "
+            f"come to {waiting}"
         )
-    }
-    clearing: dict[tuple[str, str], int] = {
-        (provider or "", currency): balance
-        for provider, currency, balance in session.execute(
-            select(Account.provider, Account.currency, Account.balance).where(
-                Account.kind == AccountKind.PAYOUT_CLEARING
-            )
+    uncleared = _totals(
+        session,
+        select(Deposit.user_id, Deposit.currency, func.sum(Deposit.uncleared))
+        .where(Deposit.uncleared > 0)
+        .group_by(Deposit.user_id, Deposit.currency),
+    )
+    not_cleared = _totals(
+        session,
+        select(Account.user_id, Account.currency, Account.balance).where(
+            Account.kind == AccountKind.PENDING, Account.balance != 0
+        ),
+    )
+    for (user_id, currency), held, owed in _mismatches(not_cleared, uncleared):
+        report.problems.append(
+            f"user {user_id}'s money not cleared holds {held} {currency} but their deposits "
+            f"not cleared come to {owed}"
         )
-    }
-    for provider, currency in sorted(set(pending) | set(clearing), key=str):
-        held, waiting = clearing.get((provider, currency), 0), pending.get((provider, currency), 0)
-        if held != waiting:
-            report.problems.append(
-                f"payout clearing for {provider} holds {held} {currency} but pending payouts "
-                f"come to {waiting}"
-            )
-    uncleared = {
-        (user_id, currency): int(total or 0)
-        for user_id, currency, total in session.execute(
-            select(Deposit.user_id, Deposit.currency, func.sum(Deposit.uncleared))
-            .where(Deposit.uncleared > 0)
-            .group_by(Deposit.user_id, Deposit.currency)
+    lost = _totals(
+        session,
+        select(DepositReversal.currency, func.sum(DepositReversal.loss)).group_by(
+            DepositReversal.currency
+        ),
+    )
+    recorded = _totals(
+        session,
+        select(Account.currency, -Account.balance).where(Account.kind == AccountKind.PLATFORM_LOSS),
+    )
+    for (currency,), held, owed in _mismatches(recorded, lost):
+        report.problems.append(
+            f"the platform's losses in {currency} come to {held} but the "
+            f"reversed deposits' losses to {owed}"
         )
-    }
-    held_pending: dict[tuple[str, str], int] = {
-        (user_id or "", currency): balance
-        for user_id, currency, balance in session.execute(
-            select(Account.user_id, Account.currency, Account.balance).where(
-                Account.kind == AccountKind.PENDING, Account.balance != 0
-            )
-        )
-    }
-    for user_id, currency in sorted(set(uncleared) | set(held_pending)):
-        held, owed = held_pending.get((user_id, currency), 0), uncleared.get((user_id, currency), 0)
-        if held != owed:
-            report.problems.append(
-                f"user {user_id}'s money not cleared holds {held} {currency} but their deposits "
-                f"not cleared come to {owed}"
-            )
-    lost = {
-        currency: int(total or 0)
-        for currency, total in session.execute(
-            select(DepositReversal.currency, func.sum(DepositReversal.loss)).group_by(
-                DepositReversal.currency
-            )
-        )
-    }
-    recorded = {
-        currency: -balance
-        for currency, balance in session.execute(
-            select(Account.currency, Account.balance).where(
-                Account.kind == AccountKind.PLATFORM_LOSS
-            )
-        )
-    }
-    for currency in sorted(set(lost) | set(recorded)):
-        if lost.get(currency, 0) != recorded.get(currency, 0):
-            report.problems.append(
-                f"the platform's losses in {currency} come to {recorded.get(currency, 0)} but the "
-                f"reversed deposits' losses to {lost.get(currency, 0)}"
-            )
     for deposit_id in session.scalars(
         select(Deposit.id).where(
             Deposit.status == DepositStatus.REJECTED, Deposit.entry_id.is_not(None)
         )
     ):
         report.problems.append(f"deposit {deposit_id} was rejected but has a ledger entry")
+
+
+def _totals(session: Session, query: Select[*tuple[Any, ...]]) -> dict[tuple[str, ...], int]:
+    """A query's rows as {its first columns: its last column} (a missing owner read as "")."""
+    return {
+        tuple(part or "" for part in row[:-1]): int(row[-1] or 0) for row in session.execute(query)
+    }
+
+
+def _mismatches(
+    held: dict[tuple[str, ...], int], owed: dict[tuple[str, ...], int]
+) -> list[tuple[tuple[str, ...], int, int]]:
+    """The keys on which two totals differ (0 where one has none), with both figures."""
+    return [
+        (key, held.get(key, 0), owed.get(key, 0))
+        for key in sorted(set(held) | set(owed))
+        if held.get(key, 0) != owed.get(key, 0)
+    ]
 
 
 def verify_as_staff(ctx: Context) -> VerifyReport:

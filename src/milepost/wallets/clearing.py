@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
-from milepost.ledger.models import Account, AccountKind, EntryKind
+from milepost.ledger.models import EntryKind
 from milepost.ledger.service import Leg, lock_accounts, pending_account, post, user_account
 from milepost.settings import Settings
 from milepost.wallets.models import Deposit
@@ -125,13 +125,3 @@ def funding_legs(ctx: Context, client_id: str, currency: str, total: int) -> lis
         if not left:
             break
     return [(available_ref, -(total - short)), (pending_ref, -short)]
-
-
-def pending_balances(ctx: Context, user_id: str) -> dict[str, int]:
-    """The user's money not cleared yet, per currency."""
-    rows = ctx.session.execute(
-        select(Account.currency, Account.balance).where(
-            Account.kind == AccountKind.PENDING, Account.user_id == user_id
-        )
-    ).all()
-    return {currency: int(balance) for currency, balance in rows if balance}

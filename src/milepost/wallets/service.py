@@ -11,12 +11,17 @@ from milepost.kit.context import Context
 from milepost.kit.errors import NotFound, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.ledger.models import Account, AccountKind, EntryKind
-from milepost.ledger.service import clearing_account, post, user_account
+from milepost.ledger.service import (
+    AccountRef,
+    clearing_account,
+    pending_account,
+    post,
+    user_account,
+)
 from milepost.milestones.models import Milestone, escrow_held, holds_escrow
 from milepost.milestones.service import amount_to_fund
 from milepost.money import validate_amount, validate_currency
 from milepost.projects.models import Project
-from milepost.wallets.clearing import pending_balances
 from milepost.wallets.destinations import own_destination
 from milepost.wallets.models import Deposit, DepositStatus, Payout, PayoutStatus
 from milepost.wallets.providers import ManualProvider, get_provider
@@ -186,9 +191,11 @@ class Balance:
 
 def available_balance(ctx: Context, user_id: str, currency: str) -> int:
     """What the user's wallet holds free to spend in ``currency``."""
-    balance = ctx.session.scalar(
-        select(Account.balance).where(Account.key == user_account(user_id, currency).key)
-    )
+    return _balance(ctx, user_account(user_id, currency))
+
+
+def _balance(ctx: Context, ref: AccountRef) -> int:
+    balance = ctx.session.scalar(select(Account.balance).where(Account.key == ref.key))
     return int(balance or 0)
 
 
@@ -198,7 +205,7 @@ def funding_shortfall(ctx: Context, milestone: Milestone) -> int:
     needed = amount_to_fund(milestone, ctx)[0]
     spendable = available_balance(ctx, milestone.client_id, milestone.currency)
     if ctx.settings.fund_from_pending:
-        spendable += pending_balances(ctx, milestone.client_id).get(milestone.currency, 0)
+        spendable += _balance(ctx, pending_account(milestone.client_id, milestone.currency))
     return max(0, needed - spendable)
 
 
@@ -206,13 +213,18 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
     """The user's available balance and what escrow holds for them either way, per currency. The escrow
     sums read only the milestones whose escrow holds money (the others add nothing), through a partial
     index: the open ones, not every milestone the user ever had."""
-    available = dict(
-        ctx.session.execute(
-            select(Account.currency, Account.balance).where(
-                Account.kind == AccountKind.USER, Account.user_id == user_id
-            )
-        ).all()
-    )
+    # The wallet's two parts, available and not cleared yet, in one read.
+    available: dict[str, int] = {}
+    pending: dict[str, int] = {}
+    for kind, currency, balance in ctx.session.execute(
+        select(Account.kind, Account.currency, Account.balance).where(
+            Account.kind.in_((AccountKind.USER, AccountKind.PENDING)), Account.user_id == user_id
+        )
+    ):
+        if kind is AccountKind.USER:
+            available[currency] = int(balance)
+        elif balance:
+            pending[currency] = int(balance)
     escrow = escrow_held()
     outgoing = dict(
         ctx.session.execute(
@@ -229,7 +241,6 @@ def balances(ctx: Context, user_id: str) -> list[Balance]:
             .group_by(Milestone.currency)
         ).all()
     )
-    pending = pending_balances(ctx, user_id)
     currencies = sorted(
         set(available)
         | set(pending)

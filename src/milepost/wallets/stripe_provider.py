@@ -162,7 +162,7 @@ def _refusals(what: str) -> Iterator[None]:
         raise ValidationFailed(
             f"Stripe refused this {what}: {error.user_message or _message(error)}",
             code="provider_refused",
-            param="amount" if getattr(error, "param", None) else None,
+            param=_our_param(getattr(error, "param", None)),
         ) from None
     except stripe.StripeError as error:
         log.warning(
@@ -358,6 +358,13 @@ def _finish_payout(
             payout.reference = transfer_id
             MANUAL_PAYOUT.settle_pending(ctx, payout)
     return 1
+
+
+def _our_param(stripe_param: object) -> str | None:
+    """The field of our request that Stripe's refusal names (``line_items[0][price_data][currency]``)."""
+    if not isinstance(stripe_param, str):
+        return None
+    return "currency" if "currency" in stripe_param else "amount"
 
 
 def _message(error: stripe.StripeError) -> str:

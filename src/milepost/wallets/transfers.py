@@ -25,6 +25,7 @@ from milepost.kit.guards import StateTable, available
 from milepost.kit.lookup import one_or_404
 from milepost.ledger.models import EntryKind
 from milepost.ledger.service import clearing_account, external_account, post, user_account
+from milepost.wallets.clearing import credit
 from milepost.wallets.destinations import masked
 from milepost.wallets.models import Deposit, Payout
 from milepost.wallets.providers import ManualProvider
@@ -157,8 +158,6 @@ def _bind(
 def settle_deposit(ctx: Context, deposit: Deposit) -> None:
     """The money arrived: credit it to the user's available balance, or to their pending balance until
     it clears where the provider's money can still be reversed (wallets/clearing.py)."""
-    from milepost.wallets.clearing import credit
-
     entry = post(
         ctx,
         EntryKind.DEPOSIT,

@@ -25,9 +25,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from milepost.audit.models import MilestoneEvent
+    from milepost.audit.models import MilestoneEvent, ProjectEvent
     from milepost.kit.context import Context
     from milepost.milestones.models import Milestone
+    from milepost.projects.models import Project
 
 
 class EventAction(StrEnum):
@@ -64,6 +65,23 @@ class EventAction(StrEnum):
     LATE_FEE_ACCRUED = "late_fee_accrued"
     REVIEW_REMINDER = "review_reminder"
     DISPUTE_OVERDUE = "dispute_overdue"
+
+
+class ProjectEventAction(StrEnum):
+    """The actions of a project's own audit chain (``project_events.action``): what happens to a project
+    that is no milestone's change. Webhook event types ``project.<action>``; the people concerned are
+    told by the notice each of them sends too."""
+
+    OFFERED = "offered"
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_DECLINED = "offer_declined"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    MILESTONE_REQUESTED = "milestone_requested"
+    MILESTONE_REQUEST_ACCEPTED = "milestone_request_accepted"
+    MILESTONE_REQUEST_REJECTED = "milestone_request_rejected"
+    MILESTONE_REQUEST_WITHDRAWN = "milestone_request_withdrawn"
+    PAUSED = "paused"
+    RESUMED = "resumed"
 
 
 class Notice(StrEnum):
@@ -106,6 +124,7 @@ class NoticeSent:
 
 EventSubscriber = Callable[["Context", "Milestone", "MilestoneEvent"], object]
 NoticeSubscriber = Callable[["Context", NoticeSent], object]
+ProjectEventSubscriber = Callable[["Context", "Project", "ProjectEvent"], object]
 
 
 class NoSubscribers(RuntimeError):
@@ -118,13 +137,19 @@ class Registry:
 
     events: list[EventSubscriber] = field(default_factory=list)
     notices: list[NoticeSubscriber] = field(default_factory=list)
+    project_events: list[ProjectEventSubscriber] = field(default_factory=list)
 
     def replace(
-        self, *, events: Sequence[EventSubscriber], notices: Sequence[NoticeSubscriber]
+        self,
+        *,
+        events: Sequence[EventSubscriber],
+        notices: Sequence[NoticeSubscriber],
+        project_events: Sequence[ProjectEventSubscriber] = (),
     ) -> None:
         """Subscribe exactly these (installing twice subscribes nothing twice)."""
         self.events[:] = events
         self.notices[:] = notices
+        self.project_events[:] = project_events
 
 
 registry = Registry()
@@ -139,6 +164,17 @@ def publish_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> 
         )
     for subscriber in registry.events:
         subscriber(ctx, milestone, event)
+
+
+def publish_project_event(ctx: Context, project: Project, event: ProjectEvent) -> None:
+    """Tell every project event subscriber of an event just appended, in the caller's unit of work."""
+    if not registry.project_events:
+        raise NoSubscribers(
+            f"project event {event.action!r} recorded with nobody subscribed: its webhooks would be "
+            "lost (call milepost.subscribers.install() at start-up)"
+        )
+    for subscriber in registry.project_events:
+        subscriber(ctx, project, event)
 
 
 def notify(

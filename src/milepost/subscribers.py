@@ -11,7 +11,8 @@ from milepost import events
 
 def install() -> None:
     """Subscribe webhooks (the outbox of deliveries) and notifications (in-app, and e-mail into its
-    outbox) to every milestone event, and notifications to every notice. Webhooks come first, as they
+    outbox) to every milestone event, notifications to every notice, and webhooks to every project
+    event. Webhooks come first, as they
     always did: an event's deliveries are queued before its e-mails."""
     from milepost.notifications import service as notifications
     from milepost.webhooks import service as webhooks
@@ -19,4 +20,5 @@ def install() -> None:
     events.registry.replace(
         events=[webhooks.on_event, notifications.on_event],
         notices=[notifications.on_notice],
+        project_events=[webhooks.on_project_event],
     )

@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from milepost import events
 from milepost.audit import service as audit
 from milepost.audit.models import MilestoneEvent
-from milepost.events import EventAction, NoSubscribers, Notice
+from milepost.events import EventAction, NoSubscribers, Notice, ProjectEventAction
 from milepost.kit.context import Context
 from milepost.milestones.models import Milestone
 from milepost.notifications import rules
 from milepost.notifications.models import Notification
-from milepost.webhooks.events import EVENT_TYPES, event_type
+from milepost.webhooks.events import EVENT_TYPES, event_type, project_event_type
 from milepost.webhooks.models import WebhookDelivery
 from milepost.webhooks.service import create_endpoint
 from tests.world import World
@@ -60,15 +60,19 @@ def test_an_action_sent_to_nobody_has_no_template_to_go_stale() -> None:
 
 
 def test_every_action_is_exactly_one_webhook_event_type_and_notices_are_none() -> None:
-    assert tuple(event_type(action) for action in EventAction) == EVENT_TYPES
-    assert len(set(EVENT_TYPES)) == len(EventAction)
+    assert (
+        tuple(event_type(action) for action in EventAction)
+        + tuple(project_event_type(action) for action in ProjectEventAction)
+        == EVENT_TYPES
+    )
+    assert len(set(EVENT_TYPES)) == len(EventAction) + len(ProjectEventAction)
     assert not {f"milestone.{notice}" for notice in Notice} & set(EVENT_TYPES)
 
 
 def test_the_api_docs_list_exactly_the_webhook_event_types() -> None:
     text = (ROOT / "docs" / "API.md").read_text()
     paragraph = text[text.index("Event types (`events`") :].split("\n\n")[0]
-    documented = re.findall(r"`(milestone\.[a-z_]+)`", paragraph)
+    documented = re.findall(r"`((?:milestone|project)\.[a-z_]+)`", paragraph)
     assert sorted(documented) == sorted(EVENT_TYPES)
     assert len(documented) == len(set(documented))
 
@@ -148,6 +152,7 @@ def test_installing_twice_subscribes_nothing_twice(world: World) -> None:
     subscribers.install()
     subscribers.install()
     assert len(events.registry.events) == 2 and len(events.registry.notices) == 1
+    assert len(events.registry.project_events) == 1
     client, freelancer, project = world.parties()
     world.milestone(client, project, 10_000)
     with world.db.read_only() as session:

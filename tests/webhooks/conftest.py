@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from milepost.audit.models import MilestoneEvent
+from milepost.audit.models import MilestoneEvent, ProjectEvent
 from milepost.kit.db import Database
 from milepost.settings import Settings
 from tests.api.conftest import LiveServer, sign_up
@@ -84,7 +84,10 @@ class Receiver:
                     signature_ok = False
                 body = json.loads(data)
                 with receiver.db.read_only() as session:
-                    committed = session.get(MilestoneEvent, body["id"]) is not None
+                    committed = any(
+                        session.get(model, body["id"]) is not None
+                        for model in (MilestoneEvent, ProjectEvent)
+                    )
                 with receiver.lock:
                     receiver.received.append(
                         Received(self.path, headers, body, signature_ok, committed)

@@ -39,3 +39,26 @@ class MilestoneEvent(Base):
     # this event back (``JournalEntry.event_id``). Not under the hash: ``ledger verify`` checks the pair
     # against what the hashes cover (milestone, time, entry kind and action). None: no money moved.
     entry_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class ProjectEvent(Base):
+    """One step of a project's own conversation that is not a milestone's change: an offer made, accepted,
+    declined or withdrawn; a milestone requested, accepted, rejected or withdrawn; work paused or resumed.
+    Chained per project as milestone events are per milestone (hash, and MAC with a ledger key), with the
+    chain's head kept on the project row."""
+
+    __tablename__ = "project_events"
+    __table_args__ = (UniqueConstraint("project_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    actor_role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(60))
+    data: Mapped[dict[str, Any]] = mapped_column(json_column())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(String(40))

@@ -15,6 +15,7 @@ from milepost.projects.schemas import (
     BonusIn,
     BonusOut,
     MilestoneRequestOut,
+    ProjectEventOut,
     ProjectIn,
     ProjectOfferIn,
     ProjectOfferOut,
@@ -219,6 +220,24 @@ def list_project_offers(project_id: str, api: ApiDep) -> Response:
         lambda ctx: offers.list_offers(ctx, project_id),
         lambda rows: ListOf[ProjectOfferOut](
             data=[ProjectOfferOut.of(row) for row in rows], has_more=False
+        ),
+    )
+
+
+@router.get(
+    "/projects/{project_id}/events",
+    response_model=ListOf[ProjectEventOut],
+    summary="A project's own history",
+    responses=error_responses(401, 404, 422),
+)
+def list_project_events(project_id: str, api: ApiDep) -> Response:
+    """The steps of the project that are no milestone's change (offers made and answered, milestones
+    requested and answered, work paused and resumed), oldest first, each chained to the one before by its
+    hash, like a milestone's events. Its parties and staff."""
+    return api.read(
+        lambda ctx: service.project_events(ctx, project_id),
+        lambda rows: ListOf[ProjectEventOut](
+            data=[ProjectEventOut.of(row) for row in rows], has_more=False
         ),
     )
 

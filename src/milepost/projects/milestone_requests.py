@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from milepost.events import Notice, notify
+from milepost.audit.project_trail import record_project_event
+from milepost.events import Notice, ProjectEventAction, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied
@@ -49,6 +50,13 @@ def request_milestone(ctx: Context, project_id: str, **terms: Any) -> MilestoneR
     )
     ctx.session.add(request)
     ctx.session.flush()
+    record_project_event(
+        ctx,
+        project,
+        ProjectEventAction.MILESTONE_REQUESTED,
+        role=Role.FREELANCER,
+        data={"request_id": request.id, "terms": request.terms},
+    )
     _tell(ctx, project, project.client_id, Notice.MILESTONE_REQUESTED, request)
     return request
 
@@ -129,6 +137,13 @@ def accept_request(ctx: Context, request_id: str) -> MilestoneRequest:
     MILESTONE_REQUESTS.move(request, R.ACCEPTED)
     request.milestone_id = milestone.id
     request.decided_at = ctx.now
+    record_project_event(
+        ctx,
+        project,
+        ProjectEventAction.MILESTONE_REQUEST_ACCEPTED,
+        role=role,
+        data={"request_id": request.id, "milestone_id": milestone.id},
+    )
     _tell(ctx, project, request.freelancer_id, Notice.MILESTONE_REQUEST_ACCEPTED, request)
     return request
 
@@ -140,16 +155,30 @@ def reject_request(ctx: Context, request_id: str, *, reason: object = None) -> M
     MILESTONE_REQUESTS.move(request, R.REJECTED)
     request.reason = validate.text(reason, "reason", max_length=20_000, required=False) or None
     request.decided_at = ctx.now
+    record_project_event(
+        ctx,
+        project,
+        ProjectEventAction.MILESTONE_REQUEST_REJECTED,
+        role=Role.CLIENT,
+        data={"request_id": request.id, "reason": request.reason},
+    )
     _tell(ctx, project, request.freelancer_id, Notice.MILESTONE_REQUEST_REJECTED, request)
     return request
 
 
 def withdraw_request(ctx: Context, request_id: str) -> MilestoneRequest:
     """The freelancer takes back a pending request."""
-    _project, request = _load(ctx, request_id)
+    project, request = _load(ctx, request_id)
     check_withdraw_request(ctx, request)
     MILESTONE_REQUESTS.move(request, R.WITHDRAWN)
     request.decided_at = ctx.now
+    record_project_event(
+        ctx,
+        project,
+        ProjectEventAction.MILESTONE_REQUEST_WITHDRAWN,
+        role=Role.FREELANCER,
+        data={"request_id": request.id},
+    )
     return request
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from milepost.kit.db import Base, Money, UTCDateTime, json_column, str_enum
@@ -33,6 +33,11 @@ class Project(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The head of the project's own audit trail (``audit.models.ProjectEvent``): how many events, the
+    # newest hash and MAC. ``ledger verify`` checks the chain ends there.
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    last_event_mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class ProjectTotals(Base):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from milepost.events import Notice, notify
+from milepost.audit.project_trail import record_project_event
+from milepost.events import Notice, ProjectEventAction, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -64,6 +65,7 @@ def offer_project(
     )
     ctx.session.add(offer)
     ctx.session.flush()
+    _record(ctx, project, ProjectEventAction.OFFERED, Role.CLIENT, offer)
     notify(
         ctx,
         Notice.PROJECT_OFFERED,
@@ -167,6 +169,7 @@ def accept_offer(ctx: Context, offer_id: str) -> Project:
     offer.freelancer_id = user.id
     offer.decided_at = ctx.now
     award(ctx, project, user.id)
+    _record(ctx, project, ProjectEventAction.OFFER_ACCEPTED, Role.FREELANCER, offer)
     _tell_client(ctx, project, Notice.PROJECT_OFFER_ACCEPTED, offer)
     return project
 
@@ -178,6 +181,7 @@ def decline_offer(ctx: Context, offer_id: str) -> ProjectOffer:
     OFFERS.move(offer, OfferStatus.DECLINED)
     offer.freelancer_id = user.id
     offer.decided_at = ctx.now
+    _record(ctx, project, ProjectEventAction.OFFER_DECLINED, Role.FREELANCER, offer)
     _tell_client(ctx, project, Notice.PROJECT_OFFER_DECLINED, offer)
     return offer
 
@@ -188,6 +192,7 @@ def withdraw_offer(ctx: Context, offer_id: str) -> ProjectOffer:
     check_withdraw_offer(ctx, project, offer)
     OFFERS.move(offer, OfferStatus.WITHDRAWN)
     offer.decided_at = ctx.now
+    _record(ctx, project, ProjectEventAction.OFFER_WITHDRAWN, Role.CLIENT, offer)
     return offer
 
 
@@ -240,4 +245,22 @@ def _tell_client(ctx: Context, project: Project, kind: Notice, offer: ProjectOff
         project_id=project.id,
         data={"offer_id": offer.id},
         key=f"{kind}:{offer.id}",
+    )
+
+
+def _record(
+    ctx: Context, project: Project, action: ProjectEventAction, role: Role, offer: ProjectOffer
+) -> None:
+    """On the project's trail: the offer, and the account it is for (none yet: an invitation by e-mail,
+    whose address stays off the trail and out of webhooks)."""
+    record_project_event(
+        ctx,
+        project,
+        action,
+        role=role,
+        data={
+            "offer_id": offer.id,
+            "freelancer_id": offer.freelancer_id,
+            "invited_by_email": offer.email is not None,
+        },
     )

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
+from milepost.audit.models import ProjectEvent
+from milepost.events import ProjectEventAction
 from milepost.kit.schemas import (
     Body,
     Currency,
@@ -14,6 +16,7 @@ from milepost.kit.schemas import (
     date_text,
     one_of,
 )
+from milepost.milestones.schemas import RoleName
 from milepost.projects.models import (
     Bonus,
     MilestoneRequest,
@@ -215,3 +218,40 @@ class ProjectOfferOut(BaseModel):
     def of(cls, offer: ProjectOffer) -> ProjectOfferOut:
         fields = {name: getattr(offer, name) for name in cls.model_fields if name != "object"}
         return cls(**fields)
+
+
+class ProjectEventOut(BaseModel):
+    id: str
+    object: Literal["project_event"] = "project_event"
+    project_id: str
+    seq: int
+    actor_id: str | None
+    actor_role: RoleName
+    action: Annotated[
+        str,
+        one_of(
+            ProjectEventAction,
+            "What happened; the webhook event type is `project.<action>`.",
+        ),
+    ]
+    data: dict[str, Any] = Field(
+        description="The offer's or the milestone request's id, and what the step said."
+    )
+    created_at: datetime
+    hash: str
+    prev_hash: str
+
+    @classmethod
+    def of(cls, event: ProjectEvent) -> ProjectEventOut:
+        return cls(
+            id=event.id,
+            project_id=event.project_id,
+            seq=event.seq,
+            actor_id=event.actor_id,
+            actor_role=event.actor_role,
+            action=event.action,
+            data=event.data,
+            created_at=event.created_at,
+            hash=event.hash,
+            prev_hash=event.prev_hash,
+        )

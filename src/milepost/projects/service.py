@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
-from milepost.events import Notice, notify
+from milepost.audit.models import ProjectEvent
+from milepost.audit.project_trail import list_project_events, record_project_event
+from milepost.events import Notice, ProjectEventAction, notify
 from milepost.kit import validate
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
@@ -158,6 +160,14 @@ def get_project(ctx: Context, project_id: str, *, lock: bool = False) -> Project
     if project_role(ctx.actor, project) is None and project.status is not ProjectStatus.OPEN:
         raise NotFound("No such project.", param="id")
     return project
+
+
+def project_events(ctx: Context, project_id: str) -> list[ProjectEvent]:
+    """The project's own audit trail, oldest first: its parties and staff."""
+    project = get_project(ctx, project_id)
+    if project_role(ctx.actor, project) is None:
+        raise NotFound("No such project.", param="id")
+    return list_project_events(ctx.session, project.id)
 
 
 def list_projects(
@@ -449,6 +459,13 @@ def pause_project(ctx: Context, project_id: str) -> Project:
     project.paused = True
     project.paused_at = ctx.now
     project.updated_at = ctx.now
+    record_project_event(
+        ctx,
+        project,
+        ProjectEventAction.PAUSED,
+        role=Role.FREELANCER,
+        data={"overdue_milestone_ids": overdue},
+    )
     _notify_client(ctx, project, Notice.PROJECT_PAUSED, {"overdue_milestone_ids": overdue})
     return project
 
@@ -467,6 +484,7 @@ def resume_project(ctx: Context, project_id: str) -> Project:
     project.paused = False
     project.paused_at = None
     project.updated_at = ctx.now
+    record_project_event(ctx, project, ProjectEventAction.RESUMED, role=Role.FREELANCER)
     _notify_client(ctx, project, Notice.PROJECT_RESUMED, {})
     return project
 

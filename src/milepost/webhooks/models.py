@@ -45,9 +45,11 @@ class WebhookDelivery(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("milestone_events.id"))
+    # A milestone's event (``milestone_events``, ``evt_...``) or a project's (``project_events``,
+    # ``pev_...``): no foreign key, as it may name either table; both are append-only.
+    event_id: Mapped[str] = mapped_column(String(40))
     event_type: Mapped[str] = mapped_column(String(80))
-    # The event's position in its milestone's chain: keeps one request's events in order.
+    # The event's position in its chain: keeps one request's events in order.
     event_seq: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(json_column())
     status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus))

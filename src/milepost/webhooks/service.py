@@ -1,7 +1,8 @@
 """Webhook endpoints (create, list, read, delete), the outbox they are fed from, and their delivery log.
 
-``on_event`` is subscribed to every milestone event (``milepost.subscribers``), so ``audit.record`` calls
-it in the same unit of work: a rolled-back request leaves no delivery behind, and nothing is sent before
+``on_event`` is subscribed to every milestone event and ``on_project_event`` to every event of a
+project's own trail (``milepost.subscribers``), so ``audit.record`` and ``record_project_event`` call them
+in the same unit of work: a rolled-back request leaves no delivery behind, and nothing is sent before
 the event has committed (``delivery.deliver_due`` only sees committed rows).
 """
 
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from milepost.audit.models import MilestoneEvent
+from milepost.audit.models import MilestoneEvent, ProjectEvent
 from milepost.kit.context import Context
 from milepost.kit.errors import ValidationFailed
 from milepost.kit.ids import new_id
@@ -26,7 +29,13 @@ from milepost.milestones.models import Milestone
 from milepost.projects.models import Project
 from milepost.users.models import User
 from milepost.webhooks.addresses import InvalidHost, host_refusal, parse_host
-from milepost.webhooks.events import EVENT_TYPES, event_payload, event_type
+from milepost.webhooks.events import (
+    EVENT_TYPES,
+    event_payload,
+    event_type,
+    project_event_payload,
+    project_event_type,
+)
 from milepost.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -222,9 +231,44 @@ def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> int:
     project = ctx.session.get(Project, milestone.project_id)
     freelancer_id = project.freelancer_id if project is not None else None
     owners = {milestone.client_id} | ({freelancer_id} if freelancer_id else set())
+    return _queue(
+        ctx,
+        owners,
+        event_type(event.action),
+        event.id,
+        event.seq,
+        lambda: event_payload(event, milestone, freelancer_id),
+    )
+
+
+def on_project_event(ctx: Context, project: Project, event: ProjectEvent) -> int:
+    """The subscriber to a project's own events: queue the event for every matching endpoint of the
+    project's client and freelancer, and of the freelancer an offer names (who is not the project's
+    freelancer until they accept it)."""
+    offered = event.data.get("freelancer_id")
+    owners = {project.client_id} | {
+        user_id for user_id in (project.freelancer_id, offered) if isinstance(user_id, str)
+    }
+    return _queue(
+        ctx,
+        owners,
+        project_event_type(event.action),
+        event.id,
+        event.seq,
+        lambda: project_event_payload(event, project),
+    )
+
+
+def _queue(
+    ctx: Context,
+    owners: set[str],
+    kind: str,
+    event_id: str,
+    seq: int,
+    payload_of: Callable[[], dict[str, Any]],
+) -> int:
     if not _may_have_endpoints(ctx.session, owners):
         return 0
-    kind = event_type(event.action)
     endpoints = [
         endpoint
         for endpoint in _live_endpoints(ctx.session, frozenset(owners))
@@ -232,15 +276,15 @@ def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> int:
     ]
     if not endpoints:
         return 0
-    payload = event_payload(event, milestone, freelancer_id)
+    payload = payload_of()
     for endpoint in endpoints:
         ctx.session.add(
             WebhookDelivery(
                 id=new_id("whd"),
                 endpoint_id=endpoint.id,
-                event_id=event.id,
+                event_id=event_id,
                 event_type=kind,
-                event_seq=event.seq,
+                event_seq=seq,
                 payload=payload,
                 status=DeliveryStatus.PENDING,
                 attempts=0,

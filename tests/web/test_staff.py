@@ -447,16 +447,41 @@ def test_the_parties_and_staff_talk_in_the_dispute(
     page.get_by_role("button", name="Send the message").click(no_wait_after=True)
     # An empty message is stopped (by the browser, or refused by the server): nothing is kept.
     assert world.snapshot() == before
+    # A file that may not be uploaded is refused by the form, and nothing is kept.
+    page.get_by_label("Write to the other party and staff").fill("Here is the tool")
+    page.get_by_label("Attach files").set_input_files(
+        {"name": "tool.exe", "mimeType": "application/octet-stream", "buffer": b"MZ\x90\x00" * 64}
+    )
+    page.get_by_role("button", name="Send the message").click()
+    expect(page.locator("#post_message-error")).to_be_visible()
+    assert world.snapshot() == before
+    # The client answers with the server's move record attached, and a link.
     page.get_by_label("Write to the other party and staff").fill("We moved it in March")
+    page.get_by_label("Attach files").set_input_files(
+        {
+            "name": "move.txt",
+            "mimeType": "text/plain",
+            "buffer": b"Moved to the new server 2026-03-02",
+        }
+    )
+    page.get_by_label("Attach links").fill("https://status.example.com/2026-03")
     page.get_by_role("button", name="Send the message").click()
     expect(page.locator("#conversation > li")).to_have_count(2)
+    mine = page.locator("#conversation > li").nth(1)
+    expect(mine.get_by_role("link", name="move.txt")).to_be_visible()
+    assert "https://status.example.com/2026-03" in mine.inner_text()
     shot(page, "client-conversation")
 
     staff_page = new_page()
     log_in(staff_page, staff.email)
     staff_page.goto(f"/staff/disputes/{dispute.id}")
     assert "We moved it in March" in staff_page.locator("#conversation").inner_text()
+    # Staff can open what the client attached.
+    move = staff_page.locator("#conversation").get_by_role("link", name="move.txt")
+    download = staff_page.request.get(move.get_attribute("href") or "")
+    assert download.status == 200 and download.body() == b"Moved to the new server 2026-03-02"
     staff_page.get_by_label("Write to the other party and staff").fill("Send the March invoice")
+    staff_page.get_by_label("Attach links").fill("https://example.com/invoice-policy")
     staff_page.get_by_role("button", name="Send the message").click()
     expect(staff_page.locator("#conversation > li")).to_have_count(3)
     assert (
@@ -470,3 +495,6 @@ def test_the_parties_and_staff_talk_in_the_dispute(
         ("client", "We moved it in March"),
         ("staff", "Send the March invoice"),
     ]
+    assert [item["type"] for item in said[1].attachments] == ["link", "file"]
+    assert said[1].attachments[0]["url"] == "https://status.example.com/2026-03"
+    assert said[2].attachments == [{"type": "link", "url": "https://example.com/invoice-policy"}]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from milepost.disputes import service as disputes
@@ -22,7 +21,7 @@ from milepost.milestones.state import Action
 from milepost.receipts import render as receipt_render
 from milepost.receipts import service as receipts
 from milepost.web import confirm
-from milepost.web.common import FormText, not_found
+from milepost.web.common import not_found
 from milepost.web.confirm import Confirm
 from milepost.web.forms import milestone as milestone_forms
 from milepost.web.posts import Post, Posted, register
@@ -79,15 +78,23 @@ def _form(
     call: Callable[..., object],
     *fields: str,
     confirm: Confirm | None = None,
+    uploads: str | None = None,
 ) -> Post:
     """A form of the milestone page: back to the page when it is taken, or when it is refused."""
     return Post(
-        MILESTONE + path, call, MILESTONE, _refused, form=form, fields=fields, confirm=confirm
+        MILESTONE + path,
+        call,
+        MILESTONE,
+        _refused,
+        form=form,
+        fields=fields,
+        confirm=confirm,
+        uploads=uploads,
     )
 
 
-# Every form of the page but the delivery (whose files are staged before its unit of work, below): the
-# path under the milestone's, the form's name on the page, and the call its fields make.
+# Every form of the page: the path under the milestone's, the form's name on the page, the call its
+# fields make (and the file input of those that carry files).
 register(
     router,
     (
@@ -141,48 +148,28 @@ register(
             confirm=confirm.ACCEPT_OFFER,
         ),
         _form("/dispute/withdraw", Form.WITHDRAW_DISPUTE, milestone_forms.withdraw_dispute),
-        _form("/dispute/messages", Form.POST_MESSAGE, milestone_forms.post_dispute_message, "body"),
+        _form(
+            "/dispute/messages",
+            Form.POST_MESSAGE,
+            milestone_forms.post_dispute_message,
+            "body",
+            "links",
+            uploads="files",
+        ),
+        _form(
+            "/submit",
+            Action.SUBMIT,
+            milestone_forms.submit_delivery,
+            "note",
+            "links",
+            "text",
+            uploads="files",
+        ),
         _form(
             "/feedback", Form.LEAVE_FEEDBACK, milestone_forms.leave_feedback, "rating", "comment"
         ),
     ),
 )
-
-
-@router.post("/milestones/{milestone_id}/submit")
-def submit(
-    web: WebDep,
-    milestone_id: str,
-    note: FormText = "",
-    links: FormText = "",
-    text: FormText = "",
-    files: Annotated[list[UploadFile] | None, File()] = None,
-    csrf_token: FormText = "",
-) -> Response:
-    """The delivery: note, links, text and uploaded files, as one submission."""
-    typed = {"note": note, "links": links, "text": text}
-    if not web.csrf_ok(csrf_token, signed_in=True):
-        return web.forbidden(typed)
-    posted = Posted(Action.SUBMIT, {"milestone_id": milestone_id}, typed, tuple(typed))
-    try:
-        # Signed in before anything is written to storage (as the API's upload does).
-        web.read(lambda ctx: ctx.require_actor())
-        # An empty file input still sends a part, without a file name.
-        uploads = [
-            milestone_forms.Upload(file_service.stage(web.settings, upload.file), upload.filename)
-            for upload in files or []
-            if upload.filename
-        ]
-    except SignedOut:
-        return web.to_login()
-    except MilepostError as error:
-        return _refused(web, posted, error)
-    return web.act(
-        csrf_token,
-        lambda ctx: milestone_forms.submit_delivery(ctx, milestone_id, uploads=uploads, **typed),
-        done=lambda _: MILESTONE.format(milestone_id=milestone_id),
-        refused=lambda error: _refused(web, posted, error),
-    )
 
 
 # Evidence files and receipts, for whoever the services let see them --------------------------------------

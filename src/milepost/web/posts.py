@@ -5,7 +5,9 @@ the page again with the message by the form.
 A page module declares its forms as a table of ``Post`` rows and registers them with ``register``. Each
 row's endpoint is built with a real signature (its path parameters, its form fields and ``csrf_token``),
 so FastAPI parses the form as for a hand-written endpoint, and the pages router's control-character check
-runs before it as before every route.
+runs before it as before every route. A form that carries files (``uploads``: the file input's name) has
+them staged into storage before its unit of work, once its CSRF token and its user are known, and its call
+gets them as ``uploads``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import Response
 
 from milepost.kit.context import Context
 from milepost.kit.errors import MilepostError, NotFound
 from milepost.web.common import FormList, FormText
 from milepost.web.confirm import FIELD, Confirm, Statement
-from milepost.web.session import Web, WebDep
+from milepost.web.session import SignedOut, Web, WebDep
+from milepost.web.uploads import Upload, stage_all
+
+FormFiles = Annotated[list[UploadFile] | None, File()]
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
@@ -62,6 +67,7 @@ class Post:
     hidden: tuple[type[Exception], ...] = (NotFound,)  # answered with the 404 page
     # Irreversible: the form is first answered with what it would do, to confirm (``web.confirm``).
     confirm: Confirm | None = None
+    uploads: str | None = None  # the name of the form's file input, if it has one
 
     @property
     def params(self) -> list[str]:
@@ -78,17 +84,26 @@ def endpoint(post: Post) -> Callable[..., Response]:
 
     def handle(web: Web, csrf_token: str = "", confirmed: str = "", **sent: Any) -> Response:
         path = {name: sent.pop(name) for name in post.params}
+        sent_files = sent.pop(post.uploads) if post.uploads else None
         posted = Posted(
             form=post.form.format(**path),
             params=path,
             typed=sent,
             places=post.fields if post.places is None else post.places,
         )
+        uploads: list[Upload] = []
+        if post.uploads:
+            staged = _stage(web, post, posted, csrf_token, sent_files)
+            if isinstance(staged, Response):
+                return staged
+            uploads = staged
 
         def done(result: object) -> str:
             return post.done.format(**path) if isinstance(post.done, str) else post.done(result)
 
         def call(ctx: Context) -> object:
+            if post.uploads:
+                return post.call(ctx, *path.values(), uploads=uploads, **sent)
             return post.call(ctx, *path.values(), **sent)
 
         action: Callable[[Context], Any] = call
@@ -113,8 +128,31 @@ def endpoint(post: Post) -> Callable[..., Response]:
             typed=sent,
         )
 
+    handle.__signature__ = _signature(post)  # type: ignore[attr-defined]
+    handle.__name__ = getattr(post.call, "__name__", "post")
+    return handle
+
+
+def _stage(
+    web: Web, post: Post, posted: Posted, csrf_token: str, sent: list[UploadFile] | None
+) -> list[Upload] | Response:
+    """The form's files, staged into storage once its token is right and its user signed in (nothing
+    is written for a forged or signed-out post); or the answer when they are not, or refused."""
+    if not web.csrf_ok(csrf_token, signed_in=True):
+        return web.forbidden(posted.typed)
+    try:
+        web.read(lambda ctx: ctx.require_actor())
+        return stage_all(web.settings, sent)
+    except SignedOut:
+        return web.to_login()
+    except MilepostError as error:
+        return post.refused(web, posted, error)
+
+
+def _signature(post: Post) -> inspect.Signature:
+    """The endpoint's parameters, as FastAPI reads them: the path's, the form's fields, its token."""
     keyword = inspect.Parameter.KEYWORD_ONLY
-    handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    return inspect.Signature(
         [
             inspect.Parameter("web", keyword, annotation=WebDep),
             *(inspect.Parameter(name, keyword, annotation=str) for name in post.params),
@@ -132,11 +170,14 @@ def endpoint(post: Post) -> Callable[..., Response]:
                 if post.confirm is not None
                 else []
             ),
+            *(
+                [inspect.Parameter(post.uploads, keyword, annotation=FormFiles, default=None)]
+                if post.uploads
+                else []
+            ),
         ],
         return_annotation=Response,
     )
-    handle.__name__ = getattr(post.call, "__name__", "post")
-    return handle
 
 
 def _confirmation_page(

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from milepost.disputes import service as disputes
 from milepost.kit.errors import MilepostError, NotFound, PermissionDenied
 from milepost.wallets import service as wallets
 from milepost.web import confirm
@@ -188,10 +187,11 @@ register(
     (
         Post(
             "/staff/disputes/{dispute_id}/messages",
-            disputes.post_message,
+            dispute_forms.write_in_dispute,
             "/staff/disputes/{dispute_id}#conversation",
             _message_refused,
-            fields=("body",),
+            fields=("body", "links"),
+            uploads="files",
         ),
         Post(
             "/staff/disputes/{dispute_id}/resolve",

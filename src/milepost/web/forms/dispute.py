@@ -1,13 +1,26 @@
-"""The staff dispute page's resolve form: staff type only the freelancer's part, in the milestone's
+"""The dispute forms: a message with its attachments (the milestone page's and the staff page's), and the
+staff dispute page's resolve form, where staff type only the freelancer's part, in the milestone's
 currency; the client gets the rest of the escrow."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from milepost.disputes import service as disputes
-from milepost.disputes.models import Dispute
+from milepost.disputes.models import Dispute, DisputeMessage
 from milepost.kit.context import Context
 from milepost.kit.errors import ValidationFailed
 from milepost.money import format_money, parse_amount
+from milepost.web.uploads import Upload, links_and_files
+
+
+def write_in_dispute(
+    ctx: Context, dispute_id: str, *, body: str, links: str, uploads: Sequence[Upload]
+) -> DisputeMessage:
+    """A message in the dispute's conversation, with its links (one per line) and uploaded files as its
+    attachments; the disputes service decides who may write and what may be attached."""
+    attachments = links_and_files(ctx, links, uploads)
+    return disputes.post_message(ctx, dispute_id, body=body, attachments=attachments or None)
 
 
 def resolve_with_freelancer_part(

@@ -4,7 +4,7 @@ rule."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from sqlalchemy import select
 
@@ -12,7 +12,6 @@ from milepost.disputes import service as disputes
 from milepost.disputes.models import Dispute, DisputeMessage, DisputeStatus, SettlementOffer
 from milepost.feedback import service as feedback
 from milepost.feedback.models import Feedback
-from milepost.files import service as files
 from milepost.kit.context import Context
 from milepost.kit.errors import InvalidState, ValidationFailed
 from milepost.milestones import service as milestones
@@ -23,39 +22,25 @@ from milepost.milestones.state import Action
 from milepost.money import parse_amount
 from milepost.wallets import service as wallets
 from milepost.wallets.providers import instant_providers
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file the delivery form carried, already staged (see ``files.service.stage``)."""
-
-    blob: files.StagedBlob
-    filename: str | None
-
-
-def delivery_evidence(links: str, text: str, file_ids: list[str]) -> list[dict[str, str]]:
-    """The evidence list of the delivery form, as the API's submit takes it: one link per line, the
-    uploaded files, then the text."""
-    evidence = [
-        {"type": "link", "url": line.strip()} for line in links.splitlines() if line.strip()
-    ]
-    evidence += [{"type": "file", "file_id": file_id} for file_id in file_ids]
-    if text.strip():
-        evidence.append({"type": "text", "text": text})
-    return evidence
+from milepost.web.forms.dispute import write_in_dispute
+from milepost.web.uploads import Upload, links_and_files
 
 
 def submit_delivery(
-    ctx: Context, milestone_id: str, *, note: str, links: str, text: str, uploads: list[Upload]
+    ctx: Context,
+    milestone_id: str,
+    *,
+    note: str,
+    links: str,
+    text: str,
+    uploads: Sequence[Upload],
 ) -> Submission:
-    """The delivery form: the staged uploads become the freelancer's files and evidence of one
-    submission, in one unit of work (a refused submission leaves no file rows behind)."""
-    file_ids = [
-        files.create_file(ctx, upload.blob, filename=upload.filename).id for upload in uploads
-    ]
-    return milestones.submit(
-        ctx, milestone_id, note=note, evidence=delivery_evidence(links, text, file_ids)
-    )
+    """The delivery form, as one submission: the links (one per line), the uploaded files (now the
+    freelancer's), then the text, in one unit of work (a refused submission leaves no file rows)."""
+    evidence = links_and_files(ctx, links, uploads)
+    if text.strip():
+        evidence.append({"type": "text", "text": text})
+    return milestones.submit(ctx, milestone_id, note=note, evidence=evidence)
 
 
 def open_dispute_id(ctx: Context, milestone_id: str) -> str:
@@ -117,9 +102,13 @@ def accept_offer(ctx: Context, milestone_id: str, offer_id: str) -> Dispute:
     return disputes.accept_offer(ctx, open_dispute_id(ctx, milestone_id), offer_id)
 
 
-def post_dispute_message(ctx: Context, milestone_id: str, *, body: str) -> DisputeMessage:
-    """Write in the milestone's open dispute (attachments: over the API)."""
-    return disputes.post_message(ctx, open_dispute_id(ctx, milestone_id), body=body)
+def post_dispute_message(
+    ctx: Context, milestone_id: str, *, body: str, links: str, uploads: Sequence[Upload]
+) -> DisputeMessage:
+    """Write in the milestone's open dispute, with links and files attached."""
+    return write_in_dispute(
+        ctx, open_dispute_id(ctx, milestone_id), body=body, links=links, uploads=uploads
+    )
 
 
 def withdraw_dispute(ctx: Context, milestone_id: str) -> Dispute:

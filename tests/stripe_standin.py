@@ -135,7 +135,7 @@ class StandIn:
     def _create_session(self, body: dict[str, Any]) -> dict[str, Any]:
         line = body["line_items"]["0"]
         price = line["price_data"]
-        if price["currency"] not in {"usd", "eur", "gbp", "jpy", "kwd"}:
+        if price["currency"] not in {"usd", "eur", "gbp", "jpy", "kwd", "isk", "idr", "twd"}:
             raise _Refusal(
                 "invalid_request_error", f"Invalid currency: {price['currency']}.", "currency"
             )

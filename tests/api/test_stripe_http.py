@@ -224,3 +224,42 @@ def test_a_deposit_whose_events_never_come_is_decided_by_looking_it_up(
     late = standin.deliver(stripe_url, lost_event)
     assert late.json()["outcome"] == f"ignored: deposit {paid['id']} is succeeded already"
     assert look_up(16) == 0 and pending(ivy) == 6_000 and entries(db) == 1
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "at_stripe"),
+    [
+        ("ISK", 5_000, 500_000),  # whole krónur here, hundredths at Stripe
+        ("IDR", 150_000, 15_000_000),  # whole rupiah here (CLDR), hundredths at Stripe
+        ("JPY", 5_000, 5_000),  # whole yen on both sides
+        ("KWD", 12_340, 12_340),  # thousandths on both sides, in steps of ten
+    ],
+)
+def test_a_card_deposit_is_charged_in_stripes_count_and_credited_in_milepost_s(
+    stripe_url: str, standin: StandIn, db: Database, currency: str, amount: int, at_stripe: int
+) -> None:
+    """5,000 krónur must be 500000 at Stripe, or the payer would be charged 50 krónur."""
+    ola = person(stripe_url, "ola")
+    deposit = card_deposit(ola, amount, currency)
+    session = standin.sessions[deposit["reference"]]
+    assert (session["amount_total"], session["currency"]) == (at_stripe, currency.lower())
+    answer = standin.deliver(stripe_url, standin.paid(deposit["reference"]))
+    assert answer.json()["outcome"] == f"settled {deposit['id']}"
+    assert pending(ola, currency) == amount
+
+    # Taken back in full by a chargeback, in Stripe's count again.
+    back = standin.deliver(stripe_url, standin.disputed(deposit["reference"]))
+    assert back.json()["outcome"] == f"reversed {deposit['id']}: 0 lost"
+    assert credited(ola, currency) == 0
+
+
+def test_a_deposit_stripe_cannot_charge_exactly_is_refused_before_stripe_is_asked(
+    stripe_url: str, standin: StandIn, db: Database
+) -> None:
+    ida = person(stripe_url, "ida")
+    refused = ida.post("/v1/deposits", {"amount": 1_234, "currency": "KWD", "provider": "stripe"})
+    error = assert_error(refused, 422, "validation", param="amount")
+    assert error["message"] == "Card deposits in KWD go in steps of KWD0.010."
+    assert not [r for r in standin.requests if r[1] == "/v1/checkout/sessions"]
+    with db.read_only() as session:
+        assert session.scalar(select(func.count()).select_from(Deposit)) == 0

@@ -46,7 +46,6 @@ from milepost.events import Notice
 from milepost.kit.context import Context
 from milepost.kit.db import Database, insert_ignoring_conflicts
 from milepost.kit.errors import InvalidRequest, ServiceUnavailable, ValidationFailed
-from milepost.money import exponent, format_money
 from milepost.settings import Settings
 from milepost.wallets.models import (
     Deposit,
@@ -56,6 +55,7 @@ from milepost.wallets.models import (
     ProviderAccount,
     ProviderEvent,
 )
+from milepost.wallets.stripe_amounts import from_stripe, to_stripe
 
 if TYPE_CHECKING:
     from milepost.wallets.providers import Outcome
@@ -103,12 +103,7 @@ class StripeProvider:
     ) -> Outcome:
         from milepost.wallets.providers import Outcome
 
-        if exponent(currency) == 3 and amount % 10:
-            # Stripe takes three-decimal currencies in multiples of ten of their minor unit.
-            raise ValidationFailed(
-                f"Card deposits in {currency} go in steps of {format_money(10, currency)}.",
-                param="amount",
-            )
+        unit_amount = to_stripe(amount, currency)  # before anything is asked of Stripe
         back = ctx.settings.public_url.rstrip("/") + "/"
         params: dict[str, Any] = {
             "mode": "payment",
@@ -120,7 +115,7 @@ class StripeProvider:
                     "quantity": 1,
                     "price_data": {
                         "currency": currency.lower(),
-                        "unit_amount": amount,
+                        "unit_amount": unit_amount,
                         "product_data": {"name": "Deposit to your Milepost wallet"},
                     },
                 }
@@ -141,6 +136,7 @@ class StripeProvider:
         Milepost has not recorded as leaving."""
         from milepost.wallets.providers import Outcome
 
+        to_stripe(amount, currency, payout=True)  # refused now, before the money moves
         account = ctx.session.get(ProviderAccount, (ctx.require_actor().id, NAME))
         if account is None or not account.payouts_enabled:
             raise ValidationFailed(
@@ -321,7 +317,7 @@ def send_due_payouts(db: Database, settings: Settings) -> int:
         try:
             transfer = client(settings).v1.transfers.create(
                 {
-                    "amount": amount,
+                    "amount": to_stripe(amount, currency, payout=True),
                     "currency": currency.lower(),
                     "destination": account_id,
                     "transfer_group": payout_id,
@@ -481,7 +477,12 @@ def _decide_deposit(ctx: Context, kind: str, session: dict[str, Any]) -> str:
         return f"closed {deposit.id}"
     if session.get("payment_status") != "paid":
         return f"waiting: deposit {deposit.id} is not paid yet ({session.get('payment_status')})"
-    paid = (session.get("amount_total"), str(session.get("currency") or "").upper())
+    currency = str(session.get("currency") or "").upper()
+    total = session.get("amount_total")
+    paid = (
+        from_stripe(total, deposit.currency) if isinstance(total, int) else None,
+        currency,
+    )
     if paid != (deposit.amount, deposit.currency):
         log.error(
             "a Stripe payment does not match its deposit; left pending for staff",
@@ -520,10 +521,17 @@ def _charged_back(ctx: Context, dispute: dict[str, Any]) -> str:
         )
         return f"refused: the dispute is not in {deposit.id}'s currency; left for staff"
     why = str(dispute.get("reason") or "no reason given").replace("_", " ")
+    disputed = dispute.get("amount")
+    # What Stripe took back, in Milepost's minor units (a fraction of one taken back whole).
+    amount = (
+        from_stripe(disputed, deposit.currency, rounding_up=True)
+        if isinstance(disputed, int)
+        else None
+    )
     reversal = reverse_deposit(
         ctx,
         deposit,
-        amount=int(dispute.get("amount") or deposit.amount),
+        amount=deposit.amount if amount is None else amount,
         reason=f"the card payment was disputed ({why})",
         provider_reference=str(dispute.get("id")),
     )

@@ -50,6 +50,7 @@ class StandIn:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     refuse_transfers: str | None = (
         None  # Stripe's message refusing every transfer (an invalid request)
     )
@@ -226,7 +227,14 @@ class StandIn:
             "reason": reason,
             "status": "needs_response",
         }
+        self.disputes[dispute["id"]] = dispute
         return self.event("charge.dispute.created", dispute)
+
+    def dispute_closed(self, dispute_id: str, *, status: str = "won") -> bytes:
+        """The card network decided the dispute: ``won`` gives the platform its money back."""
+        dispute = self.disputes[dispute_id]
+        dispute.update(status=status)
+        return self.event("charge.dispute.closed", dict(dispute))
 
     def onboarded(self, account_id: str) -> bytes:
         """The freelancer finished Stripe's pages: the account can be paid (a Connect event)."""

@@ -94,6 +94,9 @@ class Notice(StrEnum):
     # A credited deposit taken back (a chargeback, a bounce): its owner, and every staff member.
     DEPOSIT_REVERSED = "deposit_reversed"
     STAFF_DEPOSIT_REVERSED = "staff_deposit_reversed"
+    # A chargeback decided for the platform: the money taken back is given back. Its owner, and staff.
+    DEPOSIT_REINSTATED = "deposit_reinstated"
+    STAFF_DEPOSIT_REINSTATED = "staff_deposit_reinstated"
     PAYOUT_FAILED = "payout_failed"
     PAYOUT_PAID = "payout_paid"
     # A project's client: the freelancer paused or resumed work.

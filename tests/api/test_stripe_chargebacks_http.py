@@ -177,3 +177,67 @@ def test_staff_record_a_bank_transfer_that_bounced(
     card = paid_by_card(stripe_url, standin, eve, 5_000)
     not_a_transfer = sam.post(f"/v1/deposits/{card['id']}/bounce", {"reason": "no"})
     assert_error(not_a_transfer, 409, "conflict", "invalid_state")
+
+
+def test_a_dispute_won_gives_the_money_back_once_and_a_lost_one_changes_nothing(
+    stripe_url: str, standin: StandIn, db: Database, tmp_path: Path
+) -> None:
+    sam = staff_member(stripe_url, db)
+    dana, priya = person(stripe_url, "dana"), person(stripe_url, "priya")
+    won = paid_by_card(stripe_url, standin, dana, 100_000)
+    lost = paid_by_card(stripe_url, standin, dana, 30_000)
+    run_due(
+        db,
+        stripe_settings(tmp_path, standin),
+        datetime.now(UTC) + timedelta(days=5),
+        deliver_emails=False,
+        deliver_webhooks=False,
+    )
+    project = dana.ok(
+        "POST", "/v1/projects", {"title": "Site", "currency": USD, "freelancer_id": priya.id}
+    )
+    milestone = dana.ok(
+        "POST", f"/v1/projects/{project['id']}/milestones", {"title": "M1", "amount": 90_000}
+    )
+    dana.ok("POST", f"/v1/milestones/{milestone['id']}/fund")
+    assert available(dana) == 40_000
+
+    # Both payments are disputed: 40,000 is recovered from the wallet, 90,000 is the platform's loss.
+    standin.deliver(stripe_url, standin.disputed(won["reference"]))
+    standin.deliver(stripe_url, standin.disputed(lost["reference"]))
+    first, second = reversal_of(db, won["id"]), reversal_of(db, lost["id"])
+    assert (first.from_available, first.loss, second.from_available, second.loss) == (
+        40_000,
+        60_000,
+        0,
+        30_000,
+    )
+    assert available(dana) == 0
+
+    # The first dispute is won: its loss is made good first, the rest goes back to the wallet.
+    closed = standin.dispute_closed(str(first.provider_reference))
+    answer = standin.deliver(stripe_url, closed)
+    assert answer.json()["outcome"] == f"gave back {won['id']}: 60000 of the loss made good"
+    assert available(dana) == 40_000 and pending(dana) == 0
+    assert reversal_of(db, won["id"]).reinstated_at is not None
+    told = dana.ok("GET", "/v1/notifications")["data"][0]
+    assert told["kind"] == "deposit_reinstated"
+    assert "$400.00 is back in your" in told["body"]
+    # The other deposit stays taken back, so payouts stay held.
+    held = dana.post("/v1/payouts", {"amount": 1, "currency": USD, "provider": "manual"})
+    assert_error(held, 403, "permission", "payouts_held")
+
+    # The same event again, and a replay with a new id, give nothing back twice.
+    assert standin.deliver(stripe_url, closed).json()["outcome"] == "duplicate: already received"
+    replay = standin.deliver(stripe_url, standin.dispute_closed(str(first.provider_reference)))
+    assert replay.json()["outcome"] == f"ignored: deposit {won['id']} was given back already"
+    assert available(dana) == 40_000
+
+    # The second is lost: the money stays taken back.
+    ended = standin.deliver(
+        stripe_url, standin.dispute_closed(str(second.provider_reference), status="lost")
+    )
+    assert ended.json()["outcome"] == f"ignored: the dispute ended lost; {lost['id']} stays reversed"
+    assert available(dana) == 40_000
+    report = sam.ok("GET", "/v1/ledger/verify")
+    assert report["ok"] is True, report

@@ -44,6 +44,9 @@ class EntryKind(StrEnum):
     # A deposit taken back after it was credited (a chargeback, a bounced transfer): from its money not
     # cleared, the owner's wallet and pending payouts, and the rest as the platform's loss.
     DEPOSIT_REVERSED = "deposit_reversed"
+    # A reversed card deposit given back after its dispute was decided for the platform: the platform's
+    # loss made good first, the rest back to the owner's available balance.
+    DEPOSIT_REINSTATED = "deposit_reinstated"
     PAYOUT = "payout"
     PAYOUT_PAID = "payout_paid"
     # A payout that did not reach the user: from the provider's clearing account back to their balance.

@@ -14,7 +14,7 @@ Checks, each reported as a readable problem:
   the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
 - each user's pending account (money not cleared yet) holds exactly what their deposits have not
   cleared;
-- the platform's loss account holds exactly what reversed deposits could not recover;
+- the platform's loss account holds exactly what reversed deposits (not given back) could not recover;
 - each provider's payout clearing account holds exactly its pending payouts (a failed payout's money
   went back, a paid one's went out), and no rejected deposit was credited.
 - with a ledger key configured (``MILEPOST_LEDGER_KEY``, kit/macs.py), every entry and every event carries
@@ -460,9 +460,9 @@ def _check_transfers(session: Session, report: VerifyReport, progress: Progress)
         )
     lost = _totals(
         session,
-        select(DepositReversal.currency, func.sum(DepositReversal.loss)).group_by(
-            DepositReversal.currency
-        ),
+        select(DepositReversal.currency, func.sum(DepositReversal.loss))
+        .where(DepositReversal.reinstated_at.is_(None))  # a won dispute made its loss good
+        .group_by(DepositReversal.currency),
     )
     recorded = _totals(
         session,

@@ -183,3 +183,7 @@ class DepositReversal(Base):
     entry_id: Mapped[str] = mapped_column(ForeignKey("ledger_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    # The card dispute was decided for the platform and the money given back (``reinstate_deposit``):
+    # when, and the entry that gave it back. None: the reversal stands.
+    reinstated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reinstated_entry_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_entries.id"))

@@ -13,6 +13,12 @@ order, from:
 Escrow is never touched: it is the milestone's, promised to the freelancer. Everything is one balanced
 entry (``deposit_reversed``), with a ``DepositReversal`` row saying where each part came from. The
 owner's further payouts are held until staff lift the hold; the owner and every staff member are told.
+
+A card dispute decided for the platform (Stripe's ``charge.dispute.closed``, ``won``) gives the money
+back, once (``reinstate_deposit``): the platform's loss on it is made good first, the rest goes to the
+owner's available balance (the dispute is over: nothing of it can be taken back again), in one
+``deposit_reinstated`` entry. The owner's payouts are no longer held if no other deposit of theirs stays
+taken back.
 """
 
 from __future__ import annotations
@@ -105,6 +111,73 @@ def reverse_deposit(
     return reversal
 
 
+def reinstate_deposit(ctx: Context, reversal: DepositReversal) -> DepositReversal:
+    """Give back what ``reversal`` took (its card dispute was won); the caller holds its deposit's row
+    lock. Once: a second call is InvalidState."""
+    if reversal.reinstated_at is not None:
+        raise InvalidState("This deposit was given back already.")
+    deposit = ctx.session.get(Deposit, reversal.deposit_id)
+    assert deposit is not None
+    owner = ctx.session.get(User, deposit.user_id)
+    assert owner is not None
+    currency = reversal.currency
+    to_wallet = reversal.from_pending + reversal.from_available
+    available_ref = user_account(owner.id, currency)
+    lock_accounts(ctx, [available_ref])
+    entry = post(
+        ctx,
+        EntryKind.DEPOSIT_REINSTATED,
+        [
+            (external_account(deposit.provider, currency), -reversal.amount),
+            (available_ref, to_wallet),
+            (loss_account(currency), reversal.loss),
+        ],
+        memo=f"deposit {deposit.id} given back (its dispute was decided for the platform)",
+    )
+    reversal.reinstated_at = ctx.now
+    reversal.reinstated_entry_id = entry.id
+    standing = ctx.session.scalar(
+        select(DepositReversal.id)
+        .join(Deposit, Deposit.id == DepositReversal.deposit_id)
+        .where(
+            Deposit.user_id == owner.id,
+            DepositReversal.reinstated_at.is_(None),
+            DepositReversal.id != reversal.id,
+        )
+        .limit(1)
+    )
+    resumed = standing is None and owner.payouts_held_reason is not None
+    if resumed:
+        owner.payouts_held_reason = None
+    data = {
+        "deposit_id": deposit.id,
+        "amount": reversal.amount,
+        "currency": currency,
+        "to_wallet": to_wallet,
+        "loss_recovered": reversal.loss,
+        "payouts_resumed": resumed,
+    }
+    notify(
+        ctx,
+        Notice.DEPOSIT_REINSTATED,
+        user_ids=[owner.id],
+        data=data,
+        key=f"{Notice.DEPOSIT_REINSTATED.value}:{deposit.id}",
+    )
+    notify(
+        ctx,
+        Notice.STAFF_DEPOSIT_REINSTATED,
+        user_ids=_staff_ids(ctx),
+        data={**data, "user_id": owner.id},
+        key=f"{Notice.STAFF_DEPOSIT_REINSTATED.value}:{deposit.id}",
+    )
+    return reversal
+
+
+def _staff_ids(ctx: Context) -> list[str]:
+    return list(ctx.session.scalars(select(User.id).where(User.is_staff.is_(True))).all())
+
+
 def _call_back_payouts(ctx: Context, user_id: str, currency: str, reason: str) -> int:
     """Fail the owner's pending bank-transfer payouts in ``currency`` (staff have not sent them): their
     money returns to the wallet, where the reversal can take it; returns how much. A pending Stripe
@@ -148,11 +221,10 @@ def _tell(ctx: Context, deposit: Deposit, reversal: DepositReversal) -> None:
         data=data,
         key=f"{Notice.DEPOSIT_REVERSED.value}:{deposit.id}",
     )
-    staff = ctx.session.scalars(select(User.id).where(User.is_staff.is_(True))).all()
     notify(
         ctx,
         Notice.STAFF_DEPOSIT_REVERSED,
-        user_ids=list(staff),
+        user_ids=_staff_ids(ctx),
         data={**data, "user_id": deposit.user_id},
         key=f"{Notice.STAFF_DEPOSIT_REVERSED.value}:{deposit.id}",
     )

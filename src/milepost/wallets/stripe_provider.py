@@ -8,7 +8,9 @@ was paid (``checkout.session.completed`` with ``payment_status`` ``paid``, or
 unpaid, or whose delayed payment fails, closes the deposit with nothing credited, and its owner is told.
 A declined card changes nothing: the payer may try another card on the same page until it expires.
 
-A chargeback (``charge.dispute.created``) takes the deposit back as wallets/reversals.py says.
+A chargeback (``charge.dispute.created``) takes the deposit back as wallets/reversals.py says; the
+dispute's end (``charge.dispute.closed``) gives it back when the platform won it, and changes nothing
+when it lost.
 
 Events are kept by id (``ProviderEvent``), in the unit of work that acts on them: the same event
 delivered twice does nothing the second time, and an event that arrives after another one already
@@ -49,6 +51,7 @@ from milepost.kit.errors import InvalidRequest, ServiceUnavailable, ValidationFa
 from milepost.settings import Settings
 from milepost.wallets.models import (
     Deposit,
+    DepositReversal,
     DepositStatus,
     Payout,
     PayoutStatus,
@@ -455,6 +458,8 @@ def _act(ctx: Context, event: stripe.Event) -> str:
         return _account_updated(ctx, event.data.object.to_dict())
     if kind == "charge.dispute.created":
         return _charged_back(ctx, event.data.object.to_dict())
+    if kind == "charge.dispute.closed":
+        return _dispute_closed(ctx, event.data.object.to_dict())
     if kind not in _SETTLES and kind not in _CLOSES:
         return "ignored: not an event Milepost acts on"
     return _decide_deposit(ctx, kind, event.data.object.to_dict())
@@ -536,6 +541,29 @@ def _charged_back(ctx: Context, dispute: dict[str, Any]) -> str:
         provider_reference=str(dispute.get("id")),
     )
     return f"reversed {deposit.id}: {reversal.loss} lost"
+
+
+def _dispute_closed(ctx: Context, dispute: dict[str, Any]) -> str:
+    """The card dispute is over. Won: Stripe has given the money back to the platform, and Milepost
+    gives it back as wallets/reversals.py says. Lost: the money stays taken back, as it was."""
+    from milepost.wallets.reversals import reinstate_deposit
+
+    status = str(dispute.get("status") or "")
+    reversal = ctx.session.scalar(
+        select(DepositReversal).where(DepositReversal.provider_reference == str(dispute.get("id")))
+    )
+    if reversal is None:
+        return "ignored: no deposit of this installation was taken back for it"
+    if status != "won":
+        ended = status or "without a status"
+        return f"ignored: the dispute ended {ended}; {reversal.deposit_id} stays reversed"
+    # The deposit's row lock, as the reversal held it: one event of the two that may race acts.
+    ctx.session.get(Deposit, reversal.deposit_id, with_for_update=True)
+    ctx.session.refresh(reversal)
+    if reversal.reinstated_at is not None:
+        return f"ignored: deposit {reversal.deposit_id} was given back already"
+    reinstate_deposit(ctx, reversal)
+    return f"gave back {reversal.deposit_id}: {reversal.loss} of the loss made good"
 
 
 def _account_updated(ctx: Context, account: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """project_events: a project's own audit trail (offers, milestone requests, work paused and resumed),
 hash-chained per project with its head on the project row; webhook deliveries may name a project's event
-as well as a milestone's, so their event_id loses its foreign key to milestone_events.
+as well as a milestone's, so their event_id loses its foreign key to milestone_events; a reversed deposit
+given back when its card dispute was won (deposit_reversals.reinstated_at, reinstated_entry_id).
 
 Revision ID: 0024
 Revises: 0023
@@ -62,9 +63,25 @@ def upgrade() -> None:
     op.add_column("projects", sa.Column("last_event_mac", sa.String(length=64), nullable=True))
     with op.batch_alter_table("webhook_deliveries") as batch:
         batch.drop_constraint(DELIVERY_EVENT_FK, type_="foreignkey")
+    # A card dispute decided for the platform gives the reversed deposit back.
+    with op.batch_alter_table("deposit_reversals") as batch:
+        batch.add_column(sa.Column("reinstated_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("reinstated_entry_id", sa.String(length=40), nullable=True))
+        batch.create_foreign_key(
+            "fk_deposit_reversals_reinstated_entry_id_ledger_entries",
+            "ledger_entries",
+            ["reinstated_entry_id"],
+            ["id"],
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deposit_reversals") as batch:
+        batch.drop_constraint(
+            "fk_deposit_reversals_reinstated_entry_id_ledger_entries", type_="foreignkey"
+        )
+        batch.drop_column("reinstated_entry_id")
+        batch.drop_column("reinstated_at")
     # The deliveries of project events cannot keep a key into milestone_events: they go first.
     project_deliveries = "SELECT id FROM webhook_deliveries WHERE substr(event_id, 1, 4) = 'pev_'"
     op.execute(f"DELETE FROM webhook_attempts WHERE delivery_id IN ({project_deliveries})")

@@ -47,7 +47,7 @@ from sqlalchemy import select
 from milepost.events import Notice
 from milepost.kit.context import Context
 from milepost.kit.db import Database, insert_ignoring_conflicts
-from milepost.kit.errors import InvalidRequest, ServiceUnavailable, ValidationFailed
+from milepost.kit.errors import InvalidRequest, NotFound, ServiceUnavailable, ValidationFailed
 from milepost.settings import Settings
 from milepost.wallets.models import (
     Deposit,
@@ -219,17 +219,36 @@ def open_payout_account(ctx: Context) -> PayoutAccountView:
         )
         account = ctx.session.get(ProviderAccount, (user.id, NAME))
         assert account is not None
-    back = ctx.settings.public_url.rstrip("/") + "/settings"
+    return PayoutAccountView(account, onboarding_url=_onboarding_link(ctx, account))
+
+
+# Where Stripe's pages send the freelancer back: Settings when they are done, and, when the link has
+# expired or was used, the web app's address that makes a fresh one (as Stripe's refresh_url must).
+RETURN_PATH = "/settings#stripe-account-heading"
+REFRESH_PATH = "/settings/stripe-account/onboarding"
+
+
+def onboarding_link(ctx: Context) -> str:
+    """A fresh link to Stripe's pages for the caller's existing Stripe account (minutes long; one use).
+    NotFound when they have none: it is made by ``open_payout_account``, with CSRF-checked forms."""
+    account = ctx.session.get(ProviderAccount, (ctx.require_actor().id, NAME))
+    if account is None or NAME not in ctx.settings.enabled_providers:
+        raise NotFound("You have no Stripe account for payouts yet.")
+    return _onboarding_link(ctx, account)
+
+
+def _onboarding_link(ctx: Context, account: ProviderAccount) -> str:
+    base = ctx.settings.public_url.rstrip("/")
     with _refusals("account"):
-        link = stripe_client.v1.account_links.create(
+        link = client(ctx.settings).v1.account_links.create(
             {
                 "account": account.account_id,
-                "refresh_url": back,
-                "return_url": back,
+                "refresh_url": base + REFRESH_PATH,
+                "return_url": base + RETURN_PATH,
                 "type": "account_onboarding",
             }
         )
-    return PayoutAccountView(account, onboarding_url=str(link.url))
+    return str(link.url)
 
 
 def list_payout_accounts(ctx: Context) -> list[ProviderAccount]:

@@ -13,6 +13,11 @@ from milepost.notifications import service as notifications
 from milepost.users.models import User
 from milepost.users.service import set_time_zone, time_zones
 from milepost.wallets import destinations
+from milepost.wallets.stripe_provider import (
+    REFRESH_PATH,
+    onboarding_link,
+    open_payout_account,
+)
 from milepost.web.common import form_errors, not_found
 from milepost.web.posts import Post, Posted, register
 from milepost.web.session import SignedOut, Web, WebDep
@@ -107,6 +112,7 @@ def _settings(
     saved: bool = False,
     added: bool = False,
     revoked: bool = False,
+    stripe_account_made: bool = False,
 ) -> Response:
     return web.page(
         "settings.html",
@@ -118,15 +124,23 @@ def _settings(
         saved=saved,
         added=added,
         revoked=revoked,
+        stripe_account_made=stripe_account_made,
+        stripe_onboarding=REFRESH_PATH,
         session_hours=web.settings.web_session_hours,
     )
 
 
 @router.get("/settings")
 def settings_page(
-    web: WebDep, saved: bool = False, added: bool = False, revoked: bool = False
+    web: WebDep,
+    saved: bool = False,
+    added: bool = False,
+    revoked: bool = False,
+    stripe_account: bool = False,
 ) -> Response:
-    return _settings(web, saved=saved, added=added, revoked=revoked)
+    return _settings(
+        web, saved=saved, added=added, revoked=revoked, stripe_account_made=stripe_account
+    )
 
 
 def _destination_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
@@ -146,6 +160,24 @@ def _settings_refused(web: Web, posted: Posted, error: MilepostError) -> Respons
     return _settings(web, status=error.status, errors=form_errors(error, posted.places))
 
 
+def _stripe_refused(web: Web, posted: Posted, error: MilepostError) -> Response:
+    return _settings(web, status=error.status, errors={"stripe-account": error.message})
+
+
+@router.get(REFRESH_PATH)
+def stripe_onboarding(web: WebDep) -> Response:
+    """To Stripe's pages for the viewer's Stripe account, by a link made for this visit (Stripe's own
+    links expire within minutes, and Stripe sends an expired one back here). A link, not a form: a
+    form's answer may not lead to another site (the pages' CSP ``form-action 'self'``)."""
+    try:
+        url = web.read(onboarding_link)
+    except SignedOut:
+        return web.to_login()
+    except NotFound:
+        return not_found(web)
+    return web.redirect(url)
+
+
 def _save_time_zone(ctx: Context, *, time_zone: str) -> User:
     return set_time_zone(ctx.session, ctx.require_actor(), time_zone)
 
@@ -159,6 +191,13 @@ register(
             "/settings?added=1#bank-accounts-heading",
             _destination_refused,
             fields=DESTINATION_FIELDS,
+        ),
+        # The viewer's Stripe account, made on the first click, and Stripe's pages to finish it.
+        Post(
+            "/settings/stripe-account",
+            open_payout_account,
+            "/settings?stripe_account=1#stripe-account-heading",
+            _stripe_refused,
         ),
         Post(
             "/settings/payout-destinations/{destination_id}/remove",

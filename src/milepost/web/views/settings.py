@@ -1,5 +1,5 @@
-"""Read model for the settings page: the viewer, the bank accounts payouts go to (masked), and their live
-API tokens and browser sessions."""
+"""Read model for the settings page: the viewer, the bank accounts payouts go to (masked), their Stripe
+account for payouts where Stripe is enabled, and their live API tokens and browser sessions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from milepost.users.models import User
 from milepost.wallets import destinations
 from milepost.wallets.destinations import masked
 from milepost.wallets.models import PayoutDestination
+from milepost.wallets.stripe_provider import NAME as STRIPE
+from milepost.wallets.stripe_provider import list_payout_accounts
 
 MAX_DESTINATIONS_SHOWN = 100
 
@@ -30,9 +32,19 @@ class BankAccount:
 
 
 @dataclass(frozen=True)
+class StripeAccount:
+    """The viewer's Stripe account for payouts: none yet, made but not payable (Stripe's pages not
+    finished), or payable."""
+
+    account_id: str | None
+    payable: bool
+
+
+@dataclass(frozen=True)
 class SettingsPage:
     user: User
     bank_accounts: list[BankAccount]
+    stripe: StripeAccount | None  # None where Stripe is not enabled
     tokens: list[auth.TokenView]  # live API tokens and browser sessions, newest first
     more_tokens: bool
 
@@ -47,5 +59,18 @@ def settings_page(ctx: Context, session_token: str | None) -> SettingsPage:
     session is this one."""
     tokens, more = auth.list_tokens(ctx, session_token)
     return SettingsPage(
-        user=ctx.require_actor(), bank_accounts=bank_accounts(ctx), tokens=tokens, more_tokens=more
+        user=ctx.require_actor(),
+        bank_accounts=bank_accounts(ctx),
+        stripe=stripe_account(ctx),
+        tokens=tokens,
+        more_tokens=more,
     )
+
+
+def stripe_account(ctx: Context) -> StripeAccount | None:
+    if STRIPE not in ctx.settings.enabled_providers:
+        return None
+    for account in list_payout_accounts(ctx):
+        if account.provider == STRIPE:
+            return StripeAccount(account.account_id, account.payouts_enabled)
+    return StripeAccount(None, False)

@@ -8,7 +8,8 @@ Checks, each reported as a readable problem:
 - every milestone's funded amount equals released + refunded + what its escrow account holds, and its
   fee equals the fee postings of its entries;
 - every project's kept totals (planned, in escrow, released) equal its milestones' sums;
-- every milestone's event chain is intact;
+- every milestone's event chain is intact, and every project's own trail (offers, milestone requests,
+  pauses: audit/project_trail.py), each ending at the head kept on its row;
 - a ledger entry and the audit event of the same change name each other, and are of one change: the
   same milestone, the same moment, an action that records that kind of entry (the link is made after
   the entry's hash and MAC, so neither covers it; these facts are covered by both rows' hashes);
@@ -61,6 +62,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from milepost.audit.models import MilestoneEvent
+from milepost.audit.project_trail import check_project_trails
 from milepost.kit.context import Context
 from milepost.kit.db import Database
 from milepost.kit.macs import NOT_CONFIGURED_NOTE, UNSIGNED, KeyRing, ledger_keys
@@ -148,6 +150,8 @@ def verify_ledger(
             _check_accounts(session, report, progress)
             _check_milestones(session, report, progress)
             _check_projects(session, report, progress)
+            progress.stage("project trails")
+            report.problems.extend(check_project_trails(session, keys))
             report.milestones = _collect(report, Check.TRAILS, totals, hashes, progress)
             _check_links(session, report, progress)
             _check_transfers(session, report, progress)

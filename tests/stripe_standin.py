@@ -47,6 +47,7 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 class StandIn:
     base_url: str = ""
     down: bool = False  # answer every request with Stripe's 500 api_error
+    delay: float = 0.0  # seconds to wait before answering each request (a slow Stripe)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -287,6 +288,7 @@ def running() -> Iterator[StandIn]:
             body = unflatten(parse_qsl(raw, keep_blank_values=True))
             headers = {name.lower(): value for name, value in self.headers.items()}
             key = headers.get("idempotency-key")
+            time.sleep(standin.delay)
             with standin._lock:
                 standin.requests.append((method, self.path, body, key))
                 if key is not None and key in standin._replies and not standin.down:

@@ -124,12 +124,16 @@ class Settings(BaseSettings):
     # Stripe (provider "stripe": card deposits through Checkout, payouts to Connect accounts). Required
     # when MILEPOST_PROVIDERS names it, unused otherwise: the secret API key, the webhook endpoints'
     # signing secrets (whsec_..., comma-separated: the account's endpoint and the Connect endpoint, and
-    # an old one while a secret is rolled), how old a signed event may be, in seconds, and the API's
-    # address (Stripe's own unless set: a proxy, or a stand-in in tests).
+    # an old one while a secret is rolled), how old a signed event may be, in seconds, the API's
+    # address (Stripe's own unless set: a proxy, or a stand-in in tests), and how long one call to it may
+    # take, in seconds (the library's own default is 80; a deposit's call is made in its request, where
+    # on SQLite the unit of work may already hold the write lock, so a slow Stripe must not hold every
+    # writer for long).
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = Field(default=15, gt=0, le=80)
     # Money that can be reversed weeks later (a card can be charged back) waits in the wallet's pending
     # balance this many days per provider before it can be paid out (JSON: {"stripe": 5}, as Upwork
     # holds earnings 5 days); a provider not named clears at once. Whether pending money may fund

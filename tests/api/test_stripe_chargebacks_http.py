@@ -237,7 +237,9 @@ def test_a_dispute_won_gives_the_money_back_once_and_a_lost_one_changes_nothing(
     ended = standin.deliver(
         stripe_url, standin.dispute_closed(str(second.provider_reference), status="lost")
     )
-    assert ended.json()["outcome"] == f"ignored: the dispute ended lost; {lost['id']} stays reversed"
+    assert (
+        ended.json()["outcome"] == f"ignored: the dispute ended lost; {lost['id']} stays reversed"
+    )
     assert available(dana) == 40_000
     report = sam.ok("GET", "/v1/ledger/verify")
     assert report["ok"] is True, report

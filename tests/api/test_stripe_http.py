@@ -263,3 +263,29 @@ def test_a_deposit_stripe_cannot_charge_exactly_is_refused_before_stripe_is_aske
     assert not [r for r in standin.requests if r[1] == "/v1/checkout/sessions"]
     with db.read_only() as session:
         assert session.scalar(select(func.count()).select_from(Deposit)) == 0
+
+
+def test_a_stripe_too_slow_to_answer_refuses_the_deposit_in_time_and_its_late_session_credits_nothing(
+    db: Database, tmp_path: Path, standin: StandIn
+) -> None:
+    settings = stripe_settings(tmp_path, standin, stripe_timeout_seconds=1)
+    with LiveServer(db, settings) as stripe_url:
+        gil = person(stripe_url, "gil")
+        standin.delay = 3
+        started = time.monotonic()
+        refused = gil.post("/v1/deposits", {"amount": 4_000, "currency": USD, "provider": "stripe"})
+        waited = time.monotonic() - started
+        error = assert_error(refused, 503, "service_unavailable")
+        assert "nothing was charged" in error["message"]
+        assert waited < 2.5, f"the deposit waited {waited:.1f} s for a Stripe that took 3"
+        with db.read_only() as session:
+            assert session.scalar(select(func.count()).select_from(Deposit)) == 0
+        # Stripe made the session after all, once it got to it: paying it credits nobody here.
+        deadline = time.monotonic() + 10
+        while not standin.sessions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        standin.delay = 0
+        [late] = standin.sessions
+        answer = standin.deliver(stripe_url, standin.paid(late))
+        assert answer.json()["outcome"] == "ignored: no deposit of this installation"
+        assert credited(gil) == 0 and entries(db) == 0

@@ -4,6 +4,8 @@ hashes recomputed is caught; events written before the ledger key are signed onc
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import delete, select, update
 
@@ -17,7 +19,7 @@ from milepost.projects.models import Project
 from tests.ledger.test_macs import RING_K1, keyed_world, verify
 from tests.world import World
 
-TERMS = {"title": "Export", "amount": 20_000, "acceptance_criteria": ["A CSV file"]}
+TERMS: dict[str, Any] = {"title": "Export", "amount": 20_000, "acceptance_criteria": ["A CSV file"]}
 
 
 def _trail(world: World) -> Project:

@@ -47,7 +47,9 @@ def test_what_stripe_cannot_move_is_refused_in_the_currencys_format() -> None:
         to_stripe(5_124, "KWD")
     # Payouts of TWD go in whole dollars; deposits of it may carry cents.
     assert to_stripe(1_050, "TWD") == 1_050
-    with pytest.raises(ValidationFailed, match=r"Payouts to Stripe in TWD go in steps of NT\$1\.00"):
+    with pytest.raises(
+        ValidationFailed, match=r"Payouts to Stripe in TWD go in steps of NT\$1\.00"
+    ):
         to_stripe(1_050, "TWD", payout=True)
     assert to_stripe(1_000, "TWD", payout=True) == 1_000
     # HUF payouts are whole forints at Stripe, which is all Milepost counts in.

@@ -4,6 +4,7 @@ events, listed by ``GET /v1/projects/{id}/events`` to its parties, and delivered
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from milepost.audit.models import GENESIS_EVENT_HASH
@@ -60,7 +61,7 @@ def test_an_offer_and_a_milestone_request_are_on_the_trail_and_in_webhooks(
     assert [event["action"] for event in trail] == [kind.split(".")[1] for kind in expected]
     assert [event["seq"] for event in trail] == [1, 2, 3, 4]
     assert trail[0]["prev_hash"] == GENESIS_EVENT_HASH
-    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(trail, trail[1:]))
+    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in pairwise(trail))
     assert [event["id"] for event in trail] == [item.body["id"] for item in got]
     assert freelancer.ok("GET", f"/v1/projects/{project['id']}/events")["data"] == trail
     refused = stranger.get(f"/v1/projects/{project['id']}/events")

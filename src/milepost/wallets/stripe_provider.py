@@ -26,9 +26,9 @@ provider's clearing account and waits; the worker then sends it as a transfer an
 it back to the wallet if Stripe refuses the transfer (``send_due_payouts``).
 
 The call to Stripe for a deposit happens before the unit of work writes anything (on PostgreSQL no lock
-is held while it waits; on SQLite the write lock may be, for at most ``TIMEOUT_SECONDS``) and is
-idempotent by the deposit's id; if the deposit's own commit then fails, the session
-exists with nobody sent to it, and expires.
+is held while it waits; on SQLite the write lock may be, for at most ``MILEPOST_STRIPE_TIMEOUT_SECONDS``)
+and is idempotent by the deposit's id; if the deposit's own commit then fails, or the call times out,
+the session may exist with nobody sent to it, and expires: paid anyway, it names no deposit here.
 """
 
 from __future__ import annotations
@@ -72,21 +72,15 @@ UNREACHABLE = (
 )
 
 
-# How long one call to Stripe may take, in seconds (the library's own default is 80). A deposit's call is
-# made in its request, where on SQLite the unit of work may already hold the write lock (the token read
-# begins it), so a slow Stripe must not hold every writer for long.
-TIMEOUT_SECONDS = 15
-
-
 @cache
-def _client(secret_key: str, api_base: str | None) -> stripe.StripeClient:
+def _client(secret_key: str, api_base: str | None, timeout: float) -> stripe.StripeClient:
     base = {"api": api_base.rstrip("/")} if api_base else None
     # No retries of its own: a failure is answered at once and the request may be sent again.
     return stripe.StripeClient(
         secret_key,
         base_addresses=base,  # type: ignore[arg-type]
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        http_client=stripe.RequestsClient(timeout=timeout),
     )
 
 
@@ -94,7 +88,9 @@ def client(settings: Settings) -> stripe.StripeClient:
     key = settings.stripe_secret_key
     if key is None:
         raise ServiceUnavailable("Card payments are not configured here.")
-    return _client(key.get_secret_value(), settings.stripe_api_base)
+    return _client(
+        key.get_secret_value(), settings.stripe_api_base, settings.stripe_timeout_seconds
+    )
 
 
 class StripeProvider:

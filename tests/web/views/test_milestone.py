@@ -15,6 +15,7 @@ from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone
 from milepost.milestones.state import Action
 from milepost.users.models import User
+from milepost.web import uploads
 from milepost.web.forms import milestone as milestone_forms
 from milepost.web.views import milestone as page_view
 from milepost.web.views.milestone import Form
@@ -203,17 +204,14 @@ def test_duration_text() -> None:
     assert page_view.duration_text(59) == "no time"
 
 
-def test_delivery_evidence_is_what_the_api_takes() -> None:
-    assert milestone_forms.delivery_evidence(
-        " https://a.example/1 \n\n https://a.example/2\n", "  ", ["file_1"]
-    ) == [
+def test_a_forms_links_are_evidence_items_one_per_line(world: World) -> None:
+    freelancer = world.user("freelancer")
+    links = " https://a.example/1 \n\n https://a.example/2\n"
+    assert world.act(freelancer, uploads.links_and_files, links, []) == [
         {"type": "link", "url": "https://a.example/1"},
         {"type": "link", "url": "https://a.example/2"},
-        {"type": "file", "file_id": "file_1"},
     ]
-    assert milestone_forms.delivery_evidence("", "Load test: 2,000 rps", []) == [
-        {"type": "text", "text": "Load test: 2,000 rps"}
-    ]
+    assert world.act(freelancer, uploads.links_and_files, "  ", []) == []
 
 
 def test_open_dispute_id_needs_an_open_dispute(world: World) -> None:

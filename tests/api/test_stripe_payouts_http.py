@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from milepost.kit.db import Database
-from milepost.schedule.service import run_due
+from milepost.schedule.service import preview_due, run_due
 from milepost.wallets.stripe_provider import send_due_payouts
 from tests.api.conftest import Client, assert_error
 from tests.api.stripe_support import USD, available, card_deposit, person, stripe_settings
@@ -41,6 +41,12 @@ def earn(
     assert available(client, field="pending") == amount and available(client) == 0
     refused = client.post(f"/v1/milestones/{milestone['id']}/fund")
     assert_error(refused, 402, "insufficient_funds")
+    # The dry run says what the worker will do, and does none of it.
+    later = datetime.now(UTC) + timedelta(days=5)
+    preview = preview_due(db, stripe_settings(tmp_path, standin), later)
+    assert preview.deposits_to_clear == 1
+    assert "1 deposits to clear" in preview.lines()[0]
+    assert available(client, field="pending") == amount
     assert tick(db, tmp_path, standin, days=5) == (1, 0)
     assert available(client) == amount and available(client, field="pending") == 0
     client.ok("POST", f"/v1/milestones/{milestone['id']}/fund")
@@ -121,6 +127,9 @@ def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_accoun
     )
     assert (payout["status"], payout["provider"]) == ("pending", "stripe")
     assert available(priya) == 0 and standin.transfers == {}  # recorded first, sent by the worker
+    preview = preview_due(db, stripe_settings(tmp_path, standin), datetime.now(UTC))
+    assert (preview.payouts_to_send, preview.deposits_to_clear) == (1, 0)
+    assert standin.transfers == {}  # a dry run sends nothing
 
     assert tick(db, tmp_path, standin) == (0, 1)
     [transfer] = standin.transfers.values()

@@ -93,9 +93,13 @@ class TickReport:
     # Card deposits decided by asking Stripe, their events having not come.
     deposits_looked_up: int = 0
     rehearsal: bool = False  # a dry run: ``done`` is what is due, and none of it was kept
-    # A dry run's count of messages already queued and due, that a real run would send.
+    # A dry run's count of messages already queued and due, that a real run would send, and of the
+    # money work a real run would do after the milestones' (clear, look up, send).
     emails_due: int = 0
     webhooks_due: int = 0
+    deposits_to_clear: int = 0
+    deposits_to_look_up: int = 0
+    payouts_to_send: int = 0
 
     def counts(self) -> dict[str, int]:
         """How many of each action, in the order they first happened."""
@@ -111,6 +115,9 @@ class TickReport:
             (self.payouts_sent, "Stripe payouts sent or refused"),
             (self.emails_due, "queued e-mails to send"),
             (self.webhooks_due, "queued webhooks to send"),
+            (self.deposits_to_clear, "deposits to clear"),
+            (self.deposits_to_look_up, "card deposits to look up at Stripe"),
+            (self.payouts_to_send, "Stripe payouts to send"),
         ]
 
     @property
@@ -240,7 +247,13 @@ def preview_due(db: Database, settings: Settings, now: datetime) -> TickReport:
     """What ``run_due`` would do at ``now`` (any moment, past or future), keeping none of it.
 
     The same jobs run on the same rows under the same locks, each in a transaction that is rolled back
-    however it ends; no e-mail or webhook is sent, and none that the work would queue survives."""
+    however it ends; no e-mail or webhook is sent, and none that the work would queue survives. The
+    money work after the milestones' (clearing, card look-ups, Stripe payouts) is counted, not done:
+    it calls Stripe."""
+    from milepost.wallets.clearing import due_to_clear
+    from milepost.wallets.stripe_provider import NAME as STRIPE
+    from milepost.wallets.stripe_provider import due_for_look_up, due_to_send
+
     report = _run_jobs(db, settings, as_utc(now), rehearse=True)
     with db.read_only() as session:
         if settings.smtp_host:  # without SMTP nothing is sent (nor queued)
@@ -261,10 +274,14 @@ def preview_due(db: Database, settings: Settings, now: datetime) -> TickReport:
                 WebhookEndpoint.deleted_at.is_(None),
             ),
         )
+        report.deposits_to_clear = _count(session, due_to_clear(report.now))
+        if STRIPE in settings.enabled_providers:
+            report.deposits_to_look_up = _count(session, due_for_look_up(report.now))
+            report.payouts_to_send = _count(session, due_to_send())
     return report
 
 
-def _count(session: Session, query: Select[Any]) -> int:
+def _count(session: Session, query: Select[*tuple[Any, ...]]) -> int:
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from milepost.kit.context import Context
 from milepost.kit.db import Database
@@ -48,19 +48,21 @@ def credit(ctx: Context, deposit: Deposit) -> Leg:
     return (pending_account(deposit.user_id, deposit.currency), deposit.amount)
 
 
+def due_to_clear(now: datetime) -> Select[str]:
+    """The deposits whose hold is over at ``now`` with money still not cleared, oldest hold first."""
+    return (
+        select(Deposit.id)
+        .where(Deposit.uncleared > 0, Deposit.clears_at <= now)
+        .order_by(Deposit.clears_at, Deposit.id)
+    )
+
+
 def clear_due(db: Database, settings: Settings, now: datetime) -> int:
     """Move what is left of each deposit whose hold is over to its owner's available balance, each in
     its own unit of work, under the deposit's row lock (two workers never clear one twice). Returns
     how many deposits cleared."""
     with db.read_only() as session:
-        due = list(
-            session.scalars(
-                select(Deposit.id)
-                .where(Deposit.uncleared > 0, Deposit.clears_at <= now)
-                .order_by(Deposit.clears_at, Deposit.id)
-                .limit(BATCH)
-            )
-        )
+        due = list(session.scalars(due_to_clear(now).limit(BATCH)))
     cleared = 0
     for deposit_id in due:
         try:

@@ -42,7 +42,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from milepost.events import Notice
 from milepost.kit.context import Context
@@ -263,6 +263,19 @@ def list_payout_accounts(ctx: Context) -> list[ProviderAccount]:
 LOOK_UP_AFTER = timedelta(minutes=15)
 
 
+def due_for_look_up(now: datetime) -> Select[str, str | None]:
+    """Card deposits pending for longer than ``LOOK_UP_AFTER`` at ``now``, oldest first."""
+    return (
+        select(Deposit.id, Deposit.reference)
+        .where(
+            Deposit.provider == NAME,
+            Deposit.status == DepositStatus.PENDING,
+            Deposit.created_at <= now - LOOK_UP_AFTER,
+        )
+        .order_by(Deposit.created_at, Deposit.id)
+    )
+
+
 def look_up_pending_deposits(db: Database, settings: Settings, now: datetime) -> int:
     """Ask Stripe about card deposits pending for longer than ``LOOK_UP_AFTER`` and act on what each
     session says of itself, as its event would have: a deposit never depends on a webhook arriving.
@@ -271,18 +284,11 @@ def look_up_pending_deposits(db: Database, settings: Settings, now: datetime) ->
     if NAME not in settings.enabled_providers:
         return 0
     with db.read_only() as session:
-        due = session.execute(
-            select(Deposit.id, Deposit.reference)
-            .where(
-                Deposit.provider == NAME,
-                Deposit.status == DepositStatus.PENDING,
-                Deposit.created_at <= now - LOOK_UP_AFTER,
-            )
-            .order_by(Deposit.created_at, Deposit.id)
-            .limit(100)
-        ).all()
+        due = session.execute(due_for_look_up(now).limit(100)).all()
     decided = 0
     for deposit_id, session_id in due:
+        if session_id is None:  # every card deposit names its session; none to ask about
+            continue
         try:
             found = client(settings).v1.checkout.sessions.retrieve(session_id).to_dict()
         except stripe.StripeError as error:
@@ -310,6 +316,19 @@ def look_up_pending_deposits(db: Database, settings: Settings, now: datetime) ->
     return decided
 
 
+def due_to_send() -> Select[str, int, str, str]:
+    """The Stripe payouts waiting to be sent, with where to, oldest first."""
+    return (
+        select(Payout.id, Payout.amount, Payout.currency, ProviderAccount.account_id)
+        .join(
+            ProviderAccount,
+            (ProviderAccount.user_id == Payout.user_id) & (ProviderAccount.provider == NAME),
+        )
+        .where(Payout.provider == NAME, Payout.status == PayoutStatus.PENDING)
+        .order_by(Payout.created_at, Payout.id)
+    )
+
+
 def send_due_payouts(db: Database, settings: Settings) -> int:
     """Send the pending Stripe payouts as Connect transfers, each with its payout's id as the
     idempotency key, outside any transaction; then settle it (``paid``) in a unit of work of its own, or,
@@ -320,16 +339,7 @@ def send_due_payouts(db: Database, settings: Settings) -> int:
     if NAME not in settings.enabled_providers:
         return 0
     with db.read_only() as session:
-        due = session.execute(
-            select(Payout.id, Payout.amount, Payout.currency, ProviderAccount.account_id)
-            .join(
-                ProviderAccount,
-                (ProviderAccount.user_id == Payout.user_id) & (ProviderAccount.provider == NAME),
-            )
-            .where(Payout.provider == NAME, Payout.status == PayoutStatus.PENDING)
-            .order_by(Payout.created_at, Payout.id)
-            .limit(100)
-        ).all()
+        due = session.execute(due_to_send().limit(100)).all()
     done = 0
     for payout_id, amount, currency, account_id in due:
         try:

@@ -147,6 +147,18 @@ def test_card_money_goes_through_escrow_and_out_to_the_freelancers_stripe_accoun
     assert tick(db, tmp_path, standin) == (0, 0)  # nothing sent twice
     assert len(standin.transfers) == 1
 
+    # Another card deposit of the client's is charged back before it clears: taken back from that
+    # money, nothing lost, the client's payouts held; the ledger verifies (as after every test).
+    second = card_deposit(dana, 30_000)
+    standin.deliver(stripe_url, standin.paid(second["reference"]))
+    assert available(dana, field="pending") == 30_000
+    back = standin.deliver(stripe_url, standin.disputed(second["reference"]))
+    assert back.json()["outcome"] == f"reversed {second['id']}: 0 lost"
+    assert available(dana, field="pending") == 0 and available(dana) == 0
+    held = dana.post("/v1/payouts", {"amount": 1, "currency": USD, "provider": "manual"})
+    assert_error(held, 403, "permission", "payouts_held")
+    assert available(priya) == 0  # the freelancer's paid-out earnings are untouched
+
 
 def test_a_transfer_stripe_refuses_fails_the_payout_and_gives_the_money_back(
     stripe_url: str, standin: StandIn, db: Database, tmp_path: Path

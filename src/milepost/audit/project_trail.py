@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from milepost import events
 from milepost.audit.models import GENESIS_EVENT_HASH, ProjectEvent
+from milepost.audit.service import seal
 from milepost.events import ProjectEventAction
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
-from milepost.kit.macs import KeyRing, ledger_keys
+from milepost.kit.macs import KeyRing
 from milepost.projects.models import Project
 
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -73,16 +74,7 @@ def record_project_event(
         created_at=ctx.now,
         prev_hash=project.last_event_hash or GENESIS_EVENT_HASH,
     )
-    event.hash = project_event_hash(event)
-    signed = ledger_keys(ctx.settings).sign(
-        project_event_mac_message(event.hash, project.last_event_mac)
-    )
-    if signed is not None:
-        event.mac_key_id, event.mac = signed
-    project.event_count = seq
-    project.last_event_hash = event.hash
-    project.last_event_mac = event.mac
-    ctx.session.add(event)
+    seal(ctx, project, event, project_event_hash(event), project_event_mac_message)
     events.publish_project_event(ctx, project, event)
     return event
 

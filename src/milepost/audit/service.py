@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -107,17 +108,44 @@ def record(
         prev_hash=prev_hash,
         entry_id=entries[0].id if entries else None,
     )
-    event.hash = event_hash(event)
-    # Made here, before the insert, from the head on the already locked milestone row: no extra query.
-    signed = ledger_keys(ctx.settings).sign(event_mac_message(event.hash, milestone.last_event_mac))
-    if signed is not None:
-        event.mac_key_id, event.mac = signed
-    milestone.event_count = seq
-    milestone.last_event_hash = event.hash
-    milestone.last_event_mac = event.mac
-    ctx.session.add(event)
+    # Signed here, before the insert, from the head on the already locked milestone row: no extra query.
+    seal(ctx, milestone, event, event_hash(event), event_mac_message)
     events.publish_event(ctx, milestone, event)
     return event
+
+
+class ChainHead(Protocol):
+    """Where a chain keeps its head: a milestone row, a project row."""
+
+    event_count: int
+    last_event_hash: str
+    last_event_mac: str | None
+
+
+class ChainedEvent(Protocol):
+    seq: int
+    hash: str
+    mac_key_id: str | None
+    mac: str | None
+
+
+def seal(
+    ctx: Context,
+    head: ChainHead,
+    event: ChainedEvent,
+    digest: str,
+    mac_message: Callable[[str, str | None], str],
+) -> None:
+    """Give a new event its hash and, with a ledger key, its MAC (over the hash and the previous
+    event's MAC, read from the head), move the chain's head to it and add it to the unit of work."""
+    event.hash = digest
+    signed = ledger_keys(ctx.settings).sign(mac_message(digest, head.last_event_mac))
+    if signed is not None:
+        event.mac_key_id, event.mac = signed
+    head.event_count = event.seq
+    head.last_event_hash = digest
+    head.last_event_mac = event.mac
+    ctx.session.add(event)
 
 
 def list_events(ctx: Context, milestone_id: str) -> list[MilestoneEvent]:

@@ -157,21 +157,32 @@ def reinstate_deposit(ctx: Context, reversal: DepositReversal) -> DepositReversa
         "loss_recovered": reversal.loss,
         "payouts_resumed": resumed,
     }
-    notify(
-        ctx,
-        Notice.DEPOSIT_REINSTATED,
-        user_ids=[owner.id],
-        data=data,
-        key=f"{Notice.DEPOSIT_REINSTATED.value}:{deposit.id}",
-    )
-    notify(
-        ctx,
-        Notice.STAFF_DEPOSIT_REINSTATED,
-        user_ids=_staff_ids(ctx),
-        data={**data, "user_id": owner.id},
-        key=f"{Notice.STAFF_DEPOSIT_REINSTATED.value}:{deposit.id}",
+    _tell_owner_and_staff(
+        ctx, deposit, (Notice.DEPOSIT_REINSTATED, Notice.STAFF_DEPOSIT_REINSTATED), data
     )
     return reversal
+
+
+def _tell_owner_and_staff(
+    ctx: Context, deposit: Deposit, notices: tuple[Notice, Notice], data: dict[str, object]
+) -> None:
+    """The deposit's owner gets the first notice, staff the second (with whose deposit it was), each
+    once per deposit."""
+    owner_notice, staff_notice = notices
+    notify(
+        ctx,
+        owner_notice,
+        user_ids=[deposit.user_id],
+        data=data,
+        key=f"{owner_notice.value}:{deposit.id}",
+    )
+    notify(
+        ctx,
+        staff_notice,
+        user_ids=_staff_ids(ctx),
+        data={**data, "user_id": deposit.user_id},
+        key=f"{staff_notice.value}:{deposit.id}",
+    )
 
 
 def _staff_ids(ctx: Context) -> list[str]:
@@ -214,19 +225,8 @@ def _tell(ctx: Context, deposit: Deposit, reversal: DepositReversal) -> None:
         "from_wallet": reversal.from_pending + reversal.from_available,
         "loss": reversal.loss,
     }
-    notify(
-        ctx,
-        Notice.DEPOSIT_REVERSED,
-        user_ids=[deposit.user_id],
-        data=data,
-        key=f"{Notice.DEPOSIT_REVERSED.value}:{deposit.id}",
-    )
-    notify(
-        ctx,
-        Notice.STAFF_DEPOSIT_REVERSED,
-        user_ids=_staff_ids(ctx),
-        data={**data, "user_id": deposit.user_id},
-        key=f"{Notice.STAFF_DEPOSIT_REVERSED.value}:{deposit.id}",
+    _tell_owner_and_staff(
+        ctx, deposit, (Notice.DEPOSIT_REVERSED, Notice.STAFF_DEPOSIT_REVERSED), data
     )
 
 

@@ -9,8 +9,6 @@ over every project.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from itertools import groupby
 from typing import Any
@@ -22,12 +20,12 @@ from milepost import events
 from milepost.audit.models import GENESIS_EVENT_HASH, ProjectEvent
 from milepost.audit.service import seal
 from milepost.events import ProjectEventAction
+from milepost.kit.canonical import canonical_hash
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing
 from milepost.projects.models import Project
 
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, default=str)
 BATCH = 2_000
 
 
@@ -43,7 +41,7 @@ def project_event_hash(event: ProjectEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
-    return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode()).hexdigest()
+    return canonical_hash(payload)
 
 
 def project_event_mac_message(event_hash: str, prev_mac: str | None) -> str:

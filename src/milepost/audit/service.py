@@ -7,8 +7,6 @@ the plain hashes, leaves MACs that only the key could have made right.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +16,7 @@ from sqlalchemy import select
 from milepost import events
 from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
 from milepost.events import EventAction
+from milepost.kit.canonical import canonical_hash
 from milepost.kit.context import Context
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
@@ -26,11 +25,6 @@ from milepost.ledger.service import take_unlinked
 from milepost.milestones.models import Milestone
 
 GENESIS_HASH = GENESIS_EVENT_HASH
-
-
-# json.dumps(payload, sort_keys=True, default=str), with the encoder made once: ``ledger verify``
-# hashes every event.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def event_hash(event: MilestoneEvent) -> str:
@@ -48,7 +42,7 @@ def event_hash(event: MilestoneEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
-    return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode()).hexdigest()
+    return canonical_hash(payload)
 
 
 def event_mac_message(event_hash: str, prev_mac: str | None) -> str:

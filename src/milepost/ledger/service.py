@@ -13,8 +13,6 @@ and names the entry back. An entry no event took by the commit is left naming no
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Executable, Select, bindparam, event, select, union_all
 from sqlalchemy.orm import Session
 
+from milepost.kit.canonical import canonical_hash, canonical_json
 from milepost.kit.context import Context
 from milepost.kit.db import increment_at_commit, insert_new, is_sqlite
 from milepost.kit.errors import InsufficientFunds
@@ -98,10 +97,6 @@ class LedgerImbalance(AssertionError):
     """A programming error: an entry whose legs do not sum to zero must never be written."""
 
 
-# json.dumps(payload, sort_keys=True), with the encoder made once: ``ledger verify`` hashes every entry.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True)
-
-
 def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) -> str:
     """SHA-256 over an entry and its postings as (account key, amount, currency)."""
     payload = {
@@ -111,13 +106,13 @@ def entry_hash(entry: JournalEntry, postings: Sequence[tuple[str, int, str]]) ->
         "created_at": entry.created_at.isoformat(),
         "postings": sorted([key, amount, currency] for key, amount, currency in postings),
     }
-    return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode()).hexdigest()
+    return canonical_hash(payload)
 
 
 def entry_mac_message(entry: JournalEntry) -> str:
     """What an entry's MAC signs: its hash (the entry and its postings) and the memo and actor, which
     the hash leaves out."""
-    return "journal_entry|" + json.dumps([entry.hash, entry.memo, entry.actor_id])
+    return "journal_entry|" + canonical_json([entry.hash, entry.memo, entry.actor_id])
 
 
 def _new_account_row(ctx: Context, ref: AccountRef) -> dict[str, object]:

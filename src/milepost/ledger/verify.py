@@ -141,23 +141,30 @@ def verify_ledger(
     report = VerifyReport(macs_checked=keys.configured)
     if not keys.configured:
         report.notes.append(NOT_CONFIGURED_NOTE)
-    if session.get_bind().dialect.name == "sqlite":
-        progress.stage("SQLite quick_check")
-        report.problems.extend(sqlite_quick_check(session.connection()))
+    # On SQLite the file's own check comes first in the report, but runs once the hash checks have
+    # started in their worker processes: it reads the whole file on one core, and the other is theirs.
+    file_checked = session.get_bind().dialect.name != "sqlite"
     try:
         with _hash_checks(session, keys, workers) as (totals, hashes):
-            report.entries = _collect(report, Check.SEALS, totals, hashes, progress)
+            if not file_checked:
+                progress.stage("SQLite quick_check")
+                report.problems.extend(sqlite_quick_check(session.connection()))
+                file_checked = True
+            # What the database sums comes first, while the worker processes hash.
             _check_accounts(session, report, progress)
             _check_milestones(session, report, progress)
             _check_projects(session, report, progress)
             progress.stage("project trails")
             report.problems.extend(check_project_trails(session, keys))
-            report.milestones = _collect(report, Check.TRAILS, totals, hashes, progress)
             _check_links(session, report, progress)
             _check_transfers(session, report, progress)
+            report.entries = _collect(report, Check.SEALS, totals, hashes, progress)
+            report.milestones = _collect(report, Check.TRAILS, totals, hashes, progress)
     except DBAPIError as error:
         # A damaged file can fail the reads themselves: that is a finding, not a crash of the check.
         first_line = str(error.orig).strip().splitlines()[0]
+        if not file_checked:  # the counts that come before it failed: say what is damaged first
+            report.problems.extend(sqlite_quick_check(session.connection()))
         report.problems.append(f"the ledger could not be read to the end: {first_line}")
     if any(problem.endswith(UNSIGNED) for problem in report.problems):
         report.notes.append(

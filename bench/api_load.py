@@ -120,11 +120,16 @@ def start_server(url: str, workers: int, workdir: Path) -> tuple[subprocess.Pope
         stderr=subprocess.DEVNULL,  # request logs would cost the benchmark its own I/O
         start_new_session=True,
     )
+    return wait_until_serving(process, port), port
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
+    """The server once it answers on ``port`` (its OpenAPI document), within 30 s; else stopped."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1):
-                return process, port
+                return process
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     stop_server(process)

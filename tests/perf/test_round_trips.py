@@ -48,11 +48,11 @@ BUDGETS: dict[str, dict[str, int]] = {
     # of its milestones: a deliberate trade, measured in the README, not a regression to let pass.
     "sqlite": {
         "fund": 18,
-        "approve": 22,
+        "approve": 19,
         "release (partial)": 19,
         "submit": 15,
         "create milestone": 17,
-        "deposit": 16,
+        "deposit": 15,
         "payout": 20,
         "token auth (GET /v1/me)": 3,
     },

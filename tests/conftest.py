@@ -27,13 +27,13 @@ from milepost.ledger.verify import verify_ledger
 from tests.world import World
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", "postgres"]
 
 # No time limit per example: what the property tests check is what comes out, not how fast, and on a
 # shared machine an example's time varies with the neighbours (Hypothesis's default, 200 ms, made the
 # outcome depend on them).
 settings.register_profile("milepost", deadline=None)
 settings.load_profile("milepost")
-BACKENDS = ["sqlite", "postgres"]
 
 
 def _postgres_admin_url() -> tuple[str | None, str]:

@@ -179,11 +179,11 @@ def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[
     return list(ctx.session.scalars(query, keys))
 
 
-def _referenced_pending(session: Session) -> bool:
+def _must_flush_first(session: Session) -> bool:
     """Whether a row the ledger reads, or an entry or its postings refer to, waits in the unit of work:
     a new milestone, user or account, or a balance changed in memory. Those are flushed before the
     ledger reads accounts (a read would miss a new one, and with ``populate_existing`` overwrite a
-    changed balance) or inserts an entry."""
+    changed balance) and so before it inserts an entry."""
     return any(getattr(obj, "__tablename__", None) in _REFERENCED for obj in session.new) or any(
         isinstance(obj, Account) for obj in session.dirty
     )
@@ -203,7 +203,7 @@ def _accounts(
     if not by_key:
         return {}
     session = ctx.session
-    if _referenced_pending(session):
+    if _must_flush_first(session):
         session.flush()
     # Nothing else pending bears on these accounts: it stays in the unit of work (an approval's event,
     # its milestone's UPDATE, its notifications) to go with the rest at commit, in one flush.

@@ -821,7 +821,7 @@ class Database:
         session = (self._autocommit_read_sessions if autocommit else self._read_sessions)()
         try:
             yield session
-            if self._postgres:
+            if self._postgres and not autocommit:
                 _end_read(session)
         except DBAPIError as error:
             if is_unreachable(error):

@@ -121,8 +121,8 @@ def _count_failure(ctx: Context, subject: str) -> None:
 
 # Built once: every authenticated request runs it, and building it cost more CPU than executing it.
 _TOKEN_AND_USER = (
-    select(ApiToken, User)
-    .join(User, User.id == ApiToken.user_id)
+    select(User, ApiToken.revoked_at, ApiToken.expires_at)
+    .join(ApiToken, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
@@ -131,14 +131,14 @@ def user_for_token(ctx: Context, token: str) -> User:
     """The user a live token belongs to, or AuthenticationFailed (401): ``invalid_token`` for a revoked
     or unknown token, ``token_expired`` for one past its ``expires_at``."""
     row = ctx.session.execute(_TOKEN_AND_USER, {"token_hash": hash_token(token)}).first()
-    if row is None or row[0].revoked_at is not None:
+    if row is None or row.revoked_at is not None:
         raise AuthenticationFailed("The token is unknown or revoked.", code="invalid_token")
-    if row[0].expires_at <= ctx.now:
+    if row.expires_at <= ctx.now:
         raise AuthenticationFailed(
             "The token has expired; sign in again for a new one (POST /v1/tokens).",
             code="token_expired",
         )
-    return row[1]
+    return row[0]
 
 
 def token_record(ctx: Context, token: str) -> ApiToken | None:

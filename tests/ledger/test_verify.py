@@ -19,6 +19,7 @@ from milepost.audit.models import MilestoneEvent
 from milepost.cli import app
 from milepost.disputes import service as disputes
 from milepost.kit.db import Database
+from milepost.ledger import verify_hashes
 from milepost.ledger.models import Account, EntryKind, JournalEntry, Posting
 from milepost.ledger.service import user_account
 from milepost.ledger.verify import VerifyReport
@@ -216,9 +217,18 @@ def test_an_event_deleted_from_the_middle_of_a_chain_is_caught(world: World, db:
 
 @pytest.mark.tampers
 @pytest.mark.parametrize("how_many", [1, "all"])
+@pytest.mark.parametrize("range_rows", [None, 1])
 def test_events_deleted_from_the_end_of_a_chain_are_caught(
-    world: World, db: Database, how_many: int | str
+    world: World,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    how_many: int | str,
+    range_rows: int | None,
 ) -> None:
+    """Also with every milestone a range of its own: the range bounds the join to the events too, and
+    a milestone left without any must still be read."""
+    if range_rows is not None:
+        monkeypatch.setattr(verify_hashes, "RANGE_ROWS", range_rows)
     b = busy(world)
     with db.read_only() as session:
         seqs = session.scalars(

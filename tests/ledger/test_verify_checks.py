@@ -21,7 +21,14 @@ EXTERNAL = "external:sandbox:USD"
 
 @pytest.mark.tampers
 @pytest.mark.parametrize("left", [1, 0])
-def test_an_entry_that_lost_postings_is_caught(world: World, db: Database, left: int) -> None:
+@pytest.mark.parametrize("range_rows", [None, 1])
+def test_an_entry_that_lost_postings_is_caught(
+    world: World, db: Database, monkeypatch: pytest.MonkeyPatch, left: int, range_rows: int | None
+) -> None:
+    """Also with every entry a range of its own: the range bounds the join to the postings too, and an
+    entry left without any must still be read."""
+    if range_rows is not None:
+        monkeypatch.setattr(verify_hashes, "RANGE_ROWS", range_rows)
     busy(world)
     entry = entry_of(db, EntryKind.DEPOSIT)
     postings = postings_of(db, entry.id)

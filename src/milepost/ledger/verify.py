@@ -249,12 +249,17 @@ def _check_accounts(session: Session, report: VerifyReport, progress: Progress) 
 
 
 def _check_milestones(session: Session, report: VerifyReport, progress: Progress) -> None:
-    """Every milestone's funded amount against released + refunded + its escrow's postings, and its fee
-    against the fee postings of its entries: summed by the database, which sends back the failures."""
+    """Every milestone's funded amount against released + refunded + its escrow, and its fee against the
+    fee postings of its entries: summed by the database, which sends back the failures.
+
+    The escrow is its accounts' balances rather than a second sum of their postings: ``_check_accounts``
+    has compared every balance with its postings already, so a milestone whose postings and balance
+    disagree is reported there, and a milestone whose amounts disagree with its escrow is reported here
+    either way (on PostgreSQL, at 1M postings without statistics, the second pass over every posting
+    took about 1.2 s of the database's 2.9 s for this query)."""
     progress.stage("milestone amounts")
     escrow = (
-        select(Account.milestone_id, func.sum(Posting.amount).label("held"))
-        .join(Posting, Posting.account_id == Account.id)
+        select(Account.milestone_id, func.sum(Account.balance).label("held"))
         .where(Account.kind == AccountKind.ESCROW)
         .group_by(Account.milestone_id)
         .subquery()

@@ -185,15 +185,25 @@ def _hash_checks(
     """The hash checks, cut into ranges: started now in worker processes (so that they run while this
     process goes on with the sums), or to be run here when collected."""
     totals = {Check.SEALS: _count(session, JournalEntry), Check.TRAILS: _count(session, Milestone)}
-    parts = {check: ranges(session, check, totals[check]) for check in Check}
     url = session.connection().engine.url
     in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
     if workers < 2 or sum(totals.values()) < SPREAD_FROM or in_memory:
+        parts = {check: ranges(session, check, totals[check]) for check in Check}
         yield totals, {check: here(session, parts[check], keys) for check in Check}
         return
+    # The worker processes start before the ranges are cut (one pass over each id index), so that
+    # they import while this process reads. The audit trails go first: a range of milestones takes
+    # about three times as long to check as a range of entries, and with the longer tasks queued first
+    # the processes finish closer together (the last task left to one of them is a short one).
     pool = spread_over(url.render_as_string(hide_password=False), workers)
     try:
-        yield totals, {check: submit(pool, parts[check], keys) for check in Check}
+        yield (
+            totals,
+            {
+                check: submit(pool, ranges(session, check, totals[check]), keys)
+                for check in (Check.TRAILS, Check.SEALS)
+            },
+        )
     except BaseException:
         pool.shutdown(cancel_futures=True)
         raise

@@ -14,15 +14,11 @@ from hypothesis import strategies as st
 
 from milepost.kit import canonical
 from milepost.kit.canonical import canonical_hash, canonical_json
+from tests.json_values import nested, scalars
 
-scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
 # What a row's ``data`` can hold, and values only ``default=str`` can write.
 opaque = st.decimals(allow_nan=False, allow_infinity=False) | st.datetimes(timezones=st.just(UTC))
-payloads = st.recursive(
-    scalars | opaque,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+payloads = nested(scalars | opaque)
 
 
 def reference(payload: Any) -> str:

@@ -11,12 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from milepost.ledger.verify_hashes import _json
+from tests.json_values import nested, scalars
 
-documents = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+documents = nested(scalars)
 around = st.sampled_from(["", " ", "\n", " \t\n "])
 
 

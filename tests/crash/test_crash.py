@@ -48,7 +48,7 @@ def test_sigkill_under_load_loses_and_doubles_nothing(kind: str, tmp_path: Path)
         tmp_path,
         rounds=ROUNDS,
         clients=6,
-        worker_milestones=60 if kind == "postgres" else 30,
+        worker_milestones=60,
         worker_kill_count=ROUNDS,
     )
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import NoMatchFound
 
 from milepost import __version__
 from milepost.health import MetricsMiddleware, install_health_routes
@@ -170,8 +171,22 @@ def app_from_environment() -> FastAPI:
 
     configure_logging()
     app = create_app(Settings())
+    _build_every_route(app)
     _freeze_what_lives_as_long_as_the_process()
     return app
+
+
+def _build_every_route(app: FastAPI) -> None:
+    """Have FastAPI build now what it would build for the first requests: FastAPI 0.165 builds an
+    included router's routes (their dependencies, validators and serializers: some 30,000 objects and
+    0.3-0.4 s of CPU here) when a request is first matched against them. Built here, they are frozen
+    with the rest below, and no early request waits for them. Looking up a name no route has walks
+    every route (public API; where FastAPI builds routes eagerly, it costs nothing). Measured under
+    ``bench/api_load.py`` (PostgreSQL, 16 clients, three pairs against the code without it): the full
+    collections of the measured 20 s took at most 18-21 ms each and 93-127 ms in all, against 38-41 ms
+    and 196-318 ms."""
+    with suppress(NoMatchFound):
+        app.url_path_for("(no route has this name)")
 
 
 def _freeze_what_lives_as_long_as_the_process() -> None:

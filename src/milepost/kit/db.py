@@ -40,6 +40,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Table,
+    bindparam,
     create_engine,
     event,
     inspect,
@@ -541,17 +542,32 @@ def _increment_now(session: Session) -> None:
         if not changes:
             continue
         row_id = table_and_id[1]
-        (key,) = inspect(model).primary_key
+        columns = tuple(sorted(changes))
         # Queued with the flush (no answer awaited: its error, if any, fails the commit).
         session.execute(
-            update(model)
-            .where(key == row_id)
-            .values({column: getattr(model, column) + delta for column, delta in changes.items()})
-            .execution_options(synchronize_session=False, **QUEUED)
+            _adding_to(model, columns),
+            {"row_id": row_id, **{f"add_{column}": changes[column] for column in columns}},
         )
         loaded = session.identity_map.get(session.identity_key(model, row_id))
         if loaded is not None:
-            session.expire(loaded, list(changes))
+            session.expire(loaded, list(columns))
+
+
+@functools.cache
+def _adding_to(model: type[Base], columns: tuple[str, ...]) -> Any:
+    """``UPDATE <model's table> SET column = column + :add_column, ... WHERE id = :row_id``, built once
+    per model and set of columns (a handful: an account's balances, a project's totals), its values
+    bound, so it is not built, keyed and looked up in the compiled cache anew at every commit."""
+    table = cast(Table, model.__table__)
+    (key,) = table.primary_key.columns
+    # On the table rather than the mapped class: an ORM UPDATE is copied (annotated) at every
+    # execution, which made it keyed anew each time however it was built.
+    return (
+        update(table)
+        .where(key == bindparam("row_id"))
+        .values({column: table.c[column] + bindparam(f"add_{column}") for column in columns})
+        .execution_options(**QUEUED)
+    )
 
 
 @event.listens_for(Session, "after_soft_rollback")

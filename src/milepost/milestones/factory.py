@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from milepost.audit import service as audit
 from milepost.events import EventAction
@@ -26,10 +26,13 @@ from milepost.projects.models import Project
 def next_position(ctx: Context, project_id: str) -> int:
     """The position of the project's next milestone. The caller holds the project row lock, so two
     milestones of one project are numbered one at a time."""
-    highest = ctx.session.scalar(
-        select(func.max(Milestone.position)).where(Milestone.project_id == project_id)
-    )
+    highest = ctx.session.scalar(_HIGHEST_POSITION, {"project_id": project_id})
     return (highest or 0) + 1
+
+
+_HIGHEST_POSITION = select(func.max(Milestone.position)).where(
+    Milestone.project_id == bindparam("project_id")
+)
 
 
 def new_milestone(

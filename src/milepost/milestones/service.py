@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 
 from milepost.audit import service as audit
 from milepost.events import EventAction
@@ -315,9 +315,7 @@ def submit(
         raise ValidationFailed(
             "A delivery needs a note or evidence.", code="missing", param="evidence"
         )
-    revision = (
-        ctx.session.scalar(select(func.count()).where(Submission.milestone_id == milestone.id)) or 0
-    ) + 1
+    revision = (ctx.session.scalar(_SUBMISSIONS, {"milestone_id": milestone.id}) or 0) + 1
     submission = Submission(
         id=new_id("sub"),
         milestone_id=milestone.id,
@@ -340,6 +338,9 @@ def submit(
     )
     ctx.session.flush()
     return submission
+
+
+_SUBMISSIONS = select(func.count()).where(Submission.milestone_id == bindparam("milestone_id"))
 
 
 def list_submissions(ctx: Context, milestone_id: str) -> list[Submission]:

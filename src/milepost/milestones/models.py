@@ -17,12 +17,12 @@ from sqlalchemy import (
     and_,
     case,
     event,
-    inspect,
     literal_column,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, Mapper, mapped_column, object_session
+from sqlalchemy.orm import Mapped, Mapper, PassiveFlag, mapped_column, object_session
+from sqlalchemy.orm.attributes import get_history
 
 from milepost.kit.db import Base, Money, UTCDateTime, increment_at_commit, json_column, str_enum
 from milepost.milestones.state import MilestoneStatus
@@ -164,10 +164,10 @@ def _count_new(_mapper: Mapper[Milestone], _connection: Connection, milestone: M
 def _count_change(
     _mapper: Mapper[Milestone], _connection: Connection, milestone: Milestone
 ) -> None:
-    state = inspect(milestone)
-
     def before(_milestone: Milestone, key: str) -> Any:
-        deleted = state.attrs[key].history.deleted
+        # The attribute's own history: ``inspect(milestone).attrs[key]`` would first build a view of
+        # every attribute of the milestone, at each of the six reads.
+        deleted = get_history(milestone, key, PassiveFlag.PASSIVE_NO_INITIALIZE).deleted
         return deleted[0] if deleted else getattr(milestone, key)
 
     now, then = _shares(milestone, getattr), _shares(milestone, before)

@@ -706,16 +706,7 @@ def test_a_server_process_keeps_what_it_built_at_start_out_of_full_collections(
         "app_from_environment()\n"
         "print(before, gc.get_freeze_count(), len(gc.get_objects()))\n"
     )
-    upgrade_schema(sqlite_url)
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean_env(MILEPOST_DATABASE_URL=sqlite_url, MILEPOST_RUN_WORKER="false"),
-    )
-    assert result.returncode == 0, result.stderr
-    before, frozen, still_tracked = map(int, result.stdout.split())
+    before, frozen, still_tracked = _server_probe(sqlite_url, probe)
     assert before == 0
     assert frozen > 100_000  # the imports, the app and its routes (some 250,000 objects)
     assert still_tracked < frozen / 10
@@ -758,17 +749,23 @@ def test_a_server_process_builds_its_routes_before_the_first_request(sqlite_url:
     # FastAPI builds an included router's routes when a request is first matched against them (some
     # 30,000 objects here): built at start-up instead, they are frozen with the rest, and no early
     # request waits for them.
+    after_first, after_second = _server_probe(sqlite_url, _FIRST_REQUESTS_PROBE)
+    # The first round builds only what any first use of the HTTP machinery does (about 2,000 objects;
+    # some 34,000 when the routes were built on demand); the second, next to nothing.
+    assert after_first < 10_000, (after_first, after_second)
+    assert after_second < 1_000, (after_first, after_second)
+
+
+def _server_probe(sqlite_url: str, probe: str) -> list[int]:
+    """Run ``probe`` in a Python process of its own with the server's environment (a migrated SQLite
+    database, no worker) and read back the integers it prints."""
     upgrade_schema(sqlite_url)
     result = subprocess.run(
-        [sys.executable, "-c", _FIRST_REQUESTS_PROBE],
+        [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         timeout=120,
         env=clean_env(MILEPOST_DATABASE_URL=sqlite_url, MILEPOST_RUN_WORKER="false"),
     )
     assert result.returncode == 0, result.stderr
-    after_first, after_second = map(int, result.stdout.split())
-    # The first round builds only what any first use of the HTTP machinery does (about 2,000 objects;
-    # some 34,000 when the routes were built on demand); the second, next to nothing.
-    assert after_first < 10_000, (after_first, after_second)
-    assert after_second < 1_000, (after_first, after_second)
+    return [int(value) for value in result.stdout.split()]

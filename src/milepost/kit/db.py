@@ -558,14 +558,17 @@ def _adding_to(model: type[Base], columns: tuple[str, ...]) -> Any:
     """``UPDATE <model's table> SET column = column + :add_column, ... WHERE id = :row_id``, built once
     per model and set of columns (a handful: an account's balances, a project's totals), its values
     bound, so it is not built, keyed and looked up in the compiled cache anew at every commit."""
-    table = cast(Table, model.__table__)
-    (key,) = table.primary_key.columns
+    mapper = inspect(model)
+    (key,) = mapper.primary_key
     # On the table rather than the mapped class: an ORM UPDATE is copied (annotated) at every
     # execution, which made it keyed anew each time however it was built.
+    adding = {
+        mapper.columns[name]: mapper.columns[name] + bindparam(f"add_{name}") for name in columns
+    }
     return (
-        update(table)
+        update(cast(Table, model.__table__))
         .where(key == bindparam("row_id"))
-        .values({column: table.c[column] + bindparam(f"add_{column}") for column in columns})
+        .values(adding)
         .execution_options(**QUEUED)
     )
 

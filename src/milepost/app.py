@@ -190,7 +190,7 @@ def _build_every_route(app: FastAPI) -> None:
 
 
 def _freeze_what_lives_as_long_as_the_process() -> None:
-    """Move what the server process has built by now (its imports, the app, its routes, some 250,000
+    """Move what the server process has built by now (its imports, the app, its routes, some 300,000
     objects) out of the cyclic garbage collector's sight (``gc.freeze``), after one collection, so
     that a full collection scans only what the requests leave behind. A full collection holds the GIL
     and so stops every request of the process: measured under ``bench/api_load.py`` (PostgreSQL, 16

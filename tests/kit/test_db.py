@@ -44,3 +44,34 @@ def test_database_refuses_a_row_that_breaks_a_foreign_key(db: Database) -> None:
                 " false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
+
+
+def test_a_process_reuses_its_postgres_connections_across_bursts_of_concurrent_requests(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Twenty requests at once, three times: the same twenty PostgreSQL server processes serve every
+    burst. A connection pool that closes what it lent above its kept size would start new server
+    processes at every burst (each a fork on the database's machine, its prepared statements lost)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = make_database(request, "postgres", tmp_path)
+    at_once = 20
+    together = threading.Barrier(at_once, timeout=30)
+
+    def one_request() -> int:
+        with db.read_only() as session:
+            server_process = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            together.wait()  # every request holds its connection at the same moment
+        return server_process
+
+    try:
+        server_processes: set[int] = set()
+        with ThreadPoolExecutor(at_once) as threads:
+            for _burst in range(3):
+                burst = list(threads.map(lambda _: one_request(), range(at_once)))
+                assert len(set(burst)) == at_once
+                server_processes.update(burst)
+        assert len(server_processes) == at_once
+    finally:
+        db.dispose()

@@ -192,6 +192,10 @@ _flushing: ContextVar[bool] = ContextVar("milepost_flushing", default=False)
 # first (LIFO), so the busy ones stay busy and only the spare ones age.
 IDLE_CHECK_SECONDS = 0.2
 
+# The most connections one process opens to PostgreSQL, all kept once opened (the pool hands out the most
+# recently used first, so a process that needs fewer keeps using the same few).
+POOL_CONNECTIONS = 30
+
 
 class _PipelinedDialect(PGDialect_psycopg):
     """psycopg's dialect, with the ORM's matched-rows check off while a flush is queued in a pipeline
@@ -391,13 +395,16 @@ def _postgres_engine(url: str, pooler: Pooler) -> Engine:
         connect_args["options"] = f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"
     # reset_on_return=None: the checkin hook below rolls back only a connection that is still in a
     # transaction (the pool's own reset would send a ROLLBACK, and leave pipeline mode, every time).
+    # POOL_CONNECTIONS kept, no overflow: an overflow connection is closed when it comes back, so a
+    # process that often needs one more than the pool keeps would open a new one (a new server process,
+    # its prepared statements lost) several times a second.
     engine = create_engine(
         url,
         pool_pre_ping=False,
         pool_reset_on_return=None,
         pool_use_lifo=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=POOL_CONNECTIONS,
+        max_overflow=0,
         connect_args=connect_args,
     )
     engine.dialect.__class__ = _PipelinedDialect  # same driver, same settings; see the class

@@ -76,6 +76,9 @@ def _environment(*, html: bool) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # Templates are package files, fixed while the process runs: not checked on disk (a stat
+        # each) at every notification.
+        auto_reload=False,
     )
     environment.filters["money"] = _money
     environment.filters["plural"] = _plural

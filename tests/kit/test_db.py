@@ -75,3 +75,44 @@ def test_a_process_reuses_its_postgres_connections_across_bursts_of_concurrent_r
         assert len(server_processes) == at_once
     finally:
         db.dispose()
+
+
+def test_a_row_queued_for_the_flush_is_written_after_the_objects_it_refers_to_and_seen_at_once(
+    db: Database,
+) -> None:
+    """A row queued with ``insert_at_flush`` (an audit event, a notification) may refer to a row the same
+    unit of work added as an object; a query later in that unit of work sees it; and it is written only
+    if the unit of work commits."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from milepost.kit.db import insert_at_flush
+    from milepost.notifications.models import Notification
+    from milepost.users.models import User
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+    def user_and_notification(user_id: str) -> dict[str, object]:
+        row = {"id": f"ntf_{user_id}", "user_id": user_id, "kind": "generic", "title": "Hello"}
+        return {**row, "body": "A body", "data": {"n": 1}, "created_at": now}
+
+    with db.unit_of_work() as session:
+        session.add(
+            User(id="usr_q1", email="q1@example.com", name="Q", password_hash="x", created_at=now)
+        )
+        insert_at_flush(session, Notification, user_and_notification("usr_q1"))
+        seen = session.scalar(select(Notification.title).where(Notification.user_id == "usr_q1"))
+        assert seen == "Hello"
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned), db.unit_of_work() as session:
+        insert_at_flush(session, Notification, {**user_and_notification("usr_q1"), "id": "ntf_2"})
+        raise Abandoned
+
+    with db.read_only() as session:
+        rows = session.execute(select(Notification.id, Notification.data)).all()
+        assert [tuple(row) for row in rows] == [("ntf_usr_q1", {"n": 1})]
+        assert session.scalar(select(func.count()).select_from(User)) == 1

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from milepost import events
-from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent
+from milepost.audit.models import GENESIS_EVENT_HASH, MilestoneEvent, ProjectEvent
 from milepost.events import EventAction
 from milepost.kit.canonical import canonical_hash
 from milepost.kit.context import Context
+from milepost.kit.db import insert_at_flush, row_of
 from milepost.kit.ids import new_id
 from milepost.kit.macs import KeyRing, ledger_keys
 from milepost.ledger.models import ENTRY_ACTIONS
@@ -116,22 +117,16 @@ class ChainHead(Protocol):
     last_event_mac: str | None
 
 
-class ChainedEvent(Protocol):
-    seq: int
-    hash: str
-    mac_key_id: str | None
-    mac: str | None
-
-
 def seal(
     ctx: Context,
     head: ChainHead,
-    event: ChainedEvent,
+    event: MilestoneEvent | ProjectEvent,
     digest: str,
     mac_message: Callable[[str, str | None], str],
 ) -> None:
     """Give a new event its hash and, with a ledger key, its MAC (over the hash and the previous
-    event's MAC, read from the head), move the chain's head to it and add it to the unit of work."""
+    event's MAC, read from the head), move the chain's head to it and queue its row for the unit of work's
+    next flush (an event is never changed once written: no object of the session)."""
     event.hash = digest
     signed = ledger_keys(ctx.settings).sign(mac_message(digest, head.last_event_mac))
     if signed is not None:
@@ -139,7 +134,7 @@ def seal(
     head.event_count = event.seq
     head.last_event_hash = digest
     head.last_event_mac = event.mac
-    ctx.session.add(event)
+    insert_at_flush(ctx.session, type(event), row_of(event))
 
 
 def list_events(ctx: Context, milestone_id: str) -> list[MilestoneEvent]:

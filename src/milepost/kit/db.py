@@ -43,6 +43,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    insert,
     inspect,
     text,
     update,
@@ -256,8 +257,72 @@ class PipelinedSession(Session):
         token = _flushing.set(True)
         try:
             super().flush(objects)
+            _insert_queued(self)
         finally:
             _flushing.reset(token)
+
+
+# Rows written once and never changed in the unit of work that writes them (audit events, notifications)
+# are not ORM objects of the session: building, tracking and flushing one through the unit of work cost
+# several times what its INSERT does. ``insert_at_flush`` queues such a row; the session's next flush
+# (explicit, before a query, or before COMMIT) writes the queued rows of each table in one statement,
+# after the ORM's own rows, so a queued row may refer to a row the same unit of work added as an object.
+_QUEUED_INSERTS = "milepost_inserts_at_flush"
+
+
+def insert_at_flush(session: Session, model: type[Base], row: dict[str, Any]) -> None:
+    """INSERT ``row`` (column name -> value) into ``model``'s table at this session's next flush; nothing
+    if the unit of work rolls back first. Queue a row after the queued rows it refers to: the tables'
+    rows go in the order each table's first row was queued."""
+    queued: dict[type[Base], list[dict[str, Any]]] = session.info.setdefault(_QUEUED_INSERTS, {})
+    queued.setdefault(model, []).append(row)
+
+
+def tables_queued(session: Session) -> set[str]:
+    """The names of the tables with rows queued by ``insert_at_flush`` in this session."""
+    queued: dict[type[Base], list[dict[str, Any]]] = session.info.get(_QUEUED_INSERTS, {})
+    return {model.__tablename__ for model in queued}
+
+
+def row_of(instance: Base) -> dict[str, Any]:
+    """The column values set on a (transient) mapped ``instance``, for ``insert_at_flush``: a column left
+    unset gets its default in the INSERT, as the ORM would give it."""
+    values = instance.__dict__
+    return {
+        column: values[attribute]
+        for attribute, column in _column_names(type(instance))
+        if attribute in values
+    }
+
+
+@functools.cache
+def _column_names(model: type[Base]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column key) of each of ``model``'s mapped columns."""
+    return tuple(
+        (attribute.key, attribute.columns[0].key) for attribute in inspect(model).column_attrs
+    )
+
+
+def _insert_queued(session: Session) -> None:
+    queued: dict[type[Base], list[dict[str, Any]]] | None = session.info.pop(_QUEUED_INSERTS, None)
+    if not queued:
+        return
+    connection = session.connection()
+    for (
+        model,
+        rows,
+    ) in queued.items():  # in the order first queued: a table's rows before its dependants'
+        # One executemany per set of columns given (rows of one table nearly always give the same).
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_columns.setdefault(frozenset(row), []).append(row)
+        for same in by_columns.values():
+            connection.execute(_plain_insert(model), same)
+
+
+@functools.cache
+def _plain_insert(model: type[Base]) -> Any:
+    return insert(cast(Table, model.__table__)).execution_options(**QUEUED)
 
 
 def flush_now(session: Session) -> None:
@@ -583,6 +648,7 @@ def _adding_to(model: type[Base], columns: tuple[str, ...]) -> Any:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_increments(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_INCREMENTS, None)
+    session.info.pop(_QUEUED_INSERTS, None)
 
 
 def insert_ignoring_conflicts(

@@ -30,10 +30,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from milepost.kit.canonical import canonical_hash, canonical_json
 from milepost.kit.context import Context
-from milepost.kit.db import QUEUED, increment_at_commit, insert_new, is_sqlite
+from milepost.kit.db import (
+    QUEUED,
+    increment_at_commit,
+    insert_at_flush,
+    insert_new,
+    is_sqlite,
+    tables_queued,
+)
 from milepost.kit.errors import InsufficientFunds
 from milepost.kit.ids import new_id
 from milepost.kit.macs import ledger_keys
@@ -181,12 +189,12 @@ def _read(ctx: Context, locked: Sequence[str], unlocked: Sequence[str]) -> list[
 
 def _must_flush_first(session: Session) -> bool:
     """Whether a row the ledger reads, or an entry or its postings refer to, waits in the unit of work:
-    a new milestone, user or account, or a balance changed in memory. Those are flushed before the
-    ledger reads accounts (a read would miss a new one, and with ``populate_existing`` overwrite a
-    changed balance) and so before it inserts an entry."""
-    return any(getattr(obj, "__tablename__", None) in _REFERENCED for obj in session.new) or any(
-        isinstance(obj, Account) for obj in session.dirty
-    )
+    a new milestone, user or account (an object, or a row queued by ``insert_at_flush``). Those are
+    flushed before the ledger reads accounts (a read would miss a new one) and so before it inserts an
+    entry. Balances are never pending: ``post`` writes them at once."""
+    return any(
+        getattr(obj, "__tablename__", None) in _REFERENCED for obj in session.new
+    ) or not _REFERENCED.isdisjoint(tables_queued(session))
 
 
 def _accounts(
@@ -251,7 +259,9 @@ def open_escrow(ctx: Context, milestone_id: str, currency: str) -> None:
     """Open a new milestone's escrow account (balance 0) with the milestone: written with the milestone's
     own INSERT, so its first funding finds the account and only locks it. A milestone made before this
     has none until its first funding, which creates it (``_accounts``)."""
-    ctx.session.add(Account(**_new_account_row(ctx, escrow_account(milestone_id, currency))))
+    insert_at_flush(
+        ctx.session, Account, _new_account_row(ctx, escrow_account(milestone_id, currency))
+    )
 
 
 def lock_accounts(ctx: Context, refs: Sequence[AccountRef]) -> dict[str, Account]:
@@ -314,6 +324,13 @@ _WRITE_POSTINGS = insert(_POSTINGS).execution_options(**QUEUED)
 _REFERENCED = frozenset(
     key.target_fullname.split(".")[0] for key in (*_ENTRIES.foreign_keys, *_POSTINGS.foreign_keys)
 ) - {_ENTRIES.name, _POSTINGS.name}
+_ACCOUNTS = cast(Table, Account.__table__)
+_SET_BALANCE = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("row_id"))
+    .values(balance=bindparam("new_balance"))
+    .execution_options(**QUEUED)
+)
 _UNNAME = (
     update(_ENTRIES)
     .where(_ENTRIES.c.id.in_(bindparam("ids", expanding=True)))
@@ -332,6 +349,21 @@ def _forget_unlinked(session: Session) -> None:
 def _forget_unlinked_after_rollback(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_UNLINKED, None)
     session.info.pop(_POSTED, None)
+
+
+def _new_balances(
+    ctx: Context, accounts: dict[str, Account], deltas: dict[str, int]
+) -> list[tuple[Account, int]]:
+    """The new balances of the checked accounts (``post`` writes them with one UPDATE: their rows are
+    locked, see ``_accounts``); the others' deltas are added at commit (``_defer``)."""
+    balances = []
+    for key, delta in deltas.items():
+        account = accounts[key]
+        if account.kind in NON_NEGATIVE_KINDS:
+            balances.append((account, account.balance + delta))
+        else:
+            _defer(ctx, account, delta)
+    return balances
 
 
 def post(
@@ -377,11 +409,7 @@ def post(
         # The id of the audit event the same change records next (audit.record gives it that id).
         event_id=new_id("evt") if milestone_id is not None else None,
     )
-    for key, delta in deltas.items():
-        if accounts[key].kind in NON_NEGATIVE_KINDS:
-            accounts[key].balance += delta
-        else:
-            _defer(ctx, accounts[key], delta)
+    balances = _new_balances(ctx, accounts, deltas)
     entry.hash = entry_hash(entry, [(ref.key, amount, ref.currency) for ref, amount in legs])
     # Made in Python before the insert: no extra query, and no shared row to lock (see verify.py for what
     # a per-entry MAC does and does not show).
@@ -403,8 +431,8 @@ def post(
     # session, read by what comes after in the unit of work (audit.record, posted_in); the one change
     # made to an entry afterwards, an event id no event took, is an UPDATE at commit (_unname_untaken).
     # What they refer to is in the database already (``_accounts`` flushed any of it that was pending);
-    # the ORM's pending changes, the balances changed above among them, stay for the one flush at
-    # commit, with everything else the change writes.
+    # the ORM's pending changes stay for the one flush at commit, with everything else the change
+    # writes.
     with ctx.session.no_autoflush:
         ctx.session.execute(
             _WRITE_ENTRY, [{c.key: getattr(entry, c.key) for c in _ENTRIES.columns}]
@@ -416,6 +444,14 @@ def post(
                 for posting in entry.postings
             ],
         )
+        if balances:
+            ctx.session.execute(
+                _SET_BALANCE,
+                [{"row_id": account.id, "new_balance": balance} for account, balance in balances],
+            )
+    for account, balance in balances:
+        # The value now stored, not a change for the ORM's flush to work out and write again.
+        set_committed_value(account, "balance", balance)
     _keep_unlinked(ctx, entry)
     # Counted for /metrics when the unit of work commits: a refused or rolled-back entry moved nothing.
     count_when_committed(

@@ -22,6 +22,7 @@ from milepost.events import EventAction
 from milepost.files import service as files
 from milepost.kit import validate
 from milepost.kit.context import Context
+from milepost.kit.db import insert_at_flush, row_of
 from milepost.kit.errors import InvalidState, PermissionDenied, ValidationFailed
 from milepost.kit.ids import new_id
 from milepost.kit.pagination import Page, paginate
@@ -325,7 +326,7 @@ def submit(
         evidence=items,
         created_at=ctx.now,
     )
-    ctx.session.add(submission)
+    insert_at_flush(ctx.session, Submission, row_of(submission))  # never changed afterwards
     files.link_to_submission(ctx, submission.id, file_ids)
     milestone.submitted_at = ctx.now
     milestone.review_due_at = ctx.now + timedelta(days=milestone.review_period_days)

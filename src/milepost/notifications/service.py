@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from milepost.audit.models import MilestoneEvent
 from milepost.events import EventAction, NoticeSent
 from milepost.kit.context import Context
-from milepost.kit.db import insert_ignoring_conflicts
+from milepost.kit.db import insert_at_flush, insert_ignoring_conflicts
 from milepost.kit.ids import new_id
 from milepost.kit.lookup import one_or_404
 from milepost.kit.pagination import Page, paginate
@@ -44,14 +44,14 @@ def notify(
     data: dict[str, Any] | None = None,
     emails: Sequence[str] = (),
     key: str | None = None,
-) -> list[Notification]:
+) -> list[str]:
     """Tell ``user_ids`` (in the app, and by e-mail to their account address) and ``emails`` (e-mail only)
     of something of ``kind``, in the caller's unit of work.
 
     ``key`` names the occasion (an event id, or e.g. ``"paused:<project>:<date>"``): each address gets one
     e-mail per key however often this is called (the outbox's unique dedupe key); without a key every call
-    is a new occasion. Unknown kinds are rendered with the generic template. Returns the in-app
-    notifications written.
+    is a new occasion. Unknown kinds are rendered with the generic template. Returns the ids of the in-app
+    notifications written (at the unit of work's next flush).
     """
     details = dict(data or {})
     project = _project(ctx, project_id or (milestone.project_id if milestone else None))
@@ -70,7 +70,7 @@ def notify(
         "link": _link(ctx, milestone, project),
     }
     mail = bool(ctx.settings.smtp_host)
-    notifications: list[Notification] = []
+    notifications: list[str] = []
     outgoing: list[dict[str, Any]] = []
     addresses: set[str] = set()
     seen: set[str] = set()
@@ -88,24 +88,29 @@ def notify(
             "time_zone": user.time_zone,  # times in the text on the recipient's clock
         }
         message = render_message(kind, personal)
-        notification = Notification(
-            id=new_id("ntf"),
-            user_id=user.id,
-            kind=kind,
-            milestone_id=milestone.id if milestone else None,
-            project_id=project.id if project else None,
-            title=message.title,
-            body=message.body,
-            data=details,
-            created_at=ctx.now,
+        notification_id = new_id("ntf")
+        # A row, not an object of the session: nothing in this unit of work changes it again.
+        insert_at_flush(
+            ctx.session,
+            Notification,
+            {
+                "id": notification_id,
+                "user_id": user.id,
+                "kind": kind,
+                "milestone_id": milestone.id if milestone else None,
+                "project_id": project.id if project else None,
+                "title": message.title,
+                "body": message.body,
+                "data": details,
+                "created_at": ctx.now,
+            },
         )
-        ctx.session.add(notification)
-        notifications.append(notification)
+        notifications.append(notification_id)
         if mail and user.email.lower() not in addresses:
             addresses.add(user.email.lower())
             outgoing.append(
                 _email(
-                    ctx, occasion, user.email, message, personal, notification_id=notification.id
+                    ctx, occasion, user.email, message, personal, notification_id=notification_id
                 )
             )
     for address in emails:
@@ -123,7 +128,7 @@ def notify(
     return notifications
 
 
-def on_notice(ctx: Context, notice: NoticeSent) -> list[Notification]:
+def on_notice(ctx: Context, notice: NoticeSent) -> list[str]:
     """The subscriber to notices: tell their users, with the notice's own template."""
     return notify(
         ctx,
@@ -136,7 +141,7 @@ def on_notice(ctx: Context, notice: NoticeSent) -> list[Notification]:
     )
 
 
-def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> list[Notification]:
+def on_event(ctx: Context, milestone: Milestone, event: MilestoneEvent) -> list[str]:
     """Notify the parties who should know of a milestone event (``rules``); never the actor."""
     parties = rules.recipients(EventAction(event.action))
     if not parties:

@@ -40,7 +40,7 @@ from milepost.disputes.models import Dispute, DisputeStatus
 from milepost.events import EventAction
 from milepost.kit import idempotency
 from milepost.kit.context import Context
-from milepost.kit.db import Database, is_sqlite
+from milepost.kit.db import Database, insert_at_flush, is_sqlite
 from milepost.kit.time import as_utc, utcnow
 from milepost.milestones import service as milestones
 from milepost.milestones.models import Milestone, funding_overdue
@@ -369,15 +369,18 @@ def _take_step(
     data: dict[str, object],
 ) -> None:
     event_id = _record(ctx, milestone, step.action, data=data)
-    ctx.session.add(
-        ScheduleStep(
-            milestone_id=milestone.id,
-            ladder=ladder,
-            deadline=deadline,
-            step=step.days,
-            event_id=event_id,
-            done_at=ctx.now,
-        )
+    # Queued after its event, as the event's row is (see audit.seal): it refers to that row.
+    insert_at_flush(
+        ctx.session,
+        ScheduleStep,
+        {
+            "milestone_id": milestone.id,
+            "ladder": ladder,
+            "deadline": deadline,
+            "step": step.days,
+            "event_id": event_id,
+            "done_at": ctx.now,
+        },
     )
 
 

@@ -116,3 +116,48 @@ def test_a_row_queued_for_the_flush_is_written_after_the_objects_it_refers_to_an
         rows = session.execute(select(Notification.id, Notification.data)).all()
         assert [tuple(row) for row in rows] == [("ntf_usr_q1", {"n": 1})]
         assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_a_changed_row_is_written_with_its_changed_columns_only_and_left_clean(
+    db: Database,
+) -> None:
+    """The flush writes a changed row of a plain model itself: one UPDATE of the columns that changed
+    (a column set to the value it had is not written), after which the object has nothing pending, as
+    after the ORM's own flush; and what was written is what a later read finds."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event, select
+
+    from milepost.users.models import User
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    with db.unit_of_work() as session:
+        session.add(
+            User(id="usr_p1", email="p1@example.com", name="P", password_hash="x", created_at=now)
+        )
+    updates: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        with db.unit_of_work() as session:
+            user = session.get(User, "usr_p1")
+            assert user is not None
+            user.name = "Pat"
+            user.time_zone = "UTC"  # as it was
+            session.flush()
+            assert not session.dirty
+            assert session.scalar(select(User.name).where(User.id == "usr_p1")) == "Pat"
+            user.is_staff = True
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(updates) == 2
+    assert "SET name=" in updates[0].replace(" = ", "=") and "time_zone" not in updates[0]
+    with db.read_only() as session:
+        stored = session.execute(
+            select(User.name, User.is_staff, User.time_zone).where(User.id == "usr_p1")
+        ).one()
+        assert tuple(stored) == ("Pat", True, "UTC")

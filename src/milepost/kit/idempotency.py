@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from milepost.kit import liveness
@@ -146,12 +146,11 @@ def _abandoned(
     return not alive
 
 
-# Built once (every keyed write runs it); the SET values are bound by column name.
-_STORE = (
-    update(IdempotencyKey)
-    .where(IdempotencyKey.scope_key == bindparam("claimed"))
-    .execution_options(synchronize_session=False, **QUEUED)
-)
+# Built once (every keyed write runs it); the SET values are bound by column name. On the table rather
+# than the mapped class: the ORM's bulk UPDATE around it was copied (annotated) and set up anew at every
+# execution, and flushed the unit of work first, which the COMMIT does anyway.
+_KEYS = cast(Table, IdempotencyKey.__table__)
+_STORE = update(_KEYS).where(_KEYS.c.scope_key == bindparam("claimed")).execution_options(**QUEUED)
 
 
 def store(session: Session, scope_key: str, status: int, body: Any) -> None:

@@ -1,6 +1,8 @@
 """CPU of what every keyed write pays before its work, in one process: reading the request's token (its
 own read-only block, autocommitted on PostgreSQL) and claiming its Idempotency-Key (one INSERT that
-commits on its own), each measured the way ``kit/http.py`` runs it, with no HTTP around it.
+commits on its own), each measured the way ``kit/http.py`` runs it, with no HTTP around it; and what it
+pays after its work, storing the response under the key (here in a unit of work of its own, its BEGIN and
+COMMIT counted too).
 
 Signs one user in through the services, runs each step ``--times`` times after a warm-up, and prints its
 CPU (``time.process_time``) per call, the median of ``--runs`` runs, each on a fresh database, and its
@@ -78,9 +80,18 @@ def run(url: str, times: int) -> dict[str, tuple[float, float]]:
         with idempotency.running(database, scope_key):
             assert idempotency.claim(database, scope_key, "0" * 64, utcnow()) is None
 
+    stored_key = idempotency.scope(user.id, "bench-stored")
+    assert idempotency.claim(database, stored_key, "0" * 64, utcnow()) is None
+    body = {"id": "ms_bench", "status": "funded", "amount": 100_000, "currency": "USD"}
+
+    def store_response() -> None:
+        with database.unit_of_work() as session:
+            idempotency.store(session, stored_key, 200, body)
+
     results = {
         "token read": _measure(read_token, times),
         "idempotency claim": _measure(claim_key, times),
+        "response stored (in a unit of work of its own)": _measure(store_response, times),
     }
     database.dispose()
     return results

@@ -414,10 +414,8 @@ def _insert_queued(session: Session) -> None:
     if not queued:
         return
     connection = session.connection()
-    for (
-        model,
-        rows,
-    ) in queued.items():  # in the order first queued: a table's rows before its dependants'
+    # Table by table, in the order each was first queued: a table's rows before its dependants'.
+    for model, rows in queued.items():
         # One executemany per set of columns given (rows of one table nearly always give the same).
         by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
         for row in rows:

@@ -750,7 +750,8 @@ def _adding_to(model: type[Base], columns: tuple[str, ...]) -> Any:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_increments(session: Session, _previous_transaction: object) -> None:
+def _forget_pending_writes(session: Session, _previous_transaction: object) -> None:
+    """A rolled-back unit of work leaves nothing to add at commit and no queued row to insert."""
     session.info.pop(_INCREMENTS, None)
     session.info.pop(_QUEUED_INSERTS, None)
 

@@ -26,7 +26,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import partial
 from itertools import groupby, pairwise
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from operator import attrgetter
 from typing import Any, TypeVarTuple, cast
 
@@ -358,18 +359,32 @@ class Pending:
 
 
 def spread_over(url: str, workers: int) -> Executor:
-    """Worker processes for the ranges, each with its own connection (spawned, not forked: a forked copy
-    of an open connection is not safe to use), started now rather than when the first range is
-    queued: a new process takes about half a second to import Milepost."""
+    """Worker processes for the ranges, each with its own connection, started now rather than when the
+    first range is queued.
+
+    They are not forked from this process (a forked copy of an open connection is not safe to use, nor
+    is a fork of a process with threads), but from a fresh server process where one is available, which
+    imports what a worker needs once (about half a second for Milepost, as much again for the command
+    line it runs under) and forks each worker from that: every worker spawned anew would import it all
+    again."""
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=get_context("spawn"),
+        mp_context=_workers_context(),
         initializer=_open,
         initargs=(url,),
     )
     for _ in range(workers):  # the pool starts a process for each task queued while none is idle
         pool.submit(_started)
     return pool
+
+
+def _workers_context() -> BaseContext:
+    if "forkserver" not in get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    # "__main__": the worker needs the main module as the parent has it (a command line's script).
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
 
 
 def _started() -> None:

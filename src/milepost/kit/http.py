@@ -315,7 +315,9 @@ BEARER = HTTPBearer(
 )
 
 
-def get_api(
+# The dependencies that make an ``Api`` (or a ``Web``) are ``async``: they only build an object, and FastAPI
+# would run a plain function in the threadpool, a hand-off to another thread and back for every request.
+async def get_api(
     request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 ) -> Api:
     """For operations that need a signed-in user: the OpenAPI document lists the bearer scheme on every
@@ -323,7 +325,7 @@ def get_api(
     return Api(request)
 
 
-def get_public_api(request: Request) -> Api:
+async def get_public_api(request: Request) -> Api:
     """For the operations anyone may call (sign-up, sign-in): no security scheme in the document. Such an
     endpoint passes ``auth=False`` to ``Api.read``/``Api.write``."""
     return Api(request)

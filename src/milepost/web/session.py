@@ -297,7 +297,8 @@ class Web:
         return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
-def get_web(request: Request) -> Web:
+async def get_web(request: Request) -> Web:
+    """Only builds the object: ``async``, so FastAPI does not hand it to the threadpool (kit/http.py)."""
     return Web(request)
 
 

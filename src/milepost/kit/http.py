@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -154,17 +155,27 @@ class Api:
         body_bytes: bytes,
     ) -> Response:
         key = self.request.headers.get("idempotency-key") if idempotent else None
-        scope_key = None
-        user_id: str | None = None
-        if key is not None:
-            # The key is scoped to the caller, so who it is must be known before the claim.
-            with self.db.read_only(autocommit=True) as session:
+        if key is None:
+            return self._run(action, render, status, auth, None, None, None)
+        request_hash = idempotency.fingerprint(
+            self.request.method, self.request.url.path, body_bytes
+        )
+        with ExitStack() as claim:
+            # The key is scoped to the caller, so who it is must be known before the claim: the token is
+            # read and a new key claimed on one connection (on PostgreSQL each statement commits on its
+            # own), while this request is marked as running with the key before its claim is made.
+            with self.db.autocommit() as session:
                 user = self._actor(session, required=auth)
+                user_id = user.id if user is not None else None
+                scope_key = idempotency.scope(user_id, key)
+                claim.enter_context(idempotency.running(self.db, scope_key))
+                claimed = idempotency.claim_new(self.db, session, scope_key, request_hash, utcnow())
             self._keyed_actor = user
-            user_id = user.id if user is not None else None
-            scope_key = idempotency.scope(user_id, key)
-        with idempotency.running(self.db, scope_key):
-            return self._run(action, render, status, auth, key, scope_key, user_id, body_bytes)
+            if not claimed:
+                stored = idempotency.claim_taken(self.db, scope_key, request_hash, utcnow())
+                if stored is not None:
+                    return _response(stored.status, stored.body, replayed=True)
+            return self._run(action, render, status, auth, key, scope_key, user_id)
 
     def _run(
         self,
@@ -175,15 +186,7 @@ class Api:
         key: str | None,
         scope_key: str | None,
         user_id: str | None,
-        body_bytes: bytes,
     ) -> Response:
-        if scope_key is not None:
-            request_hash = idempotency.fingerprint(
-                self.request.method, self.request.url.path, body_bytes
-            )
-            stored = idempotency.claim(self.db, scope_key, request_hash, utcnow())
-            if stored is not None:
-                return _response(stored.status, stored.body, replayed=True)
         try:
             with self.db.unit_of_work() as session:
                 # Without an idempotency key the token is read in this same transaction.

@@ -88,18 +88,41 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
 
     Call it inside ``running(db, scope_key)``.
     """
-    mark = liveness.mark_for(db.url, db.pooler)
-    holder = mark.holder()
-    fresh = {
+    with db.autocommit() as session:
+        if claim_new(db, session, scope_key, request_hash, now):
+            return None
+    return claim_taken(db, scope_key, request_hash, now)
+
+
+def claim_new(
+    db: Database, session: Session, scope_key: str, request_hash: str, now: datetime
+) -> bool:
+    """Claim a new key (the usual case) with one INSERT in ``session``, a ``db.autocommit()`` session
+    (the claim is committed on its own, one round trip on PostgreSQL). False if the key has a row
+    already: then ``claim_taken`` decides. Call it inside ``running(db, scope_key)``."""
+    return bool(
+        insert_ignoring_conflicts(
+            session, IdempotencyKey, [_fresh(db, scope_key, request_hash, now)]
+        )
+    )
+
+
+def _fresh(db: Database, scope_key: str, request_hash: str, now: datetime) -> dict[str, Any]:
+    return {
         "scope_key": scope_key,
         "request_hash": request_hash,
         "created_at": now,
-        "holder": holder,
+        "holder": liveness.mark_for(db.url, db.pooler).holder(),
     }
-    # A new key (the usual case): one INSERT, committed on its own (one round trip on PostgreSQL).
-    with db.autocommit() as session:
-        if insert_ignoring_conflicts(session, IdempotencyKey, [fresh]):
-            return None
+
+
+def claim_taken(
+    db: Database, scope_key: str, request_hash: str, now: datetime
+) -> StoredResponse | None:
+    """A key that has a row: its stored response to replay, or None when this request may claim it (the
+    row expired, or its request was released or abandoned meanwhile), else 409 or 422 (``claim``)."""
+    mark = liveness.mark_for(db.url, db.pooler)
+    fresh = _fresh(db, scope_key, request_hash, now)
     with db.unit_of_work() as session:
         row = session.scalar(
             select(IdempotencyKey)
@@ -117,7 +140,7 @@ def claim(db: Database, scope_key: str, request_hash: str, now: datetime) -> Sto
             row.response_status = None
             row.response_body = None
             row.created_at = now
-            row.holder = holder
+            row.holder = fresh["holder"]
             return None
         if row.request_hash != request_hash:
             raise ValidationFailed(

@@ -1,8 +1,8 @@
-"""CPU of what every keyed write pays before its work, in one process: reading the request's token (its
-own read-only block, autocommitted on PostgreSQL) and claiming its Idempotency-Key (one INSERT that
-commits on its own), each measured the way ``kit/http.py`` runs it, with no HTTP around it; and what it
-pays after its work, storing the response under the key (here in a unit of work of its own, its BEGIN and
-COMMIT counted too).
+"""CPU of what every keyed write pays before its work, in one process: reading the request's token and
+claiming its Idempotency-Key (one INSERT that commits on its own), together on one connection as
+``kit/http.py`` runs them, and each on its own (the parts, as they were measured before they shared a
+connection), with no HTTP around it; and what it pays after its work, storing the response under the key
+(here in a unit of work of its own, its BEGIN and COMMIT counted too).
 
 Signs one user in through the services, runs each step ``--times`` times after a warm-up, and prints its
 CPU (``time.process_time``) per call, the median of ``--runs`` runs, each on a fresh database, and its
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,6 +81,13 @@ def run(url: str, times: int) -> dict[str, tuple[float, float]]:
         with idempotency.running(database, scope_key):
             assert idempotency.claim(database, scope_key, "0" * 64, utcnow()) is None
 
+    def read_token_and_claim_key() -> None:
+        with ExitStack() as claim, database.autocommit() as session:
+            found = user_for_token(Context(session, None, settings=settings), token)
+            scope_key = idempotency.scope(found.id, f"bench-{next(keys)}")
+            claim.enter_context(idempotency.running(database, scope_key))
+            assert idempotency.claim_new(database, session, scope_key, "0" * 64, utcnow())
+
     stored_key = idempotency.scope(user.id, "bench-stored")
     assert idempotency.claim(database, stored_key, "0" * 64, utcnow()) is None
     body = {"id": "ms_bench", "status": "funded", "amount": 100_000, "currency": "USD"}
@@ -89,6 +97,9 @@ def run(url: str, times: int) -> dict[str, tuple[float, float]]:
             idempotency.store(session, stored_key, 200, body)
 
     results = {
+        "token read and key claim (one connection, as kit/http.py)": _measure(
+            read_token_and_claim_key, times
+        ),
         "token read": _measure(read_token, times),
         "idempotency claim": _measure(claim_key, times),
         "response stored (in a unit of work of its own)": _measure(store_response, times),

@@ -100,19 +100,17 @@ def claim_new(
     """Claim a new key (the usual case) with one INSERT in ``session``, a ``db.autocommit()`` session
     (the claim is committed on its own, one round trip on PostgreSQL). False if the key has a row
     already: then ``claim_taken`` decides. Call it inside ``running(db, scope_key)``."""
-    return bool(
-        insert_ignoring_conflicts(
-            session, IdempotencyKey, [_fresh(db, scope_key, request_hash, now)]
-        )
-    )
+    holder = liveness.mark_for(db.url, db.pooler).holder()
+    fresh = _fresh(scope_key, request_hash, now, holder)
+    return bool(insert_ignoring_conflicts(session, IdempotencyKey, [fresh]))
 
 
-def _fresh(db: Database, scope_key: str, request_hash: str, now: datetime) -> dict[str, Any]:
+def _fresh(scope_key: str, request_hash: str, now: datetime, holder: str | None) -> dict[str, Any]:
     return {
         "scope_key": scope_key,
         "request_hash": request_hash,
         "created_at": now,
-        "holder": liveness.mark_for(db.url, db.pooler).holder(),
+        "holder": holder,
     }
 
 
@@ -122,7 +120,8 @@ def claim_taken(
     """A key that has a row: its stored response to replay, or None when this request may claim it (the
     row expired, or its request was released or abandoned meanwhile), else 409 or 422 (``claim``)."""
     mark = liveness.mark_for(db.url, db.pooler)
-    fresh = _fresh(db, scope_key, request_hash, now)
+    holder = mark.holder()
+    fresh = _fresh(scope_key, request_hash, now, holder)
     with db.unit_of_work() as session:
         row = session.scalar(
             select(IdempotencyKey)
@@ -140,7 +139,7 @@ def claim_taken(
             row.response_status = None
             row.response_body = None
             row.created_at = now
-            row.holder = fresh["holder"]
+            row.holder = holder
             return None
         if row.request_hash != request_hash:
             raise ValidationFailed(

@@ -4,7 +4,8 @@ In one process on PostgreSQL (no HTTP, no other process sharing the measurement)
 lifecycle through the services (create, fund, submit, approve, each its own unit of work, as
 ``bench/service_cpu.py`` does) and records every statement each operation sends: the SQLAlchemy
 statement with its parameters, and the SQL and parameters psycopg is handed. Then, for each operation,
-it times three ways of sending the same statements, in the same order, on the same rows:
+it times the operation itself and three ways of sending the same statements again, in the same order,
+on the same rows:
 
 - ``services``: the operation as Milepost runs it: its rules, the ORM (objects loaded, the unit of work
   flushed), the audit event, the notifications, then the statements through SQLAlchemy and psycopg;
@@ -63,18 +64,23 @@ class Recorder:
     """Engine event hooks that keep the statements of the operation being recorded (``into``)."""
 
     def __init__(self, engine: Any) -> None:
-        from sqlalchemy import event
-
+        self.engine = engine
         self.target: Recorded | None = None
-        event.listen(engine, "before_execute", self._core)
-        event.listen(engine, "before_cursor_execute", self._driver)
 
     @contextmanager
     def into(self, recorded: Recorded) -> Iterator[None]:
+        """Record what runs in the block (the hooks are on only meanwhile: the timed loops run without
+        them)."""
+        from sqlalchemy import event
+
         self.target = recorded
+        event.listen(self.engine, "before_execute", self._core)
+        event.listen(self.engine, "before_cursor_execute", self._driver)
         try:
             yield
         finally:
+            event.remove(self.engine, "before_execute", self._core)
+            event.remove(self.engine, "before_cursor_execute", self._driver)
             self.target = None
 
     def _core(self, _conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
